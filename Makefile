@@ -1,0 +1,33 @@
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
+
+.PHONY: install run test migrate demo bench lint clean
+
+$(STAMP): requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+demo: migrate
+	$(PY) manage.py demo_setup
+
+## make run: set up and start web + worker + beat with demo data (http://127.0.0.1:8000)
+run: demo
+	$(VENV)/bin/honcho start
+
+## make test: the whole suite (set DATABASE_URL / REDIS_URL for PostgreSQL + Redis)
+test: install
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) db.sqlite3 .broker staticfiles

@@ -1,0 +1,29 @@
+from django import forms
+from django.contrib import admin
+
+from .models import ChannelAccount
+
+
+class ChannelAccountForm(forms.ModelForm):
+    # Credentials are write-only in the admin: never shown back.
+    new_credentials = forms.JSONField(required=False, help_text="JSON; leave empty to keep the stored credentials")
+
+    class Meta:
+        model = ChannelAccount
+        exclude = ["credentials"]
+
+    def save(self, commit=True):
+        obj = super().save(commit=False)
+        if self.cleaned_data.get("new_credentials"):
+            obj.credentials = self.cleaned_data["new_credentials"]
+        if commit:
+            obj.save()
+        return obj
+
+
+@admin.register(ChannelAccount)
+class ChannelAccountAdmin(admin.ModelAdmin):
+    form = ChannelAccountForm
+    list_display = ("name", "provider", "handle", "is_active", "last_polled_at", "consecutive_errors")
+    list_filter = ("provider", "is_active")
+    readonly_fields = ("poll_cursor", "last_polled_at", "last_success_at", "last_error", "consecutive_errors")

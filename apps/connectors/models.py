@@ -1,0 +1,42 @@
+from django.db import models
+
+from apps.core.fields import EncryptedJSONField
+from apps.core.models import TimeStampedModel
+
+
+class Provider(models.TextChoices):
+    TWITTER = "twitter", "Twitter / X"
+    DEMO = "demo", "Demo network (simulated)"
+    MASTODON = "mastodon", "Mastodon"
+    BLUESKY = "bluesky", "Bluesky"
+    REDDIT = "reddit", "Reddit"
+    EMAIL = "email", "Email"
+    WEBHOOK = "webhook", "Generic API / webhook"
+
+
+class ChannelAccount(TimeStampedModel):
+    """A brand's account on one network, polled (or pushed to) for mentions."""
+
+    provider = models.CharField(max_length=32, choices=Provider.choices)
+    name = models.CharField(max_length=100)
+    handle = models.CharField(max_length=200, help_text="The brand's handle on the network, e.g. @acme")
+    external_user_id = models.CharField(max_length=128, blank=True)
+    # Tokens and secrets, Fernet-encrypted with FIELD_ENCRYPTION_KEYS.
+    credentials = EncryptedJSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=True)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    # Poll state. The cursor moves only after the mentions it covers are committed.
+    # Provider-specific resume point, e.g. {"since_id": ..., "next_token": ...}.
+    poll_cursor = models.JSONField(default=dict, blank=True)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    consecutive_errors = models.PositiveIntegerField(default=0)
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    rate_limited_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["provider", "handle"], name="uniq_account_handle")]
+
+    def __str__(self):
+        return f"{self.get_provider_display()} {self.handle}"

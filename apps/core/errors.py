@@ -1,0 +1,38 @@
+"""Domain errors and the API's error shape: always JSON {"detail": ...}."""
+from django.core.exceptions import PermissionDenied, ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+class DomainError(Exception):
+    """A refused state change with a message meant for the user."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+class Conflict(DomainError):
+    status_code = status.HTTP_409_CONFLICT
+
+
+def api_exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        return Response({"detail": exc.detail}, status=exc.status_code)
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(detail={"detail": exc.messages})
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    data = response.data
+    if not (isinstance(data, dict) and "detail" in data):
+        # field errors: keep them, under one detail key so clients read one shape.
+        response.data = {"detail": data}
+    return response
+
+
+__all__ = ["DomainError", "Conflict", "api_exception_handler", "Http404", "PermissionDenied"]

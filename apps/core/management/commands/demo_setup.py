@@ -1,0 +1,53 @@
+"""Demo data for `make run`: users for each role, a team, queues, canned
+responses and an account on the simulated network. Safe to run twice."""
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from apps.accounts.models import Presence, Role, Team, User
+from apps.connectors.models import ChannelAccount, Provider
+from apps.inbox.models import CannedResponse
+from apps.routing.models import Queue
+
+USERS = [
+    ("admin", Role.ADMIN, "Ada", "Admin"),
+    ("supervisor", Role.SUPERVISOR, "Sam", "Supervisor"),
+    ("agent", Role.AGENT, "Alex", "Agent"),
+    ("agent2", Role.AGENT, "Bea", "Agent"),
+    ("marketing", Role.MARKETING, "Mia", "Marketing"),
+]
+CANNED = [
+    ("thanks", "Thanks", "Thanks for reaching out, {{ customer.name }}! — {{ agent.first_name }}"),
+    ("dm", "Move to DM", "Sorry about this, {{ customer.name }}. Could you DM us your order number so we can look into it?"),
+    ("outage", "Known outage", "We're aware of the issue and working on a fix. Updates on our status page. Sorry for the trouble!"),
+]
+
+
+class Command(BaseCommand):
+    help = "Create demo users (password = username), a team, queues and a simulated channel account."
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        team, _ = Team.objects.get_or_create(name="Care")
+        for username, role, first, last in USERS:
+            user, created = User.objects.get_or_create(
+                username=username, defaults={"role": role, "first_name": first, "last_name": last,
+                                             "email": f"{username}@example.com"})
+            if created:
+                user.set_password(username)
+                user.is_staff = user.is_superuser = role == Role.ADMIN
+                user.presence = Presence.ONLINE if role in (Role.AGENT, Role.SUPERVISOR) else Presence.OFFLINE
+                user.save()
+            if role in (Role.AGENT, Role.SUPERVISOR):
+                team.members.add(user)
+            if role == Role.SUPERVISOR:
+                team.leads.add(user)
+        Queue.objects.get_or_create(name="General", defaults={"team": team, "is_default": True,
+                                                              "assignment_mode": Queue.AssignmentMode.LEAST_LOADED})
+        Queue.objects.get_or_create(name="Escalations", defaults={"team": team})
+        for shortcut, title, text in CANNED:
+            CannedResponse.objects.get_or_create(shortcut=shortcut, team=None, defaults={"title": title, "text": text})
+        ChannelAccount.objects.get_or_create(
+            provider=Provider.DEMO, handle="@acme", defaults={"name": "Acme (demo network)", "external_user_id": "demo-acme"})
+        self.stdout.write(self.style.SUCCESS(
+            "Demo ready: log in at http://127.0.0.1:8000/ as agent/agent, supervisor/supervisor, "
+            "marketing/marketing or admin/admin."))

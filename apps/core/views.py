@@ -1,0 +1,52 @@
+"""GET /healthz: database, Redis and worker reachability, as JSON (503 if any is down)."""
+import time
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.shortcuts import redirect
+
+
+def _check_database() -> dict:
+    try:
+        with connection.cursor() as cur:
+            cur.execute("SELECT 1")
+        return {"ok": True}
+    except Exception as exc:  # noqa: BLE001 - report, don't raise
+        return {"ok": False, "error": exc.__class__.__name__}
+
+
+def _check_redis() -> dict:
+    if not settings.REDIS_URL:
+        return {"ok": True, "note": "not configured (embedded broker)"}
+    import redis
+
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1).ping()
+        return {"ok": True}
+    except Exception as exc:  # noqa: BLE001
+        return {"ok": False, "error": exc.__class__.__name__}
+
+
+def _check_workers() -> dict:
+    if not settings.REDIS_URL:
+        return {"ok": True, "note": "not checked with the embedded broker"}
+    from cxinbox.celery import app
+
+    started = time.monotonic()
+    try:
+        replies = app.control.ping(timeout=1.0)
+    except Exception as exc:  # noqa: BLE001
+        return {"ok": False, "error": exc.__class__.__name__}
+    return {"ok": bool(replies), "workers": len(replies), "ms": round((time.monotonic() - started) * 1000)}
+
+
+def healthz(request):
+    checks = {"database": _check_database(), "redis": _check_redis()}
+    checks["workers"] = _check_workers() if checks["redis"]["ok"] else {"ok": False, "error": "redis down"}
+    ok = all(c["ok"] for c in checks.values())
+    return JsonResponse({"ok": ok, "checks": checks}, status=200 if ok else 503)
+
+
+def home(request):
+    return redirect("inbox:list")

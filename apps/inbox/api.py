@@ -1,0 +1,132 @@
+"""REST API for conversations under /api/v1/. Views parse, call one service or
+selector, and serialise; errors are JSON {"detail": ...}."""
+from django.contrib.auth import get_user_model
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+
+from apps.accounts.permissions import CanWorkConversations, IsSupervisorOrReadOnly
+from apps.contacts.models import Customer
+from apps.routing.models import Queue
+
+from . import selectors, services
+from .models import CannedResponse, Conversation
+from .serializers import (
+    AssignInputSerializer,
+    CannedResponseSerializer,
+    ConversationSerializer,
+    CustomerSerializer,
+    MessageSerializer,
+    NoteSerializer,
+    QueueSerializer,
+    ReplyInputSerializer,
+    StatusInputSerializer,
+)
+
+FILTER_PARAMS = [
+    OpenApiParameter(name, OpenApiTypes.STR, description=desc)
+    for name, desc in [
+        ("status", "comma-separated statuses"), ("queue", "queue id"), ("assignee", "user id, or 'none'"),
+        ("priority", "bucket: 0 urgent .. 3 low"), ("channel", "provider, e.g. twitter"),
+        ("sentiment", "positive | neutral | negative"), ("tag", "tag name"), ("q", "search text"),
+    ]
+]
+
+
+class NewestFirstCursor(CursorPagination):
+    ordering = "-id"
+
+
+class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = ConversationSerializer
+    permission_classes = [CanWorkConversations]
+    pagination_class = NewestFirstCursor
+    queryset = Conversation.objects.none()
+
+    def get_queryset(self):
+        return selectors.conversation_list_for_user(user=self.request.user, filters=self.request.query_params)
+
+    def get_object(self):
+        try:
+            return selectors.conversation_get_for_user(user=self.request.user, conversation_id=int(self.kwargs["pk"]))
+        except (Conversation.DoesNotExist, ValueError):
+            from django.http import Http404
+
+            raise Http404("No conversation with that id.")
+
+    @extend_schema(parameters=FILTER_PARAMS)
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(responses=MessageSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def messages(self, request, pk=None):
+        conversation = self.get_object()
+        thread = selectors.conversation_thread(conversation=conversation)
+        return Response(MessageSerializer(thread["messages"], many=True).data)
+
+    @extend_schema(request=ReplyInputSerializer, responses={202: MessageSerializer})
+    @action(detail=True, methods=["post"])
+    def reply(self, request, pk=None):
+        conversation = self.get_object()
+        data = ReplyInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        message = services.reply_create(conversation=conversation, agent=request.user, **data.validated_data)
+        return Response(MessageSerializer(message).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=AssignInputSerializer, responses=ConversationSerializer)
+    @action(detail=True, methods=["post"])
+    def assign(self, request, pk=None):
+        conversation = self.get_object()
+        data = AssignInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        assignee = None
+        if data.validated_data["assignee"] is not None:
+            assignee = get_object_or_404(get_user_model(), pk=data.validated_data["assignee"], is_active=True)
+        conversation = services.conversation_assign(
+            conversation=conversation, assignee=assignee, actor=request.user, reason=data.validated_data["reason"]
+        )
+        return Response(ConversationSerializer(self.get_object()).data)
+
+    @extend_schema(request=StatusInputSerializer, responses=ConversationSerializer)
+    @action(detail=True, methods=["post"], url_path="status")
+    def set_status(self, request, pk=None):
+        conversation = self.get_object()
+        data = StatusInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.conversation_status_set(conversation=conversation, actor=request.user, **data.validated_data)
+        return Response(ConversationSerializer(self.get_object()).data)
+
+    @extend_schema(request=NoteSerializer, responses={201: NoteSerializer})
+    @action(detail=True, methods=["post"])
+    def notes(self, request, pk=None):
+        conversation = self.get_object()
+        data = NoteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        note = services.note_create(conversation=conversation, author=request.user, text=data.validated_data["text"])
+        return Response(NoteSerializer(note).data, status=status.HTTP_201_CREATED)
+
+
+class QueueViewSet(viewsets.ModelViewSet):
+    serializer_class = QueueSerializer
+    permission_classes = [IsSupervisorOrReadOnly]
+    queryset = Queue.objects.select_related("team").order_by("name")
+    pagination_class = None
+
+
+class CannedResponseViewSet(viewsets.ModelViewSet):
+    serializer_class = CannedResponseSerializer
+    permission_classes = [IsSupervisorOrReadOnly]
+    queryset = CannedResponse.objects.order_by("shortcut")
+    pagination_class = None
+
+
+class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = CustomerSerializer
+    permission_classes = [CanWorkConversations]
+    queryset = Customer.objects.prefetch_related("identities").order_by("-id")
+    pagination_class = NewestFirstCursor

@@ -1,0 +1,192 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from apps.connectors.models import ChannelAccount
+from apps.contacts.models import Customer, SocialIdentity
+from apps.core.models import TimeStampedModel
+from apps.routing.models import Queue
+
+
+class Status(models.TextChoices):
+    NEW = "new", "New"
+    OPEN = "open", "Open"
+    PENDING = "pending", "Pending"
+    RESOLVED = "resolved", "Resolved"
+    CLOSED = "closed", "Closed"
+
+
+class PriorityBucket(models.IntegerChoices):
+    # Lower sorts first: the inbox orders by bucket, then SLA due time.
+    URGENT = 0, "Urgent"
+    HIGH = 1, "High"
+    NORMAL = 2, "Normal"
+    LOW = 3, "Low"
+
+
+class Tag(models.Model):
+    name = models.CharField(max_length=64, unique=True)
+
+    def __str__(self):
+        return self.name
+
+
+class Conversation(TimeStampedModel):
+    channel_account = models.ForeignKey(ChannelAccount, on_delete=models.PROTECT, related_name="conversations")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="conversations")
+    identity = models.ForeignKey(SocialIdentity, on_delete=models.PROTECT, related_name="conversations")
+    # The platform's thread id (Twitter conversation_id, email root Message-ID...).
+    external_thread_id = models.CharField(max_length=255, blank=True, db_index=True)
+    subject = models.CharField(max_length=300, blank=True)
+    is_public = models.BooleanField(default=True)
+    language = models.CharField(max_length=8, blank=True)
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW, db_index=True)
+    priority = models.PositiveSmallIntegerField(default=50, help_text="Score 0-100")
+    priority_bucket = models.PositiveSmallIntegerField(choices=PriorityBucket.choices, default=PriorityBucket.NORMAL)
+    queue = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations")
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_conversations"
+    )
+    last_assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    tags = models.ManyToManyField(Tag, blank=True, related_name="conversations")
+    is_spam = models.BooleanField(default=False)
+
+    # Sentiment of the first and last customer message (VADER compound).
+    first_sentiment = models.FloatField(null=True, blank=True)
+    last_sentiment = models.FloatField(null=True, blank=True)
+
+    # Cycle timestamps: a cycle starts at open or reopen and ends at resolve.
+    cycle_started_at = models.DateTimeField(null=True, blank=True)
+    first_response_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    last_message_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_inbound_at = models.DateTimeField(null=True, blank=True)
+    last_outbound_at = models.DateTimeField(null=True, blank=True)
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+
+    # SLA due times; sla_due_at is the earliest pending one (the sort key).
+    first_response_due_at = models.DateTimeField(null=True, blank=True)
+    next_response_due_at = models.DateTimeField(null=True, blank=True)
+    resolution_due_at = models.DateTimeField(null=True, blank=True)
+    sla_due_at = models.DateTimeField(null=True, blank=True)
+    sla_breached = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "priority_bucket", "sla_due_at"], name="conv_inbox_order"),
+            models.Index(fields=["assignee", "status"], name="conv_assignee_status"),
+            models.Index(fields=["queue", "status"], name="conv_queue_status"),
+            models.Index(fields=["customer", "channel_account", "status"], name="conv_customer_open"),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.identity}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (Status.NEW, Status.OPEN, Status.PENDING)
+
+
+class Message(TimeStampedModel):
+    class Direction(models.TextChoices):
+        INBOUND = "in", "Inbound"
+        OUTBOUND = "out", "Outbound"
+
+    class Kind(models.TextChoices):
+        PUBLIC = "public", "Public"
+        PRIVATE = "private", "Direct message"
+
+    class SendStatus(models.TextChoices):
+        RECEIVED = "received", "Received"
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    channel_account = models.ForeignKey(ChannelAccount, on_delete=models.PROTECT, related_name="messages")
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.PUBLIC)
+    # The platform's id; empty until an outbound message is sent.
+    external_id = models.CharField(max_length=255, null=True, blank=True)
+    in_reply_to_external_id = models.CharField(max_length=255, blank=True)
+    author_identity = models.ForeignKey(
+        SocialIdentity, null=True, blank=True, on_delete=models.PROTECT, related_name="messages"
+    )
+    author_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    is_bot = models.BooleanField(default=False, help_text="Auto-replies: excluded from response metrics")
+    text = models.TextField()
+    url = models.URLField(max_length=500, blank=True)
+    raw = models.JSONField(default=dict, blank=True)
+    sent_at = models.DateTimeField(help_text="When the message was posted on the network (or queued)")
+    send_status = models.CharField(max_length=10, choices=SendStatus.choices, default=SendStatus.RECEIVED)
+    failure_reason = models.TextField(blank=True)
+    send_attempts = models.PositiveSmallIntegerField(default=0)
+    # The draft's start: a send is refused if the thread moved on after it.
+    draft_started_at = models.DateTimeField(null=True, blank=True)
+
+    sentiment = models.FloatField(null=True, blank=True)
+    sentiment_label = models.CharField(max_length=12, blank=True)
+    language = models.CharField(max_length=8, blank=True)
+
+    class Meta:
+        ordering = ["sent_at", "id"]
+        constraints = [
+            # Idempotent ingest: the same platform message is stored once per account.
+            models.UniqueConstraint(
+                fields=["channel_account", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="uniq_message_external_id",
+            )
+        ]
+        indexes = [models.Index(fields=["conversation", "sent_at"], name="msg_thread_order")]
+
+    def __str__(self):
+        return f"{self.direction} {self.external_id or self.pk}"
+
+
+class Note(TimeStampedModel):
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="notes")
+    text = models.TextField()
+    mentions = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="mentioned_in_notes")
+
+    class Meta:
+        ordering = ["created_at"]
+
+
+class ConversationEvent(models.Model):
+    """The audit trail: who did what to a conversation, and why."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="events")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    kind = models.CharField(max_length=40, db_index=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.kind} on #{self.conversation_id}"
+
+
+class CannedResponse(TimeStampedModel):
+    """A reusable reply. Team-scoped, or global when team is empty."""
+
+    shortcut = models.SlugField(max_length=50)
+    title = models.CharField(max_length=100)
+    text = models.TextField(help_text="May use {{ customer.name }} and {{ agent.first_name }}")
+    team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.CASCADE)
+
+    class Meta:
+        ordering = ["shortcut"]
+        constraints = [models.UniqueConstraint(fields=["shortcut", "team"], name="uniq_canned_shortcut")]
+
+    def __str__(self):
+        return self.shortcut

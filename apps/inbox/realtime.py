@@ -1,0 +1,28 @@
+"""Pushes inbox changes to connected browsers through the channel layer.
+
+Services call `inbox_push` inside `transaction.on_commit`, so nobody is told
+about a row that was rolled back. A push that fails is logged, never raised:
+the page also refreshes itself."""
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+log = logging.getLogger(__name__)
+INBOX_GROUP = "inbox"
+
+
+def conversation_group(conversation_id: int) -> str:
+    return f"conversation.{conversation_id}"
+
+
+def inbox_push(kind: str, conversation_id: int, **data) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    event = {"type": "inbox.event", "kind": kind, "conversation_id": conversation_id, **data}
+    try:
+        async_to_sync(layer.group_send)(INBOX_GROUP, event)
+        async_to_sync(layer.group_send)(conversation_group(conversation_id), event)
+    except Exception:  # noqa: BLE001 - realtime is best-effort; the page polls as a fallback
+        log.warning("realtime push failed for %s on #%s", kind, conversation_id, exc_info=True)

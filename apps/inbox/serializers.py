@@ -1,0 +1,94 @@
+from rest_framework import serializers
+
+from apps.contacts.models import Customer
+from apps.routing.models import Queue
+
+from .models import CannedResponse, Conversation, Message, Note, Status
+
+
+class IdentitySummarySerializer(serializers.Serializer):
+    handle = serializers.CharField()
+    display_name = serializers.CharField()
+    followers_count = serializers.IntegerField()
+    profile_url = serializers.CharField()
+
+
+class ConversationSerializer(serializers.ModelSerializer):
+    channel = serializers.CharField(source="channel_account.provider", read_only=True)
+    channel_account = serializers.IntegerField(source="channel_account_id", read_only=True)
+    customer = serializers.IntegerField(source="customer_id", read_only=True)
+    identity = IdentitySummarySerializer(read_only=True)
+    queue = serializers.IntegerField(source="queue_id", read_only=True, allow_null=True)
+    assignee = serializers.IntegerField(source="assignee_id", read_only=True, allow_null=True)
+    priority_label = serializers.CharField(source="get_priority_bucket_display", read_only=True)
+    tags = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+
+    class Meta:
+        model = Conversation
+        fields = [
+            "id", "status", "priority", "priority_bucket", "priority_label", "channel", "channel_account",
+            "customer", "identity", "queue", "assignee", "tags", "subject", "is_public", "language",
+            "first_sentiment", "last_sentiment", "last_message_at", "first_response_at", "resolved_at",
+            "sla_due_at", "sla_breached", "is_spam", "created_at",
+        ]
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    author = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Message
+        fields = [
+            "id", "direction", "kind", "external_id", "in_reply_to_external_id", "author", "is_bot", "text",
+            "url", "sent_at", "send_status", "failure_reason", "sentiment", "sentiment_label", "language",
+        ]
+
+    def get_author(self, obj) -> str:
+        if obj.author_user_id:
+            return obj.author_user.username
+        return obj.author_identity.handle if obj.author_identity_id else ""
+
+
+class ReplyInputSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=10000, allow_blank=True, trim_whitespace=False)
+    private = serializers.BooleanField(default=False)
+    draft_started_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class AssignInputSerializer(serializers.Serializer):
+    assignee = serializers.IntegerField(allow_null=True)
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class StatusInputSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Status.choices)
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class NoteSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.username", read_only=True)
+
+    class Meta:
+        model = Note
+        fields = ["id", "author", "text", "created_at"]
+        read_only_fields = ["id", "author", "created_at"]
+
+
+class QueueSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Queue
+        fields = ["id", "name", "team", "assignment_mode", "is_default"]
+
+
+class CannedResponseSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CannedResponse
+        fields = ["id", "shortcut", "title", "text", "team"]
+
+
+class CustomerSerializer(serializers.ModelSerializer):
+    identities = IdentitySummarySerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Customer
+        fields = ["id", "name", "tier", "tags", "identities", "created_at"]

@@ -1,0 +1,16 @@
+from celery import shared_task
+
+from .services import SendRetry, message_send, message_send_failed
+
+
+@shared_task(name="outbound.send_message", bind=True, acks_late=True, ignore_result=True, max_retries=20)
+def message_send_task(self, message_id: int):
+    """Posts one reply. acks_late: a worker killed mid-send leaves the task on
+    the broker; the redelivery sees `sending` and checks the network first."""
+    try:
+        message_send(message_id=message_id)
+    except SendRetry as exc:
+        if self.request.retries >= self.max_retries:
+            message_send_failed(message_id=message_id, reason=f"Gave up after {self.max_retries} tries: {exc.reason}")
+            return
+        raise self.retry(countdown=exc.countdown, exc=exc)

@@ -1,0 +1,2 @@
+"""Websocket routes. Apps add their consumers here."""
+websocket_urlpatterns = []

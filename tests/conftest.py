@@ -1,0 +1,73 @@
+import os
+
+import pytest
+from django.conf import settings
+
+from apps.connectors.standins.twitter import TwitterStandIn
+
+from .factories import ChannelAccountFactory, QueueFactory, TeamFactory, UserFactory
+
+
+@pytest.fixture
+def twitter_api(settings):
+    """The stand-in Twitter API v2 on 127.0.0.1; TWITTER_API_BASE_URL points at it."""
+    with TwitterStandIn() as server:
+        settings.TWITTER_API_BASE_URL = server.base_url
+        settings.PROVIDER_TIMEOUT_SECONDS = 2.0
+        yield server
+
+
+@pytest.fixture
+def team(db):
+    return TeamFactory()
+
+
+@pytest.fixture
+def queue(team):
+    return QueueFactory(team=team, is_default=True)
+
+
+@pytest.fixture
+def agent(team):
+    user = UserFactory(role="agent")
+    team.members.add(user)
+    return user
+
+
+@pytest.fixture
+def supervisor(team):
+    user = UserFactory(role="supervisor")
+    team.members.add(user)
+    team.leads.add(user)
+    return user
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory(role="admin", is_superuser=True, is_staff=True)
+
+
+@pytest.fixture
+def marketing_user(db):
+    return UserFactory(role="marketing")
+
+
+@pytest.fixture
+def twitter_account(db):
+    return ChannelAccountFactory()
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+def redis_available() -> bool:
+    return bool(settings.REDIS_URL)
+
+
+requires_redis = pytest.mark.skipif(
+    not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (a real Redis); .ci/run sets it"
+)
