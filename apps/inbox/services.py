@@ -27,12 +27,14 @@ def _on_commit_push(kind: str, conversation_id: int, **data) -> None:
 
 def reply_create(
     *, conversation: Conversation, agent, text: str, private: bool = False,
-    draft_started_at: dt.datetime | None = None,
+    draft_started_at: dt.datetime | None = None, is_bot: bool = False,
 ) -> Message:
     """Stores the reply as `queued` and hands it to the outbound task.
 
     Refused when the thread moved on after the draft began: a newer customer
-    message, or another agent's reply."""
+    message, or another agent's reply. `is_bot` marks automatic messages
+    (auto-replies, survey links): sent the same way, but they are not a human
+    response, so they leave status, first response and assignment alone."""
     text = (text or "").strip()
     if not text:
         raise DomainError("The reply is empty.")
@@ -61,17 +63,17 @@ def reply_create(
             conversation=conversation, channel_account=conversation.channel_account,
             direction=Message.Direction.OUTBOUND, kind=Message.Kind.PRIVATE if private else Message.Kind.PUBLIC,
             in_reply_to_external_id=last_in.external_id if last_in else "", author_user=agent, text=text,
-            sent_at=now, send_status=Message.SendStatus.QUEUED, draft_started_at=draft_started_at,
+            sent_at=now, send_status=Message.SendStatus.QUEUED, draft_started_at=draft_started_at, is_bot=is_bot,
         )
         fields = ["last_message_at", "last_outbound_at", "updated_at"]
         conversation.last_message_at = conversation.last_outbound_at = now
-        if conversation.status == Status.NEW:
+        if conversation.status == Status.NEW and not is_bot:
             conversation.status = Status.OPEN
             fields.append("status")
-        if conversation.first_response_at is None and not private:
+        if conversation.first_response_at is None and not private and not is_bot:
             conversation.first_response_at = now
             fields.append("first_response_at")
-        if conversation.assignee_id is None and agent is not None:
+        if conversation.assignee_id is None and agent is not None and not is_bot:
             conversation.assignee = agent
             fields.append("assignee")
             event_record(conversation=conversation, kind="assigned", actor=agent, to=agent.username,
