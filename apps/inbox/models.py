@@ -190,3 +190,36 @@ class CannedResponse(TimeStampedModel):
 
     def __str__(self):
         return self.shortcut
+
+
+class ReadMark(models.Model):
+    """When a user last read a conversation: it is unread for them when a
+    customer message arrived after this."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="read_marks")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="read_marks")
+    read_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "conversation"], name="uniq_read_mark")]
+
+
+class Notification(models.Model):
+    """Something a user must notice: a conversation assigned to them, an @mention in a note."""
+
+    class Kind(models.TextChoices):
+        ASSIGNED = "assigned", "Assigned to you"
+        MENTIONED = "mentioned", "Mentioned you"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    note = models.ForeignKey(Note, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications")
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "read_at"], name="notif_user_unread")]
