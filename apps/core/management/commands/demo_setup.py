@@ -46,8 +46,17 @@ class Command(BaseCommand):
         Queue.objects.get_or_create(name="Escalations", defaults={"team": team})
         for shortcut, title, text in CANNED:
             CannedResponse.objects.get_or_create(shortcut=shortcut, team=None, defaults={"title": title, "text": text})
-        ChannelAccount.objects.get_or_create(
+        account, _ = ChannelAccount.objects.get_or_create(
             provider=Provider.DEMO, handle="@acme", defaults={"name": "Acme (demo network)", "external_user_id": "demo-acme"})
+        if not account.messages.exists():
+            # a first batch so the inbox is not empty; the worker routes it on start
+            transaction.on_commit(lambda: self._seed(account))
         self.stdout.write(self.style.SUCCESS(
             "Demo ready: log in at http://127.0.0.1:8000/ as agent/agent, supervisor/supervisor, "
             "marketing/marketing or admin/admin."))
+
+    def _seed(self, account):
+        from apps.connectors.services import account_poll
+
+        for _ in range(10):
+            account_poll(account=account)
