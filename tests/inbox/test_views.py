@@ -84,3 +84,11 @@ def test_api_error_is_json_detail(api_client, agent):
     assert resp.status_code == 404 and "detail" in resp.json()
     anon = api_client.__class__().get("/api/v1/conversations/")
     assert anon.status_code == 401 and "detail" in anon.json()
+
+
+def test_openapi_schema_and_docs_are_served(client, agent):
+    client.force_login(agent)
+    schema = client.get("/api/schema/")
+    assert schema.status_code == 200 and b"/api/v1/conversations/{id}/reply/" in schema.content
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200 and b"swagger-ui" in docs.content and b"cdn." not in docs.content
