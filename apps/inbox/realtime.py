@@ -16,6 +16,21 @@ def conversation_group(conversation_id: int) -> str:
     return f"conversation.{conversation_id}"
 
 
+def user_group(user_id: int) -> str:
+    """One user's own channel: toasts for assignments and @mentions."""
+    return f"user.{user_id}"
+
+
+def user_push(user_id: int, kind: str, **data) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(user_group(user_id), {"type": "inbox.event", "kind": kind, **data})
+    except Exception:  # noqa: BLE001 - best-effort, like inbox_push
+        log.warning("realtime push to user %s failed", user_id, exc_info=True)
+
+
 def inbox_push(kind: str, conversation_id: int, **data) -> None:
     layer = get_channel_layer()
     if layer is None:

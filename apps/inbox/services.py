@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.connectors.providers import get_provider
@@ -15,8 +17,8 @@ from apps.connectors.providers.base import AuthError, OutboundReply, ProviderErr
 from apps.core.errors import Conflict, DomainError
 
 from .events import event_record
-from .models import Conversation, Message, Note, Status
-from .realtime import inbox_push
+from .models import Conversation, Message, Note, Notification, PriorityBucket, ReadMark, Status, Tag
+from .realtime import inbox_push, user_push
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +203,7 @@ def conversation_assign(*, conversation: Conversation, assignee, actor=None, rea
         **{"from": old.username if old else None, "to": assignee.username if assignee else None, "reason": reason},
     )
     _on_commit_push("assigned", conversation.pk, assignee_id=assignee.pk if assignee else None)
+    _notify(user=assignee, conversation=conversation, kind=Notification.Kind.ASSIGNED, actor=actor)
     return conversation
 
 
@@ -241,6 +244,164 @@ def note_create(*, conversation: Conversation, author, text: str) -> Note:
     if not text:
         raise DomainError("The note is empty.")
     note = Note.objects.create(conversation=conversation, author=author, text=text)
-    event_record(conversation=conversation, kind="note_added", actor=author, note_id=note.pk)
+    mentioned = note_mentions_parse(text)
+    if mentioned:
+        note.mentions.set(mentioned)
+        for user in mentioned:
+            _notify(user=user, conversation=conversation, kind=Notification.Kind.MENTIONED, actor=author, note=note)
+    event_record(conversation=conversation, kind="note_added", actor=author, note_id=note.pk,
+                 mentions=[u.username for u in mentioned])
     _on_commit_push("note_added", conversation.pk, note_id=note.pk)
     return note
+
+
+# --- Inbox actions (issue 4): snooze, tags, priority, spam, read marks, notifications ---
+
+MENTION_RE = re.compile(r"(?<![\w@])@([\w.+-]{1,150})")
+
+
+def _notify(*, user, conversation: Conversation, kind: str, actor=None, note: Note | None = None) -> None:
+    """A notification row plus a push to that user's own channel (the toast)."""
+    if user is None or (actor is not None and user.pk == actor.pk):
+        return
+    notification = Notification.objects.create(user=user, conversation=conversation, kind=kind, actor=actor, note=note)
+    data = {"conversation_id": conversation.pk, "notification_id": notification.pk,
+            "actor": actor.display_name if actor else "", "handle": conversation.identity.handle if
+            conversation.identity_id else ""}
+    transaction.on_commit(lambda: user_push(user.pk, kind, **data))
+
+
+def note_mentions_parse(text: str):
+    """The working users named as @username in a note."""
+    from django.contrib.auth import get_user_model
+
+    from apps.accounts.permissions import WORKING_ROLES
+
+    # "@ann." at the end of a sentence still names ann
+    names = {n for m in MENTION_RE.findall(text or "") for n in (m, m.rstrip("."))}
+    if not names:
+        return []
+    match = Q()
+    for name in names:
+        match |= Q(username__iexact=name)
+    return list(get_user_model().objects.filter(match, is_active=True, role__in=WORKING_ROLES).order_by("username"))
+
+
+@transaction.atomic
+def conversation_snooze(*, conversation: Conversation, until: dt.datetime | None, actor=None) -> Conversation:
+    """Hides the conversation from the working views until `until` (None wakes it)."""
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    if until is not None and until <= timezone.now():
+        raise DomainError("Snooze until a time in the future.")
+    if not conversation.is_open and until is not None:
+        raise DomainError("Only open work can be snoozed.")
+    old = conversation.snoozed_until
+    conversation.snoozed_until = until
+    conversation.save(update_fields=["snoozed_until", "updated_at"])
+    event_record(conversation=conversation, kind="snoozed" if until else "unsnoozed", actor=actor,
+                 until=until.isoformat() if until else None, previous=old.isoformat() if old else None)
+    _on_commit_push("snoozed", conversation.pk, until=until.isoformat() if until else None)
+    return conversation
+
+
+def _tag_names(tags) -> list[str]:
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    names = []
+    for raw in tags or []:
+        name = " ".join(str(raw).split()).lower()[:64]
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
+@transaction.atomic
+def conversation_tags_set(*, conversation: Conversation, tags, actor=None) -> Conversation:
+    """Replaces the conversation's tags (a list or a comma-separated string)."""
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    names = _tag_names(tags)
+    before = set(conversation.tags.values_list("name", flat=True))
+    if before == set(names):
+        return conversation
+    for name in names:
+        Tag.objects.get_or_create(name=name)
+    conversation.tags.set(Tag.objects.filter(name__in=names))
+    conversation.save(update_fields=["updated_at"])
+    event_record(conversation=conversation, kind="tags_changed", actor=actor,
+                 added=sorted(set(names) - before), removed=sorted(before - set(names)))
+    _on_commit_push("tags_changed", conversation.pk, tags=names)
+    return conversation
+
+
+@transaction.atomic
+def conversation_priority_set(*, conversation: Conversation, bucket: int, actor=None, reason: str = "") -> Conversation:
+    """A person sets the priority bucket by hand (urgent/high/normal/low)."""
+    try:
+        bucket = PriorityBucket(int(bucket))
+    except (TypeError, ValueError):
+        raise DomainError("Pick a priority: urgent, high, normal or low.") from None
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    old = conversation.priority_bucket
+    if old == bucket:
+        return conversation
+    conversation.priority_bucket = bucket
+    conversation.save(update_fields=["priority_bucket", "updated_at"])
+    event_record(conversation=conversation, kind="priority_changed", actor=actor, old=PriorityBucket(old).label,
+                 new=bucket.label, manual=True, reason=reason)
+    _on_commit_push("priority_changed", conversation.pk, priority_bucket=int(bucket))
+    return conversation
+
+
+@transaction.atomic
+def conversation_mark_spam(*, conversation: Conversation, actor=None, spam: bool = True) -> Conversation:
+    """Spam leaves every working view (and can be taken back); its status is kept."""
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    if conversation.is_spam == spam:
+        return conversation
+    conversation.is_spam = spam
+    conversation.save(update_fields=["is_spam", "updated_at"])
+    event_record(conversation=conversation, kind="marked_spam" if spam else "unmarked_spam", actor=actor)
+    _on_commit_push("spam_changed", conversation.pk, is_spam=spam)
+    return conversation
+
+
+def conversation_resolve(*, conversation: Conversation, actor=None, send_survey: bool = False,
+                         reason: str = "") -> tuple[Conversation, str]:
+    """Resolve, and optionally send the CSAT survey link through the channel.
+    Returns the conversation and a line for the agent about the survey."""
+    with transaction.atomic():
+        conversation = conversation_status_set(conversation=conversation, status=Status.RESOLVED, actor=actor,
+                                               reason=reason)
+        if not send_survey:
+            return conversation, ""
+        try:
+            from apps.reports.services import survey_send
+        except ImportError:
+            survey_send = None
+        if survey_send is None:
+            return conversation, "Resolved; surveys are not available in this installation."
+        survey_send(conversation=conversation, actor=actor)
+    return conversation, "Resolved; the satisfaction survey is on its way to the customer."
+
+
+def conversation_mark_read(*, conversation: Conversation, user) -> None:
+    """The user has seen the thread up to now. No audit event: reading changes
+    nothing on the conversation, and a row per page view would drown the trail."""
+    if not getattr(user, "is_authenticated", False):
+        return
+    now = timezone.now()
+    updated = ReadMark.objects.filter(user=user, conversation=conversation).update(read_at=now)
+    if not updated:
+        try:
+            with transaction.atomic():
+                ReadMark.objects.create(user=user, conversation=conversation, read_at=now)
+        except IntegrityError:  # another tab created it at the same moment
+            ReadMark.objects.filter(user=user, conversation=conversation).update(read_at=now)
+    Notification.objects.filter(user=user, conversation=conversation, read_at__isnull=True).update(read_at=now)
+
+
+def notifications_mark_read(*, user, ids=None) -> int:
+    qs = Notification.objects.filter(user=user, read_at__isnull=True)
+    if ids is not None:
+        qs = qs.filter(pk__in=ids)
+    return qs.update(read_at=timezone.now())
