@@ -34,6 +34,15 @@ class ChannelAccount(TimeStampedModel):
     consecutive_errors = models.PositiveIntegerField(default=0)
     next_poll_at = models.DateTimeField(null=True, blank=True)
     rate_limited_until = models.DateTimeField(null=True, blank=True)
+    # Federated networks live on many servers: the account's Mastodon instance,
+    # Bluesky PDS, or the generic channel's reply URL. Empty: the provider's setting.
+    api_base_url = models.URLField(max_length=300, blank=True)
+    # Push delivery (/hooks/<provider>/<account>/): inbound token and signing
+    # secret, encrypted like the credentials and kept apart so they rotate alone.
+    hook_secrets = EncryptedJSONField(default=dict, blank=True)
+    last_push_at = models.DateTimeField(null=True, blank=True)
+    last_push_error = models.TextField(blank=True)
+    push_refused_count = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["provider", "handle"], name="uniq_account_handle")]
