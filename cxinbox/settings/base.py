@@ -122,7 +122,13 @@ if REDIS_URL:
     # Seconds before an unacknowledged task (its worker died) is handed to another
     # worker. Keep it above the longest task and the longest retry countdown/ETA
     # (a 429 waits up to 15 minutes), or a live task is redelivered a second time.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+        # How often a worker sweeps for such abandoned tasks (kombu's defaults: every
+        # 10th tick of 10 s); the tests and the soak shorten it with the timeout.
+        "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
+        "unacked_restore_throttle": env.int("CELERY_UNACKED_RESTORE_THROTTLE", default=10),
+    }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
     CHANNEL_LAYERS = {
         "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
