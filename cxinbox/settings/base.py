@@ -184,6 +184,17 @@ PROVIDER_TIMEOUT_SECONDS = env.float("PROVIDER_TIMEOUT_SECONDS", default=10.0)
 POLL_MAX_PAGES = env.int("POLL_MAX_PAGES", default=10)
 # Demo network: how many simulated mentions each poll produces.
 DEMO_MENTIONS_PER_POLL = env.int("DEMO_MENTIONS_PER_POLL", default=2)
+# Other networks (docs/connectors.md). Mastodon and Bluesky accounts may name their own
+# instance / PDS (ChannelAccount.api_base_url); these are the defaults.
+MASTODON_API_BASE_URL = env("MASTODON_API_BASE_URL", default="https://mastodon.social")
+BLUESKY_API_BASE_URL = env("BLUESKY_API_BASE_URL", default="https://bsky.social")
+REDDIT_OAUTH_URL = env("REDDIT_OAUTH_URL", default="https://oauth.reddit.com")
+REDDIT_URL = env("REDDIT_URL", default="https://www.reddit.com")
+REDDIT_USER_AGENT = env("REDDIT_USER_AGENT", default="cxinbox/1.0 (social customer care inbox)")
+# Push delivery (/hooks/<provider>/<account>/): largest body taken, and how old a signed
+# timestamp may be before the delivery counts as a replay.
+HOOKS_MAX_BODY_BYTES = env.int("HOOKS_MAX_BODY_BYTES", default=1024 * 1024)
+HOOKS_REPLAY_WINDOW_SECONDS = env.int("HOOKS_REPLAY_WINDOW_SECONDS", default=300)
 
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
