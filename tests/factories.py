@@ -17,6 +17,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     first_name = factory.Sequence(lambda n: f"First{n}")
     role = Role.AGENT
     presence = Presence.ONLINE
+    last_seen_at = factory.LazyFunction(timezone.now)
     password = factory.PostGenerationMethodCall("set_password", "pw-for-tests")
 
     @factory.post_generation

@@ -56,6 +56,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
+    # last_seen_at and presence from activity (apps/accounts, docs/roles.md)
+    "apps.accounts.middleware.PresenceActivityMiddleware",
 ]
 
 ROOT_URLCONF = "cxinbox.urls"
@@ -104,6 +106,14 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = 0.25
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+
+# Presence (apps/accounts): activity keeps agents online; the sweep marks idle ones away, then offline.
+PRESENCE_TOUCH_SECONDS = env.int("PRESENCE_TOUCH_SECONDS", default=60)
+PRESENCE_AWAY_AFTER_SECONDS = env.int("PRESENCE_AWAY_AFTER_SECONDS", default=300)
+PRESENCE_OFFLINE_AFTER_SECONDS = env.int("PRESENCE_OFFLINE_AFTER_SECONDS", default=3600)
+API_TOKENS_PER_USER = env.int("API_TOKENS_PER_USER", default=10)
+# Supervisor dashboard: an open conversation is "at risk" when its SLA is due within this many minutes.
+SLA_AT_RISK_MINUTES = env.int("SLA_AT_RISK_MINUTES", default=15)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", default="UTC")
@@ -173,6 +183,7 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "poll-all-accounts": {"task": "connectors.poll_due_accounts", "schedule": env.float("POLL_INTERVAL_SECONDS", default=15.0)},
+    "presence-sweep": {"task": "accounts.presence_sweep", "schedule": 60.0},
 }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -199,6 +210,8 @@ HOOKS_REPLAY_WINDOW_SECONDS = env.int("HOOKS_REPLAY_WINDOW_SECONDS", default=300
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Named, revocable per-user tokens (apps/accounts); DRF's single token still works.
+        "apps.accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
