@@ -1,53 +1,207 @@
 """Reads for the inbox and the API. Visibility by role lives here, once."""
 from __future__ import annotations
 
-from django.db.models import Prefetch, Q, QuerySet
+import datetime as dt
+import re
+
+from django.db import connection
+from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 
 from apps.accounts.models import Role
 
-from .models import Conversation, ConversationEvent, Message, Note
+from .models import CannedResponse, Conversation, ConversationEvent, Message, Note, Notification, ReadMark, Status
+
+OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING)
+DONE_STATUSES = (Status.RESOLVED, Status.CLOSED)
+# The inbox's views, in the order the sidebar shows them ("queue" takes a queue id).
+VIEWS = {
+    "mine": "My conversations",
+    "unassigned": "Unassigned",
+    "all": "All open",
+    "mentions": "Mentions of me",
+    "snoozed": "Snoozed",
+    "resolved": "Resolved",
+    "spam": "Spam",
+    "queue": "Queue",
+}
+SENTIMENT_POSITIVE, SENTIMENT_NEGATIVE = 0.05, -0.05  # DESIGN.md thresholds (VADER compound)
 
 
 def conversations_visible_to(user) -> QuerySet[Conversation]:
-    """Admins: all. Supervisors: their teams' queues (member or lead). Agents:
-    their teams' queues, plus what is assigned to them, plus the not yet routed.
-    Marketing: none (reports only)."""
+    """Who sees what (docs/roles.md). Admins: all. Supervisors: the queues of the
+    teams they lead, what is assigned to them, and the unrouted (no queue yet:
+    they triage it). Agents: their teams' queues and what is assigned to them.
+    Marketing and unknown roles: none (reports only)."""
+    from apps.accounts.models import Team
+
     qs = Conversation.objects.all()
-    if not user.is_authenticated:
+    if not user.is_authenticated or not user.is_active:
         return qs.none()
     if user.is_superuser or user.role == Role.ADMIN:
         return qs
-    if user.role == Role.MARKETING:
-        return qs.none()
-    team_filter = Q(queue__team__members=user)
     if user.role == Role.SUPERVISOR:
-        team_filter |= Q(queue__team__leads=user)
-    visible = team_filter | Q(assignee=user) | Q(queue__isnull=True)
-    return qs.filter(pk__in=Conversation.objects.filter(visible).values("pk"))
+        led = Team.objects.filter(leads=user).values("pk")
+        return qs.filter(Q(queue__team__in=led) | Q(assignee=user) | Q(queue__isnull=True))
+    if user.role == Role.AGENT:
+        # A subquery, not a join on members: no duplicate rows, no DISTINCT needed.
+        mine = Team.objects.filter(members=user).values("pk")
+        return qs.filter(Q(queue__team__in=mine) | Q(assignee=user))
+    return qs.none()
+
+
+def _not_snoozed(now):
+    return Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=now)
+
+
+def _view_filter(*, user, view: str, queue_id=None, now=None) -> Q:
+    """The Q for one inbox view. Working views show open, unsnoozed, non-spam work."""
+    now = now or timezone.now()
+    working = Q(status__in=OPEN_STATUSES, is_spam=False) & _not_snoozed(now)
+    if view == "mine":
+        return working & Q(assignee=user)
+    if view == "unassigned":
+        return working & Q(assignee__isnull=True)
+    if view == "queue":
+        return working & Q(queue_id=queue_id)
+    if view == "mentions":
+        return Q(is_spam=False, pk__in=Note.objects.filter(mentions=user).values("conversation_id"))
+    if view == "snoozed":
+        return Q(status__in=OPEN_STATUSES, is_spam=False, snoozed_until__gt=now)
+    if view == "resolved":
+        return Q(status__in=DONE_STATUSES, is_spam=False)
+    if view == "spam":
+        return Q(is_spam=True)
+    return working  # "all"
+
+
+def _search(qs: QuerySet, q: str) -> QuerySet:
+    """Full-text over message text on PostgreSQL (GIN index, migration 0003),
+    icontains on SQLite; the customer's handle or name matches on both."""
+    q = q.strip()
+    handle = q.lstrip("@")
+    people = Q(identity__handle__istartswith=handle) | Q(identity__display_name__icontains=q)
+    if connection.vendor == "postgresql":
+        from django.contrib.postgres.search import SearchQuery, SearchVector
+
+        hits = Message.objects.annotate(fts=SearchVector("text", config="simple")).filter(
+            fts=SearchQuery(q, config="simple", search_type="websearch"))
+        return qs.filter(people | Q(pk__in=hits.values("conversation_id")))
+    hits = Message.objects.filter(text__icontains=q)
+    return qs.filter(people | Q(subject__icontains=q) | Q(pk__in=hits.values("conversation_id")))
+
+
+def _parse_when(value: str, *, end: bool = False):
+    value = (value or "").strip()
+    moment = parse_datetime(value)
+    if moment is None:
+        day = parse_date(value)
+        if day is None:
+            return None
+        moment = dt.datetime.combine(day + dt.timedelta(days=1) if end else day, dt.time.min)
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    return moment
+
+
+def _csv(value) -> list[str]:
+    return [v for v in re.split(r"[,\s]+", str(value)) if v]
 
 
 def conversation_list_for_user(*, user, filters: dict | None = None) -> QuerySet[Conversation]:
+    """The inbox list. Filters (all optional): view (+ queue for view=queue), status,
+    queue, assignee (id | none | me), priority (buckets), channel, sentiment
+    (positive | neutral | negative | unscored), tag, date_from / date_to (last
+    message), q (search). Sorted by priority bucket, then SLA due (none last)."""
     filters = filters or {}
     qs = conversations_visible_to(user).select_related(
         "channel_account", "identity", "customer", "queue", "assignee"
     ).prefetch_related("tags")
+    view = filters.get("view")
+    if view in VIEWS:
+        qs = qs.filter(_view_filter(user=user, view=view, queue_id=filters.get("queue")))
     if filters.get("status"):
-        qs = qs.filter(status__in=str(filters["status"]).split(","))
+        qs = qs.filter(status__in=_csv(filters["status"]))
     if filters.get("queue"):
         qs = qs.filter(queue_id=filters["queue"])
     if filters.get("assignee"):
         value = filters["assignee"]
-        qs = qs.filter(assignee__isnull=True) if value == "none" else qs.filter(assignee_id=value)
+        if value == "none":
+            qs = qs.filter(assignee__isnull=True)
+        elif value == "me":
+            qs = qs.filter(assignee=user)
+        else:
+            qs = qs.filter(assignee_id=value)
+    if filters.get("priority"):
+        qs = qs.filter(priority_bucket__in=[int(p) for p in _csv(filters["priority"]) if p.isdigit()])
     if filters.get("channel"):
         qs = qs.filter(channel_account__provider=filters["channel"])
+    sentiment = filters.get("sentiment")
+    if sentiment == "positive":
+        qs = qs.filter(last_sentiment__gte=SENTIMENT_POSITIVE)
+    elif sentiment == "negative":
+        qs = qs.filter(last_sentiment__lte=SENTIMENT_NEGATIVE)
+    elif sentiment == "neutral":
+        qs = qs.filter(last_sentiment__gt=SENTIMENT_NEGATIVE, last_sentiment__lt=SENTIMENT_POSITIVE)
+    elif sentiment == "unscored":
+        qs = qs.filter(last_sentiment__isnull=True)
     if filters.get("tag"):
-        qs = qs.filter(tags__name=filters["tag"])
+        qs = qs.filter(pk__in=Conversation.tags.through.objects.filter(tag__name=filters["tag"]).values(
+            "conversation_id"))
+    if filters.get("date_from") and (start := _parse_when(filters["date_from"])):
+        qs = qs.filter(last_message_at__gte=start)
+    if filters.get("date_to") and (end := _parse_when(filters["date_to"], end=True)):
+        qs = qs.filter(last_message_at__lt=end)
     if filters.get("q"):
-        q = filters["q"]
-        qs = qs.filter(
-            Q(subject__icontains=q) | Q(identity__handle__icontains=q) | Q(identity__display_name__icontains=q)
-        )
-    return qs.order_by("priority_bucket", "sla_due_at", "-last_message_at", "-id")
+        qs = _search(qs, str(filters["q"]))
+    if view in ("resolved", "mentions", "spam"):
+        return qs.order_by("-last_message_at", "-id")
+    return qs.order_by("priority_bucket", F("sla_due_at").asc(nulls_last=True), "-last_message_at", "-id")
+
+
+def conversation_page_for_user(*, user, filters: dict, offset: int = 0, limit: int = 50) -> list[Conversation]:
+    """One page of the list, each row marked `unread` for this user (one query
+    for the rows, one for the tags)."""
+    read_at = ReadMark.objects.filter(user=user, conversation=OuterRef("pk")).values("read_at")[:1]
+    qs = conversation_list_for_user(user=user, filters=filters).annotate(my_read_at=Subquery(read_at))
+    rows = list(qs[offset:offset + limit + 1])
+    for c in rows:
+        c.unread = c.last_inbound_at is not None and (c.my_read_at is None or c.last_inbound_at > c.my_read_at)
+    return rows
+
+
+def inbox_counts(*, user, queues=()) -> dict:
+    """Counts per view in two queries: one aggregate for the fixed views, one
+    grouped by queue."""
+    now = timezone.now()
+    visible = conversations_visible_to(user)
+    views = ["mine", "unassigned", "all", "snoozed"]
+    counts = visible.aggregate(**{
+        v: Count("pk", filter=_view_filter(user=user, view=v, now=now)) for v in views
+    })
+    counts["mentions"] = Notification.objects.filter(
+        user=user, kind=Notification.Kind.MENTIONED, read_at__isnull=True).count()
+    queue_ids = [q.pk for q in queues]
+    per_queue = dict(
+        visible.filter(_view_filter(user=user, view="all", now=now), queue_id__in=queue_ids)
+        .values_list("queue_id").annotate(n=Count("pk")).values_list("queue_id", "n")
+    ) if queue_ids else {}
+    counts["queues"] = {qid: per_queue.get(qid, 0) for qid in queue_ids}
+    return counts
+
+
+def queues_for_user(*, user) -> list:
+    """The queues whose view a user gets in the sidebar."""
+    from apps.routing.models import Queue
+
+    qs = Queue.objects.select_related("team").order_by("name")
+    if user.is_superuser or user.role == Role.ADMIN:
+        return list(qs)
+    team_q = Q(team__members=user)
+    if user.role == Role.SUPERVISOR:
+        team_q |= Q(team__leads=user)
+    return list(qs.filter(team_q).distinct())
 
 
 def conversation_thread(*, conversation: Conversation) -> dict:
@@ -55,9 +209,29 @@ def conversation_thread(*, conversation: Conversation) -> dict:
         Message.objects.filter(conversation=conversation).select_related("author_identity", "author_user")
         .order_by("sent_at", "id")
     )
-    notes = list(Note.objects.filter(conversation=conversation).select_related("author"))
+    notes = list(Note.objects.filter(conversation=conversation).select_related("author")
+                 .prefetch_related("mentions"))
     events = list(ConversationEvent.objects.filter(conversation=conversation).select_related("actor"))
     return {"messages": messages, "notes": notes, "events": events}
+
+
+def customer_other_conversations(*, user, conversation: Conversation, limit: int = 10) -> list[Conversation]:
+    """The same customer's other conversations, on any channel, that this user may open."""
+    return list(
+        conversations_visible_to(user).filter(customer_id=conversation.customer_id).exclude(pk=conversation.pk)
+        .select_related("channel_account").order_by("-last_message_at", "-id")[:limit]
+    )
+
+
+def canned_responses_for_user(*, user) -> list[CannedResponse]:
+    """Global responses and those of the user's teams."""
+    return list(CannedResponse.objects.filter(Q(team__isnull=True) | Q(team__members=user)).distinct()
+                .order_by("shortcut"))
+
+
+def notifications_unread_for_user(*, user, limit: int = 20) -> list[Notification]:
+    return list(Notification.objects.filter(user=user, read_at__isnull=True)
+                .select_related("actor", "conversation__identity")[:limit])
 
 
 def conversation_get_for_user(*, user, conversation_id: int) -> Conversation:
@@ -65,3 +239,10 @@ def conversation_get_for_user(*, user, conversation_id: int) -> Conversation:
     return conversations_visible_to(user).select_related(
         "channel_account", "identity", "customer", "queue", "assignee"
     ).prefetch_related(Prefetch("tags")).get(pk=conversation_id)
+
+
+__all__ = [
+    "VIEWS", "OPEN_STATUSES", "conversations_visible_to", "conversation_list_for_user", "conversation_page_for_user",
+    "inbox_counts", "queues_for_user", "conversation_thread", "customer_other_conversations",
+    "canned_responses_for_user", "notifications_unread_for_user", "conversation_get_for_user",
+]
