@@ -1,4 +1,6 @@
-"""Provider registry: ChannelAccount.provider -> provider class."""
+"""Provider registry: ChannelAccount.provider -> provider class.
+
+Adding a network is one file (docs/connectors.md) plus one line here."""
 from importlib import import_module
 
 from .base import BaseProvider
@@ -6,6 +8,18 @@ from .base import BaseProvider
 _PROVIDERS = {
     "twitter": "apps.connectors.providers.twitter.TwitterProvider",
     "demo": "apps.connectors.providers.demo.DemoProvider",
+    "mastodon": "apps.connectors.providers.mastodon.MastodonProvider",
+    "bluesky": "apps.connectors.providers.bluesky.BlueskyProvider",
+    "reddit": "apps.connectors.providers.reddit.RedditProvider",
+    "email": "apps.connectors.providers.email.EmailProvider",
+    "webhook": "apps.connectors.providers.webhook.WebhookProvider",
+}
+
+# Push delivery (/hooks/<provider>/<account>/). A provider class that sets
+# `supports_push` receives its own deliveries; a network whose push side is
+# separate from its polling client names its receiver here.
+_PUSH_RECEIVERS = {
+    "twitter": "apps.connectors.providers.twitter_activity.TwitterAccountActivity",
 }
 
 
@@ -13,13 +27,38 @@ def register(name: str, dotted_path: str) -> None:
     _PROVIDERS[name] = dotted_path
 
 
+def _load(dotted_path: str):
+    module_path, cls_name = dotted_path.rsplit(".", 1)
+    return getattr(import_module(module_path), cls_name)
+
+
 def provider_class(name: str) -> type[BaseProvider]:
     try:
-        module_path, cls_name = _PROVIDERS[name].rsplit(".", 1)
+        dotted = _PROVIDERS[name]
     except KeyError:
         raise LookupError(f"no provider for {name!r}") from None
-    return getattr(import_module(module_path), cls_name)
+    return _load(dotted)
 
 
 def get_provider(account) -> BaseProvider:
     return provider_class(account.provider)(account)
+
+
+def push_receiver(account):
+    """The object that verifies and parses push deliveries for this account, or
+    None when its network only polls."""
+    if account.provider in _PUSH_RECEIVERS:
+        return _load(_PUSH_RECEIVERS[account.provider])(account)
+    try:
+        cls = provider_class(account.provider)
+    except LookupError:
+        return None
+    return cls(account) if getattr(cls, "supports_push", False) else None
+
+
+def polls(provider: str) -> bool:
+    """False for push-only channels: the beat does not poll them."""
+    try:
+        return getattr(provider_class(provider), "supports_polling", True)
+    except LookupError:
+        return False

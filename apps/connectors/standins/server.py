@@ -52,15 +52,19 @@ class StandInServer:
                     return self._send(fault.status, fault.body if fault.body is not None else
                                       json.dumps({"title": "stand-in fault", "status": fault.status}).encode(),
                                       fault.headers)
-                try:
-                    body = json.loads(raw) if raw else None
-                except ValueError:
-                    return self._send(400, b'{"title":"Invalid Request","detail":"body is not JSON"}')
+                if "application/x-www-form-urlencoded" in (self.headers.get("Content-Type") or ""):
+                    # praw posts forms: single values unwrapped
+                    body = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(raw.decode()).items()}
+                else:
+                    try:
+                        body = json.loads(raw) if raw else None
+                    except ValueError:
+                        return self._send(400, b'{"title":"Invalid Request","detail":"body is not JSON"}')
                 status, payload, headers = outer.dispatch(method, parsed.path, parse_qs(parsed.query), body,
                                                           dict(self.headers))
                 if fault:  # after_handling: the work is done, the answer is late
                     time.sleep(fault.delay)
-                self._send(status, json.dumps(payload).encode(), headers)
+                self._send(status, payload if isinstance(payload, bytes) else json.dumps(payload).encode(), headers)
 
             def _send(self, status, body: bytes, headers=None):
                 try:
@@ -82,6 +86,9 @@ class StandInServer:
 
             def do_DELETE(self):
                 self._handle("DELETE")
+
+            def do_PUT(self):
+                self._handle("PUT")
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
