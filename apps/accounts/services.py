@@ -32,8 +32,9 @@ def audit_record(*, actor, action: str, target: str = "", data: dict | None = No
 
 # --- presence -----------------------------------------------------------------------------------------
 
-def _availability_changed_on_commit(user: User) -> None:
-    """Tells routing (after commit) that an agent can take work, or no longer can."""
+def agent_availability_notify(user: User) -> None:
+    """Tells routing (after commit) that an agent can take work, or no longer can:
+    calls apps.routing.services.agent_availability_changed(agent=...) if routing has it."""
     try:
         from apps.routing import services as routing_services
     except ImportError:  # pragma: no cover - routing always ships, but stay loose
@@ -74,7 +75,7 @@ def user_presence_set(*, user: User, presence: str, manual: bool = True, actor=N
     if old != presence:
         audit_record(actor=actor or user, action="presence.changed", target=user.username,
                      data={"from": old, "to": presence, "manual": manual})
-        _availability_changed_on_commit(locked)
+        agent_availability_notify(locked)
     return user
 
 
@@ -132,7 +133,7 @@ def user_capacity_set(*, user: User, capacity: int, channel_capacity: dict | Non
     user.save(update_fields=["capacity", "channel_capacity"])
     audit_record(actor=actor, action="user.capacity_changed", target=user.username,
                  data={"from": old, "to": {"capacity": capacity, "channel_capacity": cleaned}})
-    _availability_changed_on_commit(user)
+    agent_availability_notify(user)
     return user
 
 
