@@ -1,2 +1,8 @@
 """Websocket routes. Apps add their consumers here."""
-websocket_urlpatterns = []
+from django.urls import path
+
+from apps.inbox.consumers import InboxConsumer
+
+websocket_urlpatterns = [
+    path("ws/inbox/", InboxConsumer.as_asgi()),
+]

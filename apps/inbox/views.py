@@ -1,20 +1,33 @@
-"""The web inbox: server-rendered pages; forms post to the same services as the API."""
+"""The web inbox: server-rendered pages; forms post to the same services as the API.
+
+Pages are plain Django templates. htmx refreshes parts of them (the list, the
+thread) when the websocket says something changed, or every few seconds when
+there is no websocket. Every view checks the role, then visibility through the
+selectors (a conversation you may not see is a 404)."""
 import datetime as dt
+import zoneinfo
 
 from django.contrib import messages as flash
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from apps.accounts.permissions import WORKING_ROLES, user_has_role
+from apps.connectors.models import Provider
+from apps.connectors.providers import provider_class
 from apps.core.errors import DomainError
 
-from . import selectors, services
-from .models import Conversation, Status
+from . import presence, selectors, services
+from .canned import canned_for_composer
+from .models import Conversation, Message, PriorityBucket, Status, Tag
+
+PAGE_SIZE = 50
 
 
 def _require_worker(request):
@@ -29,27 +42,122 @@ def _conversation_or_404(request, pk):
         raise Http404("No conversation with that id.") from None
 
 
+def _is_htmx(request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _agents():
+    return get_user_model().objects.filter(is_active=True, role__in=WORKING_ROLES).order_by("first_name", "username")
+
+
+def _survey_available() -> bool:
+    try:
+        from apps.reports import services as report_services
+    except ImportError:
+        return False
+    return hasattr(report_services, "survey_send")
+
+
+def _list_filters(request) -> dict:
+    filters = {k: v.strip() for k, v in request.GET.items() if v and v.strip() and k not in ("page", "partial")}
+    if filters.get("view") not in selectors.VIEWS:
+        filters["view"] = "all"
+    if filters["view"] == "queue" and not str(filters.get("queue", "")).isdigit():
+        filters["view"] = "all"
+        filters.pop("queue", None)
+    return filters
+
+
 @login_required
+@require_GET
 def conversation_list(request):
     _require_worker(request)
-    filters = {k: v for k, v in request.GET.items() if v}
-    conversations = selectors.conversation_list_for_user(user=request.user, filters=filters)[:100]
-    return render(request, "inbox/list.html", {"conversations": conversations, "filters": filters,
-                                               "statuses": Status.choices})
+    filters = _list_filters(request)
+    try:
+        page = max(0, int(request.GET.get("page", 0)))
+    except ValueError:
+        page = 0
+    rows = selectors.conversation_page_for_user(user=request.user, filters=filters, offset=page * PAGE_SIZE,
+                                                limit=PAGE_SIZE)
+    has_more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    viewers = presence.presence_for(c.pk for c in rows)
+    for c in rows:
+        c.viewers = [v for v in viewers.get(c.pk, []) if v["user_id"] != request.user.pk]
+    queues = selectors.queues_for_user(user=request.user)
+    context = {
+        "conversations": rows, "filters": filters, "page": page, "has_more": has_more,
+        "counts": selectors.inbox_counts(user=request.user, queues=queues), "queues": queues,
+        "views": selectors.VIEWS, "statuses": Status.choices, "priorities": PriorityBucket.choices,
+        "channels": Provider.choices, "current_view": filters["view"],
+        "current_queue": int(filters["queue"]) if filters.get("queue", "").isdigit() else None,
+    }
+    if _is_htmx(request) and request.GET.get("partial") == "rows":
+        # "Load more": just the next rows.
+        return render(request, "inbox/_rows.html", context)
+    if _is_htmx(request):
+        return render(request, "inbox/_list.html", context)
+    context.update(tags=list(Tag.objects.order_by("name").values_list("name", flat=True)[:200]),
+                   agents=list(_agents()))
+    return render(request, "inbox/list.html", context)
+
+
+def _timeline(messages, notes) -> list[dict]:
+    """Messages and private notes in one line, as things happened."""
+    items = [{"message": m, "at": m.sent_at} for m in messages] + [{"note": n, "at": n.created_at} for n in notes]
+    return sorted(items, key=lambda item: item["at"])
+
+
+def _thread_context(request, conversation, *, draft_text="", draft_started_at=None, private=False):
+    thread = selectors.conversation_thread(conversation=conversation)
+    provider = provider_class(conversation.channel_account.provider)
+    canned = selectors.canned_responses_for_user(user=request.user)
+    viewers = presence.presence_for([conversation.pk]).get(conversation.pk, [])
+    return {
+        # "messages" is the flash-message context name: the thread's go under another
+        "conversation": conversation, "thread_messages": thread["messages"], "notes": thread["notes"],
+        "timeline": _timeline(thread["messages"], thread["notes"]),
+        "events": thread["events"], "statuses": Status.choices, "priorities": PriorityBucket.choices,
+        "agents": list(_agents()),
+        "other_conversations": selectors.customer_other_conversations(user=request.user, conversation=conversation),
+        "canned": canned_for_composer(canned, conversation=conversation, agent=request.user),
+        "max_length": provider.max_reply_length, "supports_private": provider.supports_private_replies,
+        "draft_text": draft_text, "draft_private": private,
+        "draft_started_at": draft_started_at or timezone.now().isoformat(),
+        "viewers": [v for v in viewers if v["user_id"] != request.user.pk],
+        "survey_available": _survey_available(),
+        "tags_text": ", ".join(t.name for t in conversation.tags.all()),
+        "all_tags": list(Tag.objects.order_by("name").values_list("name", flat=True)[:200]),
+        "is_snoozed": bool(conversation.snoozed_until and conversation.snoozed_until > timezone.now()),
+    }
 
 
 @login_required
+@require_GET
 def conversation_detail(request, pk):
     _require_worker(request)
     conversation = _conversation_or_404(request, pk)
+    services.conversation_mark_read(conversation=conversation, user=request.user)
+    return render(request, "inbox/thread.html", _thread_context(request, conversation))
+
+
+@login_required
+@require_GET
+def conversation_live(request, pk):
+    """The changing parts of a thread (header, messages, notes, activity) for htmx to swap in."""
+    _require_worker(request)
+    conversation = _conversation_or_404(request, pk)
+    services.conversation_mark_read(conversation=conversation, user=request.user)
     thread = selectors.conversation_thread(conversation=conversation)
-    return render(request, "inbox/thread.html", {
-        # "messages" is the flash-message context name: the thread's go under another
-        "conversation": conversation, "thread_messages": thread["messages"], "notes": thread["notes"],
-        "events": thread["events"], "statuses": Status.choices,
-        "agents": get_user_model().objects.filter(is_active=True, role__in=WORKING_ROLES).order_by("username"),
-        "draft_started_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+    return render(request, "inbox/_thread_live.html", {
+        "conversation": conversation, "timeline": _timeline(thread["messages"], thread["notes"]),
+        "events": thread["events"], "tags_text": ", ".join(t.name for t in conversation.tags.all()),
+        "is_snoozed": bool(conversation.snoozed_until and conversation.snoozed_until > timezone.now()),
     })
+
+
+def _back(pk):
+    return redirect("inbox:detail", pk=pk)
 
 
 @login_required
@@ -57,16 +165,23 @@ def conversation_detail(request, pk):
 def conversation_reply(request, pk):
     _require_worker(request)
     conversation = _conversation_or_404(request, pk)
+    text = request.POST.get("text", "")
+    private = request.POST.get("private") in ("on", "1", "true", "dm")
+    if request.POST.get("signature") == "on" and request.user.signature and text.strip():
+        text = f"{text.rstrip()}\n{request.user.signature}"
     try:
         services.reply_create(
-            conversation=conversation, agent=request.user, text=request.POST.get("text", ""),
-            private=request.POST.get("private") == "on",
+            conversation=conversation, agent=request.user, text=text, private=private,
             draft_started_at=parse_datetime(request.POST.get("draft_started_at", "") or "") or None,
         )
-        flash.success(request, "Reply queued; it shows as sent once the network accepts it.")
     except DomainError as exc:
-        flash.error(request, exc.detail)
-    return redirect("inbox:detail", pk=pk)
+        # Keep the draft: show the thread as it is now (with whatever arrived), the
+        # reason beside the composer, and a fresh draft start so the next send goes.
+        context = _thread_context(request, conversation, draft_text=request.POST.get("text", ""), private=private)
+        context["reply_error"] = exc.detail
+        return render(request, "inbox/thread.html", context, status=exc.status_code)
+    flash.success(request, "Reply queued; it shows as sent once the network accepts it.")
+    return _back(pk)
 
 
 @login_required
@@ -74,12 +189,19 @@ def conversation_reply(request, pk):
 def conversation_status(request, pk):
     _require_worker(request)
     conversation = _conversation_or_404(request, pk)
+    status = request.POST.get("status", "")
     try:
-        services.conversation_status_set(conversation=conversation, status=request.POST.get("status", ""),
-                                         actor=request.user)
+        if status == Status.RESOLVED:
+            _, note = services.conversation_resolve(conversation=conversation, actor=request.user,
+                                                    send_survey=request.POST.get("send_survey") == "on")
+            flash.success(request, note or "Resolved.")
+        else:
+            services.conversation_status_set(conversation=conversation, status=status, actor=request.user)
     except DomainError as exc:
         flash.error(request, exc.detail)
-    return redirect("inbox:detail", pk=pk)
+    if status in (Status.RESOLVED, Status.CLOSED) and request.POST.get("next") == "list":
+        return redirect("inbox:list")
+    return _back(pk)
 
 
 @login_required
@@ -88,10 +210,16 @@ def conversation_assign(request, pk):
     _require_worker(request)
     conversation = _conversation_or_404(request, pk)
     assignee_id = request.POST.get("assignee")
-    assignee = get_user_model().objects.filter(pk=assignee_id, is_active=True).first() if assignee_id else None
+    if assignee_id == "me":
+        assignee_id = request.user.pk
+    assignee = _agents().filter(pk=assignee_id).first() if assignee_id else None
+    if assignee_id and assignee is None:
+        flash.error(request, "That person cannot take conversations.")
+        return _back(pk)
     services.conversation_assign(conversation=conversation, assignee=assignee, actor=request.user,
                                  reason=request.POST.get("reason", ""))
-    return redirect("inbox:detail", pk=pk)
+    flash.success(request, f"Assigned to {assignee.display_name}." if assignee else "Unassigned.")
+    return _back(pk)
 
 
 @login_required
@@ -100,7 +228,125 @@ def conversation_note(request, pk):
     _require_worker(request)
     conversation = _conversation_or_404(request, pk)
     try:
-        services.note_create(conversation=conversation, author=request.user, text=request.POST.get("text", ""))
+        note = services.note_create(conversation=conversation, author=request.user, text=request.POST.get("text", ""))
+        mentioned = [u.display_name for u in note.mentions.all()]
+        if mentioned:
+            flash.success(request, "Note added; notified " + ", ".join(mentioned) + ".")
     except DomainError as exc:
         flash.error(request, exc.detail)
-    return redirect("inbox:detail", pk=pk)
+    return _back(pk)
+
+
+def _parse_snooze(request) -> dt.datetime | None:
+    """`preset` (1h, 4h, tomorrow) or `until` from a datetime-local input, in the user's time zone."""
+    now = timezone.now()
+    try:
+        tz = zoneinfo.ZoneInfo(request.user.time_zone or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        tz = dt.timezone.utc
+    preset = request.POST.get("preset", "")
+    if preset in ("1h", "4h"):
+        return now + dt.timedelta(hours=int(preset[0]))
+    if preset == "tomorrow":
+        local = now.astimezone(tz) + dt.timedelta(days=1)
+        return local.replace(hour=9, minute=0, second=0, microsecond=0)
+    until = parse_datetime(request.POST.get("until", "") or "")
+    if until is None:
+        raise DomainError("Pick when the conversation should come back.")
+    return until if timezone.is_aware(until) else until.replace(tzinfo=tz)
+
+
+@login_required
+@require_POST
+def conversation_snooze(request, pk):
+    _require_worker(request)
+    conversation = _conversation_or_404(request, pk)
+    try:
+        until = None if request.POST.get("wake") else _parse_snooze(request)
+        services.conversation_snooze(conversation=conversation, until=until, actor=request.user)
+        flash.success(request, "Snoozed: it comes back on its own." if until else "Back in the inbox.")
+    except DomainError as exc:
+        flash.error(request, exc.detail)
+    return _back(pk)
+
+
+@login_required
+@require_POST
+def conversation_tags(request, pk):
+    _require_worker(request)
+    conversation = _conversation_or_404(request, pk)
+    services.conversation_tags_set(conversation=conversation, tags=request.POST.get("tags", ""), actor=request.user)
+    return _back(pk)
+
+
+@login_required
+@require_POST
+def conversation_priority(request, pk):
+    _require_worker(request)
+    conversation = _conversation_or_404(request, pk)
+    try:
+        services.conversation_priority_set(conversation=conversation, bucket=request.POST.get("priority_bucket"),
+                                           actor=request.user, reason=request.POST.get("reason", ""))
+    except DomainError as exc:
+        flash.error(request, exc.detail)
+    return _back(pk)
+
+
+@login_required
+@require_POST
+def conversation_spam(request, pk):
+    _require_worker(request)
+    conversation = _conversation_or_404(request, pk)
+    spam = request.POST.get("spam", "1") != "0"
+    services.conversation_mark_spam(conversation=conversation, actor=request.user, spam=spam)
+    flash.success(request, "Marked as spam: it left the working views." if spam else "No longer spam.")
+    return redirect("inbox:list") if spam else _back(pk)
+
+
+@login_required
+@require_POST
+def message_retry(request, pk, message_id):
+    _require_worker(request)
+    conversation = _conversation_or_404(request, pk)
+    message = conversation.messages.filter(pk=message_id, direction=Message.Direction.OUTBOUND).first()
+    if message is None:
+        raise Http404("No such reply.")
+    try:
+        services.message_retry(message=message, actor=request.user)
+        flash.success(request, "Sending again.")
+    except DomainError as exc:
+        flash.error(request, exc.detail)
+    return _back(pk)
+
+
+@login_required
+@require_POST
+def conversation_presence(request, pk):
+    """The HTTP heartbeat for browsers without a websocket: mark me here (typing or
+    not) and answer who else is. JSON."""
+    _require_worker(request)
+    conversation = _conversation_or_404(request, pk)
+    typing = {"1": True, "0": False}.get(request.POST.get("typing", ""))
+    viewers = presence.presence_touch(conversation_id=conversation.pk, user=request.user, typing=typing)
+    return JsonResponse({"viewers": [v for v in viewers if v["user_id"] != request.user.pk]})
+
+
+@login_required
+@require_GET
+def notifications(request):
+    """Unread notifications (toasts when there is no websocket), JSON."""
+    _require_worker(request)
+    items = selectors.notifications_unread_for_user(user=request.user)
+    return JsonResponse({"notifications": [{
+        "id": n.pk, "kind": n.kind, "conversation_id": n.conversation_id,
+        "actor": n.actor.display_name if n.actor else "",
+        "handle": n.conversation.identity.handle, "url": reverse("inbox:detail", args=[n.conversation_id]),
+    } for n in items]})
+
+
+@login_required
+@require_POST
+def notifications_read(request):
+    _require_worker(request)
+    ids = [int(i) for i in request.POST.getlist("id") if i.isdigit()] or None
+    return JsonResponse({"marked": services.notifications_mark_read(user=request.user, ids=ids)})

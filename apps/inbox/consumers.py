@@ -1,0 +1,81 @@
+"""The inbox websocket: live list and thread updates, toasts, presence.
+
+Every connected browser joins the inbox group (changes to any conversation:
+ids and kinds only, each page fetches what it may see through the normal views)
+and its user's own group (toasts for assignments and @mentions). A thread page
+says which conversation it shows ("view") and when its agent types ("typing");
+the consumer keeps that in apps.inbox.presence and tells the others."""
+from __future__ import annotations
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from apps.accounts.permissions import WORKING_ROLES, user_has_role
+
+from . import presence
+from .realtime import INBOX_GROUP, user_group
+
+
+def _can_view(user, conversation_id: int) -> bool:
+    from .selectors import conversations_visible_to
+
+    return conversations_visible_to(user).filter(pk=conversation_id).exists()
+
+
+class InboxConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user_has_role(user, *WORKING_ROLES):
+            await self.close(code=4403)
+            return
+        self.user = user
+        self.viewing: int | None = None
+        await self.channel_layer.group_add(INBOX_GROUP, self.channel_name)
+        await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
+        await self.accept()
+        await self.send_json({"kind": "hello", "user_id": user.pk})
+
+    async def disconnect(self, code):
+        if getattr(self, "user", None) is None:
+            return
+        await self._leave()
+        await self.channel_layer.group_discard(INBOX_GROUP, self.channel_name)
+        await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        action = content.get("action") if isinstance(content, dict) else None
+        if action == "view":
+            try:
+                conversation_id = int(content.get("conversation_id"))
+            except (TypeError, ValueError):
+                return
+            if conversation_id != self.viewing:
+                if not await database_sync_to_async(_can_view)(self.user, conversation_id):
+                    await self.send_json({"kind": "error", "detail": "No conversation with that id."})
+                    return
+                await self._leave()
+                self.viewing = conversation_id
+            await self._announce(await sync_to_async(presence.presence_touch)(
+                conversation_id=conversation_id, user=self.user, typing=content.get("typing")))
+        elif action == "typing" and self.viewing is not None:
+            await self._announce(await sync_to_async(presence.presence_touch)(
+                conversation_id=self.viewing, user=self.user, typing=bool(content.get("typing", True))))
+        elif action == "leave":
+            await self._leave()
+
+    async def _leave(self):
+        if self.viewing is None:
+            return
+        conversation_id, self.viewing = self.viewing, None
+        viewers = await sync_to_async(presence.presence_leave)(conversation_id=conversation_id, user_id=self.user.pk)
+        await self._announce(viewers, conversation_id=conversation_id)
+
+    async def _announce(self, viewers, conversation_id=None):
+        await self.channel_layer.group_send(INBOX_GROUP, {
+            "type": "inbox.event", "kind": "presence",
+            "conversation_id": conversation_id or self.viewing, "viewers": viewers,
+        })
+
+    async def inbox_event(self, event):
+        await self.send_json({k: v for k, v in event.items() if k != "type"})
