@@ -6,7 +6,10 @@ from rest_framework.routers import DefaultRouter
 
 from apps.connectors.api import ChannelAccountViewSet
 from apps.core.views import healthz, home
+from apps.accounts.api import ApiTokenViewSet, AuditLogView, BulkAssignView, DashboardView, TeamViewSet, UserViewSet
 from apps.inbox.api import CannedResponseViewSet, ConversationViewSet, CustomerViewSet, QueueViewSet
+from apps.reports.api import ReportView
+from apps.reports.views import survey_page
 
 router = DefaultRouter()
 router.register("conversations", ConversationViewSet, basename="conversation")
@@ -14,6 +17,9 @@ router.register("queues", QueueViewSet, basename="queue")
 router.register("canned-responses", CannedResponseViewSet, basename="canned-response")
 router.register("customers", CustomerViewSet, basename="customer")
 router.register("channel-accounts", ChannelAccountViewSet, basename="channel-account")
+router.register("users", UserViewSet, basename="user")
+router.register("teams", TeamViewSet, basename="team")
+router.register("tokens", ApiTokenViewSet, basename="token")
 
 urlpatterns = [
     path("", home, name="home"),
@@ -22,6 +28,15 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("inbox/", include("apps.inbox.urls")),
     path("admin/", admin.site.urls),
+    path("account/", include("apps.accounts.urls")),
+    path("supervisor/", include("apps.accounts.supervisor_urls")),
+    # before the router: its conversations/<pk>/ would take "bulk-assign" as a pk
+    path("api/v1/conversations/bulk-assign/", BulkAssignView.as_view(), name="api-bulk-assign"),
+    path("api/v1/supervisor/dashboard/", DashboardView.as_view(), name="api-supervisor-dashboard"),
+    path("api/v1/audit/", AuditLogView.as_view(), name="api-audit"),
+    path("reports/", include("apps.reports.urls")),
+    path("survey/<str:token>/", survey_page, name="survey"),
+    path("api/v1/reports/<slug:name>/", ReportView.as_view(), name="api-report"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -4,6 +4,7 @@ a Celery broker that needs no server."""
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -184,6 +185,10 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "poll-all-accounts": {"task": "connectors.poll_due_accounts", "schedule": env.float("POLL_INTERVAL_SECONDS", default=15.0)},
     "presence-sweep": {"task": "accounts.presence_sweep", "schedule": 60.0},
+    # Reports: rollups stay current (services also ask for an apply after each change).
+    "reports-apply-rollups": {"task": "reports.apply_rollups", "schedule": 60.0},
+    "reports-weekly-digest": {"task": "reports.weekly_digest",
+                              "schedule": crontab(minute=0, hour=7, day_of_week="mon")},
 }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -242,3 +247,13 @@ LOGGING = {
     # tweepy logs request headers (the bearer token) at DEBUG: never let it through.
     "loggers": {"tweepy": {"level": "INFO"}, "axes": {"level": "WARNING"}},
 }
+
+# --- Reports ------------------------------------------------------------------
+# Public address used in links sent to customers (survey links).
+SITE_URL = env("SITE_URL", default="http://localhost:8000")
+REPORTS_SURVEY_MAX_AGE_DAYS = env.int("REPORTS_SURVEY_MAX_AGE_DAYS", default=30)
+# Business hours for the business-hours response figures, in the queue team's time zone.
+REPORTS_BUSINESS_HOURS = {"days": [0, 1, 2, 3, 4], "opens": "09:00", "closes": "17:00"}
+REPORTS_KEYWORDS = env.list("REPORTS_KEYWORDS", default=["refund", "cancel", "delivery", "outage", "price", "app"])
+REPORTS_SPIKE = {"volume_factor": 3.0, "min_volume": 10, "negative_points": 25.0, "min_scored": 8}
+REPORTS_GAP_FRT_TARGET_SECONDS = env.int("REPORTS_GAP_FRT_TARGET_SECONDS", default=3600)

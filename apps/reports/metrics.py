@@ -1,0 +1,145 @@
+"""Pure calculations behind the reports: no database, no Django models.
+
+Percentiles interpolate linearly between ranks (numpy's default), so the
+median of an even count is the mean of the two middle values."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable
+from zoneinfo import ZoneInfo
+
+POSITIVE = 0.05
+NEGATIVE = -0.05
+
+
+def percentile(values: Iterable[float], q: float) -> float | None:
+    data = sorted(values)
+    if not data:
+        return None
+    if len(data) == 1:
+        return float(data[0])
+    pos = (len(data) - 1) * q / 100.0
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return float(data[lo] + (data[hi] - data[lo]) * (pos - lo))
+
+
+def summary(values: list[float]) -> dict:
+    """count, mean, median and p90 of a list of durations or scores."""
+    n = len(values)
+    return {
+        "count": n,
+        "mean": (sum(values) / n) if n else None,
+        "median": percentile(values, 50),
+        "p90": percentile(values, 90),
+    }
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
+    return (numerator / denominator) if denominator else None
+
+
+def sentiment_label(compound: float | None) -> str:
+    if compound is None:
+        return "not_scored"
+    if compound >= POSITIVE:
+        return "positive"
+    if compound <= NEGATIVE:
+        return "negative"
+    return "neutral"
+
+
+def net_sentiment(positive: int, negative: int, scored: int) -> float | None:
+    """%positive - %negative of the scored messages, in points (-100..100)."""
+    if not scored:
+        return None
+    return 100.0 * (positive - negative) / scored
+
+
+def csat_score(scores: list[float]) -> float | None:
+    """Share of 4-5 answers, in percent."""
+    return 100.0 * sum(1 for s in scores if s >= 4) / len(scores) if scores else None
+
+
+def nps_score(scores: list[float]) -> float | None:
+    """Promoters (9-10) minus detractors (0-6), in points."""
+    if not scores:
+        return None
+    promoters = sum(1 for s in scores if s >= 9)
+    detractors = sum(1 for s in scores if s <= 6)
+    return 100.0 * (promoters - detractors) / len(scores)
+
+
+# --- time ---------------------------------------------------------------------
+
+def floor_hour(moment: dt.datetime) -> dt.datetime:
+    moment = moment.astimezone(dt.timezone.utc)
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def floor_day(moment: dt.datetime) -> dt.datetime:
+    return floor_hour(moment).replace(hour=0)
+
+
+def local_day(moment: dt.datetime, tz: ZoneInfo) -> dt.date:
+    return moment.astimezone(tz).date()
+
+
+def local_range_utc(start: dt.date, end: dt.date, tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
+    """[start 00:00, end+1 00:00) local, as UTC instants (DST-aware)."""
+    lo = dt.datetime.combine(start, dt.time.min, tzinfo=tz).astimezone(dt.timezone.utc)
+    hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=tz).astimezone(dt.timezone.utc)
+    return lo, hi
+
+
+def whole_hour_offsets(tz: ZoneInfo, start: dt.datetime, end: dt.datetime) -> bool:
+    """True when hourly UTC buckets map exactly onto local days in [start, end)."""
+    probe = start
+    while probe <= end:
+        off = probe.astimezone(tz).utcoffset() or dt.timedelta()
+        if off.total_seconds() % 3600:
+            return False
+        probe += dt.timedelta(days=30)
+    off = end.astimezone(tz).utcoffset() or dt.timedelta()
+    return not off.total_seconds() % 3600
+
+
+def business_seconds(start: dt.datetime, end: dt.datetime, *, tz: ZoneInfo, days: Iterable[int] = (0, 1, 2, 3, 4),
+                     opens: dt.time = dt.time(9), closes: dt.time = dt.time(17),
+                     holidays: Iterable[dt.date] = ()) -> float:
+    """Seconds of [start, end) that fall inside business hours (local time in
+    `tz`, weekdays `days` with Monday=0, minus holidays)."""
+    if end <= start:
+        return 0.0
+    days, holidays = set(days), set(holidays)
+    total = 0.0
+    day = start.astimezone(tz).date()
+    last = end.astimezone(tz).date()
+    while day <= last:
+        if day.weekday() in days and day not in holidays:
+            lo = dt.datetime.combine(day, opens, tzinfo=tz)
+            hi = dt.datetime.combine(day, closes, tzinfo=tz)
+            a, b = max(lo, start), min(hi, end)
+            if b > a:
+                total += (b - a).total_seconds()
+        day += dt.timedelta(days=1)
+    return total
+
+
+# --- alerts -------------------------------------------------------------------
+
+def spike_check(current: float, history: list[float], *, factor: float, min_value: float) -> tuple[bool, float]:
+    """A spike: current >= min_value and >= factor x the mean of history.
+    Returns (spiked, baseline)."""
+    baseline = (sum(history) / len(history)) if history else 0.0
+    return current >= min_value and current >= factor * max(baseline, 1.0), baseline
+
+
+def negative_jump(current_neg: int, current_scored: int, hist_neg: int, hist_scored: int, *,
+                  points: float, min_scored: int) -> tuple[bool, float, float]:
+    """Negative share of this hour vs the baseline hours, in percent points."""
+    if current_scored < min_scored:
+        return False, 0.0, 0.0
+    now = 100.0 * current_neg / current_scored
+    base = 100.0 * hist_neg / hist_scored if hist_scored else 0.0
+    return now - base >= points, now, base

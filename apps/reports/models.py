@@ -1,0 +1,219 @@
+"""Reports: metric events (the facts), rollups (what reports read), surveys, alerts.
+
+Dimensions are stored as plain ids (0 = none) rather than foreign keys: a
+rollup row must not vanish or change when a queue or user is deleted, and
+NULLs would defeat the unique keys the incremental upserts rely on."""
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from apps.inbox.models import Conversation
+
+
+class MetricEvent(models.Model):
+    """One measurable change, written by the services in the same transaction
+    as the change. Rollups are a pure function of these rows."""
+
+    key = models.CharField(max_length=120, unique=True, help_text="Dedupe key: one event per fact, ever")
+    kind = models.CharField(max_length=32, db_index=True)
+    occurred_at = models.DateTimeField(db_index=True)
+    conversation_id = models.BigIntegerField(default=0, db_index=True)
+    cycle = models.PositiveIntegerField(default=0)
+    channel = models.CharField(max_length=32, blank=True)
+    account_id = models.BigIntegerField(default=0)
+    queue_id = models.BigIntegerField(default=0)
+    team_id = models.BigIntegerField(default=0)
+    agent_id = models.BigIntegerField(default=0)
+    customer_id = models.BigIntegerField(default=0, db_index=True)
+    value = models.FloatField(null=True, blank=True)
+    # The same duration counted in business hours only (first response, reply, resolution).
+    value_bh = models.FloatField(null=True, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    rolled_up = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["id"], condition=Q(rolled_up=False), name="metric_pending"),
+            models.Index(fields=["customer_id", "kind", "occurred_at"], name="metric_customer_kind"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} #{self.conversation_id} @ {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class ConversationMetricState(models.Model):
+    """Where each conversation's current cycle stands, so each fact is counted
+    once per cycle (first response, resolution, SLA outcome)."""
+
+    conversation = models.OneToOneField(Conversation, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    cycle = models.PositiveIntegerField(default=1)
+    cycle_started_at = models.DateTimeField()
+    cycle_counted = models.BooleanField(default=False, help_text="opened/reopened metric written for this cycle")
+    first_response_done = models.BooleanField(default=False)
+    resolved = models.BooleanField(default=False)
+    sla_decided = models.JSONField(default=list, blank=True)
+
+
+class Grain(models.TextChoices):
+    HOUR = "h", "Hour"
+    DAY = "d", "Day"
+
+
+class MetricRollup(models.Model):
+    """Counts, sums and (for durations and scores) the sorted values of one
+    metric in one UTC hour or day, per channel x account x queue x team x agent."""
+
+    grain = models.CharField(max_length=1, choices=Grain.choices)
+    bucket = models.DateTimeField()
+    metric = models.CharField(max_length=32)
+    channel = models.CharField(max_length=32, blank=True)
+    account_id = models.BigIntegerField(default=0)
+    queue_id = models.BigIntegerField(default=0)
+    team_id = models.BigIntegerField(default=0)
+    agent_id = models.BigIntegerField(default=0)
+    count = models.IntegerField(default=0)
+    total = models.FloatField(default=0.0)
+    values = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["grain", "bucket", "metric", "channel", "account_id", "queue_id", "team_id", "agent_id"],
+                name="uniq_metric_rollup",
+            )
+        ]
+        indexes = [models.Index(fields=["grain", "metric", "bucket"], name="rollup_metric_bucket")]
+
+
+class TermRollup(models.Model):
+    """Inbound volume and sentiment per hour by topic, hashtag or keyword, with
+    the most positive and most negative example posts (masked)."""
+
+    bucket = models.DateTimeField()
+    channel = models.CharField(max_length=32, blank=True)
+    account_id = models.BigIntegerField(default=0)
+    term_type = models.CharField(max_length=8)  # topic | hashtag | keyword
+    term = models.CharField(max_length=64)
+    count = models.IntegerField(default=0)
+    positive = models.IntegerField(default=0)
+    negative = models.IntegerField(default=0)
+    neutral = models.IntegerField(default=0)
+    total = models.FloatField(default=0.0)
+    examples = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["bucket", "channel", "account_id", "term_type", "term"],
+                                    name="uniq_term_rollup")
+        ]
+        indexes = [models.Index(fields=["term_type", "bucket"], name="term_type_bucket")]
+
+
+class ConversationFact(models.Model):
+    """One row per conversation, folded from its metric events: the gap report,
+    sentiment shift and experience lists read this, never messages."""
+
+    conversation_id = models.BigIntegerField(primary_key=True)
+    channel = models.CharField(max_length=32, blank=True)
+    account_id = models.BigIntegerField(default=0)
+    queue_id = models.BigIntegerField(default=0)
+    team_id = models.BigIntegerField(default=0)
+    agent_id = models.BigIntegerField(default=0)
+    customer_id = models.BigIntegerField(default=0)
+    # Where it was last resolved (queue, team, agent): the newest resolution wins.
+    dims_key = models.CharField(max_length=40, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    last_resolved_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    resolutions = models.IntegerField(default=0)
+    reopens = models.IntegerField(default=0)
+    first_response_seconds = models.FloatField(null=True, blank=True)
+    first_response_cycle = models.IntegerField(default=0)
+    sla_met = models.IntegerField(default=0)
+    sla_breached = models.IntegerField(default=0)
+    inbound = models.IntegerField(default=0)
+    first_sentiment = models.FloatField(null=True, blank=True)
+    first_sentiment_key = models.CharField(max_length=40, blank=True)
+    last_sentiment = models.FloatField(null=True, blank=True)
+    last_sentiment_key = models.CharField(max_length=40, blank=True)
+    csat = models.IntegerField(null=True, blank=True)
+    csat_key = models.CharField(max_length=40, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    topics = models.JSONField(default=list, blank=True)
+
+
+class CustomerFact(models.Model):
+    """Per customer: recent sentiment and churn words, for "customers at risk"."""
+
+    customer_id = models.BigIntegerField(primary_key=True)
+    inbound = models.IntegerField(default=0)
+    # [[sort key, compound], ...] of the last scored messages, oldest first.
+    recent = models.JSONField(default=list, blank=True)
+    churn_hits = models.IntegerField(default=0)
+    churn_words = models.JSONField(default=list, blank=True)
+    last_contact_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_conversation_id = models.BigIntegerField(default=0)
+    channel = models.CharField(max_length=32, blank=True)
+
+
+class RollupLock(models.Model):
+    """A single row locked while rollups are applied: one applier at a time."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    applied_total = models.BigIntegerField(default=0)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+
+
+class Survey(models.Model):
+    class Kind(models.TextChoices):
+        CSAT = "csat", "CSAT (1-5)"
+        CES = "ces", "Customer effort (1-7)"
+        NPS = "nps", "NPS (0-10)"
+
+    SCALES = {"csat": (1, 5), "ces": (1, 7), "nps": (0, 10)}
+
+    kind = models.CharField(max_length=4, choices=Kind.choices, default=Kind.CSAT)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="surveys")
+    token = models.CharField(max_length=64, unique=True)
+    sent_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+")
+    message_id = models.BigIntegerField(null=True, blank=True)
+    sent_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+    score = models.SmallIntegerField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-sent_at"]
+
+    def __str__(self):
+        return f"{self.kind} for #{self.conversation_id}"
+
+    @property
+    def scale(self) -> tuple[int, int]:
+        return self.SCALES[self.kind]
+
+
+class SpikeAlert(models.Model):
+    class Kind(models.TextChoices):
+        VOLUME = "volume", "Volume spike"
+        NEGATIVE = "negative", "Negative share jump"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    channel = models.CharField(max_length=32, blank=True)
+    account_id = models.BigIntegerField(default=0)
+    bucket = models.DateTimeField(help_text="The UTC hour that spiked")
+    value = models.FloatField()
+    baseline = models.FloatField()
+    message = models.CharField(max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-bucket", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "channel", "account_id", "bucket"], name="uniq_spike_alert")
+        ]
+
+    def __str__(self):
+        return self.message

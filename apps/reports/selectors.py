@@ -1,0 +1,486 @@
+"""Reads for the reports. They read rollups and facts only, never messages.
+
+Time zones: rollups are kept per UTC hour and per UTC day. A report in UTC
+reads the day rows; in any other zone it regroups the hour rows into local
+days, which is exact for every zone whose offset is a whole number of hours
+(for the few half-hour zones, an hour is given to the local day it starts in)."""
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import Q, Sum
+
+from apps.accounts.models import Team
+from apps.connectors.models import ChannelAccount
+from apps.routing.models import Queue
+
+from . import metrics
+from .models import ConversationFact, CustomerFact, Grain, MetricRollup, SpikeAlert, TermRollup
+
+DIMENSIONS = ("channel", "account_id", "queue_id", "team_id", "agent_id")
+
+
+@dataclass
+class ReportParams:
+    start: dt.date
+    end: dt.date
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    channel: str = ""
+    account_id: int = 0
+    queue_id: int = 0
+    team_id: int = 0
+    agent_id: int = 0
+    show_people: bool = True  # False for marketing: no names, handles or conversation links
+
+    @property
+    def utc_range(self) -> tuple[dt.datetime, dt.datetime]:
+        return metrics.local_range_utc(self.start, self.end, self.tz)
+
+    @property
+    def days(self) -> list[dt.date]:
+        return [self.start + dt.timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+
+    def filters(self) -> dict:
+        out = {}
+        for name in DIMENSIONS:
+            value = getattr(self, name)
+            if value:
+                out[name] = value
+        return out
+
+    def as_dict(self) -> dict:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "tz": self.tz.key, **self.filters()}
+
+
+DEFINITIONS = {
+    "first_response": "First response time: the first human reply the customer can see (public or direct, "
+                      "not a private note, not an auto-reply or survey link) minus the start of the cycle "
+                      "(when the conversation opened or reopened). Counted once per cycle.",
+    "reply": "Reply time: each human reply minus the first customer message it answers: the first customer "
+             "message after the previous human reply, never earlier than the start of the current cycle.",
+    "resolution": "Resolution time: resolve (or close without resolve) minus the start of that cycle. "
+                  "One resolution per cycle: resolved then closed counts once; resolved, reopened and "
+                  "resolved again counts two cycles.",
+    "resolution_rate": "Resolution rate: cycles resolved / cycles started (opened + reopened) in the period.",
+    "reopen_rate": "Reopen rate: reopens / resolutions in the period.",
+    "business_hours": "Business-hours figures count only time inside REPORTS_BUSINESS_HOURS "
+                      "(default Mon-Fri 09:00-17:00) in the time zone of the queue's team.",
+    "sla": "SLA compliance: targets met / targets decided (met or breached) in the period. A first-response "
+           "target is decided by the first reply, a resolution target by the resolve; a breach event from "
+           "the SLA monitor decides it as breached.",
+    "handle_time": "Handle time (agent's active time on a conversation) is not measured: cxinbox keeps no "
+                   "per-conversation presence history yet, so the report leaves it out rather than guess.",
+    "volume": "Volume in: customer messages received. Volume out: replies the network accepted "
+              "(human; auto-replies and survey links shown apart).",
+    "backlog": "Backlog: cycles started and not yet resolved, at the end of each day.",
+    "periods": "Days are local days in the chosen time zone; durations count in the period they end in.",
+    "csat": "CSAT: share of 4-5 answers on a 1-5 scale; response rate: surveys answered / surveys sent "
+            "(counted in the period they were sent).",
+    "ces": "CES: customer effort on 1-7 (higher = easier); the mean and median are shown.",
+    "nps": "NPS: % promoters (9-10) minus % detractors (0-6) on 0-10.",
+    "sentiment": "Sentiment: VADER compound of each customer message (English; other languages are not "
+                 "scored). Positive >= 0.05, negative <= -0.05; net sentiment = % positive - % negative.",
+    "shift": "Sentiment shift: the conversation's last scored customer message minus its first.",
+    "repeat": "Repeat contact rate: resolutions after which the same customer contacted again (any channel) "
+              "within 7 days / resolutions; counted in the period of the resolution.",
+    "at_risk": "Customers at risk: churn words (cancel, switching to, refund...), or the last two scored "
+               "messages negative, or a fall of 0.5 or more from the first to the last of their recent messages.",
+    "themes": "Themes: topics are keyword families (billing, delivery, outage...); hashtags as written; "
+              "keywords from REPORTS_KEYWORDS. Example posts are masked (no handles, links, e-mails, phones).",
+    "spikes": "Spike alerts: an hour with at least 3x the mean hourly volume of the day before (and 10+ "
+              "messages), or a negative share 25+ points above the day before (8+ scored messages).",
+    "gap": "Service met: no SLA target breached and at least one met; with no SLA targets, a first response "
+           "within REPORTS_GAP_FRT_TARGET_SECONDS (default 1 h). Experience bad: last customer sentiment "
+           "negative or CSAT <= 2; good: last sentiment positive or CSAT >= 4. Conversations resolved in the "
+           "period.",
+}
+
+
+# --- reading rollups ------------------------------------------------------------
+
+class Agg:
+    """Counts, sums and values of each metric in one group."""
+
+    __slots__ = ("count", "total", "values")
+
+    def __init__(self):
+        self.count: dict[str, int] = defaultdict(int)
+        self.total: dict[str, float] = defaultdict(float)
+        self.values: dict[str, list] = defaultdict(list)
+
+    def add(self, metric, count, total, values):
+        self.count[metric] += count
+        self.total[metric] += total
+        if values:
+            self.values[metric].extend(values)
+
+    def n(self, metric) -> int:
+        return self.count.get(metric, 0)
+
+
+def _rows(params: ParamsLike, metric_names, *, lo=None, hi=None):
+    lo_hi = params.utc_range
+    lo, hi = lo or lo_hi[0], hi or lo_hi[1]
+    grain = Grain.DAY if params.tz.key == "UTC" and lo.hour == 0 and hi.hour == 0 else Grain.HOUR
+    qs = MetricRollup.objects.filter(grain=grain, bucket__gte=lo, bucket__lt=hi, metric__in=list(metric_names),
+                                     **params.filters())
+    return qs.values_list("bucket", "metric", *DIMENSIONS, "count", "total", "values")
+
+
+ParamsLike = ReportParams
+
+
+def _group(rows, params: ReportParams, by: str | None) -> dict:
+    groups: dict = defaultdict(Agg)
+    for bucket, metric, channel, account_id, queue_id, team_id, agent_id, count, total, values in rows:
+        if by is None:
+            key = "all"
+        elif by == "day":
+            key = bucket.astimezone(params.tz).date()
+        else:
+            key = {"channel": channel, "account": account_id, "queue": queue_id, "team": team_id,
+                   "agent": agent_id}[by]
+        groups[key].add(metric, count, total, values)
+    return groups
+
+
+def _labels(by: str, keys, show_people: bool) -> dict:
+    ids = [k for k in keys if k]
+    if by == "queue":
+        names = dict(Queue.objects.filter(pk__in=ids).values_list("pk", "name"))
+    elif by == "team":
+        names = dict(Team.objects.filter(pk__in=ids).values_list("pk", "name"))
+    elif by == "account":
+        names = dict(ChannelAccount.objects.filter(pk__in=ids).values_list("pk", "name"))
+    elif by == "agent":
+        if not show_people:
+            return {k: (f"Agent {k}" if k else "(nobody)") for k in keys}
+        names = {u.pk: u.display_name for u in get_user_model().objects.filter(pk__in=ids)}
+    else:
+        return {k: (str(k) if k else "(none)") for k in keys}
+    return {k: names.get(k, f"#{k}") if k else "(none)" for k in keys}
+
+
+SERVICE_METRICS = ["msg_in", "msg_out", "msg_out_bot", "opened", "reopened", "resolved", "resolved_bh",
+                   "first_response", "first_response_bh", "reply", "reply_bh", "sla_met", "sla_breached"]
+
+
+def _service_row(agg: Agg) -> dict:
+    started = agg.n("opened") + agg.n("reopened")
+    decided = agg.n("sla_met") + agg.n("sla_breached")
+    return {
+        "volume_in": agg.n("msg_in"), "volume_out": agg.n("msg_out"), "volume_out_bot": agg.n("msg_out_bot"),
+        "opened": agg.n("opened"), "reopened": agg.n("reopened"), "resolved": agg.n("resolved"),
+        "first_response": metrics.summary(agg.values.get("first_response", [])),
+        "first_response_business": metrics.summary(agg.values.get("first_response_bh", [])),
+        "reply": metrics.summary(agg.values.get("reply", [])),
+        "reply_business": metrics.summary(agg.values.get("reply_bh", [])),
+        "resolution": metrics.summary(agg.values.get("resolved", [])),
+        "resolution_rate": metrics.ratio(agg.n("resolved"), started),
+        "reopen_rate": metrics.ratio(agg.n("reopened"), agg.n("resolved")),
+        "sla_met": agg.n("sla_met"), "sla_breached": agg.n("sla_breached"),
+        "sla_compliance": metrics.ratio(agg.n("sla_met"), decided),
+    }
+
+
+def _breakdown(rows, params, by, row_fn) -> list[dict]:
+    groups = _group(rows, params, by)
+    if by == "day":
+        return [{"day": d.isoformat(), **row_fn(groups.get(d, Agg()))} for d in params.days]
+    labels = _labels(by, list(groups), params.show_people)
+    out = [{by: labels[k], f"{by}_id" if by != "channel" else "channel_key": k, **row_fn(agg)}
+           for k, agg in groups.items()]
+    return sorted(out, key=lambda r: str(r[by]))
+
+
+def backlog_series(params: ReportParams) -> list[dict]:
+    """Open cycles at the end of each local day: everything before the range
+    (day rows up to the UTC day, hour rows after it) plus the running sum."""
+    lo, hi = params.utc_range
+    day_lo = metrics.floor_day(lo)
+    signs = {"opened": 1, "reopened": 1, "resolved": -1}
+
+    def net(qs):
+        return sum(signs[m] * (c or 0) for m, c in qs.values_list("metric").annotate(c=Sum("count")))
+
+    base = MetricRollup.objects.filter(metric__in=list(signs), **params.filters())
+    start = net(base.filter(grain=Grain.DAY, bucket__lt=day_lo)) + net(
+        base.filter(grain=Grain.HOUR, bucket__gte=day_lo, bucket__lt=lo))
+    per_day = defaultdict(int)
+    for bucket, metric, count in base.filter(grain=Grain.HOUR, bucket__gte=lo, bucket__lt=hi).values_list(
+            "bucket", "metric", "count"):
+        per_day[bucket.astimezone(params.tz).date()] += signs[metric] * count
+    out, running = [], start
+    for day in params.days:
+        running += per_day.get(day, 0)
+        out.append({"day": day.isoformat(), "backlog": running})
+    return out
+
+
+def service_report(*, params: ReportParams) -> dict:
+    rows = list(_rows(params, SERVICE_METRICS))
+    totals = _group(rows, params, None).get("all", Agg())
+    return {
+        "report": "service", "params": params.as_dict(),
+        "definitions": {k: DEFINITIONS[k] for k in ("first_response", "reply", "resolution", "resolution_rate",
+                                                    "reopen_rate", "business_hours", "sla", "volume", "backlog",
+                                                    "handle_time", "periods")},
+        "totals": _service_row(totals),
+        "handle_time": {"available": False, "note": DEFINITIONS["handle_time"]},
+        "by_day": _breakdown(rows, params, "day", _service_row),
+        "by_channel": _breakdown(rows, params, "channel", _service_row),
+        "by_queue": _breakdown(rows, params, "queue", _service_row),
+        "by_team": _breakdown(rows, params, "team", _service_row),
+        "by_agent": _breakdown(rows, params, "agent", _service_row),
+        "backlog": backlog_series(params),
+    }
+
+
+# --- experience ---------------------------------------------------------------
+
+EXPERIENCE_METRICS = ["csat", "csat_sent", "csat_answered", "ces", "ces_sent", "ces_answered", "nps", "nps_sent",
+                      "nps_answered", "msg_in", "sentiment", "msg_in_positive", "msg_in_negative",
+                      "msg_in_neutral", "resolved", "repeat_contact"]
+
+
+def _sentiment_row(agg: Agg) -> dict:
+    scored = agg.n("sentiment")
+    return {
+        "messages": agg.n("msg_in"), "scored": scored, "positive": agg.n("msg_in_positive"),
+        "negative": agg.n("msg_in_negative"), "neutral": agg.n("msg_in_neutral"),
+        "net_sentiment": metrics.net_sentiment(agg.n("msg_in_positive"), agg.n("msg_in_negative"), scored),
+        "mean_compound": (agg.total["sentiment"] / scored) if scored else None,
+    }
+
+
+def _experience_row(agg: Agg) -> dict:
+    ces = agg.values.get("ces", [])
+    return {
+        "csat": metrics.csat_score(agg.values.get("csat", [])), "csat_answers": agg.n("csat"),
+        "csat_sent": agg.n("csat_sent"),
+        "csat_response_rate": metrics.ratio(agg.n("csat_answered"), agg.n("csat_sent")),
+        "ces_mean": (sum(ces) / len(ces)) if ces else None, "ces_median": metrics.percentile(ces, 50),
+        "ces_answers": len(ces), "ces_response_rate": metrics.ratio(agg.n("ces_answered"), agg.n("ces_sent")),
+        "nps": metrics.nps_score(agg.values.get("nps", [])), "nps_answers": agg.n("nps"),
+        "nps_response_rate": metrics.ratio(agg.n("nps_answered"), agg.n("nps_sent")),
+        "resolved": agg.n("resolved"), "repeat_contacts": agg.n("repeat_contact"),
+        "repeat_contact_rate": metrics.ratio(agg.n("repeat_contact"), agg.n("resolved")),
+        **_sentiment_row(agg),
+    }
+
+
+def _facts(params: ReportParams):
+    lo, hi = params.utc_range
+    return ConversationFact.objects.filter(last_resolved_at__gte=lo, last_resolved_at__lt=hi, **params.filters())
+
+
+def _conversation_link(conversation_id: int, params: ReportParams) -> str | None:
+    return f"/inbox/c/{conversation_id}/" if params.show_people else None
+
+
+def sentiment_shift(params: ReportParams, limit: int = 15) -> dict:
+    facts = list(_facts(params).filter(first_sentiment__isnull=False, last_sentiment__isnull=False).values_list(
+        "conversation_id", "channel", "first_sentiment", "last_sentiment", "inbound"))
+    turned, worsened, stayed = 0, 0, 0
+    rows = []
+    for cid, channel, first, last, inbound in facts:
+        f, l_ = metrics.sentiment_label(first), metrics.sentiment_label(last)
+        if f == "negative" and l_ != "negative":
+            turned += 1
+        elif f != "negative" and l_ == "negative":
+            worsened += 1
+        elif f == l_ == "negative":
+            stayed += 1
+        rows.append({"conversation_id": cid, "link": _conversation_link(cid, params), "channel": channel,
+                     "first": first, "last": last, "shift": last - first, "messages": inbound})
+    shifts = [r["shift"] for r in rows]
+    rows.sort(key=lambda r: (r["shift"], r["conversation_id"]))
+    return {
+        "conversations": len(rows), "turned_around": turned, "worsened": worsened, "stayed_negative": stayed,
+        "mean_shift": (sum(shifts) / len(shifts)) if shifts else None,
+        "most_improved": list(reversed(rows[-limit:])) if rows else [], "most_worsened": rows[:limit],
+    }
+
+
+def customers_at_risk(params: ReportParams, limit: int = 50) -> list[dict]:
+    lo, hi = params.utc_range
+    qs = CustomerFact.objects.filter(last_contact_at__gte=lo, last_contact_at__lt=hi)
+    if params.channel:
+        qs = qs.filter(channel=params.channel)
+    out = []
+    for fact in qs.order_by("-last_contact_at")[:2000]:
+        values = [v for _, v in fact.recent]
+        reasons = []
+        if fact.churn_words:
+            reasons.append("churn words: " + ", ".join(fact.churn_words))
+        if len(values) >= 2 and all(v <= metrics.NEGATIVE for v in values[-2:]):
+            reasons.append("last two messages negative")
+        if len(values) >= 2 and values[-1] - values[0] <= -0.5:
+            reasons.append(f"sentiment fell {values[0]:+.2f} → {values[-1]:+.2f}")
+        if reasons:
+            out.append({"customer_id": fact.customer_id, "channel": fact.channel, "reasons": reasons,
+                        "last_sentiment": values[-1] if values else None,
+                        "last_contact_at": fact.last_contact_at.astimezone(params.tz).isoformat(),
+                        "link": _conversation_link(fact.last_conversation_id, params)})
+    out.sort(key=lambda r: (-len(r["reasons"]), r["last_sentiment"] if r["last_sentiment"] is not None else 0))
+    out = out[:limit]
+    if params.show_people:
+        from apps.contacts.models import Customer
+
+        names = dict(Customer.objects.filter(pk__in=[r["customer_id"] for r in out]).values_list("pk", "name"))
+        for r in out:
+            r["customer"] = names.get(r["customer_id"], "")
+    return out
+
+
+def experience_report(*, params: ReportParams) -> dict:
+    rows = list(_rows(params, EXPERIENCE_METRICS))
+    return {
+        "report": "experience", "params": params.as_dict(),
+        "definitions": {k: DEFINITIONS[k] for k in ("csat", "ces", "nps", "sentiment", "shift", "repeat",
+                                                    "at_risk", "periods")},
+        "totals": _experience_row(_group(rows, params, None).get("all", Agg())),
+        "by_channel": _breakdown(rows, params, "channel", _experience_row),
+        "sentiment_by_day": _breakdown(rows, params, "day", _sentiment_row),
+        "sentiment_shift": sentiment_shift(params),
+        "customers_at_risk": customers_at_risk(params),
+    }
+
+
+# --- marketing ------------------------------------------------------------------
+
+def themes(params: ReportParams, term_type: str, limit: int = 20) -> list[dict]:
+    lo, hi = params.utc_range
+    qs = TermRollup.objects.filter(term_type=term_type, bucket__gte=lo, bucket__lt=hi)
+    if params.channel:
+        qs = qs.filter(channel=params.channel)
+    if params.account_id:
+        qs = qs.filter(account_id=params.account_id)
+    acc: dict = {}
+    from .services import _example_merge
+
+    for term, count, pos, neg, neu, total, examples in qs.values_list(
+            "term", "count", "positive", "negative", "neutral", "total", "examples"):
+        row = acc.setdefault(term, {"term": term, "count": 0, "positive": 0, "negative": 0, "neutral": 0,
+                                    "total": 0.0, "examples": []})
+        row["count"] += count
+        row["positive"] += pos
+        row["negative"] += neg
+        row["neutral"] += neu
+        row["total"] += total
+        row["examples"] = _example_merge(row["examples"], examples)
+    out = []
+    for row in acc.values():
+        scored = row["positive"] + row["negative"] + row["neutral"]
+        row["net_sentiment"] = metrics.net_sentiment(row["positive"], row["negative"], scored)
+        row.pop("total")
+        if not params.show_people:
+            for e in row["examples"]:
+                e.pop("conversation_id", None)
+        out.append(row)
+    out.sort(key=lambda r: (-r["count"], r["term"]))
+    return out[:limit]
+
+
+def marketing_report(*, params: ReportParams) -> dict:
+    rows = list(_rows(params, ["msg_in", "sentiment", "msg_in_positive", "msg_in_negative", "msg_in_neutral"]))
+    by_channel_day = []
+    for channel in sorted({r[2] for r in rows}):
+        sub = [r for r in rows if r[2] == channel]
+        for row in _breakdown(sub, params, "day", _sentiment_row):
+            by_channel_day.append({"channel": channel, **row})
+    topics = themes(params, "topic")
+    min_count = 2
+    ranked = [t for t in topics if t["net_sentiment"] is not None and t["count"] >= min_count]
+    lo, hi = params.utc_range
+    alerts = SpikeAlert.objects.filter(bucket__gte=lo, bucket__lt=hi)
+    if params.channel:
+        alerts = alerts.filter(channel=params.channel)
+    return {
+        "report": "marketing", "params": params.as_dict(),
+        "definitions": {k: DEFINITIONS[k] for k in ("sentiment", "themes", "spikes", "periods")},
+        "totals": _sentiment_row(_group(rows, params, None).get("all", Agg())),
+        "by_day": _breakdown(rows, params, "day", _sentiment_row),
+        "by_channel_day": by_channel_day,
+        "by_account": _breakdown(rows, params, "account", _sentiment_row),
+        "topics": topics, "hashtags": themes(params, "hashtag"), "keywords": themes(params, "keyword"),
+        "top_positive": sorted(ranked, key=lambda t: (-t["net_sentiment"], -t["count"]))[:5],
+        "top_negative": sorted(ranked, key=lambda t: (t["net_sentiment"], -t["count"]))[:5],
+        "alerts": [{"id": a.pk, "kind": a.kind, "channel": a.channel, "hour": a.bucket.astimezone(params.tz).isoformat(),
+                    "value": a.value, "baseline": a.baseline, "message": a.message} for a in alerts[:50]],
+    }
+
+
+# --- gap ------------------------------------------------------------------------
+
+def _service_met(fact: ConversationFact) -> bool:
+    if fact.sla_met or fact.sla_breached:
+        return fact.sla_breached == 0
+    target = getattr(settings, "REPORTS_GAP_FRT_TARGET_SECONDS", 3600)
+    return fact.first_response_seconds is not None and fact.first_response_seconds <= target
+
+
+def _experience(fact: ConversationFact) -> str:
+    if (fact.last_sentiment is not None and fact.last_sentiment <= metrics.NEGATIVE) or \
+            (fact.csat is not None and fact.csat <= 2):
+        return "bad"
+    if (fact.last_sentiment is not None and fact.last_sentiment >= metrics.POSITIVE) or \
+            (fact.csat is not None and fact.csat >= 4):
+        return "good"
+    return "neutral"
+
+
+def gap_report(*, params: ReportParams, limit: int = 100) -> dict:
+    facts = list(_facts(params).order_by("-last_resolved_at", "conversation_id"))
+    queues = _labels("queue", {f.queue_id for f in facts}, params.show_people)
+    groups = {g: defaultdict(lambda: {"conversations": 0, "met_but_bad": 0, "missed_but_good": 0})
+              for g in ("channel", "queue", "tag", "topic")}
+    met_bad, missed_good = [], []
+    for fact in facts:
+        met, exp = _service_met(fact), _experience(fact)
+        kind = "met_but_bad" if met and exp == "bad" else "missed_but_good" if not met and exp == "good" else None
+        keys = {"channel": [fact.channel], "queue": [queues.get(fact.queue_id, "(none)")],
+                "tag": fact.tags or ["(no tag)"], "topic": fact.topics or ["(no topic)"]}
+        for group, names in keys.items():
+            for name in names:
+                groups[group][name]["conversations"] += 1
+                if kind:
+                    groups[group][name][kind] += 1
+        if kind:
+            row = {"conversation_id": fact.conversation_id, "link": _conversation_link(fact.conversation_id, params),
+                   "channel": fact.channel, "queue": queues.get(fact.queue_id, "(none)"), "tags": fact.tags,
+                   "topics": fact.topics, "first_response_seconds": fact.first_response_seconds,
+                   "sla_met": fact.sla_met, "sla_breached": fact.sla_breached,
+                   "last_sentiment": fact.last_sentiment, "csat": fact.csat,
+                   "resolved_at": fact.last_resolved_at.astimezone(params.tz).isoformat()}
+            (met_bad if kind == "met_but_bad" else missed_good).append(row)
+    grouped = {g: sorted(({"name": n, **v} for n, v in d.items()), key=lambda r: (-r["met_but_bad"], r["name"]))
+               for g, d in groups.items()}
+    return {
+        "report": "gap", "params": params.as_dict(), "definitions": {"gap": DEFINITIONS["gap"],
+                                                                     "periods": DEFINITIONS["periods"]},
+        "totals": {"conversations": len(facts), "met_but_bad": len(met_bad), "missed_but_good": len(missed_good)},
+        "by_channel": grouped["channel"], "by_queue": grouped["queue"], "by_tag": grouped["tag"],
+        "by_topic": grouped["topic"],
+        "met_but_bad": met_bad[:limit], "missed_but_good": missed_good[:limit],
+    }
+
+
+REPORTS = {"service": service_report, "experience": experience_report, "marketing": marketing_report,
+           "gap": gap_report}
+
+
+def report_build(*, name: str, params: ReportParams) -> dict:
+    return REPORTS[name](params=params)
+
+
+def alerts_recent(limit: int = 10):
+    return list(SpikeAlert.objects.filter(acknowledged_at__isnull=True)[:limit])
+
+
+__all__ = ["ReportParams", "report_build", "REPORTS", "Q"]

@@ -1,0 +1,646 @@
+"""Writes for reports: metric events, rollups, surveys, alerts, digests.
+
+Metric events come from two hooks, both inside the transaction of the change:
+- `metrics_record_for_event`, called by the audit writer `inbox.events.event_record`
+  for every audit row (cycle starts, replies sent, resolutions, SLA breaches);
+- `metrics_conversation_routed`, called by `routing.services.conversation_route`
+  after the messages are scored (a new conversation's "opened" with its queue,
+  and one "msg_in" per customer message with its sentiment).
+Every event has a unique `key`, so a redelivered task or a repeated audit row
+never counts a fact twice. Rollups are applied later by `reports.apply_rollups`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from collections import defaultdict
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core import signing
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.core.errors import DomainError
+from apps.inbox.models import Conversation, Message
+
+from . import metrics, themes
+from .models import (
+    ConversationFact,
+    ConversationMetricState,
+    CustomerFact,
+    Grain,
+    MetricEvent,
+    MetricRollup,
+    RollupLock,
+    SpikeAlert,
+    Survey,
+    TermRollup,
+)
+
+log = logging.getLogger(__name__)
+
+AUDIT_KINDS = {"created", "reopened", "status_changed", "reply_sent", "sla_breached"}
+SURVEY_SALT = "reports.survey"
+REPEAT_WINDOW = dt.timedelta(days=7)
+
+
+# --- metric events ------------------------------------------------------------
+
+def _dims(conversation: Conversation, agent_id: int | None = None) -> dict:
+    team_id = 0
+    if conversation.queue_id:
+        team_id = conversation.queue.team_id
+    if agent_id is None:
+        agent_id = conversation.assignee_id or 0
+    return {
+        "conversation_id": conversation.pk, "channel": conversation.channel_account.provider,
+        "account_id": conversation.channel_account_id, "queue_id": conversation.queue_id or 0,
+        "team_id": team_id, "agent_id": agent_id or 0, "customer_id": conversation.customer_id,
+    }
+
+
+def _emit(*, key: str, kind: str, occurred_at: dt.datetime, dims: dict, cycle: int = 0, value=None,
+          value_bh=None, data: dict | None = None) -> MetricEvent | None:
+    if MetricEvent.objects.filter(key=key).exists():
+        return None  # counted before: a retry or a repeated hook
+    return MetricEvent.objects.create(key=key, kind=kind, occurred_at=occurred_at, cycle=cycle, value=value,
+                                      value_bh=value_bh, data=data or {}, **dims)
+
+
+def _business_hours(conversation: Conversation) -> dict:
+    """Business hours for response metrics: REPORTS_BUSINESS_HOURS in the time
+    zone of the queue's team (else the account's)."""
+    conf = getattr(settings, "REPORTS_BUSINESS_HOURS", {})
+    tz_name = conversation.queue.team.time_zone if conversation.queue_id else conversation.channel_account.time_zone
+    return {
+        "tz": ZoneInfo(tz_name or "UTC"),
+        "days": conf.get("days", (0, 1, 2, 3, 4)),
+        "opens": dt.time.fromisoformat(conf.get("opens", "09:00")),
+        "closes": dt.time.fromisoformat(conf.get("closes", "17:00")),
+    }
+
+
+def _durations(conversation: Conversation, start: dt.datetime, end: dt.datetime) -> tuple[float, float]:
+    seconds = max(0.0, (end - start).total_seconds())
+    return seconds, metrics.business_seconds(start, end, **_business_hours(conversation))
+
+
+def _state(conversation: Conversation) -> ConversationMetricState:
+    state = ConversationMetricState.objects.select_for_update().filter(conversation_id=conversation.pk).first()
+    if state is None:
+        state = ConversationMetricState.objects.create(
+            conversation_id=conversation.pk, cycle=1,
+            cycle_started_at=conversation.cycle_started_at or conversation.created_at or timezone.now())
+    return state
+
+
+def _cycle_count(conversation: Conversation, state: ConversationMetricState, dims: dict | None = None) -> None:
+    """Writes the cycle's opened/reopened event once, and a repeat contact if the
+    customer comes back within 7 days of a resolution."""
+    if state.cycle_counted:
+        return
+    kind = "opened" if state.cycle == 1 else "reopened"
+    dims = dims or _dims(conversation)
+    _emit(key=f"{kind}:{conversation.pk}:{state.cycle}", kind=kind, occurred_at=state.cycle_started_at,
+          dims=dims, cycle=state.cycle)
+    state.cycle_counted = True
+    state.save(update_fields=["cycle_counted"])
+    _repeat_contact_check(customer_id=conversation.customer_id, at=state.cycle_started_at)
+
+
+def _repeat_contact_check(*, customer_id: int, at: dt.datetime) -> None:
+    resolution = (MetricEvent.objects.filter(customer_id=customer_id, kind="resolved",
+                                             occurred_at__gte=at - REPEAT_WINDOW, occurred_at__lte=at)
+                  .order_by("-occurred_at", "-id").first())
+    if resolution is None:
+        return
+    # Counted in the resolution's hour, so rate = repeat contacts / resolutions of the same period.
+    dims = {f: getattr(resolution, f) for f in ("conversation_id", "channel", "account_id", "queue_id", "team_id",
+                                                "agent_id", "customer_id")}
+    _emit(key=f"repeat:{resolution.pk}", kind="repeat_contact", occurred_at=resolution.occurred_at, dims=dims,
+          cycle=resolution.cycle, value=(at - resolution.occurred_at).total_seconds())
+
+
+def _cycle_start(conversation: Conversation, state: ConversationMetricState, started_at: dt.datetime) -> None:
+    state.cycle += 1
+    state.cycle_started_at = started_at
+    state.cycle_counted = state.first_response_done = state.resolved = False
+    state.sla_decided = []
+    state.save()
+    _cycle_count(conversation, state)
+
+
+def _sla_outcome(conversation, state, *, target: str, met: bool, at: dt.datetime, agent_id=None) -> None:
+    if target in state.sla_decided:
+        return
+    kind = "sla_met" if met else "sla_breached"
+    _emit(key=f"sla:{conversation.pk}:{state.cycle}:{target}", kind=kind, occurred_at=at,
+          dims=_dims(conversation, agent_id), cycle=state.cycle, data={"target": target})
+    state.sla_decided = [*state.sla_decided, target]
+    state.save(update_fields=["sla_decided"])
+
+
+def _reply_sent(conversation: Conversation, state: ConversationMetricState, message_id: int, at: dt.datetime) -> None:
+    message = Message.objects.filter(pk=message_id).first()
+    if message is None:
+        return
+    human = not message.is_bot and message.author_user_id is not None
+    dims = _dims(conversation, message.author_user_id or 0)
+    _emit(key=f"out:{message.pk}", kind="msg_out" if human else "msg_out_bot", occurred_at=at, dims=dims,
+          cycle=state.cycle)
+    if not human:
+        return  # auto-replies and survey links are not a response
+    if not state.first_response_done:
+        seconds, business = _durations(conversation, state.cycle_started_at, at)
+        _emit(key=f"frt:{conversation.pk}:{state.cycle}", kind="first_response", occurred_at=at, dims=dims,
+              cycle=state.cycle, value=seconds, value_bh=business)
+        state.first_response_done = True
+        state.save(update_fields=["first_response_done"])
+        if conversation.first_response_due_at:
+            _sla_outcome(conversation, state, target="first_response", met=at <= conversation.first_response_due_at,
+                         at=at, agent_id=message.author_user_id)
+    # Reply time: from the first customer message not yet answered by a human,
+    # counted from the later of the previous human reply and this cycle's start.
+    previous = (Message.objects.filter(conversation_id=conversation.pk, direction=Message.Direction.OUTBOUND,
+                                       is_bot=False, author_user__isnull=False,
+                                       send_status=Message.SendStatus.SENT, sent_at__lt=message.sent_at)
+                .exclude(pk=message.pk).order_by("-sent_at", "-id").values_list("sent_at", flat=True).first())
+    window_start = max(previous, state.cycle_started_at) if previous else state.cycle_started_at
+    waiting = (Message.objects.filter(conversation_id=conversation.pk, direction=Message.Direction.INBOUND,
+                                      sent_at__gte=window_start, sent_at__lte=message.sent_at)
+               .order_by("sent_at", "id").values_list("sent_at", flat=True).first())
+    if previous and waiting == previous:
+        waiting = None
+    if waiting is not None:
+        seconds, business = _durations(conversation, waiting, at)
+        _emit(key=f"reply:{message.pk}", kind="reply", occurred_at=at, dims=dims, cycle=state.cycle, value=seconds,
+              value_bh=business)
+
+
+def _resolved(conversation: Conversation, state: ConversationMetricState, at: dt.datetime) -> None:
+    if state.resolved:
+        return  # resolved -> closed, or a repeated hook: one resolution per cycle
+    agent_id = conversation.assignee_id or conversation.last_assignee_id or 0
+    seconds, business = _durations(conversation, state.cycle_started_at, at)
+    _emit(key=f"resolved:{conversation.pk}:{state.cycle}", kind="resolved", occurred_at=at,
+          dims=_dims(conversation, agent_id), cycle=state.cycle, value=seconds, value_bh=business,
+          data={"tags": sorted(conversation.tags.values_list("name", flat=True))})
+    state.resolved = True
+    state.save(update_fields=["resolved"])
+    if conversation.resolution_due_at:
+        _sla_outcome(conversation, state, target="resolution", met=at <= conversation.resolution_due_at, at=at,
+                     agent_id=agent_id)
+
+
+def metrics_record_for_event(*, event) -> None:
+    """Derives metric events from one audit row (called by event_record). A bug
+    here is logged, never allowed to fail the agent's action."""
+    if event.kind not in AUDIT_KINDS:
+        return
+    try:
+        with transaction.atomic():
+            _record_for_event(event)
+        _apply_soon()
+    except Exception:  # noqa: BLE001 - metrics must not block the inbox
+        log.exception("metric event for %s on #%s failed", event.kind, event.conversation_id)
+
+
+def _record_for_event(event) -> None:
+    conversation = event.conversation
+    at = event.created_at
+    state = _state(conversation)
+    data = event.data or {}
+    if event.kind == "created":
+        return  # counted once routed, when its queue is known (or by the sweep)
+    if event.kind == "reopened":
+        _cycle_start(conversation, state, conversation.cycle_started_at or at)
+    elif event.kind == "status_changed":
+        old, new = data.get("old"), data.get("new")
+        if old == "resolved" and new == "open":
+            _cycle_start(conversation, state, conversation.cycle_started_at or at)
+        elif new == "resolved" or (new == "closed" and old != "resolved"):
+            _cycle_count(conversation, state)
+            _resolved(conversation, state, at)
+    elif event.kind == "reply_sent":
+        _cycle_count(conversation, state)
+        _reply_sent(conversation, state, data.get("message_id"), at)
+    elif event.kind == "sla_breached":
+        _sla_outcome(conversation, state, target=str(data.get("target") or "sla"), met=False, at=at)
+
+
+def metrics_conversation_routed(*, conversation: Conversation, messages: list[Message]) -> None:
+    """After routing: the cycle's opened event with its queue, and one msg_in per
+    inbound message with its sentiment and themes."""
+    try:
+        with transaction.atomic():
+            state = _state(conversation)
+            dims = _dims(conversation)
+            _cycle_count(conversation, state, dims)
+            for message in messages:
+                if message.direction != Message.Direction.INBOUND:
+                    continue
+                msg_in_record(message=message, dims=dims, cycle=state.cycle)
+        _apply_soon()
+    except Exception:  # noqa: BLE001
+        log.exception("metric events for routed #%s failed", conversation.pk)
+
+
+def msg_in_record(*, message: Message, dims: dict, cycle: int = 0) -> MetricEvent | None:
+    text = message.text or ""
+    return _emit(
+        key=f"in:{message.pk}", kind="msg_in", occurred_at=message.sent_at, dims=dims, cycle=cycle,
+        value=message.sentiment,
+        data={"label": metrics.sentiment_label(message.sentiment), "topics": themes.topics_of(text),
+              "hashtags": themes.hashtags_of(text), "keywords": themes.keywords_of(text),
+              "churn": themes.churn_words_in(text), "excerpt": themes.mask(text), "message_id": message.pk},
+    )
+
+
+def cycles_uncounted_sweep(*, older_than: dt.timedelta = dt.timedelta(minutes=5)) -> int:
+    """Counts cycles routing never reported (routing failed or was skipped)."""
+    cutoff = timezone.now() - older_than
+    done = 0
+    for state in ConversationMetricState.objects.filter(cycle_counted=False, cycle_started_at__lt=cutoff)[:500]:
+        with transaction.atomic():
+            conversation = Conversation.objects.select_related("queue", "channel_account").get(pk=state.conversation_id)
+            _cycle_count(conversation, _state(conversation))
+            done += 1
+    return done
+
+
+def _apply_soon() -> None:
+    from .tasks import rollups_apply_soon
+
+    transaction.on_commit(rollups_apply_soon)
+
+
+# --- rollups ------------------------------------------------------------------
+
+VALUE_METRICS = {"first_response", "first_response_bh", "reply", "reply_bh", "resolved", "resolved_bh",
+                 "csat", "ces", "nps"}
+
+
+def _increments(event: MetricEvent) -> list[tuple[str, float | None]]:
+    kind, value = event.kind, event.value
+    out: list[tuple[str, float | None]] = [(kind, value if kind in VALUE_METRICS or kind == "repeat_contact" else None)]
+    if kind == "msg_in" and value is not None:
+        out += [("sentiment", value), (f"msg_in_{metrics.sentiment_label(value)}", None)]
+    if kind in ("first_response", "reply", "resolved") and event.value_bh is not None:
+        out.append((f"{kind}_bh", event.value_bh))
+    if kind in ("sla_met", "sla_breached"):
+        out.append((f"{kind}:{event.data.get('target', 'sla')}", None))
+    return out
+
+
+def _example_merge(current: list, new: list, keep: int = 2) -> list:
+    pool = {e["message_id"]: e for e in [*current, *new]}.values()
+    negative = sorted((e for e in pool if e["sentiment"] <= metrics.NEGATIVE), key=lambda e: (e["sentiment"],
+                                                                                                e["message_id"]))
+    positive = sorted((e for e in pool if e["sentiment"] >= metrics.POSITIVE), key=lambda e: (-e["sentiment"],
+                                                                                                e["message_id"]))
+    return negative[:keep] + positive[:keep]
+
+
+def _sort_key(event: MetricEvent) -> str:
+    return f"{event.occurred_at.astimezone(dt.timezone.utc):%Y%m%d%H%M%S%f}|{event.pk:012d}"
+
+
+def _apply_metric_rows(events: list[MetricEvent]) -> None:
+    acc: dict[tuple, list] = {}
+    for e in events:
+        for grain, bucket in ((Grain.HOUR, metrics.floor_hour(e.occurred_at)),
+                              (Grain.DAY, metrics.floor_day(e.occurred_at))):
+            for metric, value in _increments(e):
+                key = (grain, bucket, metric, e.channel, e.account_id, e.queue_id, e.team_id, e.agent_id)
+                row = acc.setdefault(key, [0, 0.0, []])
+                row[0] += 1
+                if value is not None:
+                    row[1] += value
+                    if metric in VALUE_METRICS:
+                        row[2].append(value)
+    if not acc:
+        return
+    existing = {
+        (r.grain, r.bucket, r.metric, r.channel, r.account_id, r.queue_id, r.team_id, r.agent_id): r
+        for r in MetricRollup.objects.filter(bucket__in={k[1] for k in acc}, metric__in={k[2] for k in acc})
+    }
+    new, changed = [], []
+    for key, (count, total, values) in acc.items():
+        row = existing.get(key)
+        if row is None:
+            row = MetricRollup(grain=key[0], bucket=key[1], metric=key[2], channel=key[3], account_id=key[4],
+                               queue_id=key[5], team_id=key[6], agent_id=key[7])
+            new.append(row)
+        else:
+            changed.append(row)
+        row.count += count
+        row.total += total
+        if values:
+            row.values = sorted([*row.values, *values])
+    MetricRollup.objects.bulk_create(new, batch_size=500)
+    MetricRollup.objects.bulk_update(changed, ["count", "total", "values"], batch_size=500)
+
+
+def _apply_term_rows(events: list[MetricEvent]) -> None:
+    acc: dict[tuple, dict] = {}
+    for e in events:
+        if e.kind != "msg_in":
+            continue
+        label = metrics.sentiment_label(e.value)
+        terms = [("topic", t) for t in e.data.get("topics", [])] + [("hashtag", t) for t in e.data.get("hashtags", [])]
+        terms += [("keyword", t) for t in e.data.get("keywords", [])]
+        for term_type, term in terms:
+            key = (metrics.floor_hour(e.occurred_at), e.channel, e.account_id, term_type, term[:64])
+            row = acc.setdefault(key, {"count": 0, "positive": 0, "negative": 0, "neutral": 0, "total": 0.0,
+                                       "examples": []})
+            row["count"] += 1
+            if label in ("positive", "negative", "neutral"):
+                row[label] += 1
+                row["total"] += e.value
+                if label != "neutral":
+                    row["examples"] = _example_merge(row["examples"], [{
+                        "message_id": e.data.get("message_id", e.pk), "conversation_id": e.conversation_id,
+                        "sentiment": e.value, "text": e.data.get("excerpt", "")}])
+    if not acc:
+        return
+    existing = {(r.bucket, r.channel, r.account_id, r.term_type, r.term): r
+                for r in TermRollup.objects.filter(bucket__in={k[0] for k in acc}, term__in={k[4] for k in acc})}
+    new, changed = [], []
+    for key, inc in acc.items():
+        row = existing.get(key)
+        if row is None:
+            row = TermRollup(bucket=key[0], channel=key[1], account_id=key[2], term_type=key[3], term=key[4])
+            new.append(row)
+        else:
+            changed.append(row)
+        for f in ("count", "positive", "negative", "neutral", "total"):
+            setattr(row, f, getattr(row, f) + inc[f])
+        row.examples = _example_merge(row.examples, inc["examples"])
+    TermRollup.objects.bulk_create(new, batch_size=500)
+    TermRollup.objects.bulk_update(changed, ["count", "positive", "negative", "neutral", "total", "examples"],
+                                   batch_size=500)
+
+
+def _apply_facts(events: list[MetricEvent]) -> None:
+    """Folds events into per-conversation and per-customer facts. Every update
+    is a sum, min, max or union, so the order events arrive in does not matter."""
+    conv_ids = {e.conversation_id for e in events if e.conversation_id}
+    facts = {f.conversation_id: f for f in ConversationFact.objects.filter(conversation_id__in=conv_ids)}
+    cust_ids = {e.customer_id for e in events if e.kind == "msg_in" and e.customer_id}
+    customers = {c.customer_id: c for c in CustomerFact.objects.filter(customer_id__in=cust_ids)}
+    new_facts, new_customers = {}, {}
+    for e in events:
+        if not e.conversation_id:
+            continue
+        fact = facts.get(e.conversation_id)
+        if fact is None:
+            fact = facts[e.conversation_id] = new_facts[e.conversation_id] = ConversationFact(
+                conversation_id=e.conversation_id, channel=e.channel, account_id=e.account_id,
+                queue_id=e.queue_id, team_id=e.team_id, agent_id=e.agent_id, customer_id=e.customer_id)
+        key = _sort_key(e)
+        if e.kind in ("opened", "reopened"):
+            if e.kind == "reopened":
+                fact.reopens += 1
+            if fact.opened_at is None or e.occurred_at < fact.opened_at:
+                fact.opened_at = e.occurred_at
+        elif e.kind == "resolved":
+            fact.resolutions += 1
+            if key > fact.dims_key:
+                fact.dims_key = key
+                fact.last_resolved_at = e.occurred_at
+                fact.queue_id, fact.team_id, fact.agent_id = e.queue_id, e.team_id, e.agent_id
+                fact.tags = e.data.get("tags", [])
+        elif e.kind == "first_response" and e.cycle >= fact.first_response_cycle:
+            fact.first_response_cycle, fact.first_response_seconds = e.cycle, e.value
+        elif e.kind == "sla_met":
+            fact.sla_met += 1
+        elif e.kind == "sla_breached":
+            fact.sla_breached += 1
+        elif e.kind == "csat" and key > fact.csat_key:
+            fact.csat_key, fact.csat = key, int(e.value)
+        elif e.kind == "msg_in":
+            fact.inbound += 1
+            fact.topics = sorted(set(fact.topics) | set(e.data.get("topics", [])))
+            if e.value is not None:
+                if not fact.first_sentiment_key or key < fact.first_sentiment_key:
+                    fact.first_sentiment_key, fact.first_sentiment = key, e.value
+                if key > fact.last_sentiment_key:
+                    fact.last_sentiment_key, fact.last_sentiment = key, e.value
+            cust = customers.get(e.customer_id)
+            if cust is None:
+                cust = customers[e.customer_id] = new_customers[e.customer_id] = CustomerFact(
+                    customer_id=e.customer_id)
+            cust.inbound += 1
+            if e.value is not None:
+                cust.recent = sorted([*cust.recent, [key, e.value]])[-10:]
+            if e.data.get("churn"):
+                cust.churn_hits += 1
+                cust.churn_words = sorted(set(cust.churn_words) | set(e.data["churn"]))
+            if cust.last_contact_at is None or e.occurred_at >= cust.last_contact_at:
+                if cust.last_contact_at is None or e.occurred_at > cust.last_contact_at \
+                        or e.conversation_id > cust.last_conversation_id:
+                    cust.last_conversation_id = e.conversation_id
+                cust.last_contact_at = e.occurred_at
+                cust.channel = e.channel
+    ConversationFact.objects.bulk_create(new_facts.values(), batch_size=500)
+    fields = [f.name for f in ConversationFact._meta.fields if not f.primary_key]
+    ConversationFact.objects.bulk_update([f for k, f in facts.items() if k not in new_facts], fields, batch_size=500)
+    CustomerFact.objects.bulk_create(new_customers.values(), batch_size=500)
+    cfields = [f.name for f in CustomerFact._meta.fields if not f.primary_key]
+    CustomerFact.objects.bulk_update([c for k, c in customers.items() if k not in new_customers], cfields,
+                                     batch_size=500)
+
+
+def rollups_apply(*, batch_size: int = 2000, max_batches: int = 50) -> int:
+    """Applies pending metric events to the rollups and facts, oldest first.
+    One applier at a time (a locked row); each batch commits with its events
+    marked, so a crash re-applies nothing and loses nothing."""
+    RollupLock.objects.get_or_create(pk=1)
+    applied = 0
+    for _ in range(max_batches):
+        with transaction.atomic():
+            lock = RollupLock.objects.select_for_update().get(pk=1)
+            events = list(MetricEvent.objects.filter(rolled_up=False).order_by("id")[:batch_size])
+            if not events:
+                break
+            _apply_metric_rows(events)
+            _apply_term_rows(events)
+            _apply_facts(events)
+            MetricEvent.objects.filter(pk__in=[e.pk for e in events]).update(rolled_up=True)
+            lock.applied_total += len(events)
+            lock.last_run_at = timezone.now()
+            lock.save()
+            applied += len(events)
+    return applied
+
+
+def rollups_rebuild() -> int:
+    """Drops every rollup and fact and re-applies all metric events."""
+    with transaction.atomic():
+        RollupLock.objects.get_or_create(pk=1)
+        RollupLock.objects.select_for_update().get(pk=1)
+        MetricRollup.objects.all().delete()
+        TermRollup.objects.all().delete()
+        ConversationFact.objects.all().delete()
+        CustomerFact.objects.all().delete()
+        MetricEvent.objects.update(rolled_up=False)
+    total = 0
+    while True:
+        n = rollups_apply(max_batches=1000)
+        total += n
+        if n == 0:
+            return total
+
+
+# --- spike alerts ---------------------------------------------------------------
+
+def spikes_detect(*, now: dt.datetime | None = None) -> list[SpikeAlert]:
+    """Compares the latest hour's inbound volume and negative share per channel
+    and account with the 24 hours before it; a jump raises one alert, pushed to
+    supervisors and marketing."""
+    now = now or timezone.now()
+    hour = metrics.floor_hour(now)
+    since = hour - dt.timedelta(hours=24)
+    conf = getattr(settings, "REPORTS_SPIKE", {})
+    rows = MetricRollup.objects.filter(grain=Grain.HOUR, bucket__gte=since, bucket__lte=hour,
+                                       metric__in=["msg_in", "msg_in_negative", "sentiment"]).values_list(
+        "bucket", "channel", "account_id", "metric", "count")
+    series: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    for bucket, channel, account_id, metric, count in rows:
+        series[(channel, account_id)][bucket][metric] += count
+    raised = []
+    for (channel, account_id), by_hour in series.items():
+        current = by_hour.get(hour, {})
+        history = [by_hour.get(since + dt.timedelta(hours=i), {}) for i in range(24)]
+        spiked, baseline = metrics.spike_check(
+            current.get("msg_in", 0), [h.get("msg_in", 0) for h in history],
+            factor=conf.get("volume_factor", 3.0), min_value=conf.get("min_volume", 10))
+        if spiked:
+            raised.append(_alert(SpikeAlert.Kind.VOLUME, channel, account_id, hour, current.get("msg_in", 0), baseline,
+                                 f"{channel}: {current.get('msg_in', 0)} inbound messages this hour, "
+                                 f"against {baseline:.1f} an hour over the day before"))
+        jumped, share, base_share = metrics.negative_jump(
+            current.get("msg_in_negative", 0), current.get("sentiment", 0),
+            sum(h.get("msg_in_negative", 0) for h in history), sum(h.get("sentiment", 0) for h in history),
+            points=conf.get("negative_points", 25.0), min_scored=conf.get("min_scored", 8))
+        if jumped:
+            raised.append(_alert(SpikeAlert.Kind.NEGATIVE, channel, account_id, hour, share, base_share,
+                                 f"{channel}: {share:.0f}% negative this hour, against {base_share:.0f}% "
+                                 f"over the day before"))
+    return [a for a in raised if a is not None]
+
+
+def _alert(kind, channel, account_id, hour, value, baseline, message) -> SpikeAlert | None:
+    with transaction.atomic():
+        alert, created = SpikeAlert.objects.get_or_create(
+            kind=kind, channel=channel, account_id=account_id, bucket=hour,
+            defaults={"value": value, "baseline": baseline, "message": message[:300]})
+        if not created:
+            return None
+        transaction.on_commit(lambda: _alert_push(alert))
+    return alert
+
+
+def _alert_push(alert: SpikeAlert) -> None:
+    from .realtime import alert_push
+
+    alert_push(alert)
+    _alert_mail(alert)
+
+
+def _alert_mail(alert: SpikeAlert) -> None:
+    from django.contrib.auth import get_user_model
+    from django.core.mail import send_mail
+
+    from apps.accounts.models import Role
+
+    recipients = list(get_user_model().objects.filter(
+        is_active=True, role__in=[Role.SUPERVISOR, Role.MARKETING]).exclude(email="").values_list("email", flat=True))
+    if recipients:
+        send_mail(f"[cxinbox] {alert.get_kind_display()}: {alert.channel}", alert.message + "\n",
+                  None, recipients, fail_silently=True)
+
+
+# --- surveys --------------------------------------------------------------------
+
+SURVEY_TEXT = {
+    "csat": "How did we do? Rate this conversation from 1 to 5: {url}",
+    "ces": "How easy was it to get help? Tell us (1-7): {url}",
+    "nps": "How likely are you to recommend us (0-10)? {url}",
+}
+
+
+def survey_url(survey: Survey) -> str:
+    signed = signing.dumps(survey.token, salt=SURVEY_SALT, compress=False)
+    base = getattr(settings, "SITE_URL", "http://localhost:8000").rstrip("/")
+    return base + reverse("survey", kwargs={"token": signed})
+
+
+def survey_from_signed(signed: str) -> Survey:
+    max_age = getattr(settings, "REPORTS_SURVEY_MAX_AGE_DAYS", 30) * 86400
+    try:
+        token = signing.loads(signed, salt=SURVEY_SALT, max_age=max_age)
+    except signing.SignatureExpired:
+        raise DomainError("This survey link has expired.") from None
+    except signing.BadSignature:
+        raise Survey.DoesNotExist from None
+    return Survey.objects.select_related("conversation").get(token=token)
+
+
+def survey_send(*, conversation: Conversation, actor, kind: str = "csat") -> Survey:
+    """Creates a survey and posts its link in the conversation's channel as an
+    automatic (bot) message, so it never counts as a response."""
+    if kind not in Survey.SCALES:
+        raise DomainError(f"Unknown survey kind {kind!r}.")
+    from apps.inbox.services import reply_create
+
+    with transaction.atomic():
+        now = timezone.now()
+        survey = Survey.objects.create(kind=kind, conversation=conversation, token=secrets.token_urlsafe(16),
+                                       sent_by=actor if getattr(actor, "pk", None) else None, sent_at=now)
+        private = not conversation.is_public
+        message = reply_create(conversation=conversation, agent=actor, text=SURVEY_TEXT[kind].format(
+            url=survey_url(survey)), private=private, is_bot=True)
+        survey.message_id = message.pk
+        survey.save(update_fields=["message_id"])
+        conversation = Conversation.objects.select_related("queue", "channel_account").get(pk=conversation.pk)
+        _emit(key=f"survey_sent:{survey.pk}", kind=f"{kind}_sent", occurred_at=now, dims=_dims(conversation),
+              data={"survey_id": survey.pk})
+        from apps.inbox.events import event_record
+
+        event_record(conversation=conversation, kind="survey_sent", actor=actor if getattr(actor, "pk", None) else None,
+                     survey=kind, survey_id=survey.pk)
+    return survey
+
+
+def survey_answer(*, survey: Survey, score, comment: str = "") -> Survey:
+    """Records the one answer a survey takes."""
+    low, high = Survey.SCALES[survey.kind]
+    try:
+        score = int(score)
+    except (TypeError, ValueError):
+        raise DomainError(f"Pick a score from {low} to {high}.") from None
+    if not low <= score <= high:
+        raise DomainError(f"Pick a score from {low} to {high}.")
+    with transaction.atomic():
+        survey = Survey.objects.select_for_update().get(pk=survey.pk)
+        if survey.answered_at is not None:
+            raise DomainError("This survey was already answered. Thank you!")
+        now = timezone.now()
+        survey.score, survey.comment, survey.answered_at = score, (comment or "").strip()[:2000], now
+        survey.save(update_fields=["score", "comment", "answered_at"])
+        conversation = Conversation.objects.select_related("queue", "channel_account").get(pk=survey.conversation_id)
+        dims = _dims(conversation)
+        _emit(key=f"survey:{survey.pk}", kind=survey.kind, occurred_at=now, dims=dims, value=score,
+              data={"survey_id": survey.pk})
+        # Response rate counts answers in the hour the survey was sent.
+        _emit(key=f"survey_answered:{survey.pk}", kind=f"{survey.kind}_answered", occurred_at=survey.sent_at,
+              dims=dims, data={"survey_id": survey.pk})
+        from apps.inbox.events import event_record
+
+        event_record(conversation=conversation, kind="survey_answered", survey=survey.kind, score=score)
+    _apply_soon()
+    return survey

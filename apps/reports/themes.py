@@ -1,0 +1,64 @@
+"""Topics, hashtags, watched keywords and churn words in customer text (pure).
+
+Topics are keyword families: transparent, offline, and good enough to group
+complaints for marketing. Example posts shown to marketing are masked: handles,
+e-mail addresses, phone numbers and links are replaced."""
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+
+TOPICS: dict[str, tuple[str, ...]] = {
+    "billing": ("bill", "billing", "charge", "charged", "invoice", "refund", "payment", "price", "overcharged"),
+    "delivery": ("delivery", "deliver", "delivered", "shipping", "shipped", "package", "parcel", "courier", "late"),
+    "outage": ("outage", "down", "offline", "not working", "broken", "error", "crash", "crashes", "bug"),
+    "account": ("account", "login", "log in", "password", "locked", "sign in", "signup", "sign up"),
+    "support": ("support", "agent", "waiting", "no answer", "response", "hold", "ignored"),
+    "product": ("product", "quality", "feature", "app", "update", "design", "size"),
+    "praise": ("love", "thanks", "thank you", "great", "awesome", "amazing", "best"),
+}
+
+CHURN_WORDS = (
+    "cancel", "cancelling", "canceling", "unsubscribe", "switching to", "switch to", "close my account",
+    "never again", "leaving", "done with", "last time", "moving to", "competitor", "refund",
+)
+
+HASHTAG = re.compile(r"(?<![\w#])#(\w{2,50})", re.UNICODE)
+_HANDLE = re.compile(r"(?<![\w@])@\w{1,30}")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+_URL = re.compile(r"https?://\S+")
+_PHONE = re.compile(r"(?<!\d)(?:\+?\d[\d ().-]{7,}\d)")
+
+
+def _has(text: str, term: str) -> bool:
+    return re.search(r"(?<!\w)" + re.escape(term) + r"(?!\w)", text) is not None
+
+
+def topics_of(text: str) -> list[str]:
+    low = (text or "").lower()
+    return sorted(topic for topic, words in TOPICS.items() if any(_has(low, w) for w in words))
+
+
+def hashtags_of(text: str) -> list[str]:
+    return sorted({tag.lower() for tag in HASHTAG.findall(text or "")})
+
+
+def keywords_of(text: str) -> list[str]:
+    low = (text or "").lower()
+    watched = getattr(settings, "REPORTS_KEYWORDS", ())
+    return sorted({w.lower() for w in watched if _has(low, w.lower())})
+
+
+def churn_words_in(text: str) -> list[str]:
+    low = (text or "").lower()
+    return [w for w in CHURN_WORDS if _has(low, w)]
+
+
+def mask(text: str, limit: int = 280) -> str:
+    """The post without who wrote it or how to reach them."""
+    text = _URL.sub("[link]", text or "")
+    text = _EMAIL.sub("[email]", text)
+    text = _HANDLE.sub("@…", text)
+    text = _PHONE.sub("[phone]", text)
+    return text[:limit]
