@@ -6,8 +6,11 @@ cursor advances only after the rows are committed: a crash re-fetches and the
 unique key drops the duplicates."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
 import logging
+import re
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
@@ -144,9 +147,50 @@ def mention_store(*, account: ChannelAccount, mention: InboundMention, result: I
     return message
 
 
+# NUL and lone UTF-16 surrogates (broken text from a network) cannot be stored by
+# PostgreSQL or SQLite: one such mention used to fail its whole batch on every poll.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(value):
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
+
+
+def _fit_id(value: str, limit: int) -> str:
+    # Too long for its column: cut, plus a hash of the whole, so it stays unique and idempotent.
+    if len(value) <= limit:
+        return value
+    return value[: limit - 41] + "~" + hashlib.sha256(value.encode()).hexdigest()[:40]
+
+
+def _url_or_blank(url: str) -> str:
+    return url if len(url) <= 500 else ""  # a cut URL is a wrong URL
+
+
+def _mention_fit(m: InboundMention) -> InboundMention:
+    """What a network sent, made storable: text kept as sent except characters no
+    database holds (shown as U+FFFD); ids and names cut to their columns."""
+    m = InboundMention(**{**_storable(dataclasses.asdict(m)), "created_at": m.created_at})
+    return dataclasses.replace(
+        m, external_id=_fit_id(m.external_id, 255), thread_id=_fit_id(m.thread_id, 255),
+        in_reply_to_external_id=_fit_id(m.in_reply_to_external_id, 255),
+        author_external_id=_fit_id(m.author_external_id, 128), author_handle=m.author_handle[:200],
+        author_name=m.author_name[:200], author_followers=max(0, min(int(m.author_followers or 0), 2**31 - 1)),
+        url=_url_or_blank(m.url), author_avatar_url=_url_or_blank(m.author_avatar_url),
+        author_profile_url=_url_or_blank(m.author_profile_url),
+    )
+
+
 def mentions_ingest(*, account: ChannelAccount, mentions: list[InboundMention]) -> IngestResult:
     """Stores a batch. Routing and the live push fire only after the commit."""
     result = IngestResult()
+    mentions = [_mention_fit(m) for m in mentions]
     ids = [m.external_id for m in mentions]
     known = set(
         Message.objects.filter(channel_account=account, external_id__in=ids).values_list("external_id", flat=True)
