@@ -412,10 +412,18 @@ def notifications_mark_read(*, user, ids=None) -> int:
 BULK_ASSIGN_MAX = 2000  # one request, one transaction: past this, narrow the filter
 
 
-def _availability_changed(user) -> None:
-    from apps.accounts.services import agent_availability_notify
+def _work_changed(conversation_id: int, freed_agent) -> None:
+    """After commit, routing re-times SLAs, offers the moved conversation to its new
+    queue's agents and gives the freed agent new work (when routing provides it)."""
+    from apps.routing import services as routing_services
 
-    agent_availability_notify(user)
+    hook = getattr(routing_services, "conversation_work_changed", None)
+    if hook is not None:
+        hook(conversation_id=conversation_id, freed_agent_id=freed_agent.pk if freed_agent else None)
+    elif freed_agent is not None:
+        from apps.accounts.services import agent_availability_notify
+
+        agent_availability_notify(freed_agent)
 
 
 def _queue_for_team(team):
@@ -448,8 +456,8 @@ def conversation_move(*, conversation: Conversation, queue, actor=None, reason: 
            "to": old_assignee.username if keeps else None},
     )
     _on_commit_push("conversation_updated", conversation.pk, queue_id=queue.pk)
-    if old_assignee is not None and not keeps:
-        _availability_changed(old_assignee)
+    freed = old_assignee if old_assignee is not None and not keeps else None
+    _work_changed(conversation.pk, freed)
     return conversation
 
 
