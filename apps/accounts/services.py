@@ -210,3 +210,52 @@ def api_token_revoke(*, token: ApiToken, actor, ip_address: str | None = None) -
         audit_record(actor=actor, action="token.revoked", target=f"{token.user.username}:{token.name}",
                      data={"token_id": token.pk, "prefix": token.prefix}, ip_address=ip_address)
     return token
+
+
+# --- canned responses (model in apps.inbox; managed here, by team or globally) ------------------------
+
+def _canned_check(*, actor, team) -> None:
+    from django.core.exceptions import PermissionDenied
+
+    from .permissions import can_edit_canned
+
+    if not can_edit_canned(actor, team):
+        who = "admins" if team is None else f"leads of {team.name} and admins"
+        raise PermissionDenied(f"Only {who} can change these canned responses.")
+
+
+@transaction.atomic
+def canned_response_save(*, actor, shortcut: str, title: str, text: str, team=None, canned=None):
+    """Creates or updates a canned response; `team` None makes it global (all teams)."""
+    from django.utils.text import slugify
+
+    from apps.inbox.models import CannedResponse
+
+    if canned is not None:
+        _canned_check(actor=actor, team=canned.team)  # may they touch the one that exists...
+    _canned_check(actor=actor, team=team)  # ...and where it is going
+    shortcut = slugify(shortcut or "")[:50]
+    title, text = (title or "").strip()[:100], (text or "").strip()
+    if not shortcut or not title or not text:
+        raise DomainError("A canned response needs a shortcut, a title and a text.")
+    clash = CannedResponse.objects.filter(shortcut=shortcut, team=team)
+    if canned is not None:
+        clash = clash.exclude(pk=canned.pk)
+    if clash.exists():
+        raise DomainError(f"/{shortcut} exists already for {team.name if team else 'all teams'}.")
+    created = canned is None
+    canned = canned or CannedResponse()
+    canned.shortcut, canned.title, canned.text, canned.team = shortcut, title, text, team
+    canned.save()
+    audit_record(actor=actor, action="canned.created" if created else "canned.updated",
+                 target=f"/{shortcut} ({team.name if team else 'global'})", data={"canned_id": canned.pk})
+    return canned
+
+
+@transaction.atomic
+def canned_response_delete(*, actor, canned) -> None:
+    _canned_check(actor=actor, team=canned.team)
+    audit_record(actor=actor, action="canned.deleted",
+                 target=f"/{canned.shortcut} ({canned.team.name if canned.team else 'global'})",
+                 data={"canned_id": canned.pk, "text": canned.text[:500]})
+    canned.delete()

@@ -1,0 +1,367 @@
+"""Pages: the user's own account (presence, API tokens) and the supervisor tools
+(dashboard, agents, teams, reassignment, canned responses, audit log).
+
+Every view checks the role first (require_role: anonymous -> login, wrong role
+-> 403), parses, calls one service or selector, renders."""
+from __future__ import annotations
+
+import csv
+import json
+from urllib.parse import urlencode
+
+from django.contrib import messages as flash
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from apps.core.errors import DomainError
+from apps.inbox.models import CannedResponse, Status
+from apps.inbox.selectors import conversation_list_for_user
+from apps.inbox.services import agent_workload_move, conversations_bulk_assign
+
+from . import selectors, services
+from .models import ApiToken, Presence, Role, Team, User
+from .permissions import SUPERVISOR_ROLES, WORKING_ROLES, can_edit_canned, can_manage_team, require_role
+from .signals import client_ip
+
+ALL_ROLES = tuple(Role.values)
+BULK_FILTER_KEYS = ("status", "queue", "assignee", "priority", "channel", "tag", "q", "view")
+
+
+# --- the user's own account -----------------------------------------------------------------------------
+
+@require_role(*ALL_ROLES)
+def profile(request):
+    return render(request, "accounts/profile.html", {
+        "presences": Presence.choices, "teams": request.user.teams.all(),
+        "led_teams": request.user.led_teams.all(),
+    })
+
+
+@require_role(*ALL_ROLES)
+@require_POST
+def presence_set(request):
+    try:
+        services.user_presence_set(user=request.user, presence=request.POST.get("presence", ""), manual=True)
+        flash.success(request, f"You are {request.user.get_presence_display().lower()}.")
+    except DomainError as exc:
+        flash.error(request, exc.detail)
+    return redirect(request.POST.get("next") if _safe_next(request) else "accounts:profile")
+
+
+def _safe_next(request) -> bool:
+    from django.utils.http import url_has_allowed_host_and_scheme
+
+    nxt = request.POST.get("next", "")
+    return bool(nxt) and url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()})
+
+
+@require_role(*ALL_ROLES)
+def tokens(request):
+    new_key = None
+    if request.method == "POST":
+        try:
+            token, new_key = services.api_token_create(user=request.user, name=request.POST.get("name", ""),
+                                                       ip_address=client_ip(request))
+            flash.success(request, f"Token “{token.name}” created. Copy it now: it is not shown again.")
+        except DomainError as exc:
+            flash.error(request, exc.detail)
+    return render(request, "accounts/tokens.html", {"tokens": selectors.api_tokens_for(request.user),
+                                                    "new_key": new_key})
+
+
+@require_role(*ALL_ROLES)
+@require_POST
+def token_revoke(request, pk):
+    token = get_object_or_404(ApiToken, pk=pk, user=request.user)  # only your own: others' are a 404
+    services.api_token_revoke(token=token, actor=request.user, ip_address=client_ip(request))
+    flash.success(request, f"Token “{token.name}” revoked.")
+    return redirect("accounts:tokens")
+
+
+# --- supervisor: dashboard ------------------------------------------------------------------------------
+
+@require_role(*SUPERVISOR_ROLES)
+def dashboard(request):
+    return render(request, "supervisor/dashboard.html", selectors.dashboard_snapshot(user=request.user))
+
+
+@require_role(*SUPERVISOR_ROLES)
+def dashboard_live(request):
+    """The live part of the dashboard: htmx swaps it in every few seconds."""
+    return render(request, "supervisor/_dashboard_live.html", selectors.dashboard_snapshot(user=request.user))
+
+
+# --- supervisor: agents ------------------------------------------------------------------------------
+
+@require_role(*SUPERVISOR_ROLES)
+def agents(request):
+    return render(request, "supervisor/agents.html", {
+        "agents": selectors.agents_with_load(user=request.user),
+        "targets": selectors.agents_managed_by(request.user).order_by("username"),
+        "teams": Team.objects.order_by("name"),
+        "queues": _all_queues(),
+    })
+
+
+def _all_queues():
+    from apps.routing.models import Queue
+
+    return Queue.objects.select_related("team").order_by("name")
+
+
+def _managed_agent_or_404(request, pk) -> User:
+    agent = selectors.agents_managed_by(request.user).filter(pk=pk).first()
+    if agent is None:
+        raise Http404("No agent with that id in your teams.")
+    return agent
+
+
+@require_role(*SUPERVISOR_ROLES)
+@require_POST
+def agent_capacity(request, pk):
+    agent = _managed_agent_or_404(request, pk)
+    try:
+        capacity = int(request.POST.get("capacity", ""))
+        per_channel = {}
+        for part in filter(None, (p.strip() for p in request.POST.get("channel_capacity", "").split(","))):
+            channel, _, value = part.partition("=")
+            per_channel[channel.strip()] = value.strip()
+        services.user_capacity_set(user=agent, capacity=capacity, channel_capacity=per_channel, actor=request.user)
+        flash.success(request, f"{agent.display_name} now takes up to {capacity} open conversations.")
+    except ValueError:
+        flash.error(request, "Capacity must be a whole number.")
+    except DomainError as exc:
+        flash.error(request, exc.detail)
+    return redirect("supervisor:agents")
+
+
+@require_role(*SUPERVISOR_ROLES)
+@require_POST
+def agent_workload(request, pk):
+    agent = _managed_agent_or_404(request, pk)
+    try:
+        target = _parse_target(request.POST.get("to", ""))
+        result = agent_workload_move(agent=agent, to=target, actor=request.user,
+                                     reason=request.POST.get("reason", ""),
+                                     go_offline=request.POST.get("go_offline") == "on")
+        flash.success(request, f"Moved {result['moved']} of {agent.display_name}'s open conversations"
+                               + (f"; {result['not_visible']} are outside your teams." if result["not_visible"] else "."))
+    except DomainError as exc:
+        flash.error(request, exc.detail)
+    return redirect("supervisor:agents")
+
+
+def _parse_target(value: str):
+    """'agent:12', 'team:3', 'queue:5', or 'queue' alone = back to their queues (None)."""
+    from apps.routing.models import Queue
+
+    kind, _, pk = (value or "").partition(":")
+    if kind in ("", "none", "unassign"):
+        return None
+    model = {"agent": User, "team": Team, "queue": Queue}.get(kind)
+    if model is None or not pk.isdigit():
+        raise DomainError("Pick where the conversations go.")
+    obj = model.objects.filter(pk=int(pk)).first()
+    if obj is None:
+        raise DomainError("That target does not exist any more.")
+    return obj
+
+
+# --- supervisor: teams ----------------------------------------------------------------------------------
+
+@require_role(*SUPERVISOR_ROLES)
+def teams(request):
+    if request.method == "POST":
+        if not request.user.is_admin_role:
+            raise PermissionDenied("Only admins create teams.")
+        try:
+            team = services.team_create(name=request.POST.get("name", ""),
+                                        time_zone=request.POST.get("time_zone", "UTC") or "UTC", actor=request.user)
+            flash.success(request, f"Team {team.name} created.")
+            return redirect("supervisor:team", pk=team.pk)
+        except DomainError as exc:
+            flash.error(request, exc.detail)
+    all_teams = Team.objects.prefetch_related("members", "leads").order_by("name")
+    return render(request, "supervisor/teams.html", {
+        "teams": all_teams, "managed_ids": set(selectors.teams_managed_by(request.user).values_list("pk", flat=True)),
+    })
+
+
+@require_role(*SUPERVISOR_ROLES)
+def team_edit(request, pk):
+    team = get_object_or_404(Team, pk=pk)
+    if not can_manage_team(request.user, team):
+        raise PermissionDenied("Only the team's leads and admins can change it.")
+    if request.method == "POST":
+        users = User.objects.filter(is_active=True)
+        members = list(users.filter(pk__in=[v for v in request.POST.getlist("members") if v.isdigit()]))
+        leads = None
+        if request.user.is_admin_role:  # supervisors change members; who leads is an admin's call
+            leads = list(users.filter(pk__in=[v for v in request.POST.getlist("leads") if v.isdigit()]))
+        try:
+            services.team_members_set(team=team, members=members, leads=leads, actor=request.user)
+            flash.success(request, f"Team {team.name} saved.")
+            return redirect("supervisor:team", pk=team.pk)
+        except DomainError as exc:
+            flash.error(request, exc.detail)
+    return render(request, "supervisor/team_edit.html", {
+        "team": team, "users": User.objects.filter(is_active=True).exclude(role=Role.MARKETING).order_by("username"),
+        "member_ids": set(team.members.values_list("pk", flat=True)),
+        "lead_ids": set(team.leads.values_list("pk", flat=True)),
+    })
+
+
+# --- supervisor: reassignment -----------------------------------------------------------------------------
+
+def _bulk_filters(source) -> dict:
+    filters = {k: source.get(k) for k in BULK_FILTER_KEYS if source.get(k)}
+    for key in ("queue",):
+        if key in filters and not str(filters[key]).isdigit():
+            filters.pop(key)
+    if "assignee" in filters and not (str(filters["assignee"]).isdigit() or filters["assignee"] in ("none", "me")):
+        filters.pop("assignee")
+    return filters
+
+
+@require_role(*SUPERVISOR_ROLES)
+def reassign(request):
+    if request.method == "POST":
+        filters = _bulk_filters(request.POST)
+        try:
+            target = _parse_target(request.POST.get("to", ""))
+            if target is None:
+                raise DomainError("Pick where the conversations go.")
+            kwargs = {"to_agent": target if isinstance(target, User) else None,
+                      "to_team": target if isinstance(target, Team) else None,
+                      "to_queue": None if isinstance(target, (User, Team)) else target}
+            if request.POST.get("scope") == "all":
+                result = conversations_bulk_assign(filters=filters, actor=request.user,
+                                                   reason=request.POST.get("reason", ""), **kwargs)
+            else:
+                ids = [int(v) for v in request.POST.getlist("ids") if v.isdigit()]
+                if not ids:
+                    raise DomainError("Select at least one conversation, or choose all matching the filter.")
+                result = conversations_bulk_assign(conversations=ids, actor=request.user,
+                                                   reason=request.POST.get("reason", ""), **kwargs)
+            flash.success(request, f"Moved {result['moved']} conversation(s); "
+                                   f"{result['unchanged']} were there already.")
+        except DomainError as exc:
+            flash.error(request, exc.detail)
+        return redirect(reverse("supervisor:reassign") + "?" + request.POST.get("querystring", ""))
+    filters = _bulk_filters(request.GET)
+    filters.setdefault("status", "new,open,pending")
+    qs = conversation_list_for_user(user=request.user, filters=filters)
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    return render(request, "supervisor/reassign.html", {
+        "page": page, "filters": filters, "count": page.paginator.count, "statuses": Status.choices,
+        "querystring": request.GET.urlencode(),
+        "agents": selectors.agents_managed_by(request.user).order_by("username"),
+        "teams": Team.objects.order_by("name"), "queues": _all_queues(),
+    })
+
+
+# --- supervisor: canned responses --------------------------------------------------------------------------
+
+@require_role(*SUPERVISOR_ROLES)
+def canned_list(request):
+    if request.method == "POST":
+        team = _team_from(request.POST.get("team"))
+        try:
+            services.canned_response_save(actor=request.user, shortcut=request.POST.get("shortcut", ""),
+                                          title=request.POST.get("title", ""), text=request.POST.get("text", ""),
+                                          team=team)
+            flash.success(request, "Canned response saved.")
+            return redirect("supervisor:canned")
+        except DomainError as exc:
+            flash.error(request, exc.detail)
+    items = list(selectors.canned_responses_for(request.user))
+    for item in items:
+        item.editable = can_edit_canned(request.user, item.team)
+    return render(request, "supervisor/canned.html", {
+        "items": items, "teams": _editable_teams(request.user), "can_global": request.user.is_admin_role,
+    })
+
+
+def _team_from(value):
+    if not value or not str(value).isdigit():
+        return None
+    return get_object_or_404(Team, pk=int(value))
+
+
+def _editable_teams(user):
+    return selectors.teams_managed_by(user).order_by("name")
+
+
+@require_role(*SUPERVISOR_ROLES)
+def canned_edit(request, pk):
+    canned = get_object_or_404(selectors.canned_responses_for(request.user), pk=pk)
+    if not can_edit_canned(request.user, canned.team):
+        raise PermissionDenied("Only the team's leads (global ones: admins) can change this.")
+    if request.method == "POST":
+        try:
+            services.canned_response_save(actor=request.user, canned=canned,
+                                          shortcut=request.POST.get("shortcut", ""),
+                                          title=request.POST.get("title", ""), text=request.POST.get("text", ""),
+                                          team=_team_from(request.POST.get("team")))
+            flash.success(request, "Canned response saved.")
+            return redirect("supervisor:canned")
+        except DomainError as exc:
+            flash.error(request, exc.detail)
+    return render(request, "supervisor/canned_edit.html", {
+        "canned": canned, "teams": _editable_teams(request.user), "can_global": request.user.is_admin_role,
+    })
+
+
+@require_role(*SUPERVISOR_ROLES)
+@require_POST
+def canned_delete(request, pk):
+    canned = get_object_or_404(CannedResponse, pk=pk)
+    services.canned_response_delete(actor=request.user, canned=canned)
+    flash.success(request, f"/{canned.shortcut} deleted.")
+    return redirect("supervisor:canned")
+
+
+# --- supervisor: audit log ------------------------------------------------------------------------------
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def audit_csv_response(rows, filename="audit-log.csv") -> StreamingHttpResponse:
+    writer = csv.writer(_Echo())
+
+    def lines():
+        yield writer.writerow(selectors.CSV_FIELDS)
+        for row in rows:
+            d = row.as_dict()
+            d["data"] = json.dumps(d["data"], sort_keys=True, default=str)
+            # A cell starting with = + - @ runs as a formula in spreadsheets: defuse it.
+            yield writer.writerow([_csv_safe(d[f]) for f in selectors.CSV_FIELDS])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _csv_safe(value):
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
+
+
+@require_role(*SUPERVISOR_ROLES)
+def audit(request):
+    filters = {k: v for k, v in request.GET.items() if v and k != "format"}
+    if request.GET.get("format") == "csv":
+        return audit_csv_response(selectors.audit_log_iter(user=request.user, filters=filters))
+    rows = selectors.audit_log(user=request.user, filters=filters, limit=100)
+    next_query = urlencode(dict(filters, before=rows[-1].at.isoformat())) if len(rows) == 100 else None
+    return render(request, "supervisor/audit.html", {
+        "rows": rows, "filters": filters, "next_query": next_query,
+        "csv_query": urlencode(dict(filters, format="csv")),
+    })
