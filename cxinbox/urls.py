@@ -7,7 +7,6 @@ from rest_framework.routers import DefaultRouter
 from apps.connectors.api import ChannelAccountViewSet
 from apps.core.views import healthz, home
 from apps.accounts.api import ApiTokenViewSet, AuditLogView, BulkAssignView, DashboardView, TeamViewSet, UserViewSet
-from apps.accounts.api import ApiTokenViewSet, AuditLogView, BulkAssignView, DashboardView, TeamViewSet, UserViewSet
 from apps.inbox.api import CannedResponseViewSet, ConversationViewSet, CustomerViewSet, QueueViewSet
 from apps.reports.api import ReportView
 from apps.reports.views import survey_page
@@ -21,9 +20,6 @@ router.register("channel-accounts", ChannelAccountViewSet, basename="channel-acc
 router.register("users", UserViewSet, basename="user")
 router.register("teams", TeamViewSet, basename="team")
 router.register("tokens", ApiTokenViewSet, basename="token")
-router.register("users", UserViewSet, basename="user")
-router.register("teams", TeamViewSet, basename="team")
-router.register("tokens", ApiTokenViewSet, basename="token")
 
 urlpatterns = [
     path("", home, name="home"),
@@ -32,12 +28,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("inbox/", include("apps.inbox.urls")),
     path("admin/", admin.site.urls),
-    path("account/", include("apps.accounts.urls")),
-    path("supervisor/", include("apps.accounts.supervisor_urls")),
-    # before the router: its conversations/<pk>/ would take "bulk-assign" as a pk
-    path("api/v1/conversations/bulk-assign/", BulkAssignView.as_view(), name="api-bulk-assign"),
-    path("api/v1/supervisor/dashboard/", DashboardView.as_view(), name="api-supervisor-dashboard"),
-    path("api/v1/audit/", AuditLogView.as_view(), name="api-audit"),
     path("account/", include("apps.accounts.urls")),
     path("supervisor/", include("apps.accounts.supervisor_urls")),
     # before the router: its conversations/<pk>/ would take "bulk-assign" as a pk
