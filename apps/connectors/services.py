@@ -14,12 +14,13 @@ import re
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.contacts.models import Customer, SocialIdentity
-from apps.inbox.events import event_record
+from apps.inbox.events import event_record, events_record_many
 from apps.inbox.models import Conversation, Message, Status
-from apps.inbox.realtime import inbox_push
+from apps.inbox.realtime import inbox_push_many
 
 from .models import ChannelAccount
 from .providers import get_provider
@@ -92,14 +93,7 @@ def _thread_conversation(*, account: ChannelAccount, identity: SocialIdentity, m
 
 
 def _conversation_reopen(conversation: Conversation, at: dt.datetime) -> None:
-    conversation.status = Status.OPEN
-    conversation.cycle_started_at = at
-    conversation.first_response_at = None
-    conversation.resolved_at = None
-    conversation.sla_breached = False
-    # back to the last agent if routing finds them online, else to the queue
-    conversation.last_assignee = conversation.assignee or conversation.last_assignee
-    conversation.assignee = None
+    _conversation_reopen_fields(conversation, at)
     event_record(conversation=conversation, kind="reopened", reason="new customer message")
 
 
@@ -188,33 +182,220 @@ def _mention_fit(m: InboundMention) -> InboundMention:
 
 
 def mentions_ingest(*, account: ChannelAccount, mentions: list[InboundMention]) -> IngestResult:
-    """Stores a batch. Routing and the live push fire only after the commit."""
+    """Stores a batch in one transaction with set-based queries (a handful of
+    statements per batch, not a dozen per mention). Routing and the live push
+    fire only after the commit."""
     result = IngestResult()
     mentions = [_mention_fit(m) for m in mentions]
-    ids = [m.external_id for m in mentions]
-    known = set(
-        Message.objects.filter(channel_account=account, external_id__in=ids).values_list("external_id", flat=True)
-    )
-    seen: set[str] = set()
+    ordered, seen = [], set()
+    # oldest first, so a reply threads onto a parent from the same batch
+    for mention in sorted(mentions, key=lambda m: (m.created_at, m.external_id)):
+        if mention.external_id in seen:
+            result.duplicates += 1
+            continue
+        seen.add(mention.external_id)
+        ordered.append(mention)
+    known = _known_external_ids(account, [m.external_id for m in ordered])
+    fresh = [m for m in ordered if m.external_id not in known]
+    result.duplicates += len(ordered) - len(fresh)
+    if not fresh:
+        return result
     with transaction.atomic():
-        # oldest first, so a reply threads onto a parent from the same batch
-        for mention in sorted(mentions, key=lambda m: (m.created_at, m.external_id)):
-            if mention.external_id in known or mention.external_id in seen:
-                result.duplicates += 1
-                continue
-            seen.add(mention.external_id)
-            mention_store(account=account, mention=mention, result=result)
+        try:
+            with transaction.atomic():
+                _mentions_store(account=account, mentions=fresh, result=result)
+        except IntegrityError:
+            # A row the batch path did not expect (a concurrent writer without the
+            # author lock): store one by one, each in its own savepoint.
+            log.warning("batch ingest on account %s hit a conflict; storing one by one", account.pk)
+            result.created_message_ids.clear()
+            result.conversations.clear()
+            for mention in fresh:
+                mention_store(account=account, mention=mention, result=result)
         if result.conversations:
             transaction.on_commit(lambda: _after_ingest(result))
     return result
 
 
-def _after_ingest(result: IngestResult) -> None:
-    from apps.routing.tasks import conversation_route_task
+def _known_external_ids(account: ChannelAccount, ids: list[str]) -> set[str]:
+    return set(
+        Message.objects.filter(channel_account=account, external_id__in=ids).values_list("external_id", flat=True)
+    )
 
-    for conversation_id, message_ids in result.conversations.items():
-        conversation_route_task.delay(conversation_id, message_ids)
-        inbox_push("message_received", conversation_id)
+
+def identities_upsert(*, provider: str, mentions: list[InboundMention]) -> dict[str, SocialIdentity]:
+    """Customers and identities for a batch's authors, row-locked (in id order, so
+    two workers never deadlock) for the rest of the transaction: the lock
+    serialises threading per author, as mention_store's does."""
+    latest: dict[str, InboundMention] = {}
+    for m in mentions:  # oldest first: the newest profile data wins
+        latest[m.author_external_id] = m
+    keys = sorted(latest)
+
+    def locked() -> dict[str, SocialIdentity]:
+        qs = SocialIdentity.objects.select_for_update().filter(provider=provider, external_id__in=keys)
+        return {i.external_id: i for i in qs.order_by("pk")}
+
+    identities = locked()
+    missing = [k for k in keys if k not in identities]
+    if missing:
+        customers = Customer.objects.bulk_create(
+            [Customer(name=latest[k].author_name or latest[k].author_handle) for k in missing]
+        )
+        SocialIdentity.objects.bulk_create([
+            SocialIdentity(
+                customer=c, provider=provider, external_id=k, handle=latest[k].author_handle,
+                display_name=latest[k].author_name, followers_count=latest[k].author_followers,
+                profile_url=latest[k].author_profile_url, avatar_url=latest[k].author_avatar_url,
+                verified=latest[k].author_verified,
+            ) for k, c in zip(missing, customers)
+        ], ignore_conflicts=True)  # created meanwhile by a concurrent ingest: theirs stands
+        identities = locked()
+        used = {i.customer_id for i in identities.values()}
+        orphans = [c.pk for c in customers if c.pk not in used]
+        if orphans:
+            Customer.objects.filter(pk__in=orphans).delete()
+    changed = []
+    for key, identity in identities.items():
+        m = latest[key]
+        new = {"handle": m.author_handle, "display_name": m.author_name or identity.display_name,
+               "followers_count": m.author_followers or identity.followers_count,
+               "avatar_url": m.author_avatar_url or identity.avatar_url}
+        if any(getattr(identity, k) != v for k, v in new.items()):
+            for k, v in new.items():
+                setattr(identity, k, v)
+            identity.updated_at = timezone.now()
+            changed.append(identity)
+    if changed:
+        SocialIdentity.objects.bulk_update(changed, ["handle", "display_name", "followers_count", "avatar_url",
+                                                     "updated_at"])
+    return identities
+
+
+def _mentions_store(*, account: ChannelAccount, mentions: list[InboundMention], result: IngestResult) -> None:
+    """Threads and stores a batch: the rules of _thread_conversation, evaluated in
+    memory over what a few queries loaded, then bulk inserts and updates."""
+    identities = identities_upsert(provider=account.provider, mentions=mentions)
+    # Under the authors' locks a concurrent ingest of the same mention has
+    # committed (or waits for us): drop what it stored.
+    known = _known_external_ids(account, [m.external_id for m in mentions])
+    mentions = [m for m in mentions if m.external_id not in known]
+    result.duplicates += len(known)
+    if not mentions:
+        return
+    identity_ids = {i.pk for i in identities.values()}
+    batch_ids = {m.external_id for m in mentions}
+    parent_ids = {m.in_reply_to_external_id for m in mentions if m.in_reply_to_external_id} - batch_ids
+    parent_conv: dict[str, int] = dict(
+        Message.objects.filter(channel_account=account, external_id__in=parent_ids)
+        .values_list("external_id", "conversation_id")
+    ) if parent_ids else {}
+    thread_ids = {m.thread_id for m in mentions if m.thread_id}
+    q = Q(identity_id__in=identity_ids, status__in=OPEN_STATUSES)
+    if thread_ids:
+        q |= Q(identity_id__in=identity_ids, external_thread_id__in=thread_ids)
+    if parent_conv:
+        q |= Q(pk__in=set(parent_conv.values()))
+    convs = {c.pk: c for c in Conversation.objects.filter(Q(channel_account=account) & q).order_by("pk")}
+    by_thread: dict[tuple[int, str], Conversation] = {}
+    open_for: dict[int, Conversation] = {}
+    for c in convs.values():  # ascending id: the newest wins, as order_by("-id").first() does
+        if c.status != Status.CLOSED:
+            by_thread[(c.identity_id, c.external_thread_id)] = c
+        if c.status in OPEN_STATUSES:
+            open_for[c.identity_id] = c
+
+    now = timezone.now()
+    placed: dict[str, Conversation] = {}  # external id -> its conversation, for replies in the same batch
+    new_convs: list[Conversation] = []
+    touched: dict[int, Conversation] = {}
+    reopened: dict[int, Conversation] = {}
+    events: list[tuple[Conversation, str, dict]] = []
+    rows: list[tuple[InboundMention, SocialIdentity, Conversation]] = []
+    for m in mentions:
+        identity = identities[m.author_external_id]
+        conv = None
+        if m.in_reply_to_external_id:
+            parent = placed.get(m.in_reply_to_external_id) or convs.get(parent_conv.get(m.in_reply_to_external_id))
+            if parent is not None and parent.status != Status.CLOSED:
+                conv = parent
+        if conv is None and m.thread_id:
+            conv = by_thread.get((identity.pk, m.thread_id))
+        if conv is None:
+            conv = open_for.get(identity.pk)
+        if conv is None:
+            conv = Conversation(
+                channel_account=account, customer_id=identity.customer_id, identity=identity,
+                external_thread_id=m.thread_id or m.external_id, is_public=not m.is_private, status=Status.NEW,
+                cycle_started_at=m.created_at, subject=m.text[:300], created_at=now, updated_at=now,
+            )
+            new_convs.append(conv)
+            events.append((conv, "created", {"channel": account.provider}))
+            by_thread[(identity.pk, conv.external_thread_id)] = conv
+            open_for[identity.pk] = conv
+        elif conv.status == Status.RESOLVED:
+            _conversation_reopen_fields(conv, m.created_at)
+            events.append((conv, "reopened", {"reason": "new customer message"}))
+            reopened[conv.pk] = conv
+            current = open_for.get(identity.pk)
+            if current is None or (current.pk is not None and current.pk < conv.pk):
+                open_for[identity.pk] = conv
+        elif conv.status == Status.PENDING:
+            conv.status = Status.OPEN  # the customer answered
+            events.append((conv, "status_changed", {"old": "pending", "new": "open", "reason": "customer replied"}))
+        conv.last_message_at = max(filter(None, [conv.last_message_at, m.created_at]))
+        conv.last_inbound_at = max(filter(None, [conv.last_inbound_at, m.created_at]))
+        conv.updated_at = now
+        if conv.pk is not None:
+            touched[conv.pk] = conv
+        placed[m.external_id] = conv
+        rows.append((m, identity, conv))
+
+    Conversation.objects.bulk_create(new_convs)
+    if touched:
+        Conversation.objects.bulk_update(list(touched.values()),
+                                         ["status", "last_message_at", "last_inbound_at", "updated_at"])
+    if reopened:
+        Conversation.objects.bulk_update(list(reopened.values()), [
+            "cycle_started_at", "first_response_at", "resolved_at", "sla_breached", "last_assignee", "assignee"])
+    messages = Message.objects.bulk_create([
+        Message(
+            conversation=conv, channel_account=account, direction=Message.Direction.INBOUND,
+            kind=Message.Kind.PRIVATE if m.is_private else Message.Kind.PUBLIC,
+            external_id=m.external_id, in_reply_to_external_id=m.in_reply_to_external_id,
+            author_identity=identity, text=m.text, url=m.url,
+            raw={**m.raw, "quoted_text": m.quoted_text} if m.quoted_text else m.raw,
+            sent_at=m.created_at, send_status=Message.SendStatus.RECEIVED, created_at=now, updated_at=now,
+        ) for m, identity, conv in rows
+    ])
+    events_record_many(events=events)
+    for message, (_, _, conv) in zip(messages, rows):
+        result.created_message_ids.append(message.pk)
+        result.conversations.setdefault(conv.pk, []).append(message.pk)
+
+
+def _conversation_reopen_fields(conversation: Conversation, at: dt.datetime) -> None:
+    conversation.status = Status.OPEN
+    conversation.cycle_started_at = at
+    conversation.first_response_at = None
+    conversation.resolved_at = None
+    conversation.sla_breached = False
+    # back to the last agent if routing finds them online, else to the queue
+    conversation.last_assignee_id = conversation.assignee_id or conversation.last_assignee_id
+    conversation.assignee = None
+
+
+def _after_ingest(result: IngestResult) -> None:
+    """One routing task and one live push per batch, not one per conversation:
+    the per-task and per-push overheads were most of the cost (docs/performance.md)."""
+    from apps.routing.tasks import conversation_route_task, conversations_route_task
+
+    pairs = list(result.conversations.items())
+    if len(pairs) == 1:
+        conversation_route_task.delay(*pairs[0])
+    else:
+        conversations_route_task.delay([[cid, mids] for cid, mids in pairs])
+    inbox_push_many("message_received", [cid for cid, _ in pairs])
 
 
 # --- polling --------------------------------------------------------------------

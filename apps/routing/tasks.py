@@ -1,3 +1,5 @@
+import logging
+
 from celery import shared_task
 
 from .services import conversation_route
@@ -7,3 +9,18 @@ from .services import conversation_route
              autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
 def conversation_route_task(conversation_id: int, message_ids: list[int]):
     conversation_route(conversation_id=conversation_id, message_ids=message_ids)
+
+
+@shared_task(name="routing.route_conversations", acks_late=True, ignore_result=True)
+def conversations_route_task(pairs: list[list]):
+    """A whole ingest batch in one task ([[conversation_id, message_ids], ...]):
+    a task per conversation cost more than the routing itself (docs/performance.md).
+    Each conversation routes in its own transaction; one that fails is handed to
+    the single-conversation task and its retry policy."""
+    for conversation_id, message_ids in pairs:
+        try:
+            conversation_route(conversation_id=conversation_id, message_ids=message_ids)
+        except Exception:  # noqa: BLE001 - retried on its own
+            logging.getLogger(__name__).warning("routing #%s failed in a batch; retrying it alone",
+                                                conversation_id, exc_info=True)
+            conversation_route_task.delay(conversation_id, message_ids)

@@ -92,7 +92,7 @@ def test_crash_while_storing_keeps_cursor_and_refetch_loses_nothing(twitter_api,
     twitter_api.add_user("11", "alice")
     for i in range(3):
         twitter_api.add_mention(f"@acme {i}", author_id="11")
-    with mock.patch("apps.connectors.services.mention_store", side_effect=RuntimeError("worker died")):
+    with mock.patch("apps.connectors.services._mentions_store", side_effect=RuntimeError("worker died")):
         with pytest.raises(RuntimeError):
             account_poll(account=twitter_account)
     twitter_account.refresh_from_db()

@@ -1,0 +1,291 @@
+"""Ingest throughput (1/2/4 worker processes), latency at a steady rate, and the
+limits beside them in the same run (raw COPY rows/s, no-op Celery tasks/s).
+
+Runs against BENCH_DB with real `celery worker` subprocesses on Redis."""
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import threading
+import time
+
+from .common import BENCH_DB, PY, REDIS_URL, ROOT, CpuMeter, bench_env, load, log, summary_ms
+
+QUEUES = "ingest,routing,default"
+
+
+# --- workers -------------------------------------------------------------------------
+class Worker:
+    """One `celery worker` (prefork) with `concurrency` processes, as in production."""
+
+    def __init__(self, concurrency: int, queues: str = QUEUES, name: str = "bench"):
+        self.name = f"{name}{concurrency}-{os.getpid()}@localhost"
+        cmd = [PY, "-m", "celery", "-A", "bench.celery_app", "worker", "-P", "prefork", "-c", str(concurrency),
+               "-Q", queues, "-n", self.name, "-l", "WARNING", "--without-gossip", "--without-mingle",
+               "--without-heartbeat"]
+        self.log = open(ROOT / "bench" / f".worker-{concurrency}.log", "w")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=bench_env(BENCH_DB), stdout=self.log, stderr=self.log)
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        from bench.celery_app import app
+
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited: see {self.log.name}")
+            if app.control.ping(destination=[self.name], timeout=0.5):
+                return
+        raise RuntimeError("worker did not start")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def purge() -> None:
+    import redis
+
+    r = redis.Redis.from_url(REDIS_URL)
+    for q in QUEUES.split(",") + ["bench"]:
+        r.delete(q)
+    r.delete("unacked", "unacked_index")
+
+
+# --- data -------------------------------------------------------------------------------
+def setup_fixtures() -> dict:
+    """A team of online agents with room to take everything, a default queue with
+    auto-assignment, an admin for the API, one Twitter account."""
+    from apps.accounts.models import Team, User
+    from apps.connectors.models import ChannelAccount
+    from apps.routing.models import Queue
+
+    team, _ = Team.objects.get_or_create(name="Bench care")
+    agents = []
+    for i in range(20):
+        u, _ = User.objects.get_or_create(username=f"bench-agent-{i}", defaults={"role": "agent"})
+        u.presence, u.capacity = "online", 1_000_000
+        u.save()
+        agents.append(u)
+    team.members.add(*agents)
+    mode = "least_loaded"
+    queue, _ = Queue.objects.get_or_create(name="Bench default", defaults={"team": team, "is_default": True,
+                                                                          "assignment_mode": mode})
+    admin, _ = User.objects.get_or_create(username="bench-admin", defaults={"role": "admin", "is_superuser": True,
+                                                                           "is_staff": True})
+    account, _ = ChannelAccount.objects.get_or_create(provider="twitter", handle="@acme", defaults={"name": "Acme"})
+    return {"account": account, "admin": admin, "queue": queue}
+
+
+def reset_inbox() -> None:
+    from django.db import connection
+
+    from apps.contacts.models import Customer, SocialIdentity
+    from apps.inbox.models import Conversation, ConversationEvent, Message
+
+    tables = [m._meta.db_table for m in (Message, ConversationEvent, Conversation, SocialIdentity, Customer)]
+    with connection.cursor() as cur:
+        cur.execute(f"TRUNCATE {', '.join(tables)} CASCADE")
+        cur.execute("VACUUM ANALYZE")
+
+
+def _progress(account_id: int) -> tuple[int, int]:
+    from apps.inbox.models import Message
+
+    qs = Message.objects.filter(channel_account_id=account_id)
+    return qs.count(), qs.exclude(sentiment_label="").count()
+
+
+# --- throughput ---------------------------------------------------------------------------
+def ingest_throughput(*, workers: int, n: int, batch: int, account) -> dict:
+    """Preload n mentions (in tasks of `batch`, as a poll page or a push batch
+    would hand them over), start the workers, and time from the first stored
+    row until every message is stored, threaded, scored and routed."""
+    from django.db.models import Max, Min
+
+    from apps.connectors.tasks import mentions_ingest_task
+    from apps.inbox.models import Conversation, Message
+
+    from .mentions import make_mentions
+
+    reset_inbox()
+    purge()
+    tag = f"t{workers}-{int(time.time())}"
+    mentions = make_mentions(n, tag)
+    for i in range(0, n, batch):
+        mentions_ingest_task.apply_async(args=[account.pk, mentions[i:i + batch]])
+    w = Worker(workers)
+    timeout = max(120, n / 50)
+    try:
+        load_before = load()
+        with CpuMeter() as cpu:
+            t0 = time.time()
+            while time.time() - t0 < timeout:
+                stored, scored = _progress(account.pk)
+                if scored >= n:
+                    break
+                time.sleep(0.2)
+    finally:
+        w.stop()
+    stored, scored = _progress(account.pk)
+    msgs = Message.objects.filter(channel_account=account).aggregate(first=Min("created_at"), last=Max("updated_at"))
+    convs = Conversation.objects.filter(channel_account=account)
+    conv_last = convs.aggregate(last=Max("updated_at"))["last"]
+    last = max(filter(None, [msgs["last"], conv_last]))
+    seconds = (last - msgs["first"]).total_seconds() if scored >= n else float("nan")
+    return {
+        "workers": workers, "mentions": n, "batch": batch, "stored": stored, "scored": scored,
+        "seconds": seconds, "rate": n / seconds if seconds else float("nan"),
+        "conversations": convs.count(), "routed": convs.exclude(queue=None).count(),
+        "assigned": convs.exclude(assignee=None).count(), "cpu_busy": cpu.busy, "load": load_before,
+    }
+
+
+# --- latency --------------------------------------------------------------------------------
+def ingest_latency(*, rate: float, seconds: float, workers: int, account, admin) -> dict:
+    """Mentions arrive one per task (a push delivery each) at `rate`/s; a client
+    polls GET /api/v1/conversations/ every 100 ms as an admin and notes when each
+    mention's conversation is listed (stored) and when it shows its sentiment (routed)."""
+    from rest_framework.test import APIClient
+
+    from apps.connectors.tasks import mentions_ingest_task
+
+    from .mentions import make_mentions
+
+    reset_inbox()
+    purge()
+    tag = f"lat{int(time.time())}"
+    n = int(rate * seconds)
+    # Every arrival is a new customer's first message: each becomes a new row in the list.
+    mentions = make_mentions(n, tag, seed=3, new_share=1.0)
+    for m in mentions:
+        m["text"] = f"{m['external_id']} {m['text']}"
+    sent: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    routed: dict[str, float] = {}
+    poll_times: list[float] = []
+    stop = threading.Event()
+    w = Worker(workers)
+    w.wait_ready()
+
+    def watcher():
+        from django.db import connection
+
+        client = APIClient()
+        client.force_authenticate(admin)
+        while not stop.is_set():
+            t = time.time()
+            url, fresh = "/api/v1/conversations/", True
+            while url and fresh:  # newest first: follow pages until we reach what we saw
+                resp = client.get(url)
+                now = time.time()
+                data = resp.json()
+                fresh = False
+                for row in data["results"]:
+                    key = row["subject"].split(" ", 1)[0]
+                    if key not in seen:
+                        seen[key] = now
+                        fresh = True
+                    if key not in routed and row["last_sentiment"] is not None:
+                        routed[key] = now
+                url = data.get("next")
+            poll_times.append(time.time() - t)
+            stop.wait(max(0.0, 0.1 - (time.time() - t)))
+        connection.close()
+
+    th = threading.Thread(target=watcher, daemon=True)
+    th.start()
+    load_before = load()
+    with CpuMeter() as cpu:
+        start = time.time()
+        for i, m in enumerate(mentions):
+            due = start + i / rate
+            delay = due - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            sent[m["external_id"]] = time.time()
+            mentions_ingest_task.apply_async(args=[account.pk, [m]])
+        send_seconds = time.time() - start
+        end = time.time() + 30
+        while time.time() < end and len(routed) < n:
+            time.sleep(0.1)
+    stop.set()
+    th.join(5)
+    w.stop()
+    stored_lat = [seen[k] - sent[k] for k in sent if k in seen]
+    routed_lat = [routed[k] - sent[k] for k in sent if k in routed]
+    return {
+        "rate": rate, "achieved_rate": n / send_seconds, "seconds": seconds, "workers": workers, "mentions": n,
+        "visible": len(stored_lat), "routed": len(routed_lat), "stored_ms": summary_ms(stored_lat),
+        "routed_ms": summary_ms(routed_lat), "api_poll_ms": summary_ms(poll_times), "cpu_busy": cpu.busy,
+        "load": load_before,
+    }
+
+
+# --- limits -------------------------------------------------------------------------------------
+def copy_limit(rows: int) -> dict:
+    """Raw COPY into a table shaped like inbox_message (same columns, same indexes)."""
+    import json
+
+    from django.db import connection
+
+    from apps.inbox.models import Message
+
+    table = Message._meta.db_table
+    cols = ["created_at", "updated_at", "conversation_id", "channel_account_id", "direction", "kind",
+            "external_id", "in_reply_to_external_id", "author_identity_id", "is_bot", "text", "url", "raw",
+            "sent_at", "send_status", "failure_reason", "send_attempts", "sentiment_label", "language"]
+    now = "2026-01-01 00:00:00+00"
+    buf = io.StringIO()
+    for i in range(rows):
+        raw = json.dumps({"id": f"c{i}", "text": "@acme my order still hasn't arrived"})
+        buf.write("\t".join([now, now, "1", "1", "in", "public", f"c{i}", "", "1", "f",
+                             "@acme my order #12345 still hasn't arrived and it's been two weeks. Where is it?",
+                             f"https://twitter.com/x/status/c{i}", raw, now, "received", "", "0", "", ""]) + "\n")
+    data = buf.getvalue().encode()
+    with connection.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS bench_copy_limit")
+        cur.execute(f"CREATE TABLE bench_copy_limit (LIKE {table} INCLUDING DEFAULTS INCLUDING INDEXES "
+                    "INCLUDING IDENTITY)")
+        raw_conn = cur.connection
+        t = time.perf_counter()
+        with raw_conn.cursor().copy(f"COPY bench_copy_limit ({', '.join(cols)}) FROM STDIN") as cp:
+            for i in range(0, len(data), 1 << 20):
+                cp.write(data[i:i + (1 << 20)])
+        raw_conn.commit() if not raw_conn.autocommit else None
+        seconds = time.perf_counter() - t
+        cur.execute("DROP TABLE bench_copy_limit")
+    return {"rows": rows, "seconds": seconds, "rate": rows / seconds, "load": load()}
+
+
+def noop_limit(*, workers: int, n: int) -> dict:
+    """No-op Celery tasks through the same Redis: preload n, start the worker, time the drain."""
+    import redis
+
+    from bench.celery_app import NOOP_COUNTER, noop
+
+    r = redis.Redis.from_url(REDIS_URL)
+    purge()
+    r.delete(NOOP_COUNTER, "bench:noop:times")
+    for _ in range(n):
+        noop.apply_async(args=[n], queue="bench")
+    w = Worker(workers, queues="bench", name="noop")
+    load_before = load()
+    try:
+        with CpuMeter() as cpu:
+            end = time.time() + max(60, n / 200)
+            while time.time() < end and int(r.get(NOOP_COUNTER) or 0) < n:
+                time.sleep(0.1)
+    finally:
+        w.stop()
+    times = {k.decode(): float(v) for k, v in r.hgetall("bench:noop:times").items()}
+    done = int(r.get(NOOP_COUNTER) or 0)
+    seconds = times.get("last", float("nan")) - times.get("first", float("nan"))
+    return {"workers": workers, "tasks": n, "done": done, "seconds": seconds, "rate": (n - 1) / seconds,
+            "cpu_busy": cpu.busy, "load": load_before}
