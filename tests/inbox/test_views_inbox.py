@@ -1,0 +1,351 @@
+"""The agent's inbox pages: views and counts, filters and search, order, unread
+marks, the thread, the composer, notes with @mentions, actions, presence."""
+import datetime as dt
+import json
+import re
+from unittest import mock
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.inbox import services
+from apps.inbox.models import CannedResponse, Conversation, ConversationEvent, Notification, Tag
+from tests.factories import (
+    ChannelAccountFactory,
+    ConversationFactory,
+    MessageFactory,
+    QueueFactory,
+    SocialIdentityFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_presence(settings, request):
+    """Presence lives in the cache, which outlives each test's database rollback:
+    each test gets an empty local one (never a flush of the shared Redis)."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                                   "LOCATION": f"inbox-{request.node.name}"}}
+
+
+def _list(client, **params):
+    return client.get(reverse("inbox:list"), params).content.decode()
+
+
+def _ids_in(page: str) -> list[int]:
+    return [int(i) for i in re.findall(r'class="conv [^"]*" data-id="(\d+)"', page)]
+
+
+@pytest.fixture
+def conv(twitter_account, queue):
+    c = ConversationFactory(channel_account=twitter_account, queue=queue, subject="My order is late")
+    MessageFactory(conversation=c, text="My order is late")
+    return c
+
+
+def test_views_show_the_right_work_with_counts(client, agent, supervisor, queue, twitter_account):
+    mine = ConversationFactory(channel_account=twitter_account, queue=queue, assignee=agent, status="open")
+    unassigned = ConversationFactory(channel_account=twitter_account, queue=queue)
+    theirs = ConversationFactory(channel_account=twitter_account, queue=queue, assignee=supervisor, status="open")
+    done = ConversationFactory(channel_account=twitter_account, queue=queue, status="resolved")
+    spam = ConversationFactory(channel_account=twitter_account, queue=queue, is_spam=True)
+    snoozed = ConversationFactory(channel_account=twitter_account, queue=queue,
+                                  snoozed_until=timezone.now() + dt.timedelta(hours=2))
+    other_queue = QueueFactory(team=queue.team, name="Escalations")
+    escalated = ConversationFactory(channel_account=twitter_account, queue=other_queue)
+    client.force_login(agent)
+
+    assert _ids_in(_list(client, view="mine")) == [mine.pk]
+    assert set(_ids_in(_list(client, view="unassigned"))) == {unassigned.pk, escalated.pk}
+    assert set(_ids_in(_list(client, view="all"))) == {mine.pk, unassigned.pk, theirs.pk, escalated.pk}
+    assert set(_ids_in(_list(client, view="queue", queue=other_queue.pk))) == {escalated.pk}
+    assert _ids_in(_list(client, view="resolved")) == [done.pk]
+    assert _ids_in(_list(client, view="spam")) == [spam.pk]
+    assert _ids_in(_list(client, view="snoozed")) == [snoozed.pk]
+
+    page = _list(client)
+    nav = page[page.index('id="views-nav"'):page.index("</nav>", page.index('id="views-nav"'))]
+    counts = dict(re.findall(r'<span>([^<]+)</span><span class="count"[^>]*>(\d+)</span>', nav))
+    assert counts["My conversations"] == "1" and counts["Unassigned"] == "2" and counts["All open"] == "4"
+    assert counts[queue.name] == "3" and counts["Escalations"] == "1" and counts["Snoozed"] == "1"
+
+
+def test_filters_and_search(client, agent, queue, twitter_account, settings):
+    other_account = ChannelAccountFactory(provider="demo", handle="@acme-demo")
+    angry = ConversationFactory(channel_account=twitter_account, queue=queue, priority_bucket=0, last_sentiment=-0.7,
+                                subject="refund now")
+    MessageFactory(conversation=angry, text="I want a refund for the broken blender")
+    happy = ConversationFactory(channel_account=other_account, queue=queue, last_sentiment=0.8, assignee=agent,
+                                status="open", subject="love it")
+    MessageFactory(conversation=happy, text="Love the new app, thanks team")
+    old = ConversationFactory(channel_account=twitter_account, queue=queue, priority_bucket=3,
+                              last_message_at=timezone.now() - dt.timedelta(days=30), subject="hello")
+    MessageFactory(conversation=old, text="Hello there")
+    services.conversation_tags_set(conversation=old, tags="billing", actor=agent)
+    client.force_login(agent)
+
+    assert _ids_in(_list(client, priority="0")) == [angry.pk]
+    assert _ids_in(_list(client, sentiment="negative")) == [angry.pk]
+    assert _ids_in(_list(client, sentiment="positive")) == [happy.pk]
+    assert _ids_in(_list(client, channel="demo")) == [happy.pk]
+    assert _ids_in(_list(client, tag="billing")) == [old.pk]
+    assert _ids_in(_list(client, assignee="me")) == [happy.pk]
+    assert _ids_in(_list(client, status="open")) == [happy.pk]
+    since = (timezone.now() - dt.timedelta(days=2)).date().isoformat()
+    assert set(_ids_in(_list(client, date_from=since))) == {angry.pk, happy.pk}
+    assert _ids_in(_list(client, date_to=since)) == [old.pk]
+    # full-text on PostgreSQL, icontains on SQLite: words from any message, or the handle
+    assert _ids_in(_list(client, q="blender")) == [angry.pk]
+    assert _ids_in(_list(client, q="@" + happy.identity.handle)) == [happy.pk]
+    assert _ids_in(_list(client, q="nothing-like-this")) == []
+
+
+def test_list_sorts_by_priority_bucket_then_sla_due_with_no_sla_last(client, agent, queue, twitter_account):
+    now = timezone.now()
+    normal_later = ConversationFactory(channel_account=twitter_account, queue=queue, priority_bucket=2,
+                                       sla_due_at=now + dt.timedelta(hours=3))
+    normal_no_sla = ConversationFactory(channel_account=twitter_account, queue=queue, priority_bucket=2)
+    normal_sooner = ConversationFactory(channel_account=twitter_account, queue=queue, priority_bucket=2,
+                                        sla_due_at=now + dt.timedelta(minutes=20))
+    urgent = ConversationFactory(channel_account=twitter_account, queue=queue, priority_bucket=0,
+                                 sla_due_at=now + dt.timedelta(hours=5))
+    client.force_login(agent)
+    assert _ids_in(_list(client)) == [urgent.pk, normal_sooner.pk, normal_later.pk, normal_no_sla.pk]
+
+
+def test_unread_mark_clears_when_opened_and_returns_with_a_new_message(client, agent, conv):
+    conv.last_inbound_at = timezone.now()
+    conv.save()
+    client.force_login(agent)
+    assert 'class="conv prio-2 status-new unread"' in _list(client)
+    client.get(reverse("inbox:detail", args=[conv.pk]))
+    assert " unread" not in _list(client)
+    Conversation.objects.filter(pk=conv.pk).update(last_inbound_at=timezone.now() + dt.timedelta(seconds=1))
+    assert " unread" in _list(client)
+
+
+def test_list_and_thread_make_a_fixed_number_of_queries(client, agent, queue, twitter_account,
+                                                        django_assert_max_num_queries):
+    tag = Tag.objects.create(name="vip")
+    for i in range(40):
+        c = ConversationFactory(channel_account=twitter_account, queue=queue, assignee=agent if i % 2 else None)
+        c.tags.add(tag)
+        MessageFactory(conversation=c)
+    thread = Conversation.objects.first()
+    for i in range(30):
+        MessageFactory(conversation=thread, text=f"message {i}")
+        services.note_create(conversation=thread, author=agent, text=f"note {i}")
+    client.force_login(agent)
+    client.get(reverse("inbox:list"))  # warm the session
+    with django_assert_max_num_queries(12):
+        assert client.get(reverse("inbox:list")).status_code == 200
+    with django_assert_max_num_queries(12):
+        assert client.get(reverse("inbox:list"), HTTP_HX_REQUEST="true").status_code == 200
+    with django_assert_max_num_queries(17):
+        assert client.get(reverse("inbox:detail", args=[thread.pk])).status_code == 200
+    with django_assert_max_num_queries(10):
+        assert client.get(reverse("inbox:live", args=[thread.pk])).status_code == 200
+
+
+def test_thread_shows_the_conversation_as_the_customer_lived_it(client, agent, queue, twitter_account):
+    identity = SocialIdentityFactory(handle="jane", display_name="Jane Doe", followers_count=12345,
+                                     profile_url="https://x.com/jane")
+    conv = ConversationFactory(channel_account=twitter_account, queue=queue, identity=identity)
+    MessageFactory(conversation=conv, text="Still broken", url="https://x.com/jane/status/1", sentiment=-0.62,
+                   sentiment_label="negative", raw={"quoted_text": "Our new blender is here!"})
+    MessageFactory(conversation=conv, text="Hola, sigue roto", sentiment_label="not_scored", language="es")
+    email = ChannelAccountFactory(provider="email", handle="support@acme.test")
+    earlier = ConversationFactory(channel_account=email, queue=queue, customer=identity.customer,
+                                  identity=SocialIdentityFactory(customer=identity.customer, provider="email"),
+                                  subject="Invoice question", status="resolved")
+    services.conversation_assign(conversation=conv, assignee=agent, actor=agent, reason="taking it")
+    client.force_login(agent)
+    page = client.get(reverse("inbox:detail", args=[conv.pk])).content.decode()
+    assert "Our new blender is here!" in page  # the quoted tweet
+    assert "12345</strong> followers" in page and 'href="https://x.com/jane"' in page
+    assert 'href="https://x.com/jane/status/1"' in page and "View original" in page
+    assert "negative <span class=\"score\">-0.62</span>" in page and "not scored (es)" in page
+    assert f'href="/inbox/c/{earlier.pk}/"' in page and "Invoice question" in page and "Email" in page
+    assert "assigned: to " + agent.username in page and "taking it" in page
+
+
+def test_composer_offers_dm_and_limit_from_the_provider(client, agent, conv):
+    client.force_login(agent)
+    page = client.get(reverse("inbox:detail", args=[conv.pk])).content.decode()
+    assert 'data-max-length="280"' in page and "Direct message" in page
+    demo_like = ConversationFactory(channel_account=ChannelAccountFactory(provider="demo", handle="@d"),
+                                    queue=conv.queue)
+    with mock.patch("apps.connectors.providers.demo.DemoProvider.supports_private_replies", False):
+        page = client.get(reverse("inbox:detail", args=[demo_like.pk])).content.decode()
+    assert 'value="dm"' not in page and "takes public replies only" in page
+
+
+def test_canned_responses_render_variables_on_the_server_and_stay_inert(client, agent, conv):
+    conv.customer.name = "Jane <b>Doe</b>"
+    conv.customer.save()
+    CannedResponse.objects.create(shortcut="thanks", title="Thanks",
+                                  text="Thanks {{ customer.name }}! {{ agent.first_name }} {{ agent.password }} "
+                                       "{% load static %}</script><script>alert(1)</script>")
+    client.force_login(agent)
+    page = client.get(reverse("inbox:detail", args=[conv.pk])).content.decode()
+    data = json.loads(re.search(r'<script id="canned-data" type="application/json">(.*?)</script>', page, re.S)[1])
+    assert data[0]["text"].startswith(f"Thanks Jane <b>Doe</b>! {agent.first_name} {{{{ agent.password }}}} {{% load")
+    assert "<script>alert(1)</script>" not in page  # json_script escapes < >
+
+
+def test_reply_refused_when_the_customer_wrote_meanwhile_keeps_the_draft(client, agent, conv):
+    client.force_login(agent)
+    started = (timezone.now() - dt.timedelta(minutes=1)).isoformat()
+    MessageFactory(conversation=conv, text="Hello?? anyone there")
+    resp = client.post(reverse("inbox:reply", args=[conv.pk]), {"text": "We are on it", "draft_started_at": started})
+    assert resp.status_code == 409
+    page = resp.content.decode()
+    assert "Not sent: the customer sent a new message after you started this draft" in page
+    assert ">We are on it</textarea>" in page and "Hello?? anyone there" in page
+    assert not conv.messages.filter(direction="out").exists()
+
+
+def test_reply_adds_the_agents_signature(client, agent, conv, django_capture_on_commit_callbacks):
+    agent.signature = "^AA"
+    agent.save()
+    client.force_login(agent)
+    with mock.patch("apps.inbox.tasks.message_send_task.delay"):
+        client.post(reverse("inbox:reply", args=[conv.pk]), {"text": "Fixed now", "signature": "on", "private": "dm"})
+    out = conv.messages.get(direction="out")
+    assert out.text == "Fixed now\n^AA" and out.kind == "private"
+
+
+def test_note_with_mention_notifies_the_teammate(client, agent, supervisor, conv):
+    client.force_login(agent)
+    resp = client.post(reverse("inbox:note", args=[conv.pk]),
+                       {"text": f"@{supervisor.username.upper()} can you approve a refund? <b>x</b>"}, follow=True)
+    page = resp.content.decode()
+    assert f"notified {supervisor.display_name}" in page
+    assert f'<strong class="mention">@{supervisor.username.upper()}</strong>' in page and "&lt;b&gt;x" in page
+    note = conv.notes.get()
+    assert list(note.mentions.all()) == [supervisor]
+    client.force_login(supervisor)
+    assert _ids_in(_list(client, view="mentions")) == [conv.pk]
+    items = client.get(reverse("inbox:notifications")).json()["notifications"]
+    assert [(n["kind"], n["conversation_id"], n["actor"]) for n in items] == [
+        ("mentioned", conv.pk, agent.display_name)]
+    client.get(reverse("inbox:detail", args=[conv.pk]))  # reading it clears the notification
+    assert client.get(reverse("inbox:notifications")).json()["notifications"] == []
+
+
+def test_assigning_to_someone_else_notifies_them_but_not_yourself(client, agent, supervisor, conv):
+    client.force_login(supervisor)
+    client.post(reverse("inbox:assign", args=[conv.pk]), {"assignee": agent.pk})
+    assert Notification.objects.filter(user=agent, kind="assigned", conversation=conv).count() == 1
+    client.force_login(agent)
+    client.post(reverse("inbox:assign", args=[conv.pk]), {"assignee": "me"})  # no change, no second row
+    client.post(reverse("inbox:assign", args=[conv.pk]), {"assignee": ""})
+    client.post(reverse("inbox:assign", args=[conv.pk]), {"assignee": "me"})
+    assert Notification.objects.filter(user=agent, kind="assigned").count() == 1
+
+
+def test_actions_snooze_tags_priority_spam_are_audited(client, agent, conv):
+    client.force_login(agent)
+    client.post(reverse("inbox:snooze", args=[conv.pk]), {"preset": "1h"})
+    conv.refresh_from_db()
+    assert conv.snoozed_until > timezone.now() and conv.pk not in _ids_in(_list(client))
+    client.post(reverse("inbox:snooze", args=[conv.pk]), {"wake": "1"})
+    assert conv.pk in _ids_in(_list(client))
+    client.post(reverse("inbox:tags", args=[conv.pk]), {"tags": "Refund, billing ,refund"})
+    assert sorted(conv.tags.values_list("name", flat=True)) == ["billing", "refund"]
+    client.post(reverse("inbox:priority", args=[conv.pk]), {"priority_bucket": "0"})
+    conv.refresh_from_db()
+    assert conv.priority_bucket == 0
+    client.post(reverse("inbox:spam", args=[conv.pk]))
+    assert conv.pk not in _ids_in(_list(client)) and _ids_in(_list(client, view="spam")) == [conv.pk]
+    kinds = list(ConversationEvent.objects.filter(conversation=conv).values_list("kind", flat=True))
+    assert kinds == ["snoozed", "unsnoozed", "tags_changed", "priority_changed", "marked_spam"]
+    page = client.get(reverse("inbox:detail", args=[conv.pk])).content.decode()
+    assert "changed tags: +billing, +refund" in page and "Normal → Urgent" in page
+
+
+def test_snooze_in_the_past_is_refused(client, agent, conv):
+    client.force_login(agent)
+    resp = client.post(reverse("inbox:snooze", args=[conv.pk]), {"preset": "", "until": "2001-01-01T10:00"},
+                       follow=True)
+    assert "Snooze until a time in the future." in resp.content.decode()
+
+
+def test_resolve_can_send_the_csat_survey(client, agent, conv, monkeypatch):
+    import apps.reports.services as report_services
+
+    sent = []
+    monkeypatch.setattr(report_services, "survey_send",
+                        lambda *, conversation, actor, **kw: sent.append((conversation.pk, actor)), raising=False)
+    client.force_login(agent)
+    page = client.get(reverse("inbox:detail", args=[conv.pk])).content.decode()
+    assert "Send CSAT survey" in page
+    resp = client.post(reverse("inbox:status", args=[conv.pk]), {"status": "resolved", "send_survey": "on"},
+                       follow=True)
+    conv.refresh_from_db()
+    assert conv.status == "resolved" and sent == [(conv.pk, agent)]
+    assert "survey is on its way" in resp.content.decode()
+
+
+def test_presence_shows_who_views_and_types(client, agent, supervisor, conv):
+    client.force_login(supervisor)
+    assert client.post(reverse("inbox:presence", args=[conv.pk]), {"typing": "1"}).json()["viewers"] == []
+    client.force_login(agent)
+    viewers = client.post(reverse("inbox:presence", args=[conv.pk]), {}).json()["viewers"]
+    assert viewers == [{"user_id": supervisor.pk, "name": supervisor.display_name, "typing": True}]
+    assert f"{supervisor.display_name} typing…" in _list(client)
+    assert f"{supervisor.display_name} is typing…" in client.get(reverse("inbox:detail", args=[conv.pk])).content.decode()
+
+
+def test_roles_and_visibility_on_every_inbox_url(client, agent, marketing_user, conv, twitter_account):
+    hidden = ConversationFactory(channel_account=twitter_account, queue=QueueFactory())
+    msg = MessageFactory(conversation=hidden)
+    gets = ["detail", "live"]
+    posts = ["reply", "status", "assign", "note", "snooze", "tags", "priority", "spam", "presence"]
+    client.force_login(agent)
+    for name in gets:
+        assert client.get(reverse(f"inbox:{name}", args=[hidden.pk])).status_code == 404
+    for name in posts:
+        assert client.post(reverse(f"inbox:{name}", args=[hidden.pk]), {"text": "x"}).status_code == 404
+    assert client.post(reverse("inbox:retry", args=[hidden.pk, msg.pk])).status_code == 404
+    client.force_login(marketing_user)
+    for name in gets:
+        assert client.get(reverse(f"inbox:{name}", args=[conv.pk])).status_code == 403
+    for name in posts:
+        assert client.post(reverse(f"inbox:{name}", args=[conv.pk])).status_code == 403
+    assert client.get(reverse("inbox:notifications")).status_code == 403
+    client.logout()
+    assert client.get(reverse("inbox:notifications")).status_code == 302
+
+
+def test_user_text_is_escaped_in_list_timeline_and_audit(client, agent, conv):
+    services.conversation_tags_set(conversation=conv, tags="<img src=x>", actor=agent)
+    services.note_create(conversation=conv, author=agent, text="<script>n()</script> @nobody")
+    conv.identity.display_name = "<svg onload=x>"
+    conv.identity.save()
+    client.force_login(agent)
+    for page in (_list(client), client.get(reverse("inbox:detail", args=[conv.pk])).content.decode()):
+        assert "<img src=x>" not in page and "<svg onload" not in page and "<script>n()" not in page
+
+
+def test_load_more_returns_the_next_rows(client, agent, queue, twitter_account):
+    for _ in range(55):
+        ConversationFactory(channel_account=twitter_account, queue=queue)
+    client.force_login(agent)
+    first = _list(client)
+    assert len(_ids_in(first)) == 50 and "Show more" in first
+    more = client.get(reverse("inbox:list"), {"page": 1, "partial": "rows"}, HTTP_HX_REQUEST="true").content.decode()
+    assert len(_ids_in(more)) == 5 and "Show more" not in more and "views-nav" not in more
+
+
+def test_supervisor_sees_a_teammates_typing_in_the_list_but_not_their_own(client, supervisor, conv):
+    client.force_login(supervisor)
+    client.post(reverse("inbox:presence", args=[conv.pk]), {"typing": "1"})
+    assert "typing…" not in _list(client)
+    other = UserFactory(role="agent", first_name="Zed")
+    conv.queue.team.members.add(other)
+    client.force_login(other)
+    assert f"{supervisor.display_name} typing…" in _list(client)
