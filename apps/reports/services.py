@@ -1,11 +1,13 @@
 """Writes for reports: metric events, rollups, surveys, alerts, digests.
 
-Metric events come from two hooks, both inside the transaction of the change:
+Metric events come from:
 - `metrics_record_for_event`, called by the audit writer `inbox.events.event_record`
-  for every audit row (cycle starts, replies sent, resolutions, SLA breaches);
-- `metrics_conversation_routed`, called by `routing.services.conversation_route`
-  after the messages are scored (a new conversation's "opened" with its queue,
-  and one "msg_in" per customer message with its sentiment).
+  in the transaction of every audit row (cycle starts, replies sent, resolutions,
+  SLA breaches);
+- `inbound_messages_record`, run by the `reports.apply_rollups` task: one "msg_in"
+  per customer message once routing has scored its sentiment (id watermark), and
+  the first cycle's "opened" with the queue routing chose;
+- the survey services here (sent, answered).
 Every event has a unique `key`, so a redelivered task or a repeated audit row
 never counts a fact twice. Rollups are applied later by `reports.apply_rollups`.
 """
@@ -20,6 +22,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -133,6 +136,11 @@ def _cycle_start(conversation: Conversation, state: ConversationMetricState, sta
     _cycle_count(conversation, state)
 
 
+def _due_in_cycle(due: dt.datetime | None, state: ConversationMetricState) -> bool:
+    """A due time before the cycle started is a leftover of an earlier cycle."""
+    return due is not None and due >= state.cycle_started_at
+
+
 def _sla_outcome(conversation, state, *, target: str, met: bool, at: dt.datetime, agent_id=None) -> None:
     if target in state.sla_decided:
         return
@@ -159,7 +167,7 @@ def _reply_sent(conversation: Conversation, state: ConversationMetricState, mess
               cycle=state.cycle, value=seconds, value_bh=business)
         state.first_response_done = True
         state.save(update_fields=["first_response_done"])
-        if conversation.first_response_due_at:
+        if _due_in_cycle(conversation.first_response_due_at, state):
             _sla_outcome(conversation, state, target="first_response", met=at <= conversation.first_response_due_at,
                          at=at, agent_id=message.author_user_id)
     # Reply time: from the first customer message not yet answered by a human,
@@ -190,7 +198,7 @@ def _resolved(conversation: Conversation, state: ConversationMetricState, at: dt
           data={"tags": sorted(conversation.tags.values_list("name", flat=True))})
     state.resolved = True
     state.save(update_fields=["resolved"])
-    if conversation.resolution_due_at:
+    if _due_in_cycle(conversation.resolution_due_at, state):
         _sla_outcome(conversation, state, target="resolution", met=at <= conversation.resolution_due_at, at=at,
                      agent_id=agent_id)
 
@@ -206,6 +214,8 @@ def metrics_record_for_event(*, event) -> None:
         _apply_soon()
     except Exception:  # noqa: BLE001 - metrics must not block the inbox
         log.exception("metric event for %s on #%s failed", event.kind, event.conversation_id)
+        if getattr(settings, "REPORTS_METRICS_STRICT", False):
+            raise
 
 
 def _record_for_event(event) -> None:
@@ -246,6 +256,8 @@ def metrics_conversation_routed(*, conversation: Conversation, messages: list[Me
         _apply_soon()
     except Exception:  # noqa: BLE001
         log.exception("metric events for routed #%s failed", conversation.pk)
+        if getattr(settings, "REPORTS_METRICS_STRICT", False):
+            raise
 
 
 def msg_in_record(*, message: Message, dims: dict, cycle: int = 0) -> MetricEvent | None:
@@ -259,16 +271,39 @@ def msg_in_record(*, message: Message, dims: dict, cycle: int = 0) -> MetricEven
     )
 
 
-def cycles_uncounted_sweep(*, older_than: dt.timedelta = dt.timedelta(minutes=5)) -> int:
-    """Counts cycles routing never reported (routing failed or was skipped)."""
-    cutoff = timezone.now() - older_than
-    done = 0
-    for state in ConversationMetricState.objects.filter(cycle_counted=False, cycle_started_at__lt=cutoff)[:500]:
-        with transaction.atomic():
-            conversation = Conversation.objects.select_related("queue", "channel_account").get(pk=state.conversation_id)
-            _cycle_count(conversation, _state(conversation))
-            done += 1
-    return done
+def inbound_messages_record(*, now: dt.datetime | None = None, limit: int = 5000,
+                            rescan: dt.timedelta = dt.timedelta(minutes=10),
+                            unscored_after: dt.timedelta = dt.timedelta(minutes=10)) -> int:
+    """One msg_in event per inbound message, taken from Message rows by id
+    watermark once routing has scored them (sentiment_label is set), so reports
+    need no hook inside routing. The last 10 minutes are re-read on every run:
+    a row committed late under a lower id is still counted, and the unique
+    event key makes the re-read free of double counts. A message routing never
+    scores is counted unscored after 10 minutes. Also counts the conversation's
+    first cycle ("opened") with the queue routing gave it."""
+    now = now or timezone.now()
+    lock, _ = RollupLock.objects.get_or_create(pk=1)
+    candidates = list(
+        Message.objects.filter(direction=Message.Direction.INBOUND)
+        .filter(Q(pk__gt=lock.message_watermark) | Q(created_at__gte=now - rescan))
+        .select_related("conversation__queue", "conversation__channel_account").order_by("id")[:limit])
+    seen = set(MetricEvent.objects.filter(key__in=[f"in:{m.pk}" for m in candidates]).values_list("key", flat=True))
+    watermark, waiting_from, recorded = lock.message_watermark, None, 0
+    for message in candidates:
+        if not message.sentiment_label and message.created_at > now - unscored_after:
+            waiting_from = waiting_from or message.pk  # not routed yet: next run
+            continue
+        if f"in:{message.pk}" not in seen:
+            with transaction.atomic():
+                conversation = message.conversation
+                state = _state(conversation)
+                dims = _dims(conversation)
+                _cycle_count(conversation, state, dims)
+                recorded += bool(msg_in_record(message=message, dims=dims, cycle=state.cycle))
+        if waiting_from is None:
+            watermark = max(watermark, message.pk)
+    RollupLock.objects.filter(pk=1, message_watermark__lt=watermark).update(message_watermark=watermark)
+    return recorded
 
 
 def _apply_soon() -> None:

@@ -9,8 +9,8 @@ from .digest import digests_send_weekly
 @shared_task(name="reports.apply_rollups", acks_late=True, ignore_result=True,
              autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
 def rollups_apply_task():
+    services.inbound_messages_record()
     services.rollups_apply()
-    services.cycles_uncounted_sweep()
     services.spikes_detect()
 
 

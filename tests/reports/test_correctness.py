@@ -1,0 +1,199 @@
+"""The reports against an independent calculation on a fixture history with
+reopens, bots, notes, SLA targets, surveys, time zones and business hours.
+
+The traps: a resolve then close counted twice; a reply after a reopen timed
+from a message of the previous cycle; a message at 23:30 UTC that is already
+tomorrow in Berlin; auto-replies, survey links and notes taken as responses."""
+import datetime as dt
+import statistics
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from apps.reports import selectors, services
+from apps.reports.models import ConversationFact, CustomerFact, MetricRollup, TermRollup
+from tests.factories import ChannelAccountFactory, QueueFactory, TeamFactory, UserFactory
+
+from .history import History, at, naive
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def p90(values):
+    # statistics' "inclusive" quantiles interpolate like numpy's default
+    return statistics.quantiles(values, n=10, method="inclusive")[8] if len(values) > 1 else values[0]
+
+
+@pytest.fixture
+def world(db):
+    team = TeamFactory(name="Care EU", time_zone="Europe/Berlin")
+    queue = QueueFactory(name="General", team=team, is_default=True)
+    anna, ben = UserFactory(username="anna", role="agent"), UserFactory(username="ben", role="agent")
+    team.members.add(anna, ben)
+    accounts = {"twitter": ChannelAccountFactory(provider="twitter", handle="@acme"),
+                "demo": ChannelAccountFactory(provider="demo", handle="@acme_demo")}
+    h = History(queue=queue, accounts=accounts)
+
+    # c1: Monday 23:30 UTC (Tuesday 00:30 in Berlin), an auto-reply and a note first.
+    h.customer_says("c1", at(2, 23, 30), "My parcel is late again, this is terrible #fail", who="carla")
+    h.agent_replies("c1", at(2, 23, 31), None, "Thanks! An agent will answer soon.", bot=True)
+    h.sla_due("c1", first_response=at(3, 0, 30))
+    h.note("c1", at(2, 23, 40), anna)
+    h.agent_replies("c1", at(3, 0, 10), anna, "Sorry Carla, checking now.")
+    h.roll_up(at(3, 0, 12))  # incremental applies happen between the changes
+    h.customer_says("c1", at(3, 0, 20), "Order 5521, still nothing.", who="carla")
+    h.customer_says("c1", at(3, 0, 25), "Hello??", who="carla")
+    h.agent_replies("c1", at(3, 0, 40), anna, "Found it: it ships today.", send_delay=dt.timedelta(minutes=5))
+    h.customer_says("c1", at(3, 0, 55), "ok thanks", who="carla")  # unanswered when resolved
+    h.status("c1", at(3, 1, 0), "resolved", anna)
+    # Wednesday: she comes back (reopen, a repeat contact within 7 days)
+    h.customer_says("c1", at(4, 3, 0), "It never arrived. I want a refund or I cancel", who="carla")
+    h.agent_replies("c1", at(4, 3, 30), ben, "Refund issued, sorry.")
+    h.status("c1", at(4, 4, 0), "resolved", ben)
+
+    # c2: Tuesday in business hours; the first-response target is missed; closed after resolve.
+    h.customer_says("c2", at(3, 10, 0), "Your app is broken and support is useless", who="dan")
+    h.sla_due("c2", first_response=at(3, 10, 15))
+    h.agent_replies("c2", at(3, 10, 30), ben, "Sorry Dan, fixed now?")
+    h.status("c2", at(3, 11, 0), "resolved", ben)
+    h.survey("c2", at(3, 11, 1), ben, score=2, answered=at(3, 12, 0))
+    h.status("c2", at(3, 11, 30), "closed", ben)
+    h.roll_up(at(3, 12, 5))
+
+    # c3: demo channel, never answered (backlog); a breach from the SLA monitor.
+    h.customer_says("c3", at(3, 15, 0), "Love the new design, great job #newlook", who="eve", account="demo")
+    h.customer_says("c3", at(3, 15, 30), "One question about the price though", who="eve", account="demo")
+    h.sla_breach_event("c3", at(3, 16, 0), "first_response")
+    h.sla_breach_event("c3", at(3, 16, 5), "first_response")  # the monitor again: one breach
+    h.roll_up(at(5, 9, 0))
+    return h
+
+
+def test_service_report_matches_independent_calculation(world):
+    params = selectors.ReportParams(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 5))
+    report = selectors.service_report(params=params)
+    expect = naive(world.script, lo=at(2, 0), hi=at(6, 0))
+    t = report["totals"]
+
+    assert sorted(expect["first_response"]) == [1800.0, 1800.0, 2400.0]
+    assert t["first_response"]["count"] == 3
+    assert t["first_response"]["median"] == statistics.median(expect["first_response"])
+    assert t["first_response"]["p90"] == pytest.approx(p90(expect["first_response"]))
+    assert t["first_response"]["mean"] == pytest.approx(statistics.mean(expect["first_response"]))
+
+    # reply after the reopen counts from the reopening message, not from "ok thanks"
+    assert sorted(expect["reply"]) == [1500.0, 1800.0, 1800.0, 2400.0]
+    assert sorted(world_values("reply")) == sorted(expect["reply"])
+    assert t["reply"]["median"] == statistics.median(expect["reply"])
+    assert t["reply"]["p90"] == pytest.approx(p90(expect["reply"]))
+
+    # resolve then close is one resolution; resolve, reopen, resolve is two
+    assert sorted(expect["resolution"]) == [3600.0, 3600.0, 5400.0]
+    assert t["resolved"] == 3
+    assert t["resolution"]["median"] == statistics.median(expect["resolution"])
+    assert t["opened"] == expect["opened"] == 3 and t["reopened"] == expect["reopened"] == 1
+    assert t["resolution_rate"] == pytest.approx(3 / 4)
+    assert t["reopen_rate"] == pytest.approx(1 / 3)
+
+    assert t["volume_in"] == expect["in"] == 8
+    assert t["volume_out"] == expect["out_human"] == 4
+    assert t["volume_out_bot"] == expect["out_bot"] == 2  # auto-reply + survey link
+
+    assert (t["sla_met"], t["sla_breached"]) == (expect["sla_met"], expect["sla_breached"]) == (1, 2)
+    assert t["sla_compliance"] == pytest.approx(1 / 3)
+    assert report["handle_time"]["available"] is False
+
+    # business hours (Mon-Fri 09-17 Berlin): c1's night wait counts 0, c2's 30 minutes in full
+    assert sorted(world_values("first_response_bh")) == [0.0, 0.0, 1800.0]
+
+    by_agent = {r["agent"]: r for r in report["by_agent"]}
+    # anna answered c1's first cycle twice; ben c1's second cycle and c2
+    assert sorted((r["volume_out"], r["first_response"]["count"]) for r in report["by_agent"] if r["volume_out"]) \
+        == [(2, 1), (2, 2)]
+
+    assert [d["backlog"] for d in report["backlog"]] == [1, 1, 1, 1]
+
+
+def world_values(metric):
+    return [v for row in MetricRollup.objects.filter(grain="d", metric=metric) for v in row.values]
+
+
+def test_days_follow_the_chosen_time_zone(world):
+    utc = selectors.service_report(params=selectors.ReportParams(start=dt.date(2026, 11, 2),
+                                                                 end=dt.date(2026, 11, 3)))
+    berlin = selectors.service_report(params=selectors.ReportParams(start=dt.date(2026, 11, 2),
+                                                                    end=dt.date(2026, 11, 3), tz=BERLIN))
+    # the 23:30 UTC message is Monday in UTC and Tuesday in Berlin
+    assert [d["volume_in"] for d in utc["by_day"]] == [1, 6]
+    assert [d["volume_in"] for d in berlin["by_day"]] == [0, 7]
+    assert [d["opened"] for d in utc["by_day"]] == [1, 2]
+    assert [d["opened"] for d in berlin["by_day"]] == [0, 3]
+    # a Berlin range starts at 23:00 UTC the day before: same totals over a whole week
+    week_utc = selectors.service_report(params=selectors.ReportParams(start=dt.date(2026, 11, 3),
+                                                                      end=dt.date(2026, 11, 5)))
+    week_berlin = selectors.service_report(params=selectors.ReportParams(start=dt.date(2026, 11, 3),
+                                                                         end=dt.date(2026, 11, 5), tz=BERLIN))
+    assert week_utc["totals"]["volume_in"] == 7 and week_berlin["totals"]["volume_in"] == 8
+
+
+def test_experience_report(world):
+    params = selectors.ReportParams(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 5))
+    report = selectors.experience_report(params=params)
+    twitter = next(r for r in report["by_channel"] if r["channel"] == "twitter")
+    assert twitter["csat_answers"] == 1 and twitter["csat"] == 0.0  # a 2 is not satisfied
+    assert twitter["csat_sent"] == 1 and twitter["csat_response_rate"] == 1.0
+    # c1's first resolution was followed by a contact within 7 days; c1's second and c2's were not (yet)
+    assert report["totals"]["repeat_contacts"] == 1
+    assert report["totals"]["repeat_contact_rate"] == pytest.approx(1 / 3)
+    at_risk = {r["customer_id"]: r for r in report["customers_at_risk"]}
+    carla = world.conversations["c1"].customer_id
+    assert carla in at_risk and any("cancel" in reason for reason in at_risk[carla]["reasons"])
+    shift = report["sentiment_shift"]
+    assert shift["conversations"] == 2
+    fact = ConversationFact.objects.get(conversation_id=world.conversations["c1"].pk)
+    assert fact.resolutions == 2 and fact.reopens == 1 and fact.inbound == 5
+
+
+def test_gap_report_links_and_groups(world):
+    params = selectors.ReportParams(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 5))
+    report = selectors.gap_report(params=params)
+    c1, c2 = world.conversations["c1"].pk, world.conversations["c2"].pk
+    # c1: first response met its target but the customer ended angry; c2: missed and CSAT 2 -> not in either list
+    assert [r["conversation_id"] for r in report["met_but_bad"]] == [c1]
+    assert report["met_but_bad"][0]["link"] == f"/inbox/c/{c1}/"
+    assert c2 not in [r["conversation_id"] for r in report["missed_but_good"]]
+    assert {g["name"] for g in report["by_channel"]} == {"twitter"}
+    marketing = selectors.gap_report(params=selectors.ReportParams(
+        start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 5), show_people=False))
+    assert marketing["met_but_bad"][0]["link"] is None
+
+
+def test_marketing_themes_and_masked_examples(world):
+    params = selectors.ReportParams(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 5), show_people=False)
+    report = selectors.marketing_report(params=params)
+    hashtags = {t["term"]: t for t in report["hashtags"]}
+    assert set(hashtags) == {"fail", "newlook"}
+    assert hashtags["newlook"]["positive"] == 1
+    topics = {t["term"]: t for t in report["topics"]}
+    assert topics["delivery"]["count"] >= 1 and topics["delivery"]["negative"] >= 1
+    texts = [e["text"] for t in report["topics"] for e in t["examples"]]
+    assert texts and all("carla" not in x.lower() for x in texts)
+    assert all("conversation_id" not in e for t in report["topics"] for e in t["examples"])
+
+
+def snapshot():
+    rollups = sorted(
+        (r.grain, r.bucket, r.metric, r.channel, r.account_id, r.queue_id, r.team_id, r.agent_id, r.count,
+         round(r.total, 6), tuple(r.values)) for r in MetricRollup.objects.all())
+    terms = sorted((r.bucket, r.channel, r.account_id, r.term_type, r.term, r.count, r.positive, r.negative,
+                    r.neutral, round(r.total, 6), str(r.examples)) for r in TermRollup.objects.all())
+    facts = sorted(tuple(getattr(f, x.name) for x in ConversationFact._meta.fields) for f in ConversationFact.objects.all())
+    customers = sorted(tuple(str(getattr(c, x.name)) for x in CustomerFact._meta.fields) for c in CustomerFact.objects.all())
+    return rollups, terms, facts, customers
+
+
+def test_rebuilt_equals_incremental(world):
+    incremental = snapshot()
+    assert incremental[0] and incremental[1] and incremental[2]
+    services.rollups_rebuild()
+    assert snapshot() == incremental
