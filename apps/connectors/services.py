@@ -439,3 +439,36 @@ def account_poll_failed(*, account: ChannelAccount, error: ProviderError) -> Non
         next_poll_at=next_poll, rate_limited_until=limited,
     )
     log.warning("poll of account %s failed: %s", account.pk, error.reason)
+
+
+# --- push delivery and the connector-health page (apps/connectors/hooks.py, views.py) ----
+def push_delivery_accept(*, account: ChannelAccount, mentions: list[InboundMention]) -> int:
+    """A verified push delivery: its mentions go to the ingest queue once this commits."""
+    from .providers.base import mention_to_dict
+    from .tasks import mentions_ingest_task
+
+    payload = [mention_to_dict(m) for m in mentions]
+    with transaction.atomic():
+        ChannelAccount.objects.filter(pk=account.pk).update(last_push_at=timezone.now(), last_push_error="")
+        if payload:
+            transaction.on_commit(lambda: mentions_ingest_task.delay(account.pk, payload))
+    return len(payload)
+
+
+def push_delivery_refuse(*, account: ChannelAccount, reason: str) -> None:
+    """Counted and shown on the health page: a wrong secret shows up there, not only in logs."""
+    from django.db.models import F
+
+    ChannelAccount.objects.filter(pk=account.pk).update(
+        last_push_error=reason[:500], push_refused_count=F("push_refused_count") + 1)
+
+
+def account_poll_retry(*, account: ChannelAccount, actor=None) -> None:
+    """An admin or supervisor asks for a poll now (after fixing credentials): the
+    backoff is lifted and the account is polled in its own task."""
+    from .tasks import account_poll_task
+
+    with transaction.atomic():
+        ChannelAccount.objects.filter(pk=account.pk).update(next_poll_at=timezone.now())
+        transaction.on_commit(lambda: account_poll_task.delay(account.pk))
+    log.info("poll of account %s requested by %s", account.pk, getattr(actor, "username", "system"))

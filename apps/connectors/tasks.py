@@ -7,6 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .models import ChannelAccount
+from .providers import polls
 from .providers.base import ProviderError, mention_from_dict
 from .services import account_poll, mentions_ingest
 
@@ -19,11 +20,12 @@ def poll_due_accounts_task():
     """Beat: one poll task per active account that is due (each in its own task,
     so a broken account never slows the others)."""
     now = timezone.now()
-    ids = ChannelAccount.objects.filter(is_active=True).filter(
+    rows = ChannelAccount.objects.filter(is_active=True).filter(
         Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now)
-    ).values_list("pk", flat=True)
-    for account_id in ids:
-        account_poll_task.delay(account_id)
+    ).values_list("pk", "provider")
+    for account_id, provider in rows:
+        if polls(provider):  # push-only channels (generic webhook) have nothing to poll
+            account_poll_task.delay(account_id)
 
 
 @shared_task(name="connectors.poll_account", acks_late=True, ignore_result=True)
