@@ -633,8 +633,11 @@ def priorities_age(*, now: dt.datetime | None = None, batch: int = 500) -> int:
     changed = 0
     for start in range(0, len(ids), batch):
         with transaction.atomic():
-            states = list(ConversationRouting.objects.select_for_update(skip_locked=True, of=("self",))
-                          .filter(conversation_id__in=ids[start:start + batch])
+            # conversation rows first, then routing state: the order every writer uses
+            locked = list(Conversation.objects.select_for_update(skip_locked=True)
+                          .filter(pk__in=ids[start:start + batch]).values_list("pk", flat=True))
+            states = list(ConversationRouting.objects.select_for_update(of=("self",))
+                          .filter(conversation_id__in=locked)
                           .annotate(answered=Exists(answered)).select_related("conversation"))
             for state in states:
                 conversation = state.conversation

@@ -1,14 +1,39 @@
+"""Thin Celery tasks on the `routing` queue (CELERY_TASK_ROUTES "routing.*")."""
 import logging
 
 from celery import shared_task
 
-from .services import conversation_route
+from . import services
 
 
 @shared_task(name="routing.route_conversation", acks_late=True, ignore_result=True,
              autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
 def conversation_route_task(conversation_id: int, message_ids: list[int]):
-    conversation_route(conversation_id=conversation_id, message_ids=message_ids)
+    services.conversation_route(conversation_id=conversation_id, message_ids=message_ids)
+
+
+@shared_task(name="routing.agent_available", acks_late=True, ignore_result=True,
+             autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+def agent_available_task(agent_id: int):
+    services.agent_available(agent_id=agent_id)
+
+
+@shared_task(name="routing.conversation_followup", acks_late=True, ignore_result=True,
+             autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+def conversation_followup_task(conversation_id: int, freed_agent_id: int | None = None):
+    services.conversation_followup(conversation_id=conversation_id, freed_agent_id=freed_agent_id)
+
+
+@shared_task(name="routing.age_priorities", ignore_result=True)
+def priorities_age_task():
+    """Beat: waiting conversations climb in priority."""
+    services.priorities_age()
+
+
+@shared_task(name="routing.check_sla", ignore_result=True)
+def sla_breaches_check_task():
+    """Beat: record SLA breaches and raise them to supervisors."""
+    services.sla_breaches_check()
 
 
 @shared_task(name="routing.route_conversations", acks_late=True, ignore_result=True)
@@ -19,7 +44,7 @@ def conversations_route_task(pairs: list[list]):
     the single-conversation task and its retry policy."""
     for conversation_id, message_ids in pairs:
         try:
-            conversation_route(conversation_id=conversation_id, message_ids=message_ids)
+            services.conversation_route(conversation_id=conversation_id, message_ids=message_ids)
         except Exception:  # noqa: BLE001 - retried on its own
             logging.getLogger(__name__).warning("routing #%s failed in a batch; retrying it alone",
                                                 conversation_id, exc_info=True)
