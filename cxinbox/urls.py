@@ -27,6 +27,8 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("inbox/", include("apps.inbox.urls")),
+    path("connectors/", include("apps.connectors.urls")),
+    path("hooks/", include("apps.connectors.hook_urls")),
     path("admin/", admin.site.urls),
     path("account/", include("apps.accounts.urls")),
     path("supervisor/", include("apps.accounts.supervisor_urls")),
