@@ -463,6 +463,17 @@ def push_delivery_refuse(*, account: ChannelAccount, reason: str) -> None:
         last_push_error=reason[:500], push_refused_count=F("push_refused_count") + 1)
 
 
+def account_hook_secrets_rotate(*, account: ChannelAccount, actor=None) -> dict:
+    """New inbound token and signing secret for push delivery; the old ones stop working at once."""
+    import secrets
+
+    new = {"inbound_token": secrets.token_urlsafe(32), "signing_secret": secrets.token_urlsafe(32)}
+    ChannelAccount.objects.filter(pk=account.pk).update(hook_secrets=new, updated_at=timezone.now())
+    account.hook_secrets = new
+    log.info("hook secrets of account %s rotated by %s", account.pk, getattr(actor, "username", "system"))
+    return new
+
+
 def account_poll_retry(*, account: ChannelAccount, actor=None) -> None:
     """An admin or supervisor asks for a poll now (after fixing credentials): the
     backoff is lifted and the account is polled in its own task."""

@@ -1,0 +1,127 @@
+"""Push delivery: POST /hooks/<provider>/<account>/ (and GET for CRC/challenge
+handshakes).
+
+The view finds the account, hands the request to its network's push receiver
+(providers.push_receiver: verify, then parse into InboundMentions) and queues
+the mentions for ingest. Everything refused (unknown account, unsigned, bad
+signature, stale timestamp, replay, oversized, malformed) gets a JSON
+{"detail": ...} with its status, a log line and a count on the account, which
+the connector-health page shows.
+
+The helpers below are what receivers use: constant-time comparisons only."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from . import services
+from .models import ChannelAccount
+from .providers import push_receiver
+
+log = logging.getLogger(__name__)
+
+
+class HookRefused(Exception):
+    """A delivery we will not take; `detail` goes back to the sender."""
+
+    def __init__(self, detail: str, status: int = 401):
+        super().__init__(detail)
+        self.detail, self.status = detail, status
+
+
+# --- helpers for receivers ---------------------------------------------------------
+def hmac_sha256(secret: str, message: bytes) -> bytes:
+    return hmac.new(secret.encode(), message, hashlib.sha256).digest()
+
+
+def hmac_hex(secret: str, message: bytes) -> str:
+    return hmac_sha256(secret, message).hex()
+
+
+def hmac_b64(secret: str, message: bytes) -> str:
+    return base64.b64encode(hmac_sha256(secret, message)).decode()
+
+
+def secret_compare(expected: str, given: str | None, *, what: str = "signature") -> None:
+    """Constant-time: the time taken does not tell how much of a guess was right."""
+    if not given:
+        raise HookRefused(f"The delivery carries no {what}.")
+    if not hmac.compare_digest(expected.encode(), given.strip().encode()):
+        raise HookRefused(f"The {what} does not match.")
+
+
+def timestamp_check(value: str | None) -> int:
+    """A signed timestamp must be within HOOKS_REPLAY_WINDOW_SECONDS of now."""
+    if not value or not value.strip().isdigit():
+        raise HookRefused("The delivery carries no timestamp.")
+    ts = int(value.strip())
+    window = settings.HOOKS_REPLAY_WINDOW_SECONDS
+    if abs(time.time() - ts) > window:
+        raise HookRefused(f"The timestamp is outside the {window} s replay window.")
+    return ts
+
+
+def replay_check(account_id: int, signature: str) -> None:
+    """The same signed delivery is taken once within the replay window."""
+    key = f"hook-replay:{account_id}:{hashlib.sha256(signature.encode()).hexdigest()}"
+    if not cache.add(key, 1, settings.HOOKS_REPLAY_WINDOW_SECONDS * 2):
+        raise HookRefused("This delivery was already received (replay).", 409)
+
+
+def body_read(request) -> bytes:
+    limit = settings.HOOKS_MAX_BODY_BYTES
+    length = request.META.get("CONTENT_LENGTH") or ""
+    if length.isdigit() and int(length) > limit:
+        raise HookRefused(f"The delivery is larger than {limit} bytes.", 413)
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        raise HookRefused(f"The delivery is larger than {limit} bytes.", 413)
+    return body
+
+
+def json_load(body: bytes):
+    try:
+        return json.loads(body or b"null")
+    except ValueError:
+        raise HookRefused("The body is not JSON.", 400) from None
+
+
+# --- the view --------------------------------------------------------------------------
+def _refuse(account, request, exc: HookRefused) -> JsonResponse:
+    log.warning("push delivery refused: %s %s account=%s from=%s status=%s: %s", request.method, request.path,
+                getattr(account, "pk", None), request.META.get("REMOTE_ADDR"), exc.status, exc.detail)
+    if account is not None:
+        services.push_delivery_refuse(account=account, reason=exc.detail)
+    return JsonResponse({"detail": exc.detail}, status=exc.status)
+
+
+@csrf_exempt
+def hook_receive(request, provider: str, account_id: int):
+    account = ChannelAccount.objects.filter(pk=account_id, provider=provider, is_active=True).first()
+    receiver = push_receiver(account) if account else None
+    if receiver is None:
+        return _refuse(None, request, HookRefused("No push channel here.", 404))
+    try:
+        if request.method == "GET":
+            challenge = getattr(receiver, "push_challenge", None)
+            if challenge is None:
+                raise HookRefused("This channel answers no handshake.", 405)
+            return JsonResponse(challenge(request))
+        if request.method != "POST":
+            raise HookRefused("Use POST.", 405)
+        body = body_read(request)
+        receiver.push_verify(request, body)
+        mentions = receiver.push_parse(request, body)
+    except HookRefused as exc:
+        return _refuse(account, request, exc)
+    accepted = services.push_delivery_accept(account=account, mentions=mentions)
+    return JsonResponse({"accepted": accepted})

@@ -1,0 +1,149 @@
+"""The generic API/webhook channel: any system (a chat widget, an app store
+review feed, a CRM) POSTs messages in and gets agent replies back by a signed
+outgoing webhook.
+
+In:  POST /hooks/webhook/<account id>/
+     Authorization: Bearer <inbound_token>           (always)
+     X-Cxinbox-Timestamp: <unix seconds>             (when a signing_secret is set)
+     X-Cxinbox-Signature: sha256=<hex HMAC-SHA256(signing_secret, "<timestamp>." + body)>
+     {"messages": [{"id": "m-1", "text": "...", "author": {"id": "u-9", "handle": "ana", "name": "Ana"},
+                    "created_at": "2026-01-01T10:00:00Z", "thread_id": "t-1", "in_reply_to": "",
+                    "private": false, "url": ""}]}      (or one message object)
+Out: POST <the account's api_base_url> with the same two signature headers and
+     Idempotency-Key: cxinbox-<account>-<reply id> (a retried reply carries the same key)
+     {"type": "reply", "id": "cxinbox-...", "in_reply_to": "m-1", "thread_id": ..., "recipient": "u-9",
+      "text": "...", "private": false, "sent_at": "..."}
+     A 2xx answer may carry {"id": "<the receiver's id>"}; it becomes the reply's external id.
+
+Both secrets live in ChannelAccount.hook_secrets (encrypted)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+
+from django.utils import timezone
+
+from . import http
+from .base import BaseProvider, InboundMention, OutboundReply, PermanentError, PollResult, SentReply
+
+NETWORK = "Webhook"
+SIGNATURE_HEADER = "X-Cxinbox-Signature"
+TIMESTAMP_HEADER = "X-Cxinbox-Timestamp"
+
+
+def sign(secret: str, timestamp: int | str, body: bytes) -> str:
+    from apps.connectors.hooks import hmac_hex
+
+    return "sha256=" + hmac_hex(secret, f"{timestamp}.".encode() + body)
+
+
+def signed_headers(secret: str, body: bytes, *, timestamp: int | None = None) -> dict:
+    ts = int(timestamp if timestamp is not None else time.time())
+    return {TIMESTAMP_HEADER: str(ts), SIGNATURE_HEADER: sign(secret, ts, body)}
+
+
+def _parse_time(value) -> dt.datetime:
+    if not value:
+        return timezone.now()
+    try:
+        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        from apps.connectors.hooks import HookRefused
+
+        raise HookRefused(f"created_at {value!r} is not an ISO 8601 time.", 400) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+class WebhookProvider(BaseProvider):
+    name = "webhook"
+    max_reply_length = 10000
+    supports_private_replies = True
+    supports_push = True
+    supports_polling = False
+
+    @property
+    def secrets(self) -> dict:
+        return self.account.hook_secrets or {}
+
+    # --- in ---------------------------------------------------------------------------
+    def fetch_mentions(self, cursor: dict) -> PollResult:
+        return PollResult([], cursor)  # push only: nothing to poll
+
+    def push_verify(self, request, body: bytes) -> None:
+        from apps.connectors.hooks import HookRefused, replay_check, secret_compare, timestamp_check
+
+        token = self.secrets.get("inbound_token")
+        if not token:
+            raise HookRefused("This channel has no inbound token yet; an admin must create one.", 403)
+        auth = request.headers.get("Authorization", "")
+        given = auth[7:] if auth.lower().startswith("bearer ") else None
+        secret_compare(token, given, what="token")
+        signing_secret = self.secrets.get("signing_secret")
+        if signing_secret:
+            ts = timestamp_check(request.headers.get(TIMESTAMP_HEADER))
+            expected = sign(signing_secret, ts, body)
+            secret_compare(expected, request.headers.get(SIGNATURE_HEADER))
+            replay_check(self.account.pk, expected)
+
+    def push_parse(self, request, body: bytes) -> list[InboundMention]:
+        from apps.connectors.hooks import HookRefused, json_load
+
+        data = json_load(body)
+        items = data.get("messages") if isinstance(data, dict) and "messages" in data else [data]
+        if not isinstance(items, list) or not items:
+            raise HookRefused("Send {\"messages\": [...]} or one message object.", 400)
+        return [self.normalize(item, i) for i, item in enumerate(items)]
+
+    def normalize(self, item, index: int = 0) -> InboundMention:
+        from apps.connectors.hooks import HookRefused
+
+        if not isinstance(item, dict):
+            raise HookRefused(f"messages[{index}] is not an object.", 400)
+        author = item.get("author") if isinstance(item.get("author"), dict) else {}
+        missing = [f for f, v in (("id", item.get("id")), ("text", item.get("text")), ("author.id", author.get("id")))
+                   if v in (None, "")]
+        if missing:
+            raise HookRefused(f"messages[{index}] lacks {', '.join(missing)}.", 400)
+        handle = str(author.get("handle") or author["id"])
+        return InboundMention(
+            external_id=str(item["id"])[:255],
+            text=str(item["text"]),
+            created_at=_parse_time(item.get("created_at")),
+            author_external_id=str(author["id"]),
+            author_handle=handle,
+            author_name=str(author.get("name") or ""),
+            author_followers=int(author.get("followers") or 0) if str(author.get("followers") or "0").isdigit() else 0,
+            author_avatar_url=str(author.get("avatar_url") or ""),
+            author_profile_url=str(author.get("profile_url") or ""),
+            thread_id=str(item.get("thread_id") or ""),
+            in_reply_to_external_id=str(item.get("in_reply_to") or ""),
+            url=str(item.get("url") or ""),
+            is_private=bool(item.get("private")),
+            raw={"webhook": item},
+        )
+
+    # --- out --------------------------------------------------------------------------
+    def send_reply(self, reply: OutboundReply) -> SentReply:
+        url = self.account.api_base_url
+        secret = self.secrets.get("signing_secret")
+        if not url:
+            raise PermanentError(f"{NETWORK}: this channel has no reply URL (api_base_url)")
+        if not secret:
+            raise PermanentError(f"{NETWORK}: this channel has no signing secret; replies are only sent signed")
+        reference = f"cxinbox-{self.account.pk}-{reply.client_reference}"
+        payload = {"type": "reply", "id": reference, "in_reply_to": reply.in_reply_to_external_id,
+                   "recipient": reply.recipient_external_id, "text": reply.text, "private": reply.is_private,
+                   "sent_at": timezone.now().isoformat()}
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json", "Idempotency-Key": reference,
+                   "User-Agent": "cxinbox-webhook/1.0", **signed_headers(secret, body)}
+        with http.http_client(url) as client:
+            resp = http.request(client, "POST", url, NETWORK, unknown_outcome=True, content=body, headers=headers)
+        try:
+            answer = resp.json() if resp.content else {}
+        except ValueError:
+            answer = {}
+        external_id = str(answer.get("id")) if isinstance(answer, dict) and answer.get("id") else reference
+        return SentReply(external_id=external_id, url=str(answer.get("url") or "") if isinstance(answer, dict) else "",
+                         raw={"status": resp.status_code})

@@ -1,0 +1,66 @@
+"""Reads for the connector-health page and API."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils import timezone
+
+from .models import ChannelAccount
+from .providers import polls
+
+# Poll lag beyond this many poll intervals (and at least 5 minutes) counts as stale.
+STALE_INTERVALS = 10
+
+
+@dataclass(frozen=True)
+class AccountHealth:
+    account: ChannelAccount
+    state: str  # ok, waiting, failing, rate_limited, stale, paused, push
+    state_label: str
+    polls: bool
+    lag: dt.timedelta | None  # since the last successful poll (or push delivery)
+    retry_in: dt.timedelta | None  # until the next poll when backing off or rate limited
+
+    @property
+    def lag_seconds(self) -> int | None:
+        return int(self.lag.total_seconds()) if self.lag is not None else None
+
+    @property
+    def retry_in_seconds(self) -> int | None:
+        return int(self.retry_in.total_seconds()) if self.retry_in is not None else None
+
+
+def _health(account: ChannelAccount, now: dt.datetime, stale_after: dt.timedelta) -> AccountHealth:
+    polled = polls(account.provider)
+    since = account.last_success_at if polled else account.last_push_at
+    lag = now - since if since else None
+    retry_in = account.next_poll_at - now if account.next_poll_at and account.next_poll_at > now else None
+    if not account.is_active:
+        state, label = "paused", "Paused"
+    elif account.rate_limited_until and account.rate_limited_until > now:
+        state, label = "rate_limited", "Rate limited"
+    elif polled and account.consecutive_errors:
+        state, label = "failing", f"Failing ({account.consecutive_errors} in a row)"
+    elif not polled:
+        state, label = "push", "Push only" + (" · refusing deliveries" if account.last_push_error else "")
+    elif since is None:
+        state, label = "waiting", "Not polled yet"
+    elif lag > stale_after:
+        state, label = "stale", "Stale"
+    else:
+        state, label = "ok", "OK"
+    return AccountHealth(account=account, state=state, state_label=label, polls=polled, lag=lag, retry_in=retry_in)
+
+
+def account_health_list(*, now: dt.datetime | None = None) -> list[AccountHealth]:
+    """Every account, troubled ones first. Secrets are not loaded (nor decrypted)."""
+    now = now or timezone.now()
+    beat = (getattr(settings, "CELERY_BEAT_SCHEDULE", {}) or {}).get("poll-all-accounts") or {}
+    interval = dt.timedelta(seconds=float(beat.get("schedule") or 15.0))
+    stale_after = max(interval * STALE_INTERVALS, dt.timedelta(minutes=5))
+    accounts = ChannelAccount.objects.defer("credentials", "hook_secrets", "poll_cursor").order_by("provider", "name")
+    rows = [_health(a, now, stale_after) for a in accounts]
+    order = {"failing": 0, "rate_limited": 1, "stale": 2, "waiting": 3, "push": 4, "ok": 5, "paused": 6}
+    return sorted(rows, key=lambda r: order.get(r.state, 9))
