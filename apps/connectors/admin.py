@@ -10,7 +10,8 @@ class ChannelAccountForm(forms.ModelForm):
 
     class Meta:
         model = ChannelAccount
-        exclude = ["credentials"]
+        # secrets never go back to the browser; hook secrets are rotated through the API
+        exclude = ["credentials", "hook_secrets"]
 
     def save(self, commit=True):
         obj = super().save(commit=False)
@@ -24,6 +25,7 @@ class ChannelAccountForm(forms.ModelForm):
 @admin.register(ChannelAccount)
 class ChannelAccountAdmin(admin.ModelAdmin):
     form = ChannelAccountForm
-    list_display = ("name", "provider", "handle", "is_active", "last_polled_at", "consecutive_errors")
+    list_display = ("name", "provider", "handle", "is_active", "last_polled_at", "consecutive_errors", "last_push_at")
     list_filter = ("provider", "is_active")
-    readonly_fields = ("poll_cursor", "last_polled_at", "last_success_at", "last_error", "consecutive_errors")
+    readonly_fields = ("poll_cursor", "last_polled_at", "last_success_at", "last_error", "consecutive_errors",
+                       "next_poll_at", "rate_limited_until", "last_push_at", "last_push_error", "push_refused_count")
