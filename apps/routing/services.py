@@ -438,8 +438,12 @@ def _rule_context(conversation: Conversation, messages: list[Message]) -> RuleCo
     last_scored = next((m for m in reversed(messages) if m.sentiment_label), None)
     calendars: dict[int | None, cal.Calendar | None] = {}
 
+    queue = conversation.queue if conversation.queue_id else Queue.objects.filter(is_default=True).order_by(
+        "id").first()
+
     def inside_hours(team_id):
-        team_id = team_id or (conversation.queue.team_id if conversation.queue_id else None)
+        # the rule's team, else the team of the queue the conversation is in (or will default to)
+        team_id = team_id or (queue.team_id if queue else None)
         if team_id not in calendars:
             calendars[team_id] = calendar_for_team(team_id)
         calendar = calendars[team_id]
