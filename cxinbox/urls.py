@@ -11,7 +11,9 @@ from apps.inbox.api import CannedResponseViewSet, ConversationViewSet, CustomerV
 from apps.reports.api import ReportView
 from apps.reports.views import survey_page
 
-router = DefaultRouter()
+# No ".json" suffix routes: viewset actions do not take a `format` argument (they
+# answered 500 there); ?format=json|csv still picks the renderer.
+router = DefaultRouter(include_format_suffixes=False)
 router.register("conversations", ConversationViewSet, basename="conversation")
 router.register("queues", QueueViewSet, basename="queue")
 router.register("canned-responses", CannedResponseViewSet, basename="canned-response")
