@@ -20,6 +20,13 @@ def _series(rows, key, fn=lambda v: v):
     return out
 
 
+def _by_term(rows: list[dict], key: str) -> list[dict]:
+    series: dict[str, list] = {}
+    for r in rows:
+        series.setdefault(r["term"], []).append(r[key])
+    return [{"label": term, "data": data} for term, data in series.items()]
+
+
 def charts_for(report: dict) -> list[dict]:
     name = report["report"]
     if name == "service":
@@ -65,6 +72,10 @@ def charts_for(report: dict) -> list[dict]:
              "datasets": [{"label": c, "data": _series(rows, "messages")} for c, rows in per_channel.items()]},
             {"title": "Net sentiment by channel", "type": "line", "labels": days,
              "datasets": [{"label": c, "data": _series(rows, "net_sentiment")} for c, rows in per_channel.items()]},
+            {"title": "Top topics: messages per day", "type": "line", "labels": days,
+             "datasets": _by_term(report["topics_by_day"], "messages")},
+            {"title": "Top hashtags: net sentiment per day", "type": "line", "labels": days,
+             "datasets": _by_term(report["hashtags_by_day"], "net_sentiment")},
             {"title": "Topics: volume and net sentiment", "type": "bar", "labels": [t["term"] for t in report["topics"]],
              "datasets": [{"label": "messages", "data": _series(report["topics"], "count")},
                           {"label": "net sentiment", "data": _series(report["topics"], "net_sentiment")}]},

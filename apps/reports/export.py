@@ -8,8 +8,9 @@ TABLES = {
     "service": ["totals", "by_day", "by_channel", "by_queue", "by_team", "by_agent", "backlog"],
     "experience": ["totals", "by_channel", "sentiment_by_day", "sentiment_shift.most_improved",
                    "sentiment_shift.most_worsened", "customers_at_risk"],
-    "marketing": ["totals", "by_day", "by_channel_day", "by_account", "topics", "hashtags", "keywords",
-                  "top_positive", "top_negative", "alerts"],
+    "marketing": ["totals", "alerts", "by_day", "by_channel_day", "by_account", "by_account_day", "top_positive",
+                  "top_negative", "topics", "topics_by_day", "hashtags", "hashtags_by_day", "keywords",
+                  "keywords_by_day"],
     "gap": ["totals", "by_channel", "by_queue", "by_tag", "by_topic", "met_but_bad", "missed_but_good"],
 }
 

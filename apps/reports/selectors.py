@@ -123,7 +123,7 @@ class Agg:
         return self.count.get(metric, 0)
 
 
-def _rows(params: ParamsLike, metric_names, *, lo=None, hi=None):
+def _rows(params: ReportParams, metric_names, *, lo=None, hi=None):
     lo_hi = params.utc_range
     lo, hi = lo or lo_hi[0], hi or lo_hi[1]
     grain = Grain.DAY if params.tz.key == "UTC" and lo.hour == 0 and hi.hour == 0 else Grain.HOUR
@@ -131,8 +131,6 @@ def _rows(params: ParamsLike, metric_names, *, lo=None, hi=None):
                                      **params.filters())
     return qs.values_list("bucket", "metric", *DIMENSIONS, "count", "total", "values")
 
-
-ParamsLike = ReportParams
 
 
 def _group(rows, params: ReportParams, by: str | None) -> dict:
@@ -387,14 +385,42 @@ def themes(params: ReportParams, term_type: str, limit: int = 20) -> list[dict]:
     return out[:limit]
 
 
+def terms_by_day(params: ReportParams, term_type: str, terms: list[str]) -> list[dict]:
+    """Volume and net sentiment per local day of the given terms."""
+    lo, hi = params.utc_range
+    qs = TermRollup.objects.filter(term_type=term_type, term__in=terms, bucket__gte=lo, bucket__lt=hi)
+    if params.channel:
+        qs = qs.filter(channel=params.channel)
+    if params.account_id:
+        qs = qs.filter(account_id=params.account_id)
+    acc = defaultdict(lambda: [0, 0, 0, 0])
+    for bucket, term, count, pos, neg, neu in qs.values_list("bucket", "term", "count", "positive", "negative",
+                                                            "neutral"):
+        row = acc[(bucket.astimezone(params.tz).date(), term)]
+        row[0] += count
+        row[1] += pos
+        row[2] += neg
+        row[3] += pos + neg + neu
+    return [{"day": day.isoformat(), "term": term, "messages": acc[(day, term)][0],
+             "net_sentiment": metrics.net_sentiment(acc[(day, term)][1], acc[(day, term)][2], acc[(day, term)][3])}
+            for term in terms for day in params.days]
+
+
 def marketing_report(*, params: ReportParams) -> dict:
     rows = list(_rows(params, ["msg_in", "sentiment", "msg_in_positive", "msg_in_negative", "msg_in_neutral"]))
-    by_channel_day = []
+    by_channel_day, by_account_day = [], []
     for channel in sorted({r[2] for r in rows}):
         sub = [r for r in rows if r[2] == channel]
         for row in _breakdown(sub, params, "day", _sentiment_row):
             by_channel_day.append({"channel": channel, **row})
+    accounts = _labels("account", {r[3] for r in rows}, params.show_people)
+    for account_id in sorted(accounts):
+        sub = [r for r in rows if r[3] == account_id]
+        for row in _breakdown(sub, params, "day", _sentiment_row):
+            by_account_day.append({"account": accounts[account_id], **row})
     topics = themes(params, "topic")
+    hashtags = themes(params, "hashtag")
+    keywords = themes(params, "keyword")
     min_count = 2
     ranked = [t for t in topics if t["net_sentiment"] is not None and t["count"] >= min_count]
     lo, hi = params.utc_range
@@ -407,8 +433,11 @@ def marketing_report(*, params: ReportParams) -> dict:
         "totals": _sentiment_row(_group(rows, params, None).get("all", Agg())),
         "by_day": _breakdown(rows, params, "day", _sentiment_row),
         "by_channel_day": by_channel_day,
-        "by_account": _breakdown(rows, params, "account", _sentiment_row),
-        "topics": topics, "hashtags": themes(params, "hashtag"), "keywords": themes(params, "keyword"),
+        "by_account": _breakdown(rows, params, "account", _sentiment_row), "by_account_day": by_account_day,
+        "topics": topics, "hashtags": hashtags, "keywords": keywords,
+        "topics_by_day": terms_by_day(params, "topic", [t["term"] for t in topics[:6]]),
+        "hashtags_by_day": terms_by_day(params, "hashtag", [t["term"] for t in hashtags[:6]]),
+        "keywords_by_day": terms_by_day(params, "keyword", [t["term"] for t in keywords[:6]]),
         "top_positive": sorted(ranked, key=lambda t: (-t["net_sentiment"], -t["count"]))[:5],
         "top_negative": sorted(ranked, key=lambda t: (t["net_sentiment"], -t["count"]))[:5],
         "alerts": [{"id": a.pk, "kind": a.kind, "channel": a.channel, "hour": a.bucket.astimezone(params.tz).isoformat(),

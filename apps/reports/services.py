@@ -176,12 +176,13 @@ def _reply_sent(conversation: Conversation, state: ConversationMetricState, mess
                                        is_bot=False, author_user__isnull=False,
                                        send_status=Message.SendStatus.SENT, sent_at__lt=message.sent_at)
                 .exclude(pk=message.pk).order_by("-sent_at", "-id").values_list("sent_at", flat=True).first())
-    window_start = max(previous, state.cycle_started_at) if previous else state.cycle_started_at
-    waiting = (Message.objects.filter(conversation_id=conversation.pk, direction=Message.Direction.INBOUND,
-                                      sent_at__gte=window_start, sent_at__lte=message.sent_at)
-               .order_by("sent_at", "id").values_list("sent_at", flat=True).first())
-    if previous and waiting == previous:
-        waiting = None
+    inbound = Message.objects.filter(conversation_id=conversation.pk, direction=Message.Direction.INBOUND,
+                                     sent_at__lte=message.sent_at)
+    if previous and previous >= state.cycle_started_at:
+        inbound = inbound.filter(sent_at__gt=previous)
+    else:
+        inbound = inbound.filter(sent_at__gte=state.cycle_started_at)
+    waiting = inbound.order_by("sent_at", "id").values_list("sent_at", flat=True).first()
     if waiting is not None:
         seconds, business = _durations(conversation, waiting, at)
         _emit(key=f"reply:{message.pk}", kind="reply", occurred_at=at, dims=dims, cycle=state.cycle, value=seconds,
@@ -206,8 +207,8 @@ def _resolved(conversation: Conversation, state: ConversationMetricState, at: dt
 def metrics_record_for_event(*, event) -> None:
     """Derives metric events from one audit row (called by event_record). A bug
     here is logged, never allowed to fail the agent's action."""
-    if event.kind not in AUDIT_KINDS:
-        return
+    if event.kind not in AUDIT_KINDS or event.kind == "created":
+        return  # a new conversation is counted once routed, when its queue is known
     try:
         with transaction.atomic():
             _record_for_event(event)
@@ -223,8 +224,6 @@ def _record_for_event(event) -> None:
     at = event.created_at
     state = _state(conversation)
     data = event.data or {}
-    if event.kind == "created":
-        return  # counted once routed, when its queue is known (or by the sweep)
     if event.kind == "reopened":
         _cycle_start(conversation, state, conversation.cycle_started_at or at)
     elif event.kind == "status_changed":

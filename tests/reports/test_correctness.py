@@ -179,6 +179,10 @@ def test_marketing_themes_and_masked_examples(world):
     texts = [e["text"] for t in report["topics"] for e in t["examples"]]
     assert texts and all("carla" not in x.lower() for x in texts)
     assert all("conversation_id" not in e for t in report["topics"] for e in t["examples"])
+    # over time: the #newlook post was on Tuesday 3 November
+    newlook = [r for r in report["hashtags_by_day"] if r["term"] == "newlook"]
+    assert [r["messages"] for r in newlook] == [0, 1, 0, 0] and newlook[1]["net_sentiment"] == 100.0
+    assert {r["channel"] for r in report["by_channel_day"]} == {"twitter", "demo"}
 
 
 def snapshot():
