@@ -10,10 +10,12 @@ from apps.accounts.api import ApiTokenViewSet, AuditLogView, BulkAssignView, Das
 from apps.inbox.api import CannedResponseViewSet, ConversationViewSet, CustomerViewSet, QueueViewSet
 from apps.reports.api import ReportView
 from apps.reports.views import survey_page
+from apps.routing.api import BusinessHoursViewSet, RoutingRuleViewSet, SlaPolicyViewSet
 
 # No ".json" suffix routes: viewset actions do not take a `format` argument (they
 # answered 500 there); ?format=json|csv still picks the renderer.
-router = DefaultRouter(include_format_suffixes=False)
+router = DefaultRouter()
+router.include_format_suffixes = False
 router.register("conversations", ConversationViewSet, basename="conversation")
 router.register("queues", QueueViewSet, basename="queue")
 router.register("canned-responses", CannedResponseViewSet, basename="canned-response")
@@ -22,6 +24,9 @@ router.register("channel-accounts", ChannelAccountViewSet, basename="channel-acc
 router.register("users", UserViewSet, basename="user")
 router.register("teams", TeamViewSet, basename="team")
 router.register("tokens", ApiTokenViewSet, basename="token")
+router.register("rules", RoutingRuleViewSet, basename="rule")
+router.register("sla-policies", SlaPolicyViewSet, basename="sla-policy")
+router.register("business-hours", BusinessHoursViewSet, basename="business-hours")
 
 urlpatterns = [
     path("", home, name="home"),
