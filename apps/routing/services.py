@@ -726,6 +726,9 @@ def _rule_check(rule: RoutingRule) -> None:
 @transaction.atomic
 def rule_create(*, actor, channel_accounts=None, **values) -> RoutingRule:
     rule = RoutingRule(**{k: v for k, v in values.items() if k in RULE_FIELDS})
+    if "position" not in values:  # a new rule goes last
+        last = RoutingRule.objects.order_by("-position").values_list("position", flat=True).first()
+        rule.position = (last or 0) + 10
     _rule_check(rule)
     rule.save()
     if channel_accounts is not None:
@@ -842,3 +845,9 @@ def business_hours_set(*, team: Team, actor, time_zone: str | None = None, sched
     _audit(actor, "business_hours.updated", f"team {team.pk} {team.name}",
            {"time_zone": hours.time_zone, "holidays": len(holidays) if holidays is not None else None})
     return hours
+
+
+@transaction.atomic
+def business_hours_delete(*, hours: BusinessHours, actor) -> None:
+    _audit(actor, "business_hours.deleted", f"team {hours.team_id}", {"team_id": hours.team_id})
+    hours.delete()

@@ -1,0 +1,103 @@
+"""REST API: /api/v1/rules/, /api/v1/sla-policies/, /api/v1/business-hours/.
+
+Agents and supervisors read; supervisors and admins change (business hours: the
+team's leads and admins). Writes go through services (audited); errors are
+JSON {"detail": ...}."""
+from django.core.exceptions import PermissionDenied
+from drf_spectacular.utils import extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from apps.accounts.permissions import IsSupervisorOrReadOnly, can_manage_team
+
+from . import services
+from .models import BusinessHours, RoutingRule, SlaPolicy
+from .serializers import BusinessHoursSerializer, ReorderSerializer, RoutingRuleSerializer, SlaPolicySerializer
+
+
+class RoutingRuleViewSet(viewsets.ModelViewSet):
+    """Routing rules, applied in `position` order at the start of each conversation cycle."""
+
+    serializer_class = RoutingRuleSerializer
+    permission_classes = [IsSupervisorOrReadOnly]
+    pagination_class = None
+    queryset = RoutingRule.objects.prefetch_related("channel_accounts").order_by("position", "id")
+
+    def perform_create(self, serializer):
+        serializer.instance = services.rule_create(actor=self.request.user, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.rule_update(rule=serializer.instance, actor=self.request.user,
+                                                   **serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.rule_delete(rule=instance, actor=self.request.user)
+
+    @extend_schema(request=ReorderSerializer, responses=RoutingRuleSerializer(many=True))
+    @action(detail=False, methods=["post"])
+    def reorder(self, request):
+        data = ReorderSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.rules_reorder(rule_ids=data.validated_data["order"], actor=request.user)
+        return Response(RoutingRuleSerializer(self.get_queryset(), many=True).data)
+
+
+class SlaPolicyViewSet(viewsets.ModelViewSet):
+    """SLA targets per queue and priority bucket (the most specific active policy applies)."""
+
+    serializer_class = SlaPolicySerializer
+    permission_classes = [IsSupervisorOrReadOnly]
+    pagination_class = None
+    queryset = SlaPolicy.objects.select_related("queue").order_by("queue__name", "priority_bucket", "id")
+
+    def perform_create(self, serializer):
+        serializer.instance = services.sla_policy_create(actor=self.request.user, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.sla_policy_update(policy=serializer.instance, actor=self.request.user,
+                                                         **serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.sla_policy_delete(policy=instance, actor=self.request.user)
+
+
+class BusinessHoursViewSet(viewsets.ModelViewSet):
+    """A team's working week, time zone and holidays (used by SLA policies and rules)."""
+
+    serializer_class = BusinessHoursSerializer
+    permission_classes = [IsSupervisorOrReadOnly]
+    pagination_class = None
+    queryset = BusinessHours.objects.select_related("team").prefetch_related("holidays").order_by("team__name")
+    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
+
+    def _check_team(self, team):
+        if not can_manage_team(self.request.user, team):
+            raise PermissionDenied("Only the team's leads and admins can change its business hours.")
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        self._check_team(data["team"])
+        hours = services.business_hours_set(team=data["team"], actor=request.user, time_zone=data.get("time_zone"),
+                                            schedule=data.get("schedule"), holidays=data.get("holidays"))
+        return Response(self.get_serializer(self.get_queryset().get(pk=hours.pk)).data,
+                        status=status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        instance = self.get_object()
+        self._check_team(instance.team)
+        serializer = self.get_serializer(instance, data=request.data, partial=kwargs.get("partial", False))
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if "team" in data and data["team"] != instance.team:
+            return Response({"detail": "Business hours cannot move to another team."},
+                            status=status.HTTP_400_BAD_REQUEST)
+        services.business_hours_set(team=instance.team, actor=request.user, time_zone=data.get("time_zone"),
+                                    schedule=data.get("schedule"), holidays=data.get("holidays"))
+        return Response(self.get_serializer(self.get_queryset().get(pk=instance.pk)).data)
+
+    def perform_destroy(self, instance):
+        self._check_team(instance.team)
+        services.business_hours_delete(hours=instance, actor=self.request.user)
