@@ -186,6 +186,10 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "poll-all-accounts": {"task": "connectors.poll_due_accounts", "schedule": env.float("POLL_INTERVAL_SECONDS", default=15.0)},
     "presence-sweep": {"task": "accounts.presence_sweep", "schedule": 60.0},
+    # Routing: SLA breaches raised within a minute; waiting conversations climb in priority.
+    "routing-check-sla": {"task": "routing.check_sla", "schedule": env.float("SLA_CHECK_SECONDS", default=60.0)},
+    "routing-age-priorities": {"task": "routing.age_priorities",
+                               "schedule": env.float("PRIORITY_AGING_SECONDS", default=300.0)},
     # Reports: rollups stay current (services also ask for an apply after each change).
     "reports-apply-rollups": {"task": "reports.apply_rollups", "schedule": 60.0},
     "reports-weekly-digest": {"task": "reports.weekly_digest",
