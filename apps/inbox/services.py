@@ -27,6 +27,13 @@ def _on_commit_push(kind: str, conversation_id: int, **data) -> None:
     transaction.on_commit(lambda: inbox_push(kind, conversation_id, **data))
 
 
+def _routing_followup(conversation_id: int, freed_agent_id: int | None = None) -> None:
+    """After commit, routing updates SLA due times and gives a freed agent new work."""
+    from apps.routing.services import conversation_work_changed
+
+    conversation_work_changed(conversation_id=conversation_id, freed_agent_id=freed_agent_id)
+
+
 def reply_create(
     *, conversation: Conversation, agent, text: str, private: bool = False,
     draft_started_at: dt.datetime | None = None, is_bot: bool = False,
@@ -87,6 +94,7 @@ def reply_create(
 
         transaction.on_commit(lambda: message_send_task.delay(message.pk))
         _on_commit_push("message_sent", conversation.pk, message_id=message.pk)
+        _routing_followup(conversation.pk)  # first/next response met: SLA due times move on
     return message
 
 
@@ -203,6 +211,7 @@ def conversation_assign(*, conversation: Conversation, assignee, actor=None, rea
         **{"from": old.username if old else None, "to": assignee.username if assignee else None, "reason": reason},
     )
     _on_commit_push("assigned", conversation.pk, assignee_id=assignee.pk if assignee else None)
+    _routing_followup(conversation.pk, freed_agent_id=old.pk if old else None)  # old agent has room again
     _notify(user=assignee, conversation=conversation, kind=Notification.Kind.ASSIGNED, actor=actor)
     return conversation
 
@@ -235,6 +244,8 @@ def conversation_status_set(*, conversation: Conversation, status: str, actor=No
     conversation.save()
     event_record(conversation=conversation, kind="status_changed", actor=actor, old=old, new=status, reason=reason)
     _on_commit_push("status_changed", conversation.pk, status=status)
+    _routing_followup(conversation.pk, freed_agent_id=conversation.assignee_id if status in (
+        Status.RESOLVED, Status.CLOSED) else None)
     return conversation
 
 
