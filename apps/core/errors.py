@@ -1,5 +1,6 @@
 """Domain errors and the API's error shape: always JSON {"detail": ...}."""
 from django.core.exceptions import PermissionDenied, ValidationError as DjangoValidationError
+from django.db.models import ProtectedError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -23,6 +24,10 @@ class Conflict(DomainError):
 def api_exception_handler(exc, context):
     if isinstance(exc, DomainError):
         return Response({"detail": exc.detail}, status=exc.status_code)
+    if isinstance(exc, ProtectedError):
+        # A delete refused by on_delete=PROTECT is the user's conflict, not a server error.
+        return Response({"detail": "This is still in use (conversations or messages refer to it); "
+                                   "deactivate it instead."}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(detail={"detail": exc.messages})
     response = exception_handler(exc, context)
