@@ -39,6 +39,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("account/", include("apps.accounts.urls")),
     path("supervisor/", include("apps.accounts.supervisor_urls")),
+    path("routing/", include("apps.routing.urls")),
     # before the router: its conversations/<pk>/ would take "bulk-assign" as a pk
     path("api/v1/conversations/bulk-assign/", BulkAssignView.as_view(), name="api-bulk-assign"),
     path("api/v1/supervisor/dashboard/", DashboardView.as_view(), name="api-supervisor-dashboard"),
