@@ -180,6 +180,13 @@ def test_generic_channel_takes_signed_messages_with_the_token(client, webhook, e
     assert conv.messages.get().text == "Is the blue kettle back in stock?"
 
 
+def test_generic_channel_answers_a_challenge_only_with_the_token(client, webhook):
+    url = f"/hooks/webhook/{webhook.pk}/"
+    ok = client.get(url, {"challenge": "abc123"}, HTTP_AUTHORIZATION="Bearer in-token-123")
+    assert ok.status_code == 200 and ok.json() == {"challenge": "abc123"}
+    assert client.get(url, {"challenge": "abc123"}).status_code == 401
+
+
 @pytest.mark.parametrize("auth,detail", [
     (None, "The delivery carries no token."),
     ("Bearer wrong", "The token does not match."),

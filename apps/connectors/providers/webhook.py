@@ -2,6 +2,7 @@
 review feed, a CRM) POSTs messages in and gets agent replies back by a signed
 outgoing webhook.
 
+Check: GET /hooks/webhook/<account id>/?challenge=X with the token -> {"challenge": "X"}
 In:  POST /hooks/webhook/<account id>/
      Authorization: Bearer <inbound_token>           (always)
      X-Cxinbox-Timestamp: <unix seconds>             (when a signing_secret is set)
@@ -69,6 +70,21 @@ class WebhookProvider(BaseProvider):
     # --- in ---------------------------------------------------------------------------
     def fetch_mentions(self, cursor: dict) -> PollResult:
         return PollResult([], cursor)  # push only: nothing to poll
+
+    def push_challenge(self, request) -> dict:
+        """GET ?challenge=X with the token: lets an integrator check the URL and
+        token before the first delivery. Answers {"challenge": X}."""
+        from apps.connectors.hooks import HookRefused, secret_compare
+
+        token = self.secrets.get("inbound_token")
+        if not token:
+            raise HookRefused("This channel has no inbound token yet; an admin must create one.", 403)
+        auth = request.headers.get("Authorization", "")
+        secret_compare(token, auth[7:] if auth.lower().startswith("bearer ") else None, what="token")
+        challenge = request.GET.get("challenge", "")
+        if not challenge or len(challenge) > 200:
+            raise HookRefused("challenge is missing or longer than 200 characters.", 400)
+        return {"challenge": challenge}
 
     def push_verify(self, request, body: bytes) -> None:
         from apps.connectors.hooks import HookRefused, replay_check, secret_compare, timestamp_check
