@@ -137,3 +137,19 @@ def test_poll_stores_conversation_and_customer_reply_threads_onto_it(mastodon, a
 def test_html_content_becomes_plain_text():
     content = '<p><span class="h-card"><a href="x">@<span>acme</span></a></span> line one<br>line &amp; two</p><p>next</p>'
     assert html_to_text(content) == "@acme line one\nline & two\n\nnext"
+
+
+def test_agent_reply_in_a_direct_conversation_goes_out_direct(mastodon, account, agent):
+    from apps.inbox.services import message_send, reply_create
+
+    gus = mastodon.add_account("gus", domain="mstdn.example")
+    dm = mastodon.add_status("my address changed, see DM", author=gus, visibility="direct")
+    account_poll(account=account)
+    conv = Conversation.objects.get(channel_account=account)
+    assert not conv.is_public
+    # the composer's default is a public reply: the network side keeps it direct
+    msg = message_send(message_id=reply_create(conversation=conv, agent=agent, text="Updated, thanks!").pk)
+    assert msg.send_status == "sent"
+    posted = mastodon.posted[-1]
+    assert posted["visibility"] == "direct" and posted["in_reply_to_id"] == dm["id"]
+    assert posted["text"] == "@gus@mstdn.example Updated, thanks!" and msg.external_id == posted["id"]
