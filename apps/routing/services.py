@@ -185,6 +185,9 @@ def _priority_apply(conversation: Conversation, state: ConversationRouting, inpu
         conversation.priority, conversation.priority_bucket = result.score, bucket
         event_record(conversation=conversation, kind="priority_set", score=result.score,
                      bucket=BUCKET_NAMES[bucket], reasons=result.reasons, why=why,
+                     # one readable line for the thread's audit trail
+                     reason=f"{result.score} ({BUCKET_NAMES[bucket]}{', kept as set by hand' if manual else ''}): "
+                            + "; ".join(result.reasons),
                      **({"kept_manual_bucket": True} if manual else {}))
     return changed
 
@@ -253,7 +256,8 @@ def _sla_apply(conversation: Conversation, state: ConversationRouting, now: dt.d
             state.breached_targets = [*state.breached_targets, key]
             breached_now.append(target)
             conversation.sla_breached = True
-            event_record(conversation=conversation, kind="sla_breached", target=target, due_at=due.isoformat())
+            event_record(conversation=conversation, kind="sla_breached", target=target, due_at=due.isoformat(),
+                         reason=f"{target.replace('_', ' ')} was due {due:%Y-%m-%d %H:%M} UTC")
             _push_on_commit("sla_breached", conversation.pk, target=target, due_at=due.isoformat())
     unchecked = [d for t, d in pending.items() if _breach_key(t, d) not in state.breached_targets]
     state.sla_next_check_at = min(unchecked) if unchecked else None
@@ -264,8 +268,19 @@ def _sla_apply(conversation: Conversation, state: ConversationRouting, now: dt.d
             policy_id=policy.pk if policy else None, business_hours=bool(policy and policy.business_hours_only),
             first_response_due_at=_iso(dues.first_response), next_response_due_at=_iso(dues.next_response),
             resolution_due_at=_iso(dues.resolution),
+            reason=_sla_line(policy, dues),
         )
     return breached_now
+
+
+def _sla_line(policy: SlaPolicy | None, dues: _Dues) -> str:
+    if policy is None:
+        return "no SLA policy applies"
+    parts = [f"{label} by {due:%Y-%m-%d %H:%M} UTC" for label, due in (
+        ("first response", dues.first_response), ("next response", dues.next_response),
+        ("resolution", dues.resolution)) if due]
+    hours = " (business hours)" if policy.business_hours_only else ""
+    return f"{policy.name}{hours}: " + ", ".join(parts)
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -302,7 +317,7 @@ def _rules_run(conversation: Conversation, ctx: RuleContext) -> _RuleOutcome:
         except Exception as exc:  # noqa: BLE001 - any failure of one rule is logged and skipped
             log.warning("routing rule %s failed on conversation %s: %s", rule.pk, conversation.pk, exc)
             event_record(conversation=conversation, kind="rule_error", rule_id=rule.pk, rule=rule.name,
-                         error=str(exc)[:500])
+                         error=str(exc)[:500], reason=f"skipped: {str(exc)[:200]}")
             continue
         if not matched:
             continue
@@ -337,7 +352,7 @@ def _rules_run(conversation: Conversation, ctx: RuleContext) -> _RuleOutcome:
         if rule.stop:
             actions.append("stop")
         event_record(conversation=conversation, kind="routed", rule_id=rule.pk, rule=rule.name, why=why,
-                     actions=actions)
+                     actions=actions, reason=f"{', '.join(why)} → {', '.join(actions) or 'no action'}")
         if rule.stop:
             break
     return outcome
@@ -472,9 +487,10 @@ def _queue_set(conversation: Conversation, outcome: _RuleOutcome) -> None:
     if conversation.queue_id is None:
         default = Queue.objects.filter(is_default=True).order_by("id").first()
         conversation.queue = default
-        event_record(conversation=conversation, kind="routed", rule_id=None, rule=None,
-                     why=["no rule chose a queue"] if default else ["no rule chose a queue; no default queue"],
-                     actions=[f"queue {default.name}"] if default else [])
+        why = ["no rule chose a queue"] if default else ["no rule chose a queue; no default queue"]
+        event_record(conversation=conversation, kind="routed", rule_id=None, rule=None, why=why,
+                     actions=[f"queue {default.name}"] if default else [],
+                     reason=f"default queue {default.name}" if default else why[0])
 
 
 def _disposition_apply(conversation: Conversation, state: ConversationRouting, disposition: str) -> None:
@@ -533,7 +549,8 @@ def _auto_reply_send(conversation: Conversation, canned) -> None:
                      is_bot=True)
     except DomainError as exc:
         # the routing itself stands; the trail says why no auto-reply went out
-        event_record(conversation=conversation, kind="rule_error", rule=None, error=f"auto-reply: {exc.detail}")
+        event_record(conversation=conversation, kind="rule_error", rule=None, error=f"auto-reply: {exc.detail}",
+                     reason=f"auto-reply not sent: {exc.detail}")
 
 
 # --- backlog and availability ----------------------------------------------------------------------

@@ -47,6 +47,21 @@ def test_mention_is_routed_prioritised_given_sla_and_assigned(queue, sla, make_a
     assert assigned.data["by"] == "round_robin" and assigned.data["to"] == agent.username
 
 
+def test_the_thread_audit_trail_says_why_in_words(queue, make_agent, mention, client, supervisor):
+    queue.assignment_mode = Queue.AssignmentMode.LEAST_LOADED
+    queue.save()
+    make_agent()
+    SlaPolicy.objects.create(name="Standard", first_response_minutes=60)
+    RoutingRule.objects.create(name="Refunds", keywords=["refund"], add_tags=["refund"])
+    conv = mention("@acme I want a refund")
+    client.force_login(supervisor)
+    html = client.get(f"/inbox/c/{conv.pk}/").content.decode()
+    assert 'keyword &quot;refund&quot; → tags refund' in html or 'keyword "refund" → tags refund' in html
+    assert "30 base" in html and "money term" in html
+    assert "Standard: first response by" in html
+    assert "least loaded in" in html
+
+
 def test_routing_query_count_is_bounded(queue, sla, make_agent, mention, django_assert_max_num_queries):
     queue.assignment_mode = Queue.AssignmentMode.LEAST_LOADED
     queue.save()

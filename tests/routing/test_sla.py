@@ -57,7 +57,9 @@ def test_breach_is_recorded_once_and_raised_to_supervisors(queue, mention, minut
     conv.refresh_from_db()
     assert conv.sla_breached
     breach, = events(conv, "sla_breached")
-    assert breach.data == {"target": "first_response", "due_at": conv.first_response_due_at.isoformat()}
+    assert breach.data["target"] == "first_response"
+    assert breach.data["due_at"] == conv.first_response_due_at.isoformat()
+    assert breach.data["reason"].startswith("first response was due ")
     # still unanswered, so it keeps its place at the top of the list, but is not raised twice
     assert conv.sla_due_at == conv.first_response_due_at
     assert sla_breaches_check(now=later + dt.timedelta(minutes=1)) == []
