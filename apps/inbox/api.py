@@ -118,11 +118,50 @@ class QueueViewSet(viewsets.ModelViewSet):
     pagination_class = None
 
 
+class _CannedInputSerializer(CannedResponseSerializer):
+    class Meta(CannedResponseSerializer.Meta):
+        validators = []  # the service checks uniqueness with a readable message
+
+
 class CannedResponseViewSet(viewsets.ModelViewSet):
+    """Global canned responses (team null) and per-team ones. Everyone working sees
+    the global ones and their teams'; admins edit global ones, team leads their
+    team's (docs/roles.md). Writes go through accounts.services (audited)."""
+
     serializer_class = CannedResponseSerializer
     permission_classes = [IsSupervisorOrReadOnly]
-    queryset = CannedResponse.objects.order_by("shortcut")
+    queryset = CannedResponse.objects.none()
     pagination_class = None
+
+    def get_queryset(self):
+        from apps.accounts.selectors import canned_responses_for
+
+        return canned_responses_for(self.request.user)
+
+    def _save(self, request, canned=None, partial=False):
+        from apps.accounts.services import canned_response_save
+
+        data = _CannedInputSerializer(canned, data=request.data, partial=partial)
+        data.is_valid(raise_exception=True)
+        values = {"shortcut": canned.shortcut, "title": canned.title, "text": canned.text,
+                  "team": canned.team} if canned else {}
+        values.update(data.validated_data)
+        return canned_response_save(actor=request.user, canned=canned, shortcut=values.get("shortcut", ""),
+                                    title=values.get("title", ""), text=values.get("text", ""),
+                                    team=values.get("team"))
+
+    def create(self, request, *args, **kwargs):
+        return Response(CannedResponseSerializer(self._save(request)).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        canned = self._save(request, self.get_object(), partial=kwargs.get("partial", False))
+        return Response(CannedResponseSerializer(canned).data)
+
+    def destroy(self, request, *args, **kwargs):
+        from apps.accounts.services import canned_response_delete
+
+        canned_response_delete(actor=request.user, canned=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
