@@ -126,6 +126,16 @@ POLICY: dict[str, Policy] = {
     "sla-policy-detail": Policy(WORKING, SUPERVISORS),
     "business-hours-list": Policy(WORKING, SUPERVISORS),
     "business-hours-detail": Policy(WORKING, SUPERVISORS),
+    "routing:rules": Policy(SUPERVISORS),
+    "routing:rule-new": Policy(SUPERVISORS),
+    "routing:rule-edit": Policy(SUPERVISORS),
+    "routing:rule-delete": Policy(SUPERVISORS),
+    "routing:rule-move": Policy(SUPERVISORS),
+    "routing:sla": Policy(SUPERVISORS),
+    "routing:sla-edit": Policy(SUPERVISORS),
+    "routing:sla-delete": Policy(SUPERVISORS),
+    "routing:hours": Policy(SUPERVISORS),
+    "routing:hours-edit": Policy(SUPERVISORS),
     # Django admin: staff only, whatever the page
     "admin:login": PUBLIC,
     "admin:logout": Policy(EVERYONE, to_login=True),
@@ -217,7 +227,8 @@ def world(db):
     values = {
         "pk": conversation.pk, "message_id": message.pk, "format": "json", "token": "not-a-real-token",
         "object_id": str(conversation.pk), "url": "nowhere/", "name": "service", "provider": "twitter",
-        "account": account.pk, "account_id": account.pk, "app_label": "inbox",
+        "account": account.pk, "account_id": account.pk, "app_label": "inbox", "team_id": team.pk,
+        "direction": "up",
     }
     # URL families whose pk is not a conversation
     pk_by_prefix = {
