@@ -3,6 +3,7 @@ import logging
 
 from celery import shared_task
 from django.core.cache import cache
+from django.db import InterfaceError, OperationalError
 from django.db.models import Q
 from django.utils import timezone
 
@@ -28,11 +29,17 @@ def poll_due_accounts_task():
             account_poll_task.delay(account_id)
 
 
-@shared_task(name="connectors.poll_account", acks_late=True, ignore_result=True)
-def account_poll_task(account_id: int):
-    # A lock in Redis (the cache) stops two polls of one account at once.
+# A dropped database connection (restart, failover, pg_terminate_backend) is retried;
+# the cursor was not advanced, so the retry re-fetches and loses nothing.
+@shared_task(name="connectors.poll_account", bind=True, acks_late=True, ignore_result=True,
+             autoretry_for=(OperationalError, InterfaceError), retry_backoff=1, retry_jitter=False, max_retries=5)
+def account_poll_task(self, account_id: int):
+    # A lock in Redis (the cache) stops two polls of one account at once. It holds
+    # the task id: a redelivery of this same task (its worker was killed while
+    # holding the lock) takes the lock over instead of waiting POLL_LOCK_SECONDS.
     lock_key = f"poll-lock:{account_id}"
-    if not cache.add(lock_key, "1", POLL_LOCK_SECONDS):
+    owner = self.request.id or "direct-call"
+    if not cache.add(lock_key, owner, POLL_LOCK_SECONDS) and cache.get(lock_key) != owner:
         log.info("account %s is already being polled", account_id)
         return
     try:
@@ -44,7 +51,8 @@ def account_poll_task(account_id: int):
         except ProviderError:
             pass  # recorded on the account with its backoff; beat tries again when due
     finally:
-        cache.delete(lock_key)
+        if cache.get(lock_key) == owner:
+            cache.delete(lock_key)
 
 
 @shared_task(name="ingest.mentions", acks_late=True, ignore_result=True, autoretry_for=(Exception,),

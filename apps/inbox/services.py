@@ -8,6 +8,7 @@ import datetime as dt
 import logging
 import re
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -125,11 +126,21 @@ def message_send(*, message_id: int) -> Message:
             "conversation__identity", "channel_account").get(pk=message_id)
         if message.send_status in (Message.SendStatus.SENT, Message.SendStatus.FAILED):
             return message  # done before: a redelivered task does nothing
+        # `sending` with no reason recorded: an attempt started at updated_at and has
+        # not ended. It may still be talking to the network (a redelivered or
+        # duplicated task): checking now would not see its post yet. Wait until it
+        # must be over (each network call is bounded by the provider timeout).
+        if message.send_status == Message.SendStatus.SENDING and not message.failure_reason:
+            lease_left = (message.updated_at + dt.timedelta(seconds=send_lease_seconds()) - timezone.now())
+            if lease_left.total_seconds() > 0:
+                raise SendRetry("An earlier attempt may still be sending this reply.",
+                                lease_left.total_seconds() + 1)
         # Any earlier attempt may have reached the network: look before posting.
         outcome_unknown = message.send_status == Message.SendStatus.SENDING or message.send_attempts > 0
         message.send_status = Message.SendStatus.SENDING
         message.send_attempts += 1
-        message.save(update_fields=["send_status", "send_attempts", "updated_at"])
+        message.failure_reason = ""
+        message.save(update_fields=["send_status", "send_attempts", "failure_reason", "updated_at"])
     provider = get_provider(message.channel_account)
     reply = _outbound_reply(message)
     try:
@@ -140,7 +151,10 @@ def message_send(*, message_id: int) -> Message:
         _message_requeue(message, exc.reason)
         raise SendRetry(exc.reason, max(1.0, (exc.reset_at - timezone.now()).total_seconds())) from exc
     except UnknownOutcome as exc:
-        # stays `sending`: the retry checks the network first
+        # stays `sending`, with the reason marking this attempt as over: the retry
+        # checks the network first. (update(): updated_at keeps the attempt's start)
+        Message.objects.filter(pk=message.pk, send_status=Message.SendStatus.SENDING).update(
+            failure_reason=exc.reason)
         raise SendRetry(exc.reason, 5) from exc
     except ProviderError as exc:
         # Revoked credentials fail the reply at once, with the reason shown; the
@@ -150,6 +164,12 @@ def message_send(*, message_id: int) -> Message:
             raise SendRetry(exc.reason, min(5 * 2 ** message.send_attempts, 300)) from exc
         return message_send_failed(message_id=message.pk, reason=exc.reason)
     return message_mark_sent(message_id=message.pk, external_id=sent.external_id, url=sent.url)
+
+
+def send_lease_seconds() -> float:
+    """How long one send attempt can last: a look-up and a post, each bounded by
+    the provider timeout, plus a margin."""
+    return 2 * settings.PROVIDER_TIMEOUT_SECONDS + 5
 
 
 def _message_requeue(message: Message, reason: str) -> None:

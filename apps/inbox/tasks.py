@@ -1,9 +1,13 @@
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from .services import SendRetry, message_send, message_send_failed
 
 
-@shared_task(name="outbound.send_message", bind=True, acks_late=True, ignore_result=True, max_retries=20)
+# A dropped database connection (e.g. after the post, before `sent` is written) is
+# retried: the reply stays `sending` and the retry finds the post on the network.
+@shared_task(name="outbound.send_message", bind=True, acks_late=True, ignore_result=True, max_retries=20,
+             autoretry_for=(OperationalError, InterfaceError), retry_backoff=2, retry_jitter=False)
 def message_send_task(self, message_id: int):
     """Posts one reply. acks_late: a worker killed mid-send leaves the task on
     the broker; the redelivery sees `sending` and checks the network first."""
