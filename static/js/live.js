@@ -4,6 +4,9 @@
    into the page with textContent. */
 (function () {
   "use strict";
+  // All filters in view on a wide screen; folded behind "Filters" on a phone.
+  var moreFilters = document.getElementById("more-filters");
+  if (moreFilters && window.matchMedia("(min-width: 761px)").matches) moreFilters.open = true;
   var page = document.querySelector("[data-live-page]");
   if (!page) return;
   var kind = page.getAttribute("data-live-page");

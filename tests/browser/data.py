@@ -19,13 +19,15 @@ PEOPLE = [
      0.86, 2, "open", ["shipping"]),
     ("kofi_a", "Kofi Asante", 1250, "@acme promo code SPRING20 says invalid at checkout", -0.3, 1, "pending",
      ["billing"]),
-    ("yuki", "Yuki Tanaka", 40, "@acme 注文はいつ届きますか？", None, 2, "new", []),
-    ("noor", "Noor Haddad", 760, "@acme thanks for the quick fix yesterday 🙌", 0.64, 3, "open", []),
+    ("lucia_m", "Lucía Martín", 40, "@acme ¿cuándo llega mi pedido? Llevo una semana esperando", None, 2, "new", []),
+    ("noor", "Noor Haddad", 760, "@acme thanks for the quick fix yesterday!", 0.64, 3, "open", []),
 ]
 
 
 def make_inbox(*, agent, supervisor, queue, account) -> list[Conversation]:
     now = timezone.now()
+    queue.name = "Customer care"
+    queue.save()
     CannedResponse.objects.get_or_create(shortcut="thanks", team=None, defaults={
         "title": "Thanks", "text": "Thanks for reaching out, {{ customer.name }}! — {{ agent.first_name }}"})
     CannedResponse.objects.get_or_create(shortcut="dm", team=None, defaults={
@@ -41,20 +43,20 @@ def make_inbox(*, agent, supervisor, queue, account) -> list[Conversation]:
             status=status, priority_bucket=bucket, priority=[92, 74, 50, 22][bucket], last_sentiment=sentiment,
             first_sentiment=sentiment, last_message_at=at, last_inbound_at=at,
             sla_due_at=now + dt.timedelta(minutes=25 + 40 * i) if status != "pending" else None,
-            sla_breached=i == 1, assignee=agent if i in (0, 3, 6) else (supervisor if i == 4 else None))
+            sla_breached=i == 1, assignee=agent if i in (3, 6) else (supervisor if i == 4 else None))
         MessageFactory(conversation=conv, text=text, sent_at=at, sentiment=sentiment,
-                       sentiment_label="" if sentiment is None else (
+                       sentiment_label="not_scored" if sentiment is None else (
                            "positive" if sentiment >= 0.05 else "negative" if sentiment <= -0.05 else "neutral"),
-                       language="ja" if handle == "yuki" else "en",
+                       language="es" if handle == "lucia_m" else "en",
                        url=f"https://x.com/{handle}/status/{1790000000 + i}")
         if tags:
-            services.conversation_tags_set(conversation=conv, tags=tags, actor=None)
+            services.conversation_tags_set(conversation=conv, tags=tags, actor=agent)
         conversations.append(conv)
 
     # the first one is a whole story: quoted tweet, replies both ways, a note, a failed send
     story = conversations[0]
-    Message.objects.filter(conversation=story).update(raw={"quoted_text": "Our spring collection just dropped 🌸 "
-                                                                          "Free shipping this week only."})
+    Message.objects.filter(conversation=story).update(raw={"quoted_text": "Our spring collection just dropped. "
+                                                                          "Free shipping this week only!"})
     services.conversation_assign(conversation=story, assignee=agent, actor=supervisor, reason="VIP customer")
     MessageFactory(conversation=story, direction="out", external_id="1790000101", author_user=agent,
                    author_identity=None, send_status="sent", sent_at=now - dt.timedelta(minutes=5),

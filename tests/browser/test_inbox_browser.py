@@ -40,9 +40,9 @@ def off_loop(fn, *args, **kwargs):
 
 @pytest.fixture
 def people(agent, supervisor):
-    agent.first_name, agent.last_name, agent.signature = "Alex", "Rivera", "^AR"
+    agent.username, agent.first_name, agent.last_name, agent.signature = "alex", "Alex", "Rivera", "^AR"
     agent.save()
-    supervisor.first_name, supervisor.last_name = "Sam", "Lee"
+    supervisor.username, supervisor.first_name, supervisor.last_name = "sam", "Sam", "Lee"
     supervisor.save()
     return agent, supervisor
 
@@ -150,7 +150,8 @@ def test_live_updates_toast_and_typing_over_the_redis_channel_layer(asgi_server,
 
     # the supervisor assigns it to the agent: a toast, and the row says so
     off_loop(services.conversation_assign, conversation=fresh, assignee=agent, actor=supervisor, reason="you know them")
-    expect(page.locator("#toasts .toast")).to_contain_text("Sam Lee assigned you @brand_new_customer")
+    expect(page.locator("#toasts .toast", has_text="@brand_new_customer")).to_have_text(
+        re.compile(r"^Sam Lee assigned you @brand_new_customer"))
     expect(page.locator(f'#conversation-list .conv[data-id="{fresh.pk}"]')).to_contain_text("Alex")
 
     # a status change shows up too
@@ -178,18 +179,27 @@ def test_live_updates_toast_and_typing_over_the_redis_channel_layer(asgi_server,
 
 
 @pytest.mark.skipif(not os.environ.get("CX_SCREENSHOTS"), reason="set CX_SCREENSHOTS=1 to refresh docs/screenshots")
-def test_screenshots(live_server, new_page, agent, inbox):
+def test_screenshots(asgi_server, new_page, people, agent, supervisor, queue, twitter_account):
+    inbox = off_loop(make_inbox, agent=agent, supervisor=supervisor, queue=queue, account=twitter_account)
+    base = asgi_server
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page = new_page(1280, 860)
-    login(page, live_server.url, agent)
+    login(page, base, agent)
+    expect(page.locator("#live-state")).to_have_text("Live")
     expect(page.locator("#conversation-list .conv")).to_have_count(len(inbox))
+    other = new_page()
+    login(other, base, supervisor)
+    other.goto(f"{base}/inbox/c/{inbox[0].pk}/")
+    other.locator("#reply-text").type("Approved")
+    expect(page.locator(f'[data-presence="{inbox[0].pk}"]')).to_contain_text("typing")
     page.screenshot(path=str(SCREENSHOTS / "inbox-list.png"))
-    page.goto(f"{live_server.url}/inbox/c/{inbox[0].pk}/")
+    page.goto(f"{base}/inbox/c/{inbox[0].pk}/")
+    expect(page.locator("#viewers")).to_contain_text("Sam Lee")
     page.locator("#reply-text").type("/")
     expect(page.locator("#canned-list")).to_be_visible()
     page.screenshot(path=str(SCREENSHOTS / "inbox-thread.png"), full_page=True)
     phone = new_page(390, 844)
-    login(phone, live_server.url, agent)
+    login(phone, base, agent)
     phone.screenshot(path=str(SCREENSHOTS / "inbox-list-phone.png"))
-    phone.goto(f"{live_server.url}/inbox/c/{inbox[0].pk}/")
+    phone.goto(f"{base}/inbox/c/{inbox[0].pk}/")
     phone.screenshot(path=str(SCREENSHOTS / "inbox-thread-phone.png"))
