@@ -3,13 +3,48 @@
 Services call `inbox_push` inside `transaction.on_commit`, so nobody is told
 about a row that was rolled back. A push that fails is logged, never raised:
 the page also refreshes itself."""
+import asyncio
 import logging
+import os
+import threading
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 log = logging.getLogger(__name__)
 INBOX_GROUP = "inbox"
+PUSH_TIMEOUT_SECONDS = 5
+
+_loop = None
+_loop_pid = None
+_loop_lock = threading.Lock()
+
+
+def _push_loop() -> asyncio.AbstractEventLoop:
+    """One event loop per process, in a daemon thread (new after a fork)."""
+    global _loop, _loop_pid
+    with _loop_lock:
+        if _loop is None or _loop_pid != os.getpid():
+            _loop, _loop_pid = asyncio.new_event_loop(), os.getpid()
+            threading.Thread(target=_loop.run_forever, name="realtime-push", daemon=True).start()
+        return _loop
+
+
+def _send(layer, sends: list[tuple[str, dict]]) -> None:
+    """group_send each (group, event). With channels-redis they run on the
+    process's long-lived loop, so its Redis connections are reused: async_to_sync
+    made a new loop and a new connection per push (~10 ms each, most of a
+    routing task's time, docs/performance.md). Other layers (in-memory, tests)
+    keep async_to_sync: they are bound to the caller's loop."""
+
+    async def send_all():
+        for group, event in sends:
+            await layer.group_send(group, event)
+
+    if type(layer).__module__.startswith("channels_redis"):
+        asyncio.run_coroutine_threadsafe(send_all(), _push_loop()).result(PUSH_TIMEOUT_SECONDS)
+    else:
+        async_to_sync(send_all)()
 
 
 def conversation_group(conversation_id: int) -> str:
@@ -26,7 +61,7 @@ def user_push(user_id: int, kind: str, **data) -> None:
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(user_group(user_id), {"type": "inbox.event", "kind": kind, **data})
+        _send(layer, [(user_group(user_id), {"type": "inbox.event", "kind": kind, **data})])
     except Exception:  # noqa: BLE001 - best-effort, like inbox_push
         log.warning("realtime push to user %s failed", user_id, exc_info=True)
 
@@ -37,26 +72,21 @@ def inbox_push(kind: str, conversation_id: int, **data) -> None:
         return
     event = {"type": "inbox.event", "kind": kind, "conversation_id": conversation_id, **data}
     try:
-        async_to_sync(layer.group_send)(INBOX_GROUP, event)
-        async_to_sync(layer.group_send)(conversation_group(conversation_id), event)
+        _send(layer, [(INBOX_GROUP, event), (conversation_group(conversation_id), event)])
     except Exception:  # noqa: BLE001 - realtime is best-effort; the page polls as a fallback
         log.warning("realtime push failed for %s on #%s", kind, conversation_id, exc_info=True)
 
 
 def inbox_push_many(kind: str, conversation_ids: list[int], **data) -> None:
-    """inbox_push for a batch, the same events, sent from one event loop and one
-    Redis connection (a loop and a connection per push cost ~10 ms each)."""
+    """inbox_push for a batch: the same events, in one hand-over to the loop."""
     layer = get_channel_layer()
     if layer is None or not conversation_ids:
         return
-
-    async def send_all():
-        for conversation_id in conversation_ids:
-            event = {"type": "inbox.event", "kind": kind, "conversation_id": conversation_id, **data}
-            await layer.group_send(INBOX_GROUP, event)
-            await layer.group_send(conversation_group(conversation_id), event)
-
+    sends = []
+    for conversation_id in conversation_ids:
+        event = {"type": "inbox.event", "kind": kind, "conversation_id": conversation_id, **data}
+        sends += [(INBOX_GROUP, event), (conversation_group(conversation_id), event)]
     try:
-        async_to_sync(send_all)()
+        _send(layer, sends)
     except Exception:  # noqa: BLE001 - realtime is best-effort; the page polls as a fallback
         log.warning("realtime push failed for %s on %d conversations", kind, len(conversation_ids), exc_info=True)
