@@ -92,6 +92,26 @@ def database_url_for_workers() -> str:
     return f"postgres://{auth}{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
 
 
+def terminate_worker_connections() -> int:
+    """pg_terminate_backend on every database connection of the workers."""
+    import psycopg
+
+    with psycopg.connect(database_url_for_workers(), autocommit=True) as c:
+        rows = c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE application_name = 'cx-worker' AND pid <> pg_backend_pid()").fetchall()
+    return len(rows)
+
+
+def worker_connections(state: str | None = None) -> int:
+    import psycopg
+
+    with psycopg.connect(database_url_for_workers(), autocommit=True) as c:
+        sql = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'cx-worker'"
+        if state == "lock":
+            sql += " AND wait_event_type = 'Lock'"
+        return c.execute(sql).fetchone()[0]
+
+
 def children_of(pid: int) -> list[int]:
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -119,7 +139,8 @@ class Worker:
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "cxinbox.settings.test",
-            "DATABASE_URL": database_url_for_workers(),
+            # named, so a test can find (and drop) the workers' database connections
+            "DATABASE_URL": database_url_for_workers() + "?application_name=cx-worker",
             "REDIS_URL": broker_url,
             "CONN_MAX_AGE": "60",
             "TWITTER_API_BASE_URL": settings.TWITTER_API_BASE_URL,
