@@ -155,3 +155,18 @@ def test_rebuild_command(world, capsys):  # noqa: F811
     call_command("reports_rebuild")
     assert "Rebuilt from" in capsys.readouterr().out
     assert sorted(MetricRollup.objects.values_list("grain", "bucket", "metric", "agent_id", "count")) == before
+
+
+@pytest.mark.parametrize("name,limit", [("service", 10), ("experience", 6), ("marketing", 10), ("gap", 4)])
+def test_reports_read_rollups_in_a_few_queries(world, name, limit, django_assert_max_num_queries):  # noqa: F811
+    from apps.reports import selectors
+
+    params = selectors.ReportParams(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 5))
+    with django_assert_max_num_queries(limit):
+        selectors.report_build(name=name, params=params)
+
+
+def test_page_query_count(client, world, django_assert_max_num_queries):  # noqa: F811
+    client.force_login(UserFactory(role="supervisor"))
+    with django_assert_max_num_queries(16):
+        assert client.get("/reports/service/", RANGE).status_code == 200
