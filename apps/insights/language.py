@@ -1,6 +1,7 @@
 """Language of short social text, offline, with lingua."""
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from lingua import Language, LanguageDetectorBuilder
@@ -10,6 +11,11 @@ LANGUAGES = [
     Language.ITALIAN, Language.DUTCH, Language.JAPANESE, Language.TURKISH, Language.ARABIC,
     Language.HINDI, Language.INDONESIAN, Language.KOREAN, Language.CHINESE, Language.RUSSIAN, Language.POLISH,
 ]
+# Below this confidence another language is not claimed: on two or three words
+# lingua guesses ("refund pls" -> German 0.23, "lol" -> Indonesian 0.27), and a
+# wrong guess would leave an English complaint unscored. Measured in docs/sentiment.md.
+MIN_CONFIDENCE = 0.4
+_NOISE = re.compile(r"(@\w+|https?://\S+|#)")
 
 
 @lru_cache(maxsize=1)
@@ -19,10 +25,13 @@ def _detector():
 
 def language_detect(text: str) -> str:
     """ISO 639-1 code, or "" when the text is too short or ambiguous to tell."""
-    import re
-
-    clean = re.sub(r"(@\w+|https?://\S+|#)", " ", text or "").strip()
+    clean = _NOISE.sub(" ", text or "").strip()
     if len(clean) < 3:
         return ""
-    lang = _detector().detect_language_of(clean)
-    return lang.iso_code_639_1.name.lower() if lang else ""
+    detector = _detector()
+    language = detector.detect_language_of(clean)  # the fast path: most messages are English
+    if language is None:
+        return ""
+    if language != Language.ENGLISH and detector.compute_language_confidence(clean, language) < MIN_CONFIDENCE:
+        return ""
+    return language.iso_code_639_1.name.lower()
