@@ -468,7 +468,8 @@ def _queue_for_team(team):
 def conversation_move(*, conversation: Conversation, queue, actor=None, reason: str = "") -> Conversation:
     """Moves a conversation to another queue. The assignee keeps it only when they
     are a member of the new queue's team; otherwise it waits there unassigned."""
-    conversation = Conversation.objects.select_for_update().select_related("queue", "assignee").get(
+    # of=("self",): PostgreSQL cannot lock the nullable side of the outer joins
+    conversation = Conversation.objects.select_for_update(of=("self",)).select_related("queue", "assignee").get(
         pk=conversation.pk)
     old_queue, old_assignee = conversation.queue, conversation.assignee
     if old_queue == queue:
