@@ -12,6 +12,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.accounts.permissions import WORKING_ROLES, user_has_role
+from apps.accounts.services import user_activity_touch
 
 from . import presence
 from .realtime import INBOX_GROUP, user_group
@@ -45,6 +46,9 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content, **kwargs):
         action = content.get("action") if isinstance(content, dict) else None
+        # Any message (view, typing, or a bare {"action": "heartbeat"}) is activity:
+        # it keeps the agent online (apps.accounts; written at most once a minute).
+        await database_sync_to_async(user_activity_touch)(user=self.user)
         if action == "view":
             try:
                 conversation_id = int(content.get("conversation_id"))
