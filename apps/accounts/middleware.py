@@ -15,6 +15,9 @@ class PresenceActivityMiddleware:
         response = self.get_response(request)
         user = getattr(request, "user", None)
         # After the view: a logout in this request leaves an anonymous user here.
+        # A token request (DRF sets request.auth) is a script, not the person: no presence.
+        if getattr(request, "auth", None) is not None:
+            return response
         if user is not None and user.is_authenticated and response.status_code < 500:
             try:
                 user_activity_touch(user=user)

@@ -89,3 +89,19 @@ def test_coming_online_drains_the_backlog_to_the_agent(agent, queue, twitter_acc
         user_presence_set(user=agent, presence=Presence.ONLINE)
     waiting.refresh_from_db()
     assert waiting.assignee == agent
+
+
+def test_api_token_calls_are_not_presence_but_session_calls_are(api_client, client, agent):
+    from apps.accounts.services import api_token_create
+
+    _, key = api_token_create(user=agent, name="script")
+    User.objects.filter(pk=agent.pk).update(presence=Presence.AWAY, presence_manual=False)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert api_client.get("/api/v1/users/me/").status_code == 200
+    agent.refresh_from_db()
+    assert agent.presence == Presence.AWAY
+    client.force_login(agent)
+    User.objects.filter(pk=agent.pk).update(presence=Presence.AWAY, presence_manual=False)
+    client.get("/api/v1/users/me/")
+    agent.refresh_from_db()
+    assert agent.presence == Presence.ONLINE
