@@ -54,10 +54,14 @@ def calendar_for_team(team_id: int | None) -> cal.Calendar | None:
     return cal.Calendar(time_zone=hours.time_zone, schedule=hours.schedule, holidays=holidays)
 
 
-def sla_policy_for(*, queue_id: int | None, bucket: int) -> SlaPolicy | None:
+def sla_policy_for(*, queue_id: int | None, bucket: int, policies: list[SlaPolicy] | None = None) -> SlaPolicy | None:
     """Most specific active policy: queue+bucket, queue, bucket, global."""
-    candidates = SlaPolicy.objects.filter(is_active=True).filter(
-        Q(queue_id=queue_id) | Q(queue__isnull=True)).filter(Q(priority_bucket=bucket) | Q(priority_bucket__isnull=True))
+    if policies is None:
+        policies = SlaPolicy.objects.filter(is_active=True).filter(
+            Q(queue_id=queue_id) | Q(queue__isnull=True)).filter(
+            Q(priority_bucket=bucket) | Q(priority_bucket__isnull=True))
+    candidates = [p for p in policies if p.is_active and p.queue_id in (queue_id, None)
+                  and p.priority_bucket in (bucket, None)]
     best, best_rank = None, -1
     for policy in candidates:
         rank = (2 if policy.queue_id else 0) + (1 if policy.priority_bucket is not None else 0)
@@ -66,20 +70,64 @@ def sla_policy_for(*, queue_id: int | None, bucket: int) -> SlaPolicy | None:
     return best
 
 
+class RoutingCache:
+    """Configuration read once per routing batch (rules, SLA policies, queues,
+    calendars), not once per conversation. A batch is one task: an edit shows
+    from the next task on."""
+
+    def __init__(self):
+        self._rules = self._policies = self._queues = None
+        self._calendars: dict[int | None, cal.Calendar | None] = {}
+
+    @property
+    def rules(self) -> list[RoutingRule]:
+        if self._rules is None:
+            self._rules = list(RoutingRule.objects.filter(is_active=True).select_related(
+                "set_queue", "assign_agent", "assign_team", "auto_reply").prefetch_related("channel_accounts"))
+        return self._rules
+
+    @property
+    def policies(self) -> list[SlaPolicy]:
+        if self._policies is None:
+            self._policies = list(SlaPolicy.objects.filter(is_active=True))
+        return self._policies
+
+    @property
+    def queues(self) -> dict[int, Queue]:
+        if self._queues is None:
+            self._queues = {q.pk: q for q in Queue.objects.all()}
+        return self._queues
+
+    @property
+    def default_queue(self) -> Queue | None:
+        defaults = sorted((q for q in self.queues.values() if q.is_default), key=lambda q: q.pk)
+        return defaults[0] if defaults else None
+
+    def calendar(self, team_id: int | None) -> cal.Calendar | None:
+        if team_id not in self._calendars:
+            self._calendars[team_id] = calendar_for_team(team_id)
+        return self._calendars[team_id]
+
+
 # --- agents and loads ------------------------------------------------------------------------------
 
-def _team_online_agent_ids(team_id: int) -> list[int]:
-    return list(User.objects.filter(
-        teams=team_id, role=Role.AGENT, is_active=True, presence=Presence.ONLINE).values_list("pk", flat=True))
-
-
-def _lock_agents(ids) -> dict[int, User]:
-    """Row-locks the agents, in id order (one statement, so every locker takes
-    them in the same order: no deadlock between routers and drains)."""
+def _lock_agents(*, team_id: int | None = None, ids=()) -> dict[int, User]:
+    """Row-locks the team's online agents and the agents named by id, in id order
+    (one statement, so every locker takes them in the same order: no deadlock
+    between routers and drains)."""
     ids = sorted(set(i for i in ids if i))
-    if not ids:
+    if not ids and not team_id:
         return {}
-    return {u.pk: u for u in User.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+    members = Team.members.through.objects.filter(team_id=team_id or 0)
+    wanted = Q(pk__in=ids) | Q(pk__in=members.values("user_id"), role=Role.AGENT, is_active=True,
+                               presence=Presence.ONLINE)
+    agents = (User.objects.select_for_update(of=("self",)).filter(wanted)
+              .annotate(in_team=Exists(members.filter(user_id=OuterRef("pk")))).order_by("pk"))
+    return {u.pk: u for u in agents}
+
+
+def _team_candidates(locked: dict[int, User]) -> list[User]:
+    return [a for a in locked.values() if a.in_team and a.role == Role.AGENT and _available(a)]
 
 
 @dataclass
@@ -138,8 +186,9 @@ class _Picker:
         self.loads.by_channel[(agent.pk, provider)] = self.loads.by_channel.get((agent.pk, provider), 0) + 1
         self.last[agent.pk] = now
         if self.queue is not None:
-            QueueMemberState.objects.update_or_create(queue=self.queue, agent=agent,
-                                                      defaults={"last_assigned_at": now})
+            # under the agent's row lock: no one else writes this row now
+            if not QueueMemberState.objects.filter(queue=self.queue, agent=agent).update(last_assigned_at=now):
+                QueueMemberState.objects.create(queue=self.queue, agent=agent, last_assigned_at=now)
 
 
 def _assign(conversation: Conversation, agent: User, *, by: str, reason: str) -> None:
@@ -157,13 +206,11 @@ def _assign(conversation: Conversation, agent: User, *, by: str, reason: str) ->
 
 def _waiting_since(conversation: Conversation) -> dt.datetime | None:
     """The oldest customer message after the last human reply (bots don't count)."""
-    last_human = (Message.objects.filter(conversation=conversation, direction=Message.Direction.OUTBOUND,
-                                         is_bot=False).exclude(send_status=Message.SendStatus.FAILED)
-                  .order_by("-sent_at").values_list("sent_at", flat=True).first())
-    inbound = Message.objects.filter(conversation=conversation, direction=Message.Direction.INBOUND)
-    if last_human:
-        inbound = inbound.filter(sent_at__gt=last_human)
-    return inbound.order_by("sent_at").values_list("sent_at", flat=True).first()
+    answered = Message.objects.filter(conversation=conversation, direction=Message.Direction.OUTBOUND,
+                                      is_bot=False, sent_at__gte=OuterRef("sent_at")).exclude(
+        send_status=Message.SendStatus.FAILED)
+    return (Message.objects.filter(conversation=conversation, direction=Message.Direction.INBOUND)
+            .exclude(Exists(answered)).order_by("sent_at").values_list("sent_at", flat=True).first())
 
 
 def _minutes(since: dt.datetime | None, now: dt.datetime) -> float:
@@ -211,14 +258,17 @@ class _Dues:
         return out
 
 
-def _sla_dues(conversation: Conversation, state: ConversationRouting) -> tuple[_Dues, SlaPolicy | None]:
-    policy = sla_policy_for(queue_id=conversation.queue_id, bucket=conversation.priority_bucket)
+def _sla_dues(conversation: Conversation, state: ConversationRouting,
+              cache: RoutingCache | None = None) -> tuple[_Dues, SlaPolicy | None]:
+    cache = cache or RoutingCache()
+    policy = sla_policy_for(queue_id=conversation.queue_id, bucket=conversation.priority_bucket,
+                            policies=cache.policies)
     if policy is None:
         return _Dues(None, None, None), None
     calendar = None
-    if policy.business_hours_only and conversation.queue_id:
-        calendar = calendar_for_team(Queue.objects.filter(pk=conversation.queue_id).values_list(
-            "team_id", flat=True).first())
+    queue = cache.queues.get(conversation.queue_id) if conversation.queue_id else None
+    if policy.business_hours_only and queue is not None:
+        calendar = cache.calendar(queue.team_id)
     start = conversation.cycle_started_at or conversation.created_at
 
     def due(since, minutes):
@@ -238,10 +288,10 @@ def _breach_key(target: str, due: dt.datetime) -> str:
 
 
 def _sla_apply(conversation: Conversation, state: ConversationRouting, now: dt.datetime, *,
-               record: bool = True) -> list[str]:
+               record: bool = True, cache: RoutingCache | None = None) -> list[str]:
     """Sets the due times and sla_due_at (earliest pending); records breaches of
     pending targets already past due. Returns the targets breached now."""
-    dues, policy = _sla_dues(conversation, state)
+    dues, policy = _sla_dues(conversation, state, cache)
     pending = dues.pending(conversation, waiting=state.waiting_since is not None)
     before = (conversation.first_response_due_at, conversation.next_response_due_at, conversation.resolution_due_at)
     conversation.first_response_due_at = dues.first_response
@@ -305,13 +355,11 @@ class _RuleOutcome:
     disposition: str = ""
 
 
-def _rules_run(conversation: Conversation, ctx: RuleContext) -> _RuleOutcome:
+def _rules_run(conversation: Conversation, ctx: RuleContext, cache: RoutingCache) -> _RuleOutcome:
     """Applies active rules in order. A rule that fails is logged on the
     conversation ("rule_error") and skipped: it never blocks routing."""
     outcome = _RuleOutcome()
-    rules = (RoutingRule.objects.filter(is_active=True).select_related(
-        "set_queue", "assign_agent", "assign_team", "auto_reply").prefetch_related("channel_accounts"))
-    for rule in rules:
+    for rule in cache.rules:
         try:
             matched, why = rule_matches(rule, ctx, {a.pk for a in rule.channel_accounts.all()})
         except Exception as exc:  # noqa: BLE001 - any failure of one rule is logged and skipped
@@ -371,8 +419,24 @@ def _auto_reply_text(canned, conversation: Conversation) -> str:
 
 # --- the pipeline ----------------------------------------------------------------------------------
 
-def conversation_route(*, conversation_id: int, message_ids: list[int]) -> Conversation:
+def conversations_route(*, pairs) -> list[int]:
+    """A batch ([(conversation_id, message_ids), ...]) with one configuration read.
+    Each conversation in its own transaction; returns the ids that failed (the
+    caller retries those alone)."""
+    cache, failed = RoutingCache(), []
+    for conversation_id, message_ids in pairs:
+        try:
+            conversation_route(conversation_id=conversation_id, message_ids=message_ids, cache=cache)
+        except Exception:  # noqa: BLE001 - one conversation must not stop the batch
+            log.warning("routing #%s failed in a batch", conversation_id, exc_info=True)
+            failed.append(conversation_id)
+    return failed
+
+
+def conversation_route(*, conversation_id: int, message_ids: list[int],
+                       cache: RoutingCache | None = None) -> Conversation:
     now = timezone.now()
+    cache = cache or RoutingCache()
     auto_reply = None
     with transaction.atomic():
         conversation = (Conversation.objects.select_for_update(of=("self",))
@@ -392,7 +456,9 @@ def conversation_route(*, conversation_id: int, message_ids: list[int]) -> Conve
         if messages and not conversation.language:
             conversation.language = next((m.language for m in messages if m.language), "")
             fields.add("language")
-        state, _ = ConversationRouting.objects.select_for_update().get_or_create(conversation=conversation)
+        # under the conversation's row lock, so no savepoint dance for the first time
+        state = (ConversationRouting.objects.select_for_update().filter(conversation=conversation).first()
+                 or ConversationRouting.objects.create(conversation=conversation))
         if conversation.status in DONE_STATUSES or conversation.is_spam:
             conversation.save(update_fields=list(fields))
             state.save()
@@ -405,11 +471,11 @@ def conversation_route(*, conversation_id: int, message_ids: list[int]) -> Conve
         outcome = _RuleOutcome()
         if new_cycle:
             state.rules_cycle_at, state.breached_targets, state.bucket_set = cycle, [], None
-            ctx = _rule_context(conversation, messages)
-            outcome = _rules_run(conversation, ctx)
+            ctx = _rule_context(conversation, messages, cache)
+            outcome = _rules_run(conversation, ctx, cache)
             inputs = replace(inputs, rule_boost=outcome.boost, bucket_override=outcome.bucket,
                              rule_name=outcome.rule_name)
-            _queue_set(conversation, outcome)
+            _queue_set(conversation, outcome, cache)
             fields.add("queue")
             if outcome.tags:
                 conversation.tags.add(*[Tag.objects.get_or_create(name=name)[0] for name in outcome.tags])
@@ -434,7 +500,7 @@ def conversation_route(*, conversation_id: int, message_ids: list[int]) -> Conve
         )
         _priority_apply(conversation, state, inputs, why="new message" if not new_cycle else "routed")
         fields |= {"priority", "priority_bucket"}
-        _sla_apply(conversation, state, now)
+        _sla_apply(conversation, state, now, cache=cache)
         fields |= set(SLA_FIELDS)
         conversation.save(update_fields=list(fields))
 
@@ -449,19 +515,13 @@ def conversation_route(*, conversation_id: int, message_ids: list[int]) -> Conve
     return conversation
 
 
-def _rule_context(conversation: Conversation, messages: list[Message]) -> RuleContext:
+def _rule_context(conversation: Conversation, messages: list[Message], cache: RoutingCache) -> RuleContext:
     last_scored = next((m for m in reversed(messages) if m.sentiment_label), None)
-    calendars: dict[int | None, cal.Calendar | None] = {}
-
-    queue = conversation.queue if conversation.queue_id else Queue.objects.filter(is_default=True).order_by(
-        "id").first()
+    queue = conversation.queue if conversation.queue_id else cache.default_queue
 
     def inside_hours(team_id):
         # the rule's team, else the team of the queue the conversation is in (or will default to)
-        team_id = team_id or (queue.team_id if queue else None)
-        if team_id not in calendars:
-            calendars[team_id] = calendar_for_team(team_id)
-        calendar = calendars[team_id]
+        calendar = cache.calendar(team_id or (queue.team_id if queue else None))
         return True if calendar is None else calendar.is_open(timezone.now())
 
     customer = conversation.customer
@@ -476,7 +536,7 @@ def _rule_context(conversation: Conversation, messages: list[Message]) -> RuleCo
     )
 
 
-def _queue_set(conversation: Conversation, outcome: _RuleOutcome) -> None:
+def _queue_set(conversation: Conversation, outcome: _RuleOutcome, cache: RoutingCache) -> None:
     queue = outcome.queue
     if queue is None and outcome.team is not None:
         queue = outcome.team.queues.order_by("-is_default", "name").first()
@@ -485,7 +545,7 @@ def _queue_set(conversation: Conversation, outcome: _RuleOutcome) -> None:
             conversation.queue = queue
         return
     if conversation.queue_id is None:
-        default = Queue.objects.filter(is_default=True).order_by("id").first()
+        default = cache.default_queue
         conversation.queue = default
         why = ["no rule chose a queue"] if default else ["no rule chose a queue; no default queue"]
         event_record(conversation=conversation, kind="routed", rule_id=None, rule=None, why=why,
@@ -512,9 +572,9 @@ def _assign_on_route(conversation: Conversation, outcome: _RuleOutcome, *, reope
     mode = (Queue.AssignmentMode.LEAST_LOADED if outcome.team else
             (queue.assignment_mode if queue else Queue.AssignmentMode.MANUAL))
     wants_team = outcome.team is not None or mode != Queue.AssignmentMode.MANUAL
-    team_ids = _team_online_agent_ids(team_id) if (team_id and wants_team) else []
     last = conversation.last_assignee if reopened else None
-    locked = _lock_agents([*team_ids, outcome.agent.pk if outcome.agent else None, last.pk if last else None])
+    locked = _lock_agents(team_id=team_id if wants_team else None,
+                          ids=[outcome.agent.pk if outcome.agent else None, last.pk if last else None])
 
     if outcome.agent is not None and outcome.agent.pk in locked:
         # a supervisor's rule names the agent: their explicit choice, even if busy
@@ -527,8 +587,7 @@ def _assign_on_route(conversation: Conversation, outcome: _RuleOutcome, *, reope
             return agent
     if not wants_team:
         return None
-    agents = [locked[i] for i in sorted(team_ids) if i in locked and _available(locked[i])]
-    picker = _Picker(agents, queue if not outcome.team else None, mode)
+    picker = _Picker(_team_candidates(locked), queue if not outcome.team else None, mode)
     agent = picker.pick(provider)
     if agent is None:
         event_record(conversation=conversation, kind="queued", queue=queue.name if queue else None,
@@ -564,8 +623,7 @@ def backlog_drain(*, queue_id: int, exclude_agent_ids=(), now: dt.datetime | Non
         return []
     assigned = []
     with transaction.atomic():
-        locked = _lock_agents(_team_online_agent_ids(queue.team_id))
-        agents = [a for a in locked.values() if _available(a)]
+        agents = _team_candidates(_lock_agents(team_id=queue.team_id))
         if not agents:
             return []
         picker = _Picker(agents, queue, queue.assignment_mode)
@@ -628,7 +686,8 @@ def conversation_followup(*, conversation_id: int, freed_agent_id: int | None = 
                         .filter(pk=conversation_id).first())
         if conversation is None:
             return
-        state, _ = ConversationRouting.objects.select_for_update().get_or_create(conversation=conversation)
+        state = (ConversationRouting.objects.select_for_update().filter(conversation=conversation).first()
+                 or ConversationRouting.objects.create(conversation=conversation))
         state.waiting_since = _waiting_since(conversation) if conversation.status not in DONE_STATUSES else None
         _sla_apply(conversation, state, now, record=False)
         conversation.save(update_fields=SLA_FIELDS)

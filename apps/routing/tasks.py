@@ -42,10 +42,8 @@ def conversations_route_task(pairs: list[list]):
     a task per conversation cost more than the routing itself (docs/performance.md).
     Each conversation routes in its own transaction; one that fails is handed to
     the single-conversation task and its retry policy."""
+    failed = set(services.conversations_route(pairs=pairs))  # one read of rules/SLA/queues for the batch
     for conversation_id, message_ids in pairs:
-        try:
-            services.conversation_route(conversation_id=conversation_id, message_ids=message_ids)
-        except Exception:  # noqa: BLE001 - retried on its own
-            logging.getLogger(__name__).warning("routing #%s failed in a batch; retrying it alone",
-                                                conversation_id, exc_info=True)
+        if conversation_id in failed:
+            logging.getLogger(__name__).warning("routing #%s failed in a batch; retrying it alone", conversation_id)
             conversation_route_task.delay(conversation_id, message_ids)
