@@ -537,7 +537,12 @@ def conversations_bulk_assign(
         qs = conversations_visible_to(actor).filter(pk__in=ids)
         asked = len(set(ids))
     elif filters is not None:
-        qs = conversation_list_for_user(user=actor, filters=filters)
+        # queue=none: the unrouted (the inbox list filter knows queue ids only)
+        unrouted = str(filters.get("queue", "")) == "none"
+        qs = conversation_list_for_user(user=actor, filters={k: v for k, v in filters.items()
+                                                             if not (unrouted and k == "queue")})
+        if unrouted:
+            qs = qs.filter(queue__isnull=True)
         asked = None
     else:
         raise DomainError("Select conversations, or a filter to move all that match it.")
