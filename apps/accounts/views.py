@@ -219,9 +219,8 @@ def team_edit(request, pk):
 
 def _bulk_filters(source) -> dict:
     filters = {k: source.get(k) for k in BULK_FILTER_KEYS if source.get(k)}
-    for key in ("queue",):
-        if key in filters and not str(filters[key]).isdigit():
-            filters.pop(key)
+    if "queue" in filters and not (str(filters["queue"]).isdigit() or filters["queue"] == "none"):
+        filters.pop("queue")
     if "assignee" in filters and not (str(filters["assignee"]).isdigit() or filters["assignee"] in ("none", "me")):
         filters.pop("assignee")
     return filters
@@ -254,7 +253,11 @@ def reassign(request):
         return redirect(reverse("supervisor:reassign") + "?" + request.POST.get("querystring", ""))
     filters = _bulk_filters(request.GET)
     filters.setdefault("status", "new,open,pending")
-    qs = conversation_list_for_user(user=request.user, filters=filters)
+    unrouted = filters.get("queue") == "none"
+    qs = conversation_list_for_user(user=request.user, filters={k: v for k, v in filters.items()
+                                                                if not (unrouted and k == "queue")})
+    if unrouted:
+        qs = qs.filter(queue__isnull=True)
     page = Paginator(qs, 50).get_page(request.GET.get("page"))
     return render(request, "supervisor/reassign.html", {
         "page": page, "filters": filters, "count": page.paginator.count, "statuses": Status.choices,

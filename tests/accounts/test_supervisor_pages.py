@@ -176,3 +176,16 @@ def test_audit_api_pages_and_csv(api_client, supervisor, agent, queue, twitter_a
     assert text.splitlines()[0].startswith("at,id,source,actor,action") and text.count("sla.updated") == 3
     api_client.force_authenticate(agent)
     assert api_client.get("/api/v1/audit/").status_code == 403
+
+
+def test_unrouted_conversations_are_triaged_by_supervisors(client, supervisor, agent, queue, twitter_account):
+    unrouted = [ConversationFactory(channel_account=twitter_account, queue=None) for _ in range(2)]
+    ConversationFactory(channel_account=twitter_account, queue=queue)
+    client.force_login(supervisor)
+    dash = client.get(reverse("supervisor:dashboard")).context
+    assert next(q for q in dash["queues"] if q.queue_id is None).waiting == 2
+    page = client.get(reverse("supervisor:reassign"), {"queue": "none"})
+    assert page.context["count"] == 2
+    client.post(reverse("supervisor:reassign"), {"queue": "none", "scope": "all", "to": f"queue:{queue.pk}",
+                                                 "reason": "triage"})
+    assert all(type(c).objects.get(pk=c.pk).queue_id == queue.pk for c in unrouted)
