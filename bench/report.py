@@ -1,0 +1,108 @@
+"""Turns bench/results.json into bench/RESULTS.md."""
+from __future__ import annotations
+
+
+def _f(value, fmt="{:,.0f}"):
+    try:
+        if value != value:  # NaN
+            return "n/a"
+        return fmt.format(value)
+    except (TypeError, ValueError):
+        return "n/a"
+
+
+def write_results(res: dict) -> str:
+    m = res["machine"]
+    lines = [
+        "# cxinbox benchmark results",
+        "",
+        f"Written by `make bench` (`python -m bench.run`), scale **{res['scale']}**, commit `{res.get('commit')}`, "
+        f"started {res['started']}, took {res['seconds'] / 60:.1f} min.",
+        "",
+        f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['mem_gib']} GiB RAM, PostgreSQL {m['postgres']} (stock "
+        f"settings), Redis on 127.0.0.1, Python {m['python']}. Load average (1/5/15 min) at start "
+        f"{res['load_start']}, at end {res['load_end']}; every figure below carries the load when it was taken. "
+        "Web figures are server time through Django's full stack in-process (no network, no gunicorn).",
+        "",
+    ]
+    if res.get("errors"):
+        lines += ["**Parts that failed:** " + "; ".join(f"{k}: {v}" for k, v in res["errors"].items()), ""]
+
+    if "ingest" in res:
+        lines += ["## Ingest (target >= 2,000 mentions/s on 2 cores)", "",
+                  "Normalized mentions handed to `ingest.mentions` in tasks of 100, real `celery worker` "
+                  "(prefork, N processes, queues ingest+routing) on Redis; timed from the first stored row "
+                  "until every message is stored, threaded, scored (language + VADER) and routed (rules, "
+                  "priority, SLA, assignment). Mix: 60% new customers, 25% replies in a thread, 15% returning.",
+                  "",
+                  "| worker processes | mentions | seconds | mentions/s | conversations | routed | assigned "
+                  "| CPU busy | load |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in res["ingest"]:
+            lines.append(f"| {r['workers']} | {r['mentions']:,} | {_f(r['seconds'], '{:.1f}')} | "
+                         f"**{_f(r['rate'], '{:,.1f}')}** | {r['conversations']:,} | {r['routed']:,} | "
+                         f"{r['assigned']:,} | {r['cpu_busy']:.0%} | {r['load']} |")
+        lines.append("")
+    if "copy" in res or "noop" in res:
+        lines += ["### The limits beside it (same run, same PostgreSQL and Redis)", ""]
+        c = res.get("copy")
+        if c:
+            lines.append(f"- Raw PostgreSQL COPY into a table shaped like `inbox_message` (same columns and "
+                         f"indexes): **{_f(c['rate'])} rows/s** ({c['rows']:,} rows, load {c['load']}).")
+        for r in res.get("noop", []):
+            lines.append(f"- No-op Celery tasks, {r['workers']} worker processes: **{_f(r['rate'])} tasks/s** "
+                         f"({r['done']:,}/{r['tasks']:,}, load {r['load']}).")
+        if c and res.get("ingest"):
+            lines += ["", "| worker processes | ingest mentions/s | share of COPY rows/s | ingest tasks/s "
+                      "(100 mentions each + routing task) | share of no-op task rate |", "|---|---|---|---|---|"]
+            noop = {r["workers"]: r["rate"] for r in res.get("noop", [])}
+            for r in res["ingest"]:
+                tasks = r["rate"] / 100 * 2 if r["rate"] == r["rate"] else float("nan")
+                lines.append(f"| {r['workers']} | {_f(r['rate'], '{:,.1f}')} | {_f(r['rate'] / c['rate'], '{:.2%}')} "
+                             f"| {_f(tasks, '{:,.1f}')} | {_f(tasks / noop.get(r['workers'], float('nan')), '{:.2%}')} |")
+        lines.append("")
+    if res.get("latency"):
+        lines += ["## Latency: mention arriving -> visible in the inbox API (target p99 <= 1 s at 200/s)", "",
+                  "Each mention is its own `ingest.mentions` task (a push delivery), sent at a steady rate "
+                  "for the stated seconds; an admin client polls `GET /api/v1/conversations/` every 100 ms "
+                  "(resolution +-100 ms) and notes when each conversation is listed (stored) and when it shows "
+                  "its sentiment (routed). 2 worker processes.", "",
+                  "| offered rate/s | achieved send rate/s | mentions | listed | routed | stored p50 / p99 ms "
+                  "| routed p50 / p99 ms | API poll p50 ms | CPU busy | load |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in res["latency"]:
+            s, t = r["stored_ms"], r["routed_ms"]
+            lines.append(f"| {r['rate']} | {r['achieved_rate']:.0f} | {r['mentions']:,} | {r['visible']:,} | "
+                         f"{r['routed']:,} | {_f(s['p50'])} / {_f(s['p99'])} | **{_f(t['p50'])} / {_f(t['p99'])}** "
+                         f"| {_f(r['api_poll_ms']['p50'])} | {r['cpu_busy']:.0%} | {r['load']} |")
+        lines.append("")
+    g = res.get("generate")
+    if res.get("inbox"):
+        first = res["inbox"][0]
+        lines += ["## Inbox at scale (target p95 <= 50 ms list, <= 100 ms thread)", "",
+                  f"Data: {first['conversations']:,} conversations, {first['messages']:,} messages"
+                  + (f", {g['customers']:,} customers, {g['events']:,} audit events, {g['size']} on disk; "
+                     f"generated with COPY in {g['seconds']['total']:.0f} s "
+                     f"({', '.join(f'{k} {v:.0f} s' for k, v in g['seconds'].items() if k != 'total')})"
+                     if g else "") + ". 50 rows a page. Lists: the same URL repeated; threads: a different "
+                  "conversation each request.", "",
+                  "| who | what | p50 ms | p95 ms | mean ms | queries | bytes |", "|---|---|---|---|---|---|---|"]
+        for r in res["inbox"]:
+            lines.append(f"| {r['who']} | {r['what']} | {r['p50']:.1f} | **{r['p95']:.1f}** | {r['mean']:.1f} | "
+                         f"{r['queries']} | {r['bytes']:,} |")
+        lines.append("")
+    rep = res.get("reports")
+    if rep:
+        lines += ["## Reports (target p95 <= 200 ms)", "", rep.get("note", ""), "",
+                  "| report | p50 ms | p95 ms | queries |", "|---|---|---|---|"]
+        for r in rep.get("rows", []):
+            lines.append(f"| {r['what']} | {r['p50']:.1f} | **{r['p95']:.1f}** | {r['queries']} |")
+        lines.append("")
+    peer = res.get("peer")
+    if peer:
+        lines += ["## Peer: django-helpdesk on the same number of tickets", "", peer.get("note", ""), "",
+                  "| what | p50 ms | p95 ms | queries |", "|---|---|---|---|"]
+        for r in peer.get("rows", []):
+            lines.append(f"| {r['what']} | {r['p50']:.1f} | **{r['p95']:.1f}** | {r.get('queries', 'n/a')} |")
+        lines.append("")
+    lines += ["Raw figures: `bench/results.json`. How to run, what each figure means and the profiles behind the "
+              "fixes: `docs/performance.md`.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,190 @@
+"""Reports over 10,000,000 messages of history.
+
+The reports read rollups (apps/reports: MetricRollup per hour and day x
+channel x account x queue x team x agent, TermRollup, ConversationFact,
+CustomerFact), never messages. Replaying 10M metric events through the Python
+applier would take hours here, so the benchmark builds the same rollup rows
+with set-based SQL straight from the generated messages (same keys, counts,
+sums and value lists as the applier writes), after adding a second year of
+history to the big data set (5M more messages: 10M in all). Then it times the
+report API (`/api/v1/reports/<name>/`) as a supervisor for 7, 30 and 90 days."""
+from __future__ import annotations
+
+import time
+
+from .common import db_url, log, summary_ms
+
+METRIC_SQL = """
+WITH conv AS (
+  SELECT c.id, c.created_at, c.resolved_at, c.first_response_at, c.status, a.provider AS channel,
+         c.channel_account_id AS account_id, coalesce(c.queue_id, 0) AS queue_id,
+         coalesce(q.team_id, 0) AS team_id, coalesce(c.assignee_id, 0) AS agent_id
+  FROM inbox_conversation c JOIN connectors_channelaccount a ON a.id = c.channel_account_id
+  LEFT JOIN routing_queue q ON q.id = c.queue_id
+), facts AS (
+  SELECT 'opened' AS metric, created_at AS at, NULL::float AS value, channel, account_id, queue_id, team_id, agent_id
+    FROM conv
+  UNION ALL
+  SELECT 'resolved', resolved_at, extract(epoch FROM resolved_at - created_at), channel, account_id, queue_id,
+         team_id, agent_id FROM conv WHERE resolved_at IS NOT NULL
+  UNION ALL
+  SELECT 'first_response', first_response_at, extract(epoch FROM first_response_at - created_at), channel,
+         account_id, queue_id, team_id, agent_id FROM conv WHERE first_response_at IS NOT NULL
+  UNION ALL
+  SELECT 'msg_in', m.sent_at, m.sentiment, c.channel, c.account_id, c.queue_id, c.team_id, c.agent_id
+    FROM inbox_message m JOIN conv c ON c.id = m.conversation_id WHERE m.direction = 'in'
+  UNION ALL
+  SELECT 'sentiment', m.sent_at, m.sentiment, c.channel, c.account_id, c.queue_id, c.team_id, c.agent_id
+    FROM inbox_message m JOIN conv c ON c.id = m.conversation_id WHERE m.direction = 'in' AND m.sentiment IS NOT NULL
+  UNION ALL
+  SELECT 'msg_in_' || m.sentiment_label, m.sent_at, NULL, c.channel, c.account_id, c.queue_id, c.team_id, c.agent_id
+    FROM inbox_message m JOIN conv c ON c.id = m.conversation_id WHERE m.direction = 'in' AND m.sentiment_label <> ''
+  UNION ALL
+  SELECT 'msg_out', m.sent_at, NULL, c.channel, c.account_id, c.queue_id, c.team_id, c.agent_id
+    FROM inbox_message m JOIN conv c ON c.id = m.conversation_id WHERE m.direction = 'out'
+)
+INSERT INTO reports_metricrollup (grain, bucket, metric, channel, account_id, queue_id, team_id, agent_id, count,
+                                  total, "values")
+SELECT g.grain, date_trunc(g.unit, f.at) AS bucket, f.metric, f.channel, f.account_id, f.queue_id, f.team_id,
+       f.agent_id, count(*), coalesce(sum(f.value), 0),
+       CASE WHEN f.metric IN ('first_response', 'resolved') THEN jsonb_agg(f.value ORDER BY f.value)
+            ELSE '[]'::jsonb END
+FROM facts f CROSS JOIN (VALUES ('h', 'hour'), ('d', 'day')) AS g(grain, unit)
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+"""
+
+FACT_SQL = """
+INSERT INTO reports_conversationfact (conversation_id, channel, account_id, queue_id, team_id, agent_id, customer_id,
+  dims_key, opened_at, last_resolved_at, resolutions, reopens, first_response_seconds, first_response_cycle,
+  sla_met, sla_breached, inbound, first_sentiment, first_sentiment_key, last_sentiment, last_sentiment_key,
+  csat, csat_key, tags, topics)
+SELECT c.id, a.provider, c.channel_account_id, coalesce(c.queue_id, 0), coalesce(q.team_id, 0),
+  coalesce(c.assignee_id, 0), c.customer_id, to_char(c.resolved_at, 'YYYYMMDDHH24MISS'), c.created_at, c.resolved_at,
+  CASE WHEN c.resolved_at IS NULL THEN 0 ELSE 1 END, 0, extract(epoch FROM c.first_response_at - c.created_at), 1,
+  CASE WHEN c.first_response_at - c.created_at < interval '1 hour' THEN 1 ELSE 0 END,
+  CASE WHEN c.first_response_at - c.created_at < interval '1 hour' THEN 0 ELSE 1 END,
+  0, c.first_sentiment, 'a', c.last_sentiment, 'b', NULL, '', '[]', '[]'
+FROM inbox_conversation c JOIN connectors_channelaccount a ON a.id = c.channel_account_id
+LEFT JOIN routing_queue q ON q.id = c.queue_id
+"""
+
+CUSTOMER_SQL = """
+INSERT INTO reports_customerfact (customer_id, inbound, recent, churn_hits, churn_words, last_contact_at,
+                                  last_conversation_id, channel)
+SELECT c.customer_id, count(*), '[]', 0, '[]', max(c.last_inbound_at), max(c.id), min(a.provider)
+FROM inbox_conversation c JOIN connectors_channelaccount a ON a.id = c.channel_account_id
+GROUP BY c.customer_id
+"""
+
+TERM_SQL = """
+INSERT INTO reports_termrollup (bucket, channel, account_id, term_type, term, count, positive, negative, neutral,
+                                total, examples)
+SELECT date_trunc('hour', m.sent_at), a.provider, m.channel_account_id, t.term_type, t.term, count(*),
+  count(*) FILTER (WHERE m.sentiment_label = 'positive'), count(*) FILTER (WHERE m.sentiment_label = 'negative'),
+  count(*) FILTER (WHERE m.sentiment_label = 'neutral'), coalesce(sum(m.sentiment), 0), '[]'
+FROM inbox_message m JOIN connectors_channelaccount a ON a.id = m.channel_account_id
+JOIN bench_text_terms t ON t.key = regexp_replace(m.text, '[0-9]+', 'N', 'g')
+WHERE m.direction = 'in'
+GROUP BY 1, 2, 3, 4, 5
+"""
+
+
+def _columns(conn, table: str) -> set[str]:
+    return {r[0] for r in conn.execute("select column_name from information_schema.columns where table_name = %s",
+                                       [table]).fetchall()}
+
+
+def rollups_build(db: str) -> dict:
+    """The rollup tables from the messages, with SQL. Returns timings and row counts."""
+    import psycopg
+
+    from apps.reports import themes
+
+    from .generate import TEXTS_IN
+
+    out = {}
+    with psycopg.connect(db_url(db), autocommit=True) as conn:
+        conn.execute("SET work_mem = '256MB'")
+        for table in ("reports_metricrollup", "reports_termrollup", "reports_conversationfact",
+                      "reports_customerfact", "reports_metricevent"):
+            conn.execute(f"TRUNCATE {table}")
+        conn.execute("DROP TABLE IF EXISTS bench_text_terms")
+        conn.execute("CREATE TABLE bench_text_terms (key text, term_type text, term text)")
+        import re
+
+        for text in TEXTS_IN:
+            key = re.sub(r"[0-9]+", "N", text.format(n=12345))
+            sample = text.format(n=12345)
+            terms = [("topic", t) for t in themes.topics_of(sample)] + [("hashtag", t) for t in
+                                                                         themes.hashtags_of(sample)]
+            terms += [("keyword", t) for t in themes.keywords_of(sample)]
+            for term_type, term in terms:
+                conn.execute("insert into bench_text_terms values (%s, %s, %s)", [key, term_type, term])
+        for name, sql in (("metric rollups", METRIC_SQL), ("term rollups", TERM_SQL),
+                          ("conversation facts", FACT_SQL), ("customer facts", CUSTOMER_SQL)):
+            t = time.perf_counter()
+            conn.execute(sql)
+            out[name] = time.perf_counter() - t
+            log(f"  {name}: {out[name]:.0f} s")
+        conn.execute("VACUUM ANALYZE reports_metricrollup, reports_termrollup, reports_conversationfact, "
+                      "reports_customerfact")
+        out["rows"] = {t: conn.execute(f"select count(*) from {t}").fetchone()[0] for t in (
+            "reports_metricrollup", "reports_termrollup", "reports_conversationfact", "reports_customerfact")}
+    return out
+
+
+def reports_bench(*, db: str, history_conversations: int, requests: int) -> dict:
+    import datetime as dt
+
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.accounts.models import User
+    from apps.inbox.models import Message
+
+    from .generate import generate
+    from .run import _meta_load, _meta_store
+
+    result: dict = {}
+    meta = _meta_load(db, "history") or {}
+    if not meta:
+        first = Message.objects.order_by("sent_at").values_list("sent_at", flat=True).first()
+        log(f"adding a year of history before {first:%Y-%m-%d} ({history_conversations:,} conversations)")
+        meta["generate"] = generate(db=db, conversations=history_conversations, messages_per=5.0, seed=2,
+                                    end=first, fresh=False)
+        meta["rollups"] = rollups_build(db)
+        _meta_store(db, "history", meta)
+    result["build"] = meta
+    total = Message.objects.count()
+    rows = meta["rollups"]["rows"]
+    result["note"] = (
+        f"{total:,} messages in the database ({total / 1e6:.1f}M), two years. Rollups built from them with SQL "
+        f"in {sum(v for k, v in meta['rollups'].items() if k != 'rows'):.0f} s: "
+        + ", ".join(f"{k.replace('reports_', '')} {v:,} rows" for k, v in rows.items())
+        + ". Report API as a supervisor, UTC, the same request repeated.")
+    supervisor = User.objects.filter(role="supervisor").first()
+    client = Client()
+    client.force_login(supervisor)
+    end = dt.date.today()
+    out = []
+    for name in ("service", "experience", "marketing", "gap"):
+        for days in (7, 30, 90):
+            url = f"/api/v1/reports/{name}/?start={end - dt.timedelta(days=days - 1)}&end={end}"
+            resp = client.get(url)
+            if resp.status_code != 200:
+                out.append({"what": f"{name}, {days} days: HTTP {resp.status_code}", "p50": float("nan"),
+                            "p95": float("nan"), "queries": 0})
+                continue
+            with CaptureQueriesContext(connection) as ctx:
+                client.get(url)
+            times = []
+            for _ in range(max(10, requests // 3)):
+                t = time.perf_counter()
+                client.get(url)
+                times.append(time.perf_counter() - t)
+            s = summary_ms(times)
+            out.append({"what": f"{name}, {days} days", **s, "queries": len(ctx.captured_queries), "url": url})
+            log(f"  report {name} {days} d: p50 {s['p50']:.0f} p95 {s['p95']:.0f} ms")
+    result["rows"] = out
+    return result

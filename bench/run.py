@@ -1,0 +1,159 @@
+"""`make bench`: runs every benchmark on PostgreSQL + Redis and writes bench/RESULTS.md.
+
+Environment (all optional):
+  BENCH_SCALE=small        ~5 min instead of ~30 (fewer mentions, 50k conversations)
+  BENCH_PARTS=ingest,inbox,reports,peer   which parts to run (default: all)
+  BENCH_REGENERATE=1       rebuild the big data set even if it exists
+  BENCH_DROP_BIG=1         drop the big databases at the end (they are kept for reruns)
+  BENCH_PG_ADMIN_URL       postgres://postgres@127.0.0.1:5432/postgres
+  BENCH_REDIS_URL          redis://127.0.0.1:6379/7 (a Redis DB of its own: the bench purges its queues)
+  BENCH_DB / BENCH_BIG_DB  cx_bench / cx_bench_big (cx_bench_small at BENCH_SCALE=small)
+  BENCH_HELPDESK_VENV      /tmp/helpdesk-venv (the peer, django-helpdesk, in a venv of its own)
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+
+from . import common
+from .common import BENCH_DB, ROOT, SCALE, db_exists, db_recreate, django_setup, load, log, machine, migrate
+
+SMALL = SCALE == "small"
+BIG_DB = common.BIG_DB if not SMALL or "BENCH_BIG_DB" in os.environ else "cx_bench_small"
+P = {
+    "ingest_n": 1500 if SMALL else 6000,
+    "batch": 100,
+    "workers": [1, 2, 4],
+    "copy_rows": 50_000 if SMALL else 200_000,
+    "noop_n": 3000 if SMALL else 10_000,
+    "latency_seconds": 10 if SMALL else 30,
+    "latency_rate": 200,
+    "conversations": 50_000 if SMALL else 1_000_000,
+    "history_conversations": 50_000 if SMALL else 1_000_000,
+    "requests": 20 if SMALL else 60,
+}
+PARTS = set(os.environ.get("BENCH_PARTS", "ingest,inbox,reports,peer").split(","))
+OUT = ROOT / "bench" / "RESULTS.md"
+RAW = ROOT / "bench" / "results.json"
+
+
+def part_ingest(res: dict) -> None:
+    from . import ingest
+
+    log("ingest: fresh database", BENCH_DB)
+    db_recreate(BENCH_DB)
+    migrate(BENCH_DB)
+    django_setup(BENCH_DB)
+    fx = ingest.setup_fixtures()
+    res["copy"] = ingest.copy_limit(P["copy_rows"])
+    log("COPY limit", f"{res['copy']['rate']:,.0f} rows/s")
+    res["noop"] = []
+    for w in P["workers"]:
+        r = ingest.noop_limit(workers=w, n=P["noop_n"])
+        res["noop"].append(r)
+        log(f"no-op tasks, {w} processes: {r['rate']:,.0f}/s")
+    res["ingest"] = []
+    for w in P["workers"]:
+        r = ingest.ingest_throughput(workers=w, n=P["ingest_n"], batch=P["batch"], account=fx["account"])
+        res["ingest"].append(r)
+        log(f"ingest, {w} processes: {r['rate']:,.1f} mentions/s ({r['scored']}/{r['mentions']} routed)")
+    best = max((r["rate"] for r in res["ingest"] if r["rate"] == r["rate"]), default=0)
+    res["latency"] = []
+    rates = [P["latency_rate"]]
+    if best and best * 0.5 < P["latency_rate"]:
+        rates.append(max(5, round(best * 0.5)))  # and at half the measured capacity
+    for rate in rates:
+        r = ingest.ingest_latency(rate=rate, seconds=P["latency_seconds"], workers=2, account=fx["account"],
+                                  admin=fx["admin"])
+        res["latency"].append(r)
+        log(f"latency at {rate}/s: p50 {r['routed_ms']['p50']:.0f} ms p99 {r['routed_ms']['p99']:.0f} ms")
+
+
+def part_inbox(res: dict) -> None:
+    from .generate import generate
+
+    regen = os.environ.get("BENCH_REGENERATE") == "1" or not db_exists(BIG_DB)
+    if regen:
+        log(f"generating {P['conversations']:,} conversations into {BIG_DB} (COPY)")
+        res["generate"] = generate(db=BIG_DB, conversations=P["conversations"], messages_per=5.0)
+        _meta_store(BIG_DB, "generate", res["generate"])
+        log("generated", json.dumps(res["generate"]["seconds"]))
+    else:
+        res["generate"] = _meta_load(BIG_DB, "generate")
+        log(f"reusing {BIG_DB} (BENCH_REGENERATE=1 to rebuild)")
+    django_setup(BIG_DB)
+    from .inbox import inbox_bench
+
+    res["inbox"] = inbox_bench(n=P["requests"], threads=P["requests"])
+    for r in res["inbox"]:
+        log(f"{r['who']:10} {r['what']:44} p50 {r['p50']:6.1f} p95 {r['p95']:6.1f} ms, {r['queries']} queries")
+
+
+def part_reports(res: dict) -> None:
+    django_setup(BIG_DB)
+    from .reports import reports_bench
+
+    res["reports"] = reports_bench(db=BIG_DB, history_conversations=P["history_conversations"],
+                                   requests=P["requests"])
+
+
+def part_peer(res: dict) -> None:
+    from .peer import peer_bench
+
+    res["peer"] = peer_bench(tickets=P["conversations"], requests=P["requests"])
+
+
+def _meta_store(db: str, key: str, value: dict) -> None:
+    import psycopg
+
+    with psycopg.connect(common.db_url(db), autocommit=True) as conn:
+        conn.execute("create table if not exists bench_meta (key text primary key, value jsonb)")
+        conn.execute("insert into bench_meta values (%s, %s) on conflict (key) do update set value = excluded.value",
+                     [key, json.dumps(value, default=str)])
+
+
+def _meta_load(db: str, key: str) -> dict | None:
+    import psycopg
+
+    with psycopg.connect(common.db_url(db), autocommit=True) as conn:
+        try:
+            row = conn.execute("select value from bench_meta where key = %s", [key]).fetchone()
+        except psycopg.errors.UndefinedTable:
+            return None
+    return row[0] if row else None
+
+
+def main() -> None:
+    started = time.time()
+    res: dict = {"machine": machine(), "scale": SCALE, "params": P, "load_start": load(),
+                 "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                 "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                          text=True).stdout.strip(), "errors": {}}
+    log("machine", res["machine"], "load", res["load_start"])
+    for name, fn in (("ingest", part_ingest), ("inbox", part_inbox), ("reports", part_reports), ("peer", part_peer)):
+        if name not in PARTS:
+            continue
+        try:
+            fn(res)
+        except Exception as exc:  # noqa: BLE001 - one part failing still reports the others
+            traceback.print_exc()
+            res["errors"][name] = f"{type(exc).__name__}: {exc}"
+    if os.environ.get("BENCH_DROP_BIG") == "1":
+        for db in (BIG_DB, "cx_bench_helpdesk"):
+            common.pg_admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    res["load_end"] = load()
+    res["seconds"] = time.time() - started
+    RAW.write_text(json.dumps(res, indent=1, default=str))
+    from .report import write_results
+
+    OUT.write_text(write_results(res))
+    log(f"wrote {OUT} in {res['seconds'] / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
