@@ -52,6 +52,9 @@ class ConversationMetricState(models.Model):
     cycle_counted = models.BooleanField(default=False, help_text="opened/reopened metric written for this cycle")
     first_response_done = models.BooleanField(default=False)
     resolved = models.BooleanField(default=False)
+    # Spam or ignored: 1 = dismissed after it was counted (a "dismissed" event
+    # took it out), 2 = dismissed before it was ever counted (no events at all).
+    dismissed = models.PositiveSmallIntegerField(default=0)
     sla_decided = models.JSONField(default=list, blank=True)
 
 

@@ -66,7 +66,9 @@ DEFINITIONS = {
     "resolution": "Resolution time: resolve (or close without resolve) minus the start of that cycle. "
                   "One resolution per cycle: resolved then closed counts once; resolved, reopened and "
                   "resolved again counts two cycles.",
-    "resolution_rate": "Resolution rate: cycles resolved / cycles started (opened + reopened) in the period.",
+    "resolution_rate": "Resolution rate: cycles resolved / cycles started (opened + reopened) in the period. "
+                       "Spam and ignored conversations are dismissed: out of the backlog and the rate, "
+                       "never a resolution.",
     "reopen_rate": "Reopen rate: reopens / resolutions in the period.",
     "business_hours": "Business-hours figures count only time inside REPORTS_BUSINESS_HOURS "
                       "(default Mon-Fri 09:00-17:00) in the time zone of the queue's team.",
@@ -164,16 +166,17 @@ def _labels(by: str, keys, show_people: bool) -> dict:
     return {k: names.get(k, f"#{k}") if k else "(none)" for k in keys}
 
 
-SERVICE_METRICS = ["msg_in", "msg_out", "msg_out_bot", "opened", "reopened", "resolved", "resolved_bh",
+SERVICE_METRICS = ["msg_in", "msg_out", "msg_out_bot", "opened", "reopened", "dismissed", "resolved", "resolved_bh",
                    "first_response", "first_response_bh", "reply", "reply_bh", "sla_met", "sla_breached"]
 
 
 def _service_row(agg: Agg) -> dict:
-    started = agg.n("opened") + agg.n("reopened")
+    started = agg.n("opened") + agg.n("reopened") - agg.n("dismissed")
     decided = agg.n("sla_met") + agg.n("sla_breached")
     return {
         "volume_in": agg.n("msg_in"), "volume_out": agg.n("msg_out"), "volume_out_bot": agg.n("msg_out_bot"),
-        "opened": agg.n("opened"), "reopened": agg.n("reopened"), "resolved": agg.n("resolved"),
+        "opened": agg.n("opened"), "reopened": agg.n("reopened"), "dismissed": agg.n("dismissed"),
+        "resolved": agg.n("resolved"),
         "first_response": metrics.summary(agg.values.get("first_response", [])),
         "first_response_business": metrics.summary(agg.values.get("first_response_bh", [])),
         "reply": metrics.summary(agg.values.get("reply", [])),
@@ -201,7 +204,7 @@ def backlog_series(params: ReportParams) -> list[dict]:
     (day rows up to the UTC day, hour rows after it) plus the running sum."""
     lo, hi = params.utc_range
     day_lo = metrics.floor_day(lo)
-    signs = {"opened": 1, "reopened": 1, "resolved": -1}
+    signs = {"opened": 1, "reopened": 1, "resolved": -1, "dismissed": -1}
 
     def net(qs):
         return sum(signs[m] * (c or 0) for m, c in qs.values_list("metric").annotate(c=Sum("count")))

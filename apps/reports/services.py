@@ -45,7 +45,8 @@ from .models import (
 
 log = logging.getLogger(__name__)
 
-AUDIT_KINDS = {"created", "reopened", "status_changed", "reply_sent", "sla_breached"}
+AUDIT_KINDS = {"created", "reopened", "status_changed", "reply_sent", "sla_breached", "marked_spam", "spam_marked",
+               "unmarked_spam"}
 SURVEY_SALT = "reports.survey"
 REPEAT_WINDOW = dt.timedelta(days=7)
 
@@ -131,6 +132,7 @@ def _cycle_start(conversation: Conversation, state: ConversationMetricState, sta
     state.cycle += 1
     state.cycle_started_at = started_at
     state.cycle_counted = state.first_response_done = state.resolved = False
+    state.dismissed = 0
     state.sla_decided = []
     state.save()
     _cycle_count(conversation, state)
@@ -189,9 +191,34 @@ def _reply_sent(conversation: Conversation, state: ConversationMetricState, mess
               value_bh=business)
 
 
+def _dismissed(conversation: Conversation, state: ConversationMetricState, event) -> None:
+    """Spam or ignored: out of the backlog and the resolution rate, never a resolution."""
+    if state.resolved or state.dismissed:
+        return
+    if not state.cycle_counted:
+        state.cycle_counted, state.dismissed = True, 2  # never counted: nothing to take back
+    else:
+        _emit(key=f"dismissed:{conversation.pk}:{state.cycle}:{event.pk}", kind="dismissed",
+              occurred_at=event.created_at, dims=_dims(conversation), cycle=state.cycle)
+        state.dismissed = 1
+    state.save(update_fields=["cycle_counted", "dismissed"])
+
+
+def _undismissed(conversation: Conversation, state: ConversationMetricState, event) -> None:
+    if state.dismissed == 1:
+        _emit(key=f"undismissed:{conversation.pk}:{state.cycle}:{event.pk}", kind="undismissed",
+              occurred_at=event.created_at, dims=_dims(conversation), cycle=state.cycle)
+        state.dismissed = 0
+        state.save(update_fields=["dismissed"])
+    elif state.dismissed == 2:
+        state.dismissed, state.cycle_counted = 0, False
+        state.save(update_fields=["dismissed", "cycle_counted"])
+        _cycle_count(conversation, state)
+
+
 def _resolved(conversation: Conversation, state: ConversationMetricState, at: dt.datetime) -> None:
-    if state.resolved:
-        return  # resolved -> closed, or a repeated hook: one resolution per cycle
+    if state.resolved or state.dismissed:
+        return  # resolved -> closed, a repeated hook, or spam: one resolution per cycle, none for spam
     agent_id = conversation.assignee_id or conversation.last_assignee_id or 0
     seconds, business = _durations(conversation, state.cycle_started_at, at)
     _emit(key=f"resolved:{conversation.pk}:{state.cycle}", kind="resolved", occurred_at=at,
@@ -230,12 +257,18 @@ def _record_for_event(event) -> None:
         old, new = data.get("old"), data.get("new")
         if old == "resolved" and new == "open":
             _cycle_start(conversation, state, conversation.cycle_started_at or at)
+        elif new == "closed" and (conversation.is_spam or "ignored" in str(data.get("reason", ""))):
+            _dismissed(conversation, state, event)  # a routing rule's spam / ignore
         elif new == "resolved" or (new == "closed" and old != "resolved"):
             _cycle_count(conversation, state)
             _resolved(conversation, state, at)
     elif event.kind == "reply_sent":
         _cycle_count(conversation, state)
         _reply_sent(conversation, state, data.get("message_id"), at)
+    elif event.kind in ("marked_spam", "spam_marked"):
+        _dismissed(conversation, state, event)
+    elif event.kind == "unmarked_spam":
+        _undismissed(conversation, state, event)
     elif event.kind == "sla_breached":
         _sla_outcome(conversation, state, target=str(data.get("target") or "sla"), met=False, at=at)
 
@@ -292,7 +325,7 @@ def inbound_messages_record(*, now: dt.datetime | None = None, limit: int = 5000
         if not message.sentiment_label and message.created_at > now - unscored_after:
             waiting_from = waiting_from or message.pk  # not routed yet: next run
             continue
-        if f"in:{message.pk}" not in seen:
+        if f"in:{message.pk}" not in seen and not message.conversation.is_spam:
             with transaction.atomic():
                 conversation = message.conversation
                 state = _state(conversation)
@@ -319,14 +352,16 @@ VALUE_METRICS = {"first_response", "first_response_bh", "reply", "reply_bh", "re
 
 def _increments(event: MetricEvent) -> list[tuple[str, float | None]]:
     kind, value = event.kind, event.value
-    out: list[tuple[str, float | None]] = [(kind, value if kind in VALUE_METRICS or kind == "repeat_contact" else None)]
+    if kind == "undismissed":
+        return [("dismissed", None, -1)]
+    out: list = [(kind, value if kind in VALUE_METRICS or kind == "repeat_contact" else None)]
     if kind == "msg_in" and value is not None:
         out += [("sentiment", value), (f"msg_in_{metrics.sentiment_label(value)}", None)]
     if kind in ("first_response", "reply", "resolved") and event.value_bh is not None:
         out.append((f"{kind}_bh", event.value_bh))
     if kind in ("sla_met", "sla_breached"):
         out.append((f"{kind}:{event.data.get('target', 'sla')}", None))
-    return out
+    return [(m, v, 1) for m, v in out]
 
 
 def _example_merge(current: list, new: list, keep: int = 2) -> list:
@@ -347,10 +382,10 @@ def _apply_metric_rows(events: list[MetricEvent]) -> None:
     for e in events:
         for grain, bucket in ((Grain.HOUR, metrics.floor_hour(e.occurred_at)),
                               (Grain.DAY, metrics.floor_day(e.occurred_at))):
-            for metric, value in _increments(e):
+            for metric, value, delta in _increments(e):
                 key = (grain, bucket, metric, e.channel, e.account_id, e.queue_id, e.team_id, e.agent_id)
                 row = acc.setdefault(key, [0, 0.0, []])
-                row[0] += 1
+                row[0] += delta
                 if value is not None:
                     row[1] += value
                     if metric in VALUE_METRICS:

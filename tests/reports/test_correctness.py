@@ -201,3 +201,50 @@ def test_rebuilt_equals_incremental(world):
     assert incremental[0] and incremental[1] and incremental[2]
     services.rollups_rebuild()
     assert snapshot() == incremental
+
+
+def test_spam_and_ignored_leave_backlog_and_rates_and_are_never_resolutions(world):
+    from apps.inbox.events import event_record
+    from apps.inbox.models import Conversation
+
+    from .history import clock
+
+    params = selectors.ReportParams(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 5))
+    before = selectors.service_report(params=params)
+    # c4: counted first, then an agent marks it spam (what inbox's conversation_mark_spam records)
+    world.customer_says("c4", at(4, 9, 0), "cheap followers here http://spam.example", who="bot1")
+    world.roll_up(at(4, 9, 1))
+    c4 = Conversation.objects.get(pk=world.conversations["c4"].pk)
+    with clock(at(4, 9, 5)):
+        Conversation.objects.filter(pk=c4.pk).update(is_spam=True)
+        c4.is_spam = True
+        event_record(conversation=c4, kind="marked_spam")
+        # closing it later is not a resolution either
+        Conversation.objects.filter(pk=c4.pk).update(status="closed")
+        event_record(conversation=c4, kind="status_changed", old="open", new="closed")
+    # c5: a routing rule closes it as spam before reports ever counted it
+    world.customer_says("c5", at(4, 9, 30), "win a prize now", who="bot2")
+    c5 = Conversation.objects.get(pk=world.conversations["c5"].pk)
+    with clock(at(4, 9, 31)):
+        Conversation.objects.filter(pk=c5.pk).update(is_spam=True, status="closed")
+        c5.is_spam, c5.status = True, "closed"
+        event_record(conversation=c5, kind="status_changed", old="new", new="closed", reason="spam (routing rule)")
+    world.roll_up(at(5, 10, 0))
+    after = selectors.service_report(params=params)
+    b, a = before["totals"], after["totals"]
+    assert a["resolved"] == b["resolved"] == 3
+    assert a["resolution_rate"] == b["resolution_rate"]
+    assert [d["backlog"] for d in after["backlog"]] == [d["backlog"] for d in before["backlog"]]
+    assert (a["opened"], a["dismissed"]) == (b["opened"] + 1, 1)  # c4 was counted, then taken out
+    assert a["volume_in"] == b["volume_in"] + 1  # c4's message arrived before it was called spam; c5's never counts
+    # unmarking spam puts the cycle back in the backlog
+    with clock(at(5, 11, 0)):
+        Conversation.objects.filter(pk=c4.pk).update(is_spam=False)
+        c4.is_spam = False
+        event_record(conversation=c4, kind="unmarked_spam")
+    world.roll_up(at(5, 11, 1))
+    again = selectors.service_report(params=params)
+    assert again["totals"]["dismissed"] == 0 and again["backlog"][-1]["backlog"] == before["backlog"][-1]["backlog"] + 1
+    incremental = snapshot()
+    services.rollups_rebuild()
+    assert snapshot() == incremental
