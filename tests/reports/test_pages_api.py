@@ -120,6 +120,10 @@ def test_weekly_digest_is_in_the_beat_schedule():
     assert entry["task"] == "reports.weekly_digest"
     assert "reports-apply-rollups" in base.CELERY_BEAT_SCHEDULE
     assert django_settings.CELERY_TASK_ROUTES["reports.*"] == {"queue": "reports"}
+    from cxinbox.celery import app
+
+    assert app.amqp.router.route({}, "reports.apply_rollups")["queue"].name == "reports"
+    assert app.amqp.router.route({}, "reports.weekly_digest")["queue"].name == "reports"
 
 
 def test_volume_spike_raises_one_alert_to_supervisors_and_marketing(world, settings,  # noqa: F811

@@ -7,18 +7,12 @@ from rest_framework.authtoken.models import Token
 
 from apps.connectors.tasks import poll_due_accounts_task
 from apps.reports.tasks import rollups_apply_task
-from cxinbox.celery import app
 from tests.conftest import requires_redis
 from tests.factories import UserFactory
 from tests.integration.conftest import celery_worker_on_redis  # noqa: F401 - fixture
 from tests.integration.test_end_to_end import wait_for
 
 pytestmark = [requires_redis, pytest.mark.integration]
-
-
-def test_reports_task_is_routed_to_the_reports_queue():
-    assert app.amqp.router.route({}, "reports.apply_rollups")["queue"].name == "reports"
-    assert app.amqp.router.route({}, "reports.weekly_digest")["queue"].name == "reports"
 
 
 def test_mention_reply_and_resolve_reach_the_report(twitter_api, twitter_account, queue, agent, api_client,
