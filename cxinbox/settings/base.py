@@ -130,6 +130,8 @@ REDIS_URL = env("REDIS_URL", default="")
 
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
+    # kombu's Redis transport plus a repair so workers survive a Redis restart (see the module).
+    CELERY_BROKER_TRANSPORT = "cxinbox.broker:Transport"
     # Seconds before an unacknowledged task (its worker died) is handed to another
     # worker. Keep it above the longest task and the longest retry countdown/ETA
     # (a 429 waits up to 15 minutes), or a live task is redelivered a second time.

@@ -1,0 +1,43 @@
+"""The Redis broker transport, with one repair: the worker survives a Redis restart.
+
+kombu 5.7's Redis channel, when the broker connection drops while tasks are in
+flight (acks_late), closes the old channel and, in doing so, tries to hand the
+unacknowledged tasks back through that channel's connection, which is already
+gone: AttributeError ('NoneType' object has no attribute 'hostname'), which
+celery treats as unrecoverable, and the worker exits. Late acks of tasks that
+finish on the old channel fail the same way.
+
+Both are safe to skip: the tasks stay in Redis's unacked set and the
+visibility-timeout sweep hands them out again (acks_late tasks are idempotent
+here), or, if Redis lost its data, the work is re-fetched (polls) or re-sent
+(webhooks get a 5xx). tests/reliability/test_redis_restart.py restarts Redis
+under load with real workers."""
+import logging
+
+from kombu.transport import redis
+
+log = logging.getLogger(__name__)
+
+
+class QoS(redis.QoS):
+    def restore_unacked(self, client=None):
+        try:
+            return super().restore_unacked(client)
+        except AttributeError:
+            log.warning("broker connection gone: %d unacked task(s) left for the visibility sweep",
+                        len(self._delivered))
+
+    def ack(self, delivery_tag):
+        try:
+            return super().ack(delivery_tag)
+        except AttributeError:
+            log.warning("broker connection gone: ack of %s skipped (redelivered after the visibility timeout)",
+                        delivery_tag)
+
+
+class Channel(redis.Channel):
+    QoS = QoS
+
+
+class Transport(redis.Transport):
+    Channel = Channel
