@@ -100,12 +100,7 @@ def dashboard_snapshot(*, user, now: dt.datetime | None = None) -> dict:
         # Not yet in a queue: agents cannot see these, so supervisors must (docs/roles.md).
         agg = base.filter(queue__isnull=True).aggregate(**aggregates)
         unrouted = QueueStats(queue_id=None, name="Unrouted", team="-", **agg)
-    agents = list(
-        agents_managed_by(user)
-        .annotate(load=Count("assigned_conversations", filter=Q(assigned_conversations__status__in=OPEN_STATUSES),
-                             distinct=True))
-        .order_by(PRESENCE_ORDER, "username")
-    )
+    agents = _with_loads(list(agents_managed_by(user).order_by(PRESENCE_ORDER, "username")))
     queue_rows = list(rows.values()) + ([unrouted] if unrouted else [])
     totals = {k: sum(getattr(r, k) for r in queue_rows) for k in ("open", "waiting", "at_risk", "breached")}
     return {
@@ -118,14 +113,20 @@ def dashboard_snapshot(*, user, now: dt.datetime | None = None) -> dict:
     }
 
 
-def agents_with_load(*, user) -> list[User]:
-    return list(
-        agents_managed_by(user)
-        .annotate(load=Count("assigned_conversations", filter=Q(assigned_conversations__status__in=OPEN_STATUSES),
-                             distinct=True))
-        .prefetch_related("teams")
-        .order_by("username")
+def _with_loads(agents: list[User]) -> list[User]:
+    """Sets `load` (open conversations assigned) on each: one grouped query on the
+    (assignee, status) index, cheaper than a COUNT over a join with DISTINCT."""
+    counts = dict(
+        Conversation.objects.filter(assignee_id__in=[a.pk for a in agents], status__in=OPEN_STATUSES)
+        .values("assignee_id").annotate(n=Count("id")).order_by().values_list("assignee_id", "n")
     )
+    for agent in agents:
+        agent.load = counts.get(agent.pk, 0)
+    return agents
+
+
+def agents_with_load(*, user) -> list[User]:
+    return _with_loads(list(agents_managed_by(user).prefetch_related("teams").order_by("username")))
 
 
 # --- audit log ----------------------------------------------------------------------------------------
