@@ -440,7 +440,8 @@ def notifications_mark_read(*, user, ids=None) -> int:
 
 # --- reassignment: single moves, bulk, and an agent's whole workload (issue 5) -------------------------
 
-BULK_ASSIGN_MAX = 2000  # one request, one transaction: past this, narrow the filter
+BULK_ASSIGN_MAX = 5000  # past this, narrow the filter
+BULK_SYNC_MAX = 200  # pages and the API move more than this in the background (a Celery task)
 
 
 def _work_changed(conversation_id: int, freed_agent) -> None:
@@ -520,7 +521,7 @@ def _bulk_target_check(*, actor, to_agent, to_team, to_queue):
 
 def conversations_bulk_assign(
     *, conversations=None, filters: dict | None = None, to_agent=None, to_team=None, to_queue=None,
-    actor, reason: str = "",
+    actor, reason: str = "", background_over: int | None = None,
 ) -> dict:
     """Moves many conversations at once: the ones given (objects or ids), or all
     matching `filters` (the inbox list's filters), to an agent, a team (its
@@ -550,6 +551,19 @@ def conversations_bulk_assign(
     if len(targets) > BULK_ASSIGN_MAX:
         raise DomainError(f"More than {BULK_ASSIGN_MAX} conversations match; narrow the filter.")
     queue = to_queue if to_queue is not None else (_queue_for_team(to_team) if to_team is not None else None)
+    skipped = (asked - len(targets)) if asked is not None else 0
+    if background_over is not None and len(targets) > background_over:
+        # Many rows (about 10 ms each): a task moves them in chunks, each move audited as usual.
+        from apps.accounts.services import audit_record
+        from apps.accounts.tasks import bulk_assign_task
+
+        payload = {"ids": targets, "actor_id": actor.pk, "reason": reason,
+                   "to_agent_id": getattr(to_agent, "pk", None), "to_queue_id": getattr(queue, "pk", None)}
+        audit_record(actor=actor, action="conversations.bulk_queued", target=str(to_agent or queue),
+                     data={"matched": len(targets), "reason": reason})
+        transaction.on_commit(lambda: bulk_assign_task.delay(**payload))
+        return {"matched": len(targets), "moved": 0, "unchanged": 0, "not_visible": skipped,
+                "queued": len(targets)}
     moved = 0
     with transaction.atomic():
         for conversation in Conversation.objects.filter(pk__in=targets).select_related("queue", "assignee"):
@@ -568,7 +582,6 @@ def conversations_bulk_assign(
                      data={"moved": moved, "matched": len(targets), "reason": reason,
                            "filters": {k: str(v) for k, v in (filters or {}).items()} if filters else None,
                            "conversation_ids": targets[:200]})
-    skipped = (asked - len(targets)) if asked is not None else 0
     return {"matched": len(targets), "moved": moved, "unchanged": len(targets) - moved, "not_visible": skipped}
 
 
