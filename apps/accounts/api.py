@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.errors import DomainError
+from apps.inbox import services as inbox_services
 from apps.inbox.services import agent_workload_move, conversations_bulk_assign
 from apps.routing.models import Queue
 
@@ -185,8 +186,10 @@ class BulkAssignView(APIView):
             kwargs["conversations"] = data.validated_data["ids"]
         else:
             kwargs["filters"] = data.validated_data["filter"]
-        result = conversations_bulk_assign(actor=request.user, reason=data.validated_data["reason"], **kwargs)
-        return Response(result)
+        result = conversations_bulk_assign(actor=request.user, reason=data.validated_data["reason"],
+                                           background_over=inbox_services.BULK_SYNC_MAX, **kwargs)
+        # Large moves run in the background: 202 with "queued"; the audit log shows each move.
+        return Response(result, status=status.HTTP_202_ACCEPTED if result.get("queued") else status.HTTP_200_OK)
 
 
 class DashboardView(APIView):

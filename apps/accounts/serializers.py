@@ -71,6 +71,7 @@ class BulkResultSerializer(serializers.Serializer):
     moved = serializers.IntegerField()
     unchanged = serializers.IntegerField()
     not_visible = serializers.IntegerField()
+    queued = serializers.IntegerField(required=False, help_text="Moving in the background (large moves)")
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from apps.core.errors import DomainError
 from apps.inbox.models import CannedResponse, Status
 from apps.inbox.selectors import conversation_list_for_user
+from apps.inbox import services as inbox_services
 from apps.inbox.services import agent_workload_move, conversations_bulk_assign
 
 from . import selectors, services
@@ -237,17 +238,21 @@ def reassign(request):
             kwargs = {"to_agent": target if isinstance(target, User) else None,
                       "to_team": target if isinstance(target, Team) else None,
                       "to_queue": None if isinstance(target, (User, Team)) else target}
+            kwargs.update(actor=request.user, reason=request.POST.get("reason", ""),
+                          background_over=inbox_services.BULK_SYNC_MAX)
             if request.POST.get("scope") == "all":
-                result = conversations_bulk_assign(filters=filters, actor=request.user,
-                                                   reason=request.POST.get("reason", ""), **kwargs)
+                result = conversations_bulk_assign(filters=filters, **kwargs)
             else:
                 ids = [int(v) for v in request.POST.getlist("ids") if v.isdigit()]
                 if not ids:
                     raise DomainError("Select at least one conversation, or choose all matching the filter.")
-                result = conversations_bulk_assign(conversations=ids, actor=request.user,
-                                                   reason=request.POST.get("reason", ""), **kwargs)
-            flash.success(request, f"Moved {result['moved']} conversation(s); "
-                                   f"{result['unchanged']} were there already.")
+                result = conversations_bulk_assign(conversations=ids, **kwargs)
+            if result.get("queued"):
+                flash.success(request, f"Moving {result['queued']} conversations in the background; "
+                                       "the audit log shows each move.")
+            else:
+                flash.success(request, f"Moved {result['moved']} conversation(s); "
+                                       f"{result['unchanged']} were there already.")
         except DomainError as exc:
             flash.error(request, exc.detail)
         return redirect(reverse("supervisor:reassign") + "?" + request.POST.get("querystring", ""))

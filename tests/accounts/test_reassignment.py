@@ -128,3 +128,23 @@ def test_bulk_assign_query_count_grows_per_conversation_not_worse(supervisor, ag
     convs = [ConversationFactory(channel_account=twitter_account, queue=queue) for _ in range(10)]
     with django_assert_max_num_queries(10 * 8 + 12):
         conversations_bulk_assign(conversations=convs, to_agent=agent, actor=supervisor)
+
+
+def test_large_bulk_move_runs_in_the_background_task(client, supervisor, agent, queue, twitter_account,
+                                                     monkeypatch, celery_eager, django_capture_on_commit_callbacks):
+    from django.urls import reverse
+
+    from apps.inbox import services
+    from apps.inbox.models import Conversation
+
+    monkeypatch.setattr(services, "BULK_SYNC_MAX", 2)
+    monkeypatch.setattr("apps.accounts.tasks.BULK_CHUNK", 2)
+    convs = [ConversationFactory(channel_account=twitter_account, queue=queue) for _ in range(5)]
+    client.force_login(supervisor)
+    with django_capture_on_commit_callbacks(execute=True):
+        resp = client.post(reverse("supervisor:reassign"), {"scope": "all", "to": f"agent:{agent.pk}",
+                                                           "reason": "big move"}, follow=True)
+    assert "Moving 5 conversations in the background" in resp.content.decode()
+    assert set(Conversation.objects.filter(pk__in=[c.pk for c in convs]).values_list("assignee_id", flat=True)) == {
+        agent.pk}
+    assert ConversationEvent.objects.filter(kind="assigned", data__reason="big move").count() == 5
