@@ -6,4 +6,4 @@ class AccountsConfig(AppConfig):
     label = "accounts"
 
     def ready(self):
-        from . import signals  # noqa: F401 - connects the login audit and presence receivers
+        from . import schema, signals  # noqa: F401 - login audit and presence receivers; OpenAPI token scheme
