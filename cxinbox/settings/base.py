@@ -251,8 +251,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    # tweepy logs request headers (the bearer token) at DEBUG: never let it through.
-    "loggers": {"tweepy": {"level": "INFO"}, "axes": {"level": "WARNING"}},
+    # tweepy logs request headers (the bearer token) at DEBUG, and oauthlib /
+    # requests-oauthlib log the consumer key, access token and signed headers of
+    # every OAuth 1.0a request (tests/security/test_secrets.py): never let them through.
+    "loggers": {"tweepy": {"level": "INFO"}, "oauthlib": {"level": "INFO"},
+                "requests_oauthlib": {"level": "INFO"}, "axes": {"level": "WARNING"}},
 }
 
 # --- Reports ------------------------------------------------------------------
