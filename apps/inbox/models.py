@@ -80,6 +80,9 @@ class Conversation(TimeStampedModel):
             models.Index(fields=["assignee", "status"], name="conv_assignee_status"),
             models.Index(fields=["queue", "status"], name="conv_queue_status"),
             models.Index(fields=["customer", "channel_account", "status"], name="conv_customer_open"),
+            # The inbox's working views, in their sort order: the first page is an index scan.
+            models.Index(fields=["priority_bucket", "sla_due_at", "-last_message_at", "-id"], name="conv_open_order",
+                         condition=Q(status__in=["new", "open", "pending"], is_spam=False)),
         ]
 
     def __str__(self):

@@ -26,6 +26,10 @@ VIEWS = {
     "spam": "Spam",
     "queue": "Queue",
 }
+# A list row never needs these: the account's credentials would be decrypted
+# (Fernet + JSON) once per row, the biggest cost of rendering a page.
+LIST_DEFERRED = ("channel_account__credentials", "channel_account__poll_cursor", "channel_account__last_error",
+                 "customer__notes", "assignee__password", "assignee__signature")
 SENTIMENT_POSITIVE, SENTIMENT_NEGATIVE = 0.05, -0.05  # DESIGN.md thresholds (VADER compound)
 
 
@@ -79,9 +83,12 @@ def _view_filter(*, user, view: str, queue_id=None, now=None) -> Q:
 def _search(qs: QuerySet, q: str) -> QuerySet:
     """Full-text over message text on PostgreSQL (GIN index, migration 0003),
     icontains on SQLite; the customer's handle or name matches on both."""
+    from apps.contacts.models import SocialIdentity
+
     q = q.strip()
-    handle = q.lstrip("@")
-    people = Q(identity__handle__istartswith=handle) | Q(identity__display_name__icontains=q)
+    # Subqueries, not joins: each side is small and hashed, the conversation scan stays narrow.
+    people = Q(identity_id__in=SocialIdentity.objects.filter(
+        Q(handle__istartswith=q.lstrip("@")) | Q(display_name__icontains=q)).values("pk"))
     if connection.vendor == "postgresql":
         from django.contrib.postgres.search import SearchQuery, SearchVector
 
@@ -117,7 +124,7 @@ def conversation_list_for_user(*, user, filters: dict | None = None) -> QuerySet
     filters = filters or {}
     qs = conversations_visible_to(user).select_related(
         "channel_account", "identity", "customer", "queue", "assignee"
-    ).prefetch_related("tags")
+    ).defer(*LIST_DEFERRED).prefetch_related("tags")
     view = filters.get("view")
     if view in VIEWS:
         qs = qs.filter(_view_filter(user=user, view=view, queue_id=filters.get("queue")))
@@ -163,9 +170,16 @@ def conversation_list_for_user(*, user, filters: dict | None = None) -> QuerySet
 def conversation_page_for_user(*, user, filters: dict, offset: int = 0, limit: int = 50) -> list[Conversation]:
     """One page of the list, each row marked `unread` for this user (one query
     for the rows, one for the tags)."""
+    # Two steps: the ids of the page from the conversation table alone (sorted,
+    # limited: an index scan on conv_open_order), then the rows and their joins
+    # for just those ids. Joining first made PostgreSQL join every open row.
+    ids = list(conversation_list_for_user(user=user, filters=filters).select_related(None)
+               .prefetch_related(None).values_list("pk", flat=True)[offset:offset + limit + 1])
     read_at = ReadMark.objects.filter(user=user, conversation=OuterRef("pk")).values("read_at")[:1]
-    qs = conversation_list_for_user(user=user, filters=filters).annotate(my_read_at=Subquery(read_at))
-    rows = list(qs[offset:offset + limit + 1])
+    found = Conversation.objects.filter(pk__in=ids).select_related(
+        "channel_account", "identity", "customer", "queue", "assignee"
+    ).defer(*LIST_DEFERRED).prefetch_related("tags").annotate(my_read_at=Subquery(read_at)).in_bulk()
+    rows = [found[pk] for pk in ids if pk in found]
     for c in rows:
         c.unread = c.last_inbound_at is not None and (c.my_read_at is None or c.last_inbound_at > c.my_read_at)
     return rows
