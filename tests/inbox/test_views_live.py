@@ -1,5 +1,4 @@
 """The inbox websocket: who may connect, what it pushes, presence between two agents."""
-import asyncio
 
 import pytest
 from asgiref.sync import async_to_sync
