@@ -349,3 +349,15 @@ def test_supervisor_sees_a_teammates_typing_in_the_list_but_not_their_own(client
     conv.queue.team.members.add(other)
     client.force_login(other)
     assert f"{supervisor.display_name} typing…" in _list(client)
+
+
+def test_resolve_with_survey_posts_the_survey_link_as_an_automatic_message(client, agent, conv):
+    from apps.reports import services as report_services
+
+    if not hasattr(report_services, "survey_send"):
+        pytest.skip("reports has no survey_send")
+    client.force_login(agent)
+    client.post(reverse("inbox:status", args=[conv.pk]), {"status": "resolved", "send_survey": "on"})
+    conv.refresh_from_db()
+    link = conv.messages.get(direction="out")
+    assert conv.status == "resolved" and link.is_bot and link.send_status == "queued"
