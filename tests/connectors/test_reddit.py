@@ -94,9 +94,9 @@ def test_wrong_password_and_rate_limit_map_to_connector_errors(reddit, account):
 
 
 def test_a_timed_out_reply_is_not_retried_by_praw(reddit, account, settings):
-    settings.PROVIDER_TIMEOUT_SECONDS = 0.5
+    settings.PROVIDER_TIMEOUT_SECONDS = 1.0
     mention = reddit.add_inbox_comment("u/acme_support hi", author="a")
-    reddit.add_fault("POST", "/api/comment", after_handling=True, delay=1.5)
+    reddit.add_fault("POST", "/api/comment", after_handling=True, delay=2.5)
     from apps.connectors.providers.base import UnknownOutcome
 
     with pytest.raises(UnknownOutcome):

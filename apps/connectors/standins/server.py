@@ -73,6 +73,9 @@ class StandInServer:
                     self.send_header("Content-Length", str(len(body)))
                     for k, v in (headers or {}).items():
                         self.send_header(k, v)
+                    if (self.headers.get("Connection") or "").lower() == "close":
+                        # say so: a client that sees no "Connection: close" may reuse the dead socket
+                        self.send_header("Connection", "close")
                     self.end_headers()
                     self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
