@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -18,7 +19,8 @@ def digest_for_team(*, team: Team, today: dt.date) -> dict:
     end = today - dt.timedelta(days=1)
     params = selectors.ReportParams(start=end - dt.timedelta(days=6), end=end, tz=tz, team_id=team.pk)
     return {"team": team, "params": params, "service": selectors.service_report(params=params),
-            "experience": selectors.experience_report(params=params)}
+            "experience": selectors.experience_report(params=params),
+            "site_url": getattr(settings, "SITE_URL", "").rstrip("/")}
 
 
 def digests_send_weekly(*, now: dt.datetime | None = None) -> int:

@@ -109,6 +109,7 @@ def test_weekly_digest_mails_each_team_lead(world, settings):  # noqa: F811
     assert message.to == ["lead@example.com"] and "Care EU" in message.subject
     assert "2026-11-02 to 2026-11-08" in message.subject
     assert "Resolved: 3" in message.body and "First response: median 30m 00s" in message.body
+    assert "http://localhost:8000/reports/service/" in message.body or "/reports/service/" in message.body
 
 
 def test_weekly_digest_is_in_the_beat_schedule():
