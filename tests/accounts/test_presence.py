@@ -105,3 +105,13 @@ def test_api_token_calls_are_not_presence_but_session_calls_are(api_client, clie
     client.get("/api/v1/users/me/")
     agent.refresh_from_db()
     assert agent.presence == Presence.ONLINE
+
+
+def test_presence_switch_in_the_top_bar_returns_to_the_page(client, agent):
+    client.force_login(agent)
+    page = client.get(reverse("accounts:tokens")).content.decode()
+    assert 'id="nav-presence"' in page
+    resp = client.post(reverse("accounts:presence"), {"presence": "away", "next": "/account/tokens/"})
+    assert resp.status_code == 302 and resp["Location"] == "/account/tokens/"
+    resp = client.post(reverse("accounts:presence"), {"presence": "online", "next": "https://evil.example/"})
+    assert resp["Location"] == reverse("accounts:profile")  # no open redirect
