@@ -118,6 +118,16 @@ def test_poll_reads_new_mail_by_uid_without_marking_it_seen(imap, account):
     assert EmailProvider(account).fetch_mentions(result.cursor).mentions == []
 
 
+def test_first_poll_of_a_mailbox_reads_only_recent_mail(imap, account):
+    import datetime as dt
+
+    imap.deliver(FIRST.replace("CAF1-first", "old-one"), internaldate=dt.datetime(2024, 1, 5, tzinfo=dt.timezone.utc))
+    recent = imap.deliver(FIRST)
+    result = EmailProvider(account).fetch_mentions({})
+    assert [m.external_id for m in result.mentions] == ["<CAF1-first@mail.example.org>"]
+    assert result.cursor["last_uid"] == recent
+
+
 def test_new_uidvalidity_rereads_the_folder(imap, account):
     imap.deliver(FIRST)
     cursor = EmailProvider(account).fetch_mentions({}).cursor

@@ -57,6 +57,13 @@ def post_web_url(handle: str, uri: str) -> str:
     return f"https://bsky.app/profile/{handle}/post/{uri.rsplit('/', 1)[-1]}"
 
 
+def _record_dict(record) -> dict:
+    try:
+        return get_model_as_dict(record)
+    except Exception:  # a record type the SDK does not model comes as a DotDict
+        return record.to_dict() if hasattr(record, "to_dict") else {}
+
+
 def _error_name(exc: at_exc.RequestErrorBase) -> str:
     content = getattr(exc.response, "content", None)
     return getattr(content, "error", "") or ""
@@ -209,7 +216,7 @@ class BlueskyProvider(BaseProvider):
             in_reply_to_external_id=reply.parent.uri if reply else "",
             url=post_web_url(author.handle, item.uri),
             raw={"uri": item.uri, "cid": item.cid, "reason": item.reason, "indexed_at": item.indexed_at,
-                 "record": get_model_as_dict(record) if hasattr(record, "model_dump") else dict(record)},
+                 "record": _record_dict(record)},
         )
 
     # --- replies ---------------------------------------------------------------

@@ -11,7 +11,7 @@ Message-ID, References = their References + that id, "Re: " + their subject,
 and a Message-ID made from our reply's id, so a resent reply is recognisable.
 
 Credentials: username, password, imap_host, imap_port, imap_ssl (default true),
-folder (INBOX), smtp_host, smtp_port, smtp_security ("ssl", "starttls" or
+folder (INBOX), initial_days (7: how far back the first poll reads), smtp_host, smtp_port, smtp_security ("ssl", "starttls" or
 "none"), smtp_username/smtp_password (default: the IMAP ones). The account's
 handle is the address customers write to."""
 from __future__ import annotations
@@ -46,6 +46,7 @@ from .mastodon import html_to_text
 
 NETWORK = "Email"
 FETCH_CHUNK = 50
+INITIAL_DAYS = 7  # how far back the first poll of a mailbox reads
 MSGID_RE = re.compile(r"<[^<>\s]+>")
 # "On Tue, 3 Jun 2025 at 10:00, Acme <support@acme.example> wrote:" and what follows is quoted history.
 QUOTE_HEADER_RE = re.compile(r"^\s*(On .{4,200}wrote:|-----Original Message-----)\s*$", re.M | re.S)
@@ -99,7 +100,11 @@ class EmailProvider(BaseProvider):
             info = client.select_folder(folder, readonly=True)
             validity = int(info.get(b"UIDVALIDITY", 0))
             last_uid = int(cursor.get("last_uid", 0))
-            if cursor.get("uidvalidity") and int(cursor["uidvalidity"]) != validity:
+            if not cursor:
+                # a newly connected mailbox: recent mail only, not years of history
+                days = int(self.creds.get("initial_days", INITIAL_DAYS))
+                uids = client.search(["SINCE", timezone.now().date() - dt.timedelta(days=days)])
+            elif cursor.get("uidvalidity") and int(cursor["uidvalidity"]) != validity:
                 # UIDs were renumbered: re-read from the last good day, ingest drops what is stored.
                 since = dt.date.fromisoformat(cursor["since_date"]) if cursor.get("since_date") else None
                 uids = client.search(["SINCE", since]) if since else client.search("ALL")

@@ -54,14 +54,14 @@ class ImapStandIn:
         self.stop()
 
     # --- mailbox helpers for tests --------------------------------------------------
-    def deliver(self, raw: bytes | str, *, flags=()) -> int:
+    def deliver(self, raw: bytes | str, *, flags=(), internaldate: dt.datetime | None = None) -> int:
         if isinstance(raw, str):
             raw = raw.replace("\r\n", "\n").replace("\n", "\r\n").encode()
         with self.lock:
             uid = self.next_uid
             self.next_uid += 1
             self.messages.append({"uid": uid, "raw": raw, "flags": list(flags),
-                                  "internaldate": dt.datetime.now(dt.timezone.utc)})
+                                  "internaldate": internaldate or dt.datetime.now(dt.timezone.utc)})
         return uid
 
     def rebuild_mailbox(self) -> None:
@@ -137,6 +137,10 @@ class ImapStandIn:
     def _search(self, args: str) -> list[int]:
         with self.lock:
             uids = [m["uid"] for m in self.messages]
+            since = re.search(r"SINCE (\d{1,2}-[A-Za-z]{3}-\d{4})", args, re.I)
+            if since:  # by internal date, as servers do
+                day = dt.datetime.strptime(since.group(1), "%d-%b-%Y").date()
+                return [m["uid"] for m in self.messages if m["internaldate"].date() >= day]
         m = re.search(r"UID (\d+):(\*|\d+)", args, re.I)
         if not m:
             return uids
