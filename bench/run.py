@@ -28,6 +28,7 @@ BIG_DB = common.BIG_DB if not SMALL or "BENCH_BIG_DB" in os.environ else "cx_ben
 P = {
     "ingest_n": 1500 if SMALL else 6000,
     "batch": 100,
+    "ab_n": 500 if SMALL else 2000,
     "workers": [1, 2, 4],
     "copy_rows": 50_000 if SMALL else 200_000,
     "noop_n": 3000 if SMALL else 10_000,
@@ -37,7 +38,11 @@ P = {
     "history_conversations": 50_000 if SMALL else 1_000_000,
     "requests": 20 if SMALL else 60,
 }
-PARTS = set(os.environ.get("BENCH_PARTS", "ingest,inbox,reports,peer").split(","))
+ALL_PARTS = {"ingest", "inbox", "reports", "peer"}
+PARTS = set(os.environ.get("BENCH_PARTS", ",".join(sorted(ALL_PARTS))).split(","))
+# A partial run (BENCH_PARTS) keeps the other parts' figures from the last run, marked as such.
+KEYS = {"ingest": ("ingest_ab", "copy", "noop", "ingest", "latency"), "inbox": ("generate", "inbox"), "reports": ("reports",),
+        "peer": ("peer",)}
 OUT = ROOT / "bench" / "RESULTS.md"
 RAW = ROOT / "bench" / "results.json"
 
@@ -50,6 +55,11 @@ def part_ingest(res: dict) -> None:
     migrate(BENCH_DB)
     django_setup(BENCH_DB)
     fx = ingest.setup_fixtures()
+    from .ab_ingest import ingest_ab
+
+    res["ingest_ab"] = ingest_ab(account=fx["account"], n=P["ab_n"])
+    for r in res["ingest_ab"]:
+        log(f"ingest service alone, {r['what']}: {r['rate']:,.0f} mentions/s, {r['queries']:.1f} queries/mention")
     res["copy"] = ingest.copy_limit(P["copy_rows"])
     log("COPY limit", f"{res['copy']['rate']:,.0f} rows/s")
     res["noop"] = []
@@ -85,7 +95,8 @@ def part_inbox(res: dict) -> None:
         log("generated", json.dumps(res["generate"]["seconds"]))
     else:
         res["generate"] = _meta_load(BIG_DB, "generate")
-        log(f"reusing {BIG_DB} (BENCH_REGENERATE=1 to rebuild)")
+        log(f"reusing {BIG_DB} (BENCH_REGENERATE=1 to rebuild); migrating it to this commit")
+        migrate(BIG_DB)
     django_setup(BIG_DB)
     from .inbox import inbox_bench
 
@@ -130,6 +141,7 @@ def _meta_load(db: str, key: str) -> dict | None:
 
 def main() -> None:
     started = time.time()
+    previous = json.loads(RAW.read_text()) if RAW.exists() and PARTS != ALL_PARTS else {}
     res: dict = {"machine": machine(), "scale": SCALE, "params": P, "load_start": load(),
                  "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                  "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
@@ -143,6 +155,13 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001 - one part failing still reports the others
             traceback.print_exc()
             res["errors"][name] = f"{type(exc).__name__}: {exc}"
+    for name in ALL_PARTS - PARTS:
+        for key in KEYS[name]:
+            if key in previous:
+                res[key] = previous[key]
+        if any(k in previous for k in KEYS[name]):
+            res.setdefault("carried", {})[name] = previous.get("parts_run_at", {}).get(name, previous.get("started"))
+    res["parts_run_at"] = {**previous.get("parts_run_at", {}), **{p: res["started"] for p in PARTS}}
     if os.environ.get("BENCH_DROP_BIG") == "1":
         for db in (BIG_DB, "cx_bench_helpdesk"):
             common.pg_admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
