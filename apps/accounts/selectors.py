@@ -9,6 +9,7 @@ from typing import Iterable, Iterator
 
 from django.conf import settings
 from django.db.models import Case, Count, IntegerField, Min, Q, QuerySet, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -76,7 +77,8 @@ def _queue_aggregates(now: dt.datetime) -> dict:
     return {
         "open": Count("id"),
         "waiting": Count("id", filter=waiting),
-        "oldest_waiting_since": Min("created_at", filter=waiting),
+        # the current cycle: a conversation reopened today has waited since today
+        "oldest_waiting_since": Min(Coalesce("cycle_started_at", "created_at"), filter=waiting),
         "at_risk": Count("id", filter=Q(sla_breached=False, sla_due_at__gte=now, sla_due_at__lte=risk_until)),
         "breached": Count("id", filter=breached),
     }

@@ -30,6 +30,9 @@ def test_dashboard_shows_waiting_oldest_wait_sla_and_agent_load(client, supervis
     ConversationFactory(channel_account=twitter_account, queue=queue, status="open", assignee=agent,
                         sla_due_at=now - dt.timedelta(minutes=5), sla_breached=True)  # breached, assigned
     ConversationFactory(channel_account=twitter_account, queue=queue, status="resolved")  # not counted
+    reopened = ConversationFactory(channel_account=twitter_account, queue=queue, status="open",
+                                   cycle_started_at=_ago(minutes=3), sla_due_at=now + dt.timedelta(hours=2))
+    ConversationFactory._meta.model.objects.filter(pk=reopened.pk).update(created_at=_ago(days=3))
     ConversationFactory(channel_account=twitter_account, queue=QueueFactory(), status="new")  # other team: hidden
     client.force_login(supervisor)
     with django_assert_max_num_queries(12):
@@ -37,7 +40,7 @@ def test_dashboard_shows_waiting_oldest_wait_sla_and_agent_load(client, supervis
     assert page.status_code == 200
     snap = page.context
     row = next(q for q in snap["queues"] if q.queue_id == queue.pk)
-    assert (row.waiting, row.open, row.at_risk, row.breached) == (2, 3, 1, 1)
+    assert (row.waiting, row.open, row.at_risk, row.breached) == (3, 4, 1, 1)
     assert 41 * 60 <= row.oldest_wait_seconds <= 43 * 60
     assert len([q for q in snap["queues"] if q.queue_id]) == 1  # only the team they lead
     loads = {a.username: a.load for a in snap["agents"]}
