@@ -44,7 +44,8 @@ class RoutingRuleSerializer(serializers.ModelSerializer):
 
 
 class ReorderSerializer(serializers.Serializer):
-    order = serializers.ListField(child=serializers.IntegerField(), min_length=1, max_length=1000)
+    order = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), min_length=1,
+                                  max_length=1000)
 
 
 class SlaPolicySerializer(serializers.ModelSerializer):

@@ -224,7 +224,8 @@ def _priority_apply(conversation: Conversation, state: ConversationRouting, inpu
     result = priority_score(inputs)
     manual = state.bucket_set is not None and conversation.priority_bucket != state.bucket_set
     bucket = conversation.priority_bucket if manual else result.bucket
-    changed = conversation.priority != result.score or conversation.priority_bucket != bucket
+    first = not state.reasons  # the first score of a cycle is always explained, even if it equals the default
+    changed = first or conversation.priority != result.score or conversation.priority_bucket != bucket
     state.inputs, state.reasons = inputs.to_json(), result.reasons
     if not manual:
         state.bucket_set = bucket
@@ -470,7 +471,7 @@ def conversation_route(*, conversation_id: int, message_ids: list[int],
         inputs = PriorityInputs.from_json(state.inputs) if not new_cycle else PriorityInputs()
         outcome = _RuleOutcome()
         if new_cycle:
-            state.rules_cycle_at, state.breached_targets, state.bucket_set = cycle, [], None
+            state.rules_cycle_at, state.breached_targets, state.bucket_set, state.reasons = cycle, [], None, []
             ctx = _rule_context(conversation, messages, cache)
             outcome = _rules_run(conversation, ctx, cache)
             inputs = replace(inputs, rule_boost=outcome.boost, bucket_override=outcome.bucket,
@@ -839,8 +840,10 @@ def rule_delete(*, rule: RoutingRule, actor) -> None:
 @transaction.atomic
 def rules_reorder(*, rule_ids: list[int], actor) -> list[RoutingRule]:
     """Positions 10, 20, 30... in the given order; rules not listed keep theirs after."""
+    if len(set(rule_ids)) != len(rule_ids):
+        raise DomainError("A rule is listed twice in the new order.")
     rules = {r.pk: r for r in RoutingRule.objects.select_for_update().filter(pk__in=rule_ids)}
-    if len(rules) != len(set(rule_ids)):
+    if len(rules) != len(rule_ids):
         raise DomainError("Unknown rule id in the new order.")
     for index, rule_id in enumerate(rule_ids):
         rules[rule_id].position = (index + 1) * 10

@@ -43,7 +43,8 @@ class Command(BaseCommand):
                 team.leads.add(user)
         Queue.objects.get_or_create(name="General", defaults={"team": team, "is_default": True,
                                                               "assignment_mode": Queue.AssignmentMode.LEAST_LOADED})
-        Queue.objects.get_or_create(name="Escalations", defaults={"team": team})
+        escalations, _ = Queue.objects.get_or_create(name="Escalations", defaults={"team": team})
+        self._routing(team, escalations)
         for shortcut, title, text in CANNED:
             CannedResponse.objects.get_or_create(shortcut=shortcut, team=None, defaults={"title": title, "text": text})
         account, _ = ChannelAccount.objects.get_or_create(
@@ -54,6 +55,21 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             "Demo ready: log in at http://127.0.0.1:8000/ as agent/agent, supervisor/supervisor, "
             "marketing/marketing or admin/admin."))
+
+    def _routing(self, team, escalations):
+        """Demo routing: SLA targets, office hours, and two rules (docs/routing.md)."""
+        from apps.routing.models import BusinessHours, RoutingRule, SlaPolicy
+
+        BusinessHours.objects.get_or_create(team=team, defaults={"time_zone": team.time_zone or "UTC"})
+        SlaPolicy.objects.get_or_create(name="Standard", queue=None, priority_bucket=None, defaults={
+            "first_response_minutes": 60, "next_response_minutes": 30, "resolution_minutes": 24 * 60})
+        SlaPolicy.objects.get_or_create(name="Urgent", queue=None, priority_bucket=0, defaults={
+            "first_response_minutes": 15, "next_response_minutes": 15, "resolution_minutes": 4 * 60})
+        RoutingRule.objects.get_or_create(name="Legal threats and outages to Escalations", defaults={
+            "position": 10, "keywords": ["lawyer", "legal action", "outage", "is down"], "set_queue": escalations,
+            "set_priority_bucket": 0, "add_tags": ["escalation"]})
+        RoutingRule.objects.get_or_create(name="Tag refunds", defaults={
+            "position": 20, "keywords": ["refund", "charged twice", "money back"], "add_tags": ["refund"]})
 
     def _seed(self, account):
         from apps.connectors.services import account_poll
