@@ -16,7 +16,7 @@ class PresenceActivityMiddleware:
         user = getattr(request, "user", None)
         # After the view: a logout in this request leaves an anonymous user here.
         # A token request (DRF sets request.auth) is a script, not the person: no presence.
-        if getattr(request, "auth", None) is not None:
+        if getattr(request, "auth", None) is not None or getattr(request, "presence_passive", False):
             return response
         if user is not None and user.is_authenticated and response.status_code < 500:
             try:
@@ -24,3 +24,16 @@ class PresenceActivityMiddleware:
             except Exception:  # noqa: BLE001 - presence is a nicety, never fail the page for it
                 log.warning("presence touch failed for user %s", user.pk, exc_info=True)
         return response
+
+
+def presence_passive(view):
+    """For views a timer calls (live fragments, polling): such a request is not the
+    person at work, so it does not keep them online."""
+    from functools import wraps
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        request.presence_passive = True
+        return view(request, *args, **kwargs)
+
+    return wrapped

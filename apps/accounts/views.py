@@ -24,6 +24,7 @@ from apps.inbox import services as inbox_services
 from apps.inbox.services import agent_workload_move, conversations_bulk_assign
 
 from . import selectors, services
+from .middleware import presence_passive
 from .models import ApiToken, Presence, Role, Team, User
 from .permissions import SUPERVISOR_ROLES, WORKING_ROLES, can_edit_canned, can_manage_team, require_role
 from .signals import client_ip
@@ -90,6 +91,7 @@ def dashboard(request):
     return render(request, "supervisor/dashboard.html", selectors.dashboard_snapshot(user=request.user))
 
 
+@presence_passive
 @require_role(*SUPERVISOR_ROLES)
 def dashboard_live(request):
     """The live part of the dashboard: htmx swaps it in every few seconds."""

@@ -115,3 +115,14 @@ def test_presence_switch_in_the_top_bar_returns_to_the_page(client, agent):
     assert resp.status_code == 302 and resp["Location"] == "/account/tokens/"
     resp = client.post(reverse("accounts:presence"), {"presence": "online", "next": "https://evil.example/"})
     assert resp["Location"] == reverse("accounts:profile")  # no open redirect
+
+
+def test_dashboard_polling_is_not_activity(client, supervisor):
+    client.force_login(supervisor)
+    User.objects.filter(pk=supervisor.pk).update(presence=Presence.AWAY, presence_manual=False)
+    assert client.get(reverse("supervisor:dashboard-live")).status_code == 200
+    supervisor.refresh_from_db()
+    assert supervisor.presence == Presence.AWAY  # a timer, not the person
+    client.get(reverse("supervisor:dashboard"))
+    supervisor.refresh_from_db()
+    assert supervisor.presence == Presence.ONLINE
