@@ -117,3 +117,14 @@ def test_openapi_schema_lists_the_routing_endpoints(api_client, admin_user):
     schema = login(api_client, admin_user).get("/api/schema/?format=json").json()
     for path in ("/api/v1/rules/", "/api/v1/rules/reorder/", "/api/v1/sla-policies/", "/api/v1/business-hours/"):
         assert path in schema["paths"]
+
+
+def test_reorder_refuses_duplicates_and_unknown_ids(api_client, supervisor):
+    a = RoutingRule.objects.create(name="a")
+    c = login(api_client, supervisor)
+    dup = c.post("/api/v1/rules/reorder/", {"order": [a.pk, a.pk]}, format="json")
+    assert dup.status_code == 400 and "twice" in dup.json()["detail"]
+    unknown = c.post("/api/v1/rules/reorder/", {"order": [a.pk, 99999]}, format="json")
+    assert unknown.status_code == 400 and "Unknown rule" in unknown.json()["detail"]
+    huge = c.post("/api/v1/rules/reorder/", {"order": [2**70]}, format="json")
+    assert huge.status_code == 400
