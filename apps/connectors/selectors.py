@@ -14,6 +14,20 @@ from .providers import polls
 STALE_INTERVALS = 10
 
 
+def duration_short(seconds: int | None) -> str:
+    """12 s, 4 min, 2 h 5 min, 3 d: lags at a glance."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        hours, minutes = divmod(seconds // 60, 60)
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{seconds // 86400} d"
+
+
 @dataclass(frozen=True)
 class AccountHealth:
     account: ChannelAccount
@@ -28,8 +42,16 @@ class AccountHealth:
         return int(self.lag.total_seconds()) if self.lag is not None else None
 
     @property
+    def lag_display(self) -> str:
+        return duration_short(self.lag_seconds)
+
+    @property
     def retry_in_seconds(self) -> int | None:
         return int(self.retry_in.total_seconds()) if self.retry_in is not None else None
+
+    @property
+    def retry_in_display(self) -> str:
+        return duration_short(self.retry_in_seconds)
 
 
 def _health(account: ChannelAccount, now: dt.datetime, stale_after: dt.timedelta) -> AccountHealth:

@@ -46,9 +46,11 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content, **kwargs):
         action = content.get("action") if isinstance(content, dict) else None
-        # Any message (view, typing, or a bare {"action": "heartbeat"}) is activity:
+        # Typing, or a {"action": "heartbeat"} the page sends on user input, is activity:
         # it keeps the agent online (apps.accounts; written at most once a minute).
-        await database_sync_to_async(user_activity_touch)(user=self.user)
+        # "view" is re-sent by a timer, so it is not.
+        if action in ("typing", "heartbeat"):
+            await database_sync_to_async(user_activity_touch)(user=self.user)
         if action == "view":
             try:
                 conversation_id = int(content.get("conversation_id"))

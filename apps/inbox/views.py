@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.accounts.middleware import presence_passive
 from apps.accounts.permissions import WORKING_ROLES, user_has_role
 from apps.connectors.models import Provider
 from apps.connectors.providers import provider_class
@@ -141,6 +142,7 @@ def conversation_detail(request, pk):
     return render(request, "inbox/thread.html", _thread_context(request, conversation))
 
 
+@presence_passive  # the thread's polling fallback: a timer, not the agent at work
 @login_required
 @require_GET
 def conversation_live(request, pk):
@@ -319,6 +321,7 @@ def message_retry(request, pk, message_id):
     return _back(pk)
 
 
+@presence_passive
 @login_required
 @require_POST
 def conversation_presence(request, pk):
@@ -331,6 +334,7 @@ def conversation_presence(request, pk):
     return JsonResponse({"viewers": [v for v in viewers if v["user_id"] != request.user.pk]})
 
 
+@presence_passive
 @login_required
 @require_GET
 def notifications(request):
