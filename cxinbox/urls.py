@@ -51,3 +51,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
+
+# JSON {"detail": ...} under /api/ even when no URL matched or the server failed.
+handler404 = "apps.core.views.not_found"
+handler500 = "apps.core.views.server_error"

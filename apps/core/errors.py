@@ -21,7 +21,17 @@ class Conflict(DomainError):
     status_code = status.HTTP_409_CONFLICT
 
 
+def _render_as_json(context) -> None:
+    # Errors are JSON whatever the client asked for (?format=csv, Accept: text/html).
+    request = context.get("request")
+    if request is not None and getattr(getattr(request, "accepted_renderer", None), "format", None) != "json":
+        from rest_framework.renderers import JSONRenderer
+
+        request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
+
+
 def api_exception_handler(exc, context):
+    _render_as_json(context)
     if isinstance(exc, DomainError):
         return Response({"detail": exc.detail}, status=exc.status_code)
     if isinstance(exc, ProtectedError):

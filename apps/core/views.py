@@ -50,3 +50,21 @@ def healthz(request):
 
 def home(request):
     return redirect("inbox:list")
+
+
+# Errors Django raises before DRF sees the request (no URL matched, a crash):
+# under /api/ they are JSON {"detail": ...} like every other API error.
+def not_found(request, exception=None):
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def server_error(request):
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Server error."}, status=500)
+    from django.views.defaults import server_error as html_server_error
+
+    return html_server_error(request)
