@@ -1,0 +1,334 @@
+"""Soak: N minutes of mixed load with faults injected, ending with a count check.
+
+    .venv/bin/python -m bench.soak --minutes 30        # the default is 30
+    .venv/bin/python -m bench.soak --minutes 5 --rate 8
+
+Real processes on PostgreSQL + a private Redis (AOF on, as docs/operations.md
+recommends): N `celery worker` subprocesses, the stand-in Twitter API in this
+process. Load: mentions appear on the network (polled every second by a beat
+stand-in), a third of them are also pushed (the same mention by poll and push),
+push-only mentions arrive as webhooks do, and agents reply. Faults, one every
+few seconds at random: worker SIGKILL (whole worker or one pool process),
+Redis SIGKILL + restart, pg_terminate_backend on the workers' connections,
+and the network answering 500, 429 (with reset), timeouts, malformed JSON, and
+holding a reply's answer until the client gives up (unknown outcome).
+
+At the end it drains and checks: every mention sent in is in the database
+exactly once, no reply was posted twice, every reply ended sent. Exit status 0
+only if all checks hold. Figures are printed (and written to --json)."""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import random
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _setup(args):
+    import psycopg
+
+    base, _, dbname = args.database_url.rpartition("/")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as c:
+        if not c.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone():
+            c.execute(f'CREATE DATABASE "{dbname}"')
+    from tests.reliability.procs import RedisServer
+
+    redis = RedisServer(appendonly=True, workdir=Path(tempfile.mkdtemp(prefix="cx-soak-redis-"))).start()
+    os.environ.update({
+        "DJANGO_SETTINGS_MODULE": "cxinbox.settings.test", "DATABASE_URL": args.database_url,
+        "REDIS_URL": redis.url, "AXES_ENABLED": "false", "CELERY_VISIBILITY_TIMEOUT": "20",
+        "CELERY_UNACKED_RESTORE_INTERVAL": "2", "CELERY_UNACKED_RESTORE_THROTTLE": "1",
+    })
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    call_command("flush", interactive=False, verbosity=0)
+    return redis
+
+
+class Soak:
+    def __init__(self, args, redis):
+        from django.conf import settings
+
+        from apps.connectors.standins.twitter import TwitterStandIn
+        from tests.factories import ChannelAccountFactory, QueueFactory, TeamFactory, UserFactory
+        from tests.reliability.procs import Worker, client_app
+
+        self.args, self.redis, self.rng = args, redis, random.Random(args.seed)
+        self.net = TwitterStandIn().start()
+        settings.TWITTER_API_BASE_URL = self.net.base_url
+        settings.PROVIDER_TIMEOUT_SECONDS = 3.0
+        team = TeamFactory()
+        QueueFactory(team=team, is_default=True)
+        self.agent = UserFactory(role="agent")
+        team.members.add(self.agent)
+        self.account = ChannelAccountFactory()
+        for i in range(200):
+            self.net.add_user(str(10_000 + i), f"customer{i}", f"Customer {i}", followers=i * 7)
+        self.broker = client_app(redis.url)
+        self.log_dir = Path(tempfile.mkdtemp(prefix="cx-soak-logs-"))
+        self.Worker = Worker
+        self.workers = [self._worker() for _ in range(args.workers)]
+        self.sent_in: dict[str, str] = {}  # external id -> how it came (poll | poll+push | push)
+        self.replies: dict[int, str] = {}  # message id -> text
+        self.faults = collections.Counter()
+        self.publish_retries = 0
+        self.reply_errors = 0
+        self.n = 0
+
+    def _worker(self):
+        return self.Worker(self.redis.url, concurrency=2, log_dir=self.log_dir, env={
+            k: os.environ[k] for k in ("CELERY_VISIBILITY_TIMEOUT", "CELERY_UNACKED_RESTORE_INTERVAL",
+                                       "CELERY_UNACKED_RESTORE_THROTTLE")}).start()
+
+    # --- load -------------------------------------------------------------------------
+    def _publish(self, name, args, must=False):
+        """Like beat (a lost tick is fine) or a webhook (retried until taken)."""
+        for _ in range(600 if must else 1):
+            try:
+                self.broker.send_task(name, args)
+                return True
+            except Exception:  # noqa: BLE001 - Redis down
+                self.publish_retries += 1
+                time.sleep(0.1)
+        return False
+
+    def _mention(self):
+        from apps.connectors.providers.base import InboundMention, mention_to_dict
+        from apps.connectors.providers.twitter import TwitterProvider
+
+        self.n += 1
+        author = str(10_000 + self.rng.randrange(200))
+        kind = self.rng.random()
+        if kind < 0.15:  # push only (a webhook network)
+            ext = f"push-{self.n}"
+            mention = InboundMention(external_id=ext, text=f"@acme pushed {self.n}", created_at=_now(),
+                                     author_external_id=author, author_handle=f"h{author}")
+            self._publish("ingest.mentions", [self.account.pk, [mention_to_dict(mention)]], must=True)
+            self.sent_in[ext] = "push"
+            return
+        tweet = self.net.add_mention(f"@acme problem number {self.n}: {self.rng.choice(TEXTS)}", author_id=author)
+        self.sent_in[tweet["id"]] = "poll"
+        if kind < 0.45:  # the same mention by push too, twice
+            users = {author: self.net.users[author]}
+            mention = TwitterProvider(self.account).normalize(tweet, users, {})
+            for _ in range(2):
+                self._publish("ingest.mentions", [self.account.pk, [mention_to_dict(mention)]], must=True)
+            self.sent_in[tweet["id"]] = "poll+push"
+
+    def _reply(self):
+        from apps.inbox.models import Conversation
+        from apps.inbox.services import reply_create
+
+        conv = (Conversation.objects.filter(messages__direction="in", status__in=["new", "open"])
+                .exclude(messages__direction="out").exclude(messages__external_id__startswith="push-")
+                .order_by("?").first())  # push-only mentions are not on the stand-in network: no reply target
+        if conv is None:
+            return
+        text = f"@{conv.identity.handle} sorry about that, ref {len(self.replies) + 1}"
+        try:
+            msg = reply_create(conversation=conv, agent=self.agent, text=text)
+            self.replies[msg.pk] = text
+        except Exception:  # noqa: BLE001 - stored, but its task could not be queued (Redis down)
+            self.reply_errors += 1
+            from apps.inbox.models import Message
+
+            msg = Message.objects.filter(conversation=conv, direction="out", text=text).first()
+            if msg:
+                self.replies[msg.pk] = text
+
+    # --- faults -----------------------------------------------------------------------
+    def _fault(self):
+        from tests.reliability.procs import terminate_worker_connections
+
+        kind = self.rng.choice(FAULTS)
+        self.faults[kind] += 1
+        mentions_path = f"/2/users/{self.account.external_user_id}/mentions"
+        if kind == "worker SIGKILL":
+            victim = self.rng.randrange(len(self.workers))
+            self.workers[victim].kill()
+            self.workers[victim] = self._worker()
+        elif kind == "pool process SIGKILL":
+            pids = self.rng.choice(self.workers).pool_pids()
+            if pids:
+                os.kill(self.rng.choice(pids), signal.SIGKILL)
+        elif kind == "redis restart":
+            self.redis.restart(sig=signal.SIGKILL, down_for=1.0)
+        elif kind == "postgres connections dropped":
+            terminate_worker_connections()
+        elif kind == "network 500":
+            self.net.add_fault("GET", mentions_path, status=500, remaining=3)
+        elif kind == "network 429":
+            reset = int(time.time()) + 5
+            self.net.add_fault("GET", mentions_path, status=429, headers={"x-rate-limit-reset": str(reset)})
+        elif kind == "network timeout":
+            self.net.add_fault("GET", mentions_path, delay=4, status=503)
+        elif kind == "malformed JSON":
+            self.net.add_fault("GET", mentions_path, status=200, body=b'{"data": [{"id": ')
+        elif kind == "reply answer held (unknown outcome)":
+            self.net.add_fault("POST", "/2/tweets", delay=4, after_handling=True)
+        elif kind == "reply 500":
+            self.net.add_fault("POST", "/2/tweets", status=500)
+
+    # --- run --------------------------------------------------------------------------
+    def run(self):
+        from apps.connectors.models import ChannelAccount
+
+        end = time.monotonic() + self.args.minutes * 60
+        next_poll = next_reply = 0.0
+        next_fault = time.monotonic() + self.args.fault_every
+        started = time.monotonic()
+        last_report = started
+        while time.monotonic() < end:
+            tick = time.monotonic()
+            for _ in range(self._due(tick, started)):
+                self._mention()
+            if tick >= next_poll:
+                # beat: the account is due unless it is backing off
+                account = ChannelAccount.objects.get(pk=self.account.pk)
+                if account.next_poll_at is None or account.next_poll_at <= _now():
+                    self._publish("connectors.poll_account", [self.account.pk])
+                next_poll = tick + 1.0
+            if tick >= next_reply:
+                self._reply()
+                next_reply = tick + self.args.reply_every
+            if tick >= next_fault:
+                self._fault()
+                next_fault = tick + self.rng.uniform(0.5, 1.5) * self.args.fault_every
+            if tick - last_report > 60:
+                last_report = tick
+                print(f"  {int(tick - started)}s: {len(self.sent_in)} mentions in, {self._stored()} stored, "
+                      f"{sum(self.faults.values())} faults", flush=True)
+            time.sleep(0.05)
+        self.load_seconds = time.monotonic() - started
+
+    def _due(self, tick, started):
+        want = int((tick - started) * self.args.rate)
+        return max(0, want - self.n)
+
+    def _stored(self):
+        from apps.inbox.models import Message
+
+        return Message.objects.filter(direction="in").count()
+
+    def drain(self, timeout=150):
+        from apps.connectors.models import ChannelAccount
+        from apps.inbox.models import Message
+
+        self.net.faults.clear()
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            for w in self.workers:
+                if w.proc.poll() is not None:
+                    self.faults["worker found dead at drain (restarted)"] += 1
+                    self.workers[self.workers.index(w)] = self._worker()
+            ChannelAccount.objects.filter(pk=self.account.pk).update(next_poll_at=None)
+            self._publish("connectors.poll_account", [self.account.pk])
+            pending = Message.objects.filter(pk__in=list(self.replies), send_status__in=["queued", "sending"])
+            for msg_id in pending.filter(updated_at__lt=_now() - _seconds(30)).values_list("pk", flat=True):
+                self._publish("outbound.send_message", [msg_id])  # what a stale-send sweep would do
+            if self._stored() >= len(self.sent_in) and not pending.exists():
+                break
+            time.sleep(2)
+        self.drain_seconds = time.monotonic() - started
+
+    def check(self) -> dict:
+        from apps.inbox.models import Conversation, Message
+
+        stored = collections.Counter(Message.objects.filter(direction="in").values_list("external_id", flat=True))
+        missing = sorted(set(self.sent_in) - set(stored))
+        doubled = sorted(k for k, v in stored.items() if v > 1)
+        extra = sorted(set(stored) - set(self.sent_in))
+        posts = collections.Counter(t["text"] for t in self.net.posted)
+        posted_twice = sorted(t for t, c in posts.items() if c > 1)
+        statuses = collections.Counter(Message.objects.filter(pk__in=list(self.replies))
+                                       .values_list("send_status", flat=True))
+        figures = {
+            "minutes": round(self.load_seconds / 60, 2), "drain_seconds": round(self.drain_seconds, 1),
+            "workers": self.args.workers, "rate_per_second": self.args.rate,
+            "mentions_sent_in": len(self.sent_in),
+            "by_source": dict(collections.Counter(self.sent_in.values())),
+            "mentions_stored": sum(stored.values()), "missing": len(missing), "stored_twice": len(doubled),
+            "unexpected": len(extra), "conversations": Conversation.objects.count(),
+            "unrouted_conversations": Conversation.objects.filter(queue__isnull=True).count(),
+            "replies": len(self.replies), "reply_statuses": dict(statuses), "posts": len(self.net.posted),
+            "replies_posted_twice": len(posted_twice), "replies_whose_task_could_not_be_queued": self.reply_errors,
+            "publish_retries_while_redis_down": self.publish_retries, "faults": dict(self.faults),
+            "faults_total": sum(self.faults.values()),
+        }
+        figures["ok"] = (not missing and not doubled and not extra and not posted_twice
+                         and statuses.get("sent", 0) == len(self.replies))
+        figures["examples"] = {"missing": missing[:5], "doubled": doubled[:5], "posted_twice": posted_twice[:3]}
+        return figures
+
+    def stop(self):
+        for w in self.workers:
+            w.kill()
+        self.broker.close()
+        self.net.stop()
+        self.redis.stop()
+
+
+FAULTS = ["worker SIGKILL", "pool process SIGKILL", "redis restart", "postgres connections dropped",
+          "network 500", "network 429", "network timeout", "malformed JSON",
+          "reply answer held (unknown outcome)", "reply 500"]
+TEXTS = ["my order is late", "refund please!!", "the app keeps crashing", "thanks, all sorted",
+         "worst service ever", "where is my parcel?", "love the new feature"]
+
+
+def _now():
+    from django.utils import timezone
+
+    return timezone.now()
+
+
+def _seconds(n):
+    import datetime as dt
+
+    return dt.timedelta(seconds=n)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--rate", type=float, default=5.0, help="new mentions per second")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (2 pool processes each)")
+    parser.add_argument("--fault-every", type=float, default=8.0, help="mean seconds between faults")
+    parser.add_argument("--reply-every", type=float, default=1.5, help="seconds between agent replies")
+    parser.add_argument("--seed", type=int, default=9)
+    parser.add_argument("--database-url", default=os.environ.get(
+        "SOAK_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cxinbox_soak"))
+    parser.add_argument("--json", default="", help="write the figures here too")
+    args = parser.parse_args(argv)
+    redis = _setup(args)
+    soak = Soak(args, redis)
+    print(f"soak: {args.minutes} min, {args.rate}/s, {args.workers} workers, a fault every ~{args.fault_every}s; "
+          f"worker logs in {soak.log_dir}", flush=True)
+    try:
+        soak.run()
+        soak.drain()
+        figures = soak.check()
+    finally:
+        soak.stop()
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+    print("OK: every mention stored exactly once, no reply posted twice" if figures["ok"] else "FAILED")
+    return 0 if figures["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
