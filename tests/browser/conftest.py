@@ -23,8 +23,11 @@ ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "pw-for-tests"  # tests.factories.UserFactory
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Module-scoped: Playwright's sync API keeps an event loop running in this
+    thread while it is open, and later tests (async_to_sync, other browser
+    modules) must not find it there."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
