@@ -44,8 +44,22 @@ FUZZ = hypothesis_settings(max_examples=MAX_EXAMPLES, deadline=None, database=No
                           phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
 
 
+@pytest.fixture
+def keep_test_connection():
+    """As Django's test client does: requests must not close the test's database
+    connection (it holds the test transaction; on PostgreSQL closing it breaks the test)."""
+    from django.core import signals
+    from django.db import close_old_connections
+
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
 @pytest.mark.parametrize("role", ["admin", "agent"])
-def test_api_fuzzed_from_its_schema(role, tokens):
+def test_api_fuzzed_from_its_schema(role, tokens, keep_test_connection):
     from cxinbox.wsgi import application
 
     schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
