@@ -12,7 +12,9 @@ from django.utils import timezone
 
 from .server import StandInServer
 
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "twitter"
+_SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "twitter"
+# shared/ beside the clone when present, else the copy bundled here (same file).
+FIXTURES = _SHARED if (_SHARED / "get_users_mentions.json").exists() else Path(__file__).resolve().parent / "fixtures"
 
 
 class TwitterStandIn(StandInServer):
