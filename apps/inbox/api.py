@@ -22,9 +22,13 @@ from .serializers import (
     CustomerSerializer,
     MessageSerializer,
     NoteSerializer,
+    PriorityInputSerializer,
     QueueSerializer,
     ReplyInputSerializer,
+    SnoozeInputSerializer,
+    SpamInputSerializer,
     StatusInputSerializer,
+    TagsInputSerializer,
 )
 
 FILTER_PARAMS = [
@@ -99,6 +103,51 @@ class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
         data = StatusInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.conversation_status_set(conversation=conversation, actor=request.user, **data.validated_data)
+        return Response(ConversationSerializer(self.get_object()).data)
+
+    # The inbox's page actions (apps/inbox/views.py), same services: audit event and live push included.
+
+    @extend_schema(request=SnoozeInputSerializer, responses=ConversationSerializer,
+                   description="Hides the conversation from the working views until `until`; `null` wakes it.")
+    @action(detail=True, methods=["post"])
+    def snooze(self, request, pk=None):
+        conversation = self.get_object()
+        data = SnoozeInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.conversation_snooze(conversation=conversation, until=data.validated_data["until"], actor=request.user)
+        return Response(ConversationSerializer(self.get_object()).data)
+
+    @extend_schema(request=TagsInputSerializer, responses=ConversationSerializer,
+                   description="Adds and removes tags; the conversation's other tags stay.")
+    @action(detail=True, methods=["post"])
+    def tags(self, request, pk=None):
+        conversation = self.get_object()
+        data = TagsInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.conversation_tags_change(conversation=conversation, actor=request.user, **data.validated_data)
+        return Response(ConversationSerializer(self.get_object()).data)
+
+    @extend_schema(request=PriorityInputSerializer, responses=ConversationSerializer,
+                   description="Sets the priority by hand: a score 0-100 (and the bucket it falls in) or a bucket. "
+                               "Routing keeps a hand-set bucket when it re-scores.")
+    @action(detail=True, methods=["post"])
+    def priority(self, request, pk=None):
+        conversation = self.get_object()
+        data = PriorityInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.conversation_priority_set(
+            conversation=conversation, actor=request.user, score=data.validated_data.get("priority"),
+            bucket=data.validated_data.get("priority_bucket"), reason=data.validated_data["reason"])
+        return Response(ConversationSerializer(self.get_object()).data)
+
+    @extend_schema(request=SpamInputSerializer, responses=ConversationSerializer,
+                   description="Marks spam (it leaves every working view) or, with `spam: false`, takes it back.")
+    @action(detail=True, methods=["post"])
+    def spam(self, request, pk=None):
+        conversation = self.get_object()
+        data = SpamInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.conversation_mark_spam(conversation=conversation, actor=request.user, spam=data.validated_data["spam"])
         return Response(ConversationSerializer(self.get_object()).data)
 
     @extend_schema(request=NoteSerializer, responses={201: NoteSerializer})

@@ -1,9 +1,13 @@
+import re
+
+from django.core.validators import RegexValidator
+from django.utils import timezone
 from rest_framework import serializers
 
 from apps.contacts.models import Customer
 from apps.routing.models import Queue
 
-from .models import CannedResponse, Conversation, Message, Note, Status
+from .models import CannedResponse, Conversation, Message, Note, PriorityBucket, Status
 
 
 class IdentitySummarySerializer(serializers.Serializer):
@@ -29,7 +33,7 @@ class ConversationSerializer(serializers.ModelSerializer):
             "id", "status", "priority", "priority_bucket", "priority_label", "channel", "channel_account",
             "customer", "identity", "queue", "assignee", "tags", "subject", "is_public", "language",
             "first_sentiment", "last_sentiment", "last_message_at", "first_response_at", "resolved_at",
-            "sla_due_at", "sla_breached", "is_spam", "created_at",
+            "sla_due_at", "sla_breached", "is_spam", "snoozed_until", "created_at",
         ]
 
 
@@ -63,6 +67,58 @@ class AssignInputSerializer(serializers.Serializer):
 class StatusInputSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Status.choices)
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class SnoozeInputSerializer(serializers.Serializer):
+    until = serializers.DateTimeField(
+        allow_null=True, help_text="When the conversation comes back to the working views (ISO 8601; without an "
+                                   "offset, UTC). null wakes it now.")
+
+    def validate_until(self, value):
+        if value is not None and value <= timezone.now():
+            raise serializers.ValidationError("Snooze until a time in the future.")
+        return value
+
+
+# Letters, digits, spaces and a little punctuation; no commas (the page's tag box
+# splits on them) and nothing that reads as markup.
+TAG_NAME_RE = re.compile(r"^\w[\w .:/&+#'-]*$")
+
+
+class TagNameField(serializers.CharField):
+    def __init__(self, **kwargs):
+        super().__init__(max_length=64, validators=[RegexValidator(
+            TAG_NAME_RE, "A tag is letters, digits, spaces and . : / & + # ' - (no commas), 64 at most.")], **kwargs)
+
+
+class TagsInputSerializer(serializers.Serializer):
+    add = serializers.ListField(child=TagNameField(), required=False, default=list, max_length=50,
+                                help_text="Tags to add (stored lower-case).")
+    remove = serializers.ListField(child=TagNameField(), required=False, default=list, max_length=50,
+                                   help_text="Tags to remove (case-insensitive); unknown ones are ignored.")
+
+    def validate(self, attrs):
+        if not attrs["add"] and not attrs["remove"]:
+            raise serializers.ValidationError("Give tags to add or to remove.")
+        return attrs
+
+
+class PriorityInputSerializer(serializers.Serializer):
+    priority = serializers.IntegerField(
+        min_value=0, max_value=100, required=False,
+        help_text="Score 0-100; sets the bucket it falls in (>= 75 urgent, >= 55 high, >= 30 normal, else low).")
+    priority_bucket = serializers.ChoiceField(choices=PriorityBucket.choices, required=False,
+                                              help_text="0 urgent, 1 high, 2 normal, 3 low.")
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+    def validate(self, attrs):
+        if "priority" not in attrs and "priority_bucket" not in attrs:
+            raise serializers.ValidationError("Give a priority (0-100) or a priority_bucket (0-3).")
+        return attrs
+
+
+class SpamInputSerializer(serializers.Serializer):
+    spam = serializers.BooleanField(default=True, help_text="false takes a spam mark back.")
 
 
 class NoteSerializer(serializers.ModelSerializer):

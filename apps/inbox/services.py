@@ -350,7 +350,22 @@ def _tag_names(tags) -> list[str]:
 def conversation_tags_set(*, conversation: Conversation, tags, actor=None) -> Conversation:
     """Replaces the conversation's tags (a list or a comma-separated string)."""
     conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
-    names = _tag_names(tags)
+    return _tags_apply(conversation, _tag_names(tags), actor)
+
+
+@transaction.atomic
+def conversation_tags_change(*, conversation: Conversation, add=(), remove=(), actor=None) -> Conversation:
+    """Adds and removes tags, leaving the others. The new set is worked out under
+    the row lock, so two people tagging at once both keep their tags."""
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    drop = set(_tag_names(remove))
+    # Routing may have stored a tag with capitals: a removal matches it case-insensitively.
+    names = [n for n in conversation.tags.values_list("name", flat=True) if n.lower() not in drop]
+    names += [n for n in _tag_names(add) if n not in drop and n not in {x.lower() for x in names}]
+    return _tags_apply(conversation, names, actor)
+
+
+def _tags_apply(conversation: Conversation, names: list[str], actor) -> Conversation:
     before = set(conversation.tags.values_list("name", flat=True))
     if before == set(names):
         return conversation
@@ -365,20 +380,36 @@ def conversation_tags_set(*, conversation: Conversation, tags, actor=None) -> Co
 
 
 @transaction.atomic
-def conversation_priority_set(*, conversation: Conversation, bucket: int, actor=None, reason: str = "") -> Conversation:
-    """A person sets the priority bucket by hand (urgent/high/normal/low)."""
+def conversation_priority_set(*, conversation: Conversation, bucket: int | None = None, score: int | None = None,
+                              actor=None, reason: str = "") -> Conversation:
+    """A person sets the priority by hand: a bucket (urgent/high/normal/low), or a
+    score 0-100, which also sets the bucket that score falls in. Routing keeps a
+    hand-set bucket when it re-scores (apps/routing/services._priority_apply)."""
+    from apps.routing.scoring import bucket_for
+
+    if score is not None:
+        if isinstance(score, bool) or not isinstance(score, int) or not 0 <= score <= 100:
+            raise DomainError("The priority score is a whole number from 0 to 100.")
+        if bucket is None:
+            bucket = bucket_for(score)
     try:
         bucket = PriorityBucket(int(bucket))
     except (TypeError, ValueError):
         raise DomainError("Pick a priority: urgent, high, normal or low.") from None
     conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
-    old = conversation.priority_bucket
-    if old == bucket:
+    old, old_score = conversation.priority_bucket, conversation.priority
+    if old == bucket and score in (None, old_score):
         return conversation
     conversation.priority_bucket = bucket
-    conversation.save(update_fields=["priority_bucket", "updated_at"])
+    fields = ["priority_bucket", "updated_at"]
+    extra = {}
+    if score is not None and score != old_score:
+        conversation.priority = score
+        fields.append("priority")
+        extra = {"old_score": old_score, "score": score}
+    conversation.save(update_fields=fields)
     event_record(conversation=conversation, kind="priority_changed", actor=actor, old=PriorityBucket(old).label,
-                 new=bucket.label, manual=True, reason=reason)
+                 new=bucket.label, manual=True, reason=reason, **extra)
     _on_commit_push("priority_changed", conversation.pk, priority_bucket=int(bucket))
     return conversation
 

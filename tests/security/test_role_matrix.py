@@ -84,6 +84,11 @@ POLICY: dict[str, Policy] = {
     # the API: conversations and customers (PII) for working roles
     "api-root": Policy(SIGNED_IN),
     "conversation-*": Policy(WORKING),
+    # the inbox actions (issue 4): like reply/assign/status, working roles; the object check is a 404
+    "conversation-snooze": Policy(WORKING),
+    "conversation-tags": Policy(WORKING),
+    "conversation-priority": Policy(WORKING),
+    "conversation-spam": Policy(WORKING),
     "customer-*": Policy(WORKING),
     "queue-list": Policy(WORKING, SUPERVISORS),
     "queue-detail": Policy(WORKING, SUPERVISORS),

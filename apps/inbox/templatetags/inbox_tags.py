@@ -57,6 +57,8 @@ def event_line(event):
             details.append(f"from {d['from']}")
     elif event.kind == "priority_changed":
         details.append(f"{d.get('old', '')} → {d.get('new', '')}".strip())
+        if d.get("score") is not None:
+            details.append(f"score {d['score']}")
     elif event.kind == "tags_changed":
         if d.get("added"):
             details.append("+" + ", +".join(d["added"]))
