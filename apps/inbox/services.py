@@ -49,13 +49,14 @@ def reply_create(
     if not text:
         raise DomainError("The reply is empty.")
     provider_cls = get_provider(conversation.channel_account).__class__
-    if len(text) > provider_cls.max_reply_length:
-        raise DomainError(
-            f"The reply is {len(text)} characters; {conversation.channel_account.get_provider_display()} "
-            f"allows {provider_cls.max_reply_length}."
-        )
     if private and not provider_cls.supports_private_replies:
         raise DomainError("This network does not take direct messages.")
+    limit = provider_cls.reply_limit(private=private)
+    if len(text) > limit:
+        raise DomainError(
+            f"The {'direct message' if private else 'reply'} is {len(text)} characters; "
+            f"{conversation.channel_account.get_provider_display()} allows {limit}."
+        )
     if conversation.status == Status.CLOSED:
         raise DomainError("This conversation is closed.")
     with transaction.atomic():

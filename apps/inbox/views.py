@@ -109,9 +109,11 @@ def _timeline(messages, notes) -> list[dict]:
     return sorted(items, key=lambda item: item["at"])
 
 
-def _thread_context(request, conversation, *, draft_text="", draft_started_at=None, private=False):
+def _thread_context(request, conversation, *, draft_text="", draft_started_at=None, private=None):
     thread = selectors.conversation_thread(conversation=conversation)
     provider = provider_class(conversation.channel_account.provider)
+    if private is None:  # a fresh draft answers in kind: a DM thread by DM, a public mention in public
+        private = not conversation.is_public and provider.supports_private_replies
     canned = selectors.canned_responses_for_user(user=request.user)
     viewers = presence.presence_for([conversation.pk]).get(conversation.pk, [])
     return {
@@ -122,7 +124,8 @@ def _thread_context(request, conversation, *, draft_text="", draft_started_at=No
         "agents": list(_agents()),
         "other_conversations": selectors.customer_other_conversations(user=request.user, conversation=conversation),
         "canned": canned_for_composer(canned, conversation=conversation, agent=request.user),
-        "max_length": provider.max_reply_length, "supports_private": provider.supports_private_replies,
+        "max_length": provider.reply_limit(private=False), "max_private_length": provider.reply_limit(private=True),
+        "supports_private": provider.supports_private_replies,
         "draft_text": draft_text, "draft_private": private,
         "draft_started_at": draft_started_at or timezone.now().isoformat(),
         "viewers": [v for v in viewers if v["user_id"] != request.user.pk],

@@ -269,7 +269,15 @@
     var canned = [];
     try { canned = JSON.parse(document.getElementById("canned-data").textContent); } catch (e) { canned = []; }
 
+    // Each reply mode (public, DM) has its own limit: count against the chosen one.
+    var modes = composer.querySelectorAll('input[name="private"]');
+    var modeLimit = function () {
+      var chosen = composer.querySelector('input[name="private"]:checked');
+      var n = chosen ? parseInt(chosen.getAttribute("data-max-length") || "", 10) : NaN;
+      return isNaN(n) ? max : n;
+    };
     var count = function () {
+      max = modeLimit();
       var text = box.value.trim();
       var n = Array.from(text).length;
       if (text && signature && sigBox && sigBox.checked) n += 1 + Array.from(signature).length;
@@ -281,6 +289,7 @@
     };
     box.addEventListener("input", count);
     if (sigBox) sigBox.addEventListener("change", count);
+    Array.prototype.forEach.call(modes, function (m) { m.addEventListener("change", count); });
     count();
 
     // typing signal for collision control (throttled), and "stopped" after a pause

@@ -118,6 +118,39 @@ def test_reply_refused_when_the_customer_wrote_meanwhile(live_server, new_page, 
     expect(page.locator("#timeline")).to_contain_text("Never mind, found it in the app!")
 
 
+def test_composer_answers_a_dm_by_dm_and_counts_against_the_chosen_modes_limit(
+        live_server, new_page, agent, queue, twitter_account, inbox):
+    dm = ConversationFactory(channel_account=twitter_account, queue=queue, identity=inbox[2].identity,
+                             customer=inbox[2].customer, is_public=False, status="open")
+    MessageFactory(conversation=dm, kind="private", text="Here is my order number: 4471")
+    page = new_page()
+    login(page, live_server.url, agent)
+    page.goto(f"{live_server.url}/inbox/c/{dm.pk}/")
+    expect(page.get_by_label("Direct message")).to_be_checked()
+    expect(page.locator("#reply-count")).to_have_text("0 / 10000")
+    long = "Thanks, found it. " * 17  # 306 characters: too long for a post, fine for a DM
+    page.locator("#reply-text").fill(long)
+    expect(page.locator("#send-reply")).to_be_enabled()
+
+    # switching to a public reply counts against the post limit at once
+    page.get_by_label("Public reply").check()
+    expect(page.locator("#reply-count")).to_have_class(re.compile("over"))
+    expect(page.locator("#reply-count")).to_contain_text("/ 280")
+    expect(page.locator("#send-reply")).to_be_disabled()
+    page.get_by_label("Direct message").check()
+    expect(page.locator("#send-reply")).to_be_enabled()
+    with mock.patch("apps.inbox.tasks.message_send_task.delay"):
+        page.locator("#send-reply").click()
+        expect(page.locator(".flash")).to_contain_text("Reply queued")
+    out = dm.messages.get(direction="out")
+    assert out.kind == "private" and out.text.startswith("Thanks, found it.")
+
+    # a public mention starts as a public reply
+    page.goto(f"{live_server.url}/inbox/c/{inbox[2].pk}/")
+    expect(page.get_by_label("Public reply")).to_be_checked()
+    expect(page.locator("#reply-count")).to_have_text("0 / 280")
+
+
 def test_phone_width_list_and_thread_fit(live_server, new_page, agent, inbox):
     page = new_page(width=390, height=844)
     login(page, live_server.url, agent)

@@ -183,6 +183,45 @@ def test_composer_offers_dm_and_limit_from_the_provider(client, agent, conv):
     assert 'value="dm"' not in page and "takes public replies only" in page
 
 
+def _checked_mode(page: str) -> str:
+    return re.search(r'<input type="radio" name="private" value="(\w*)"[^>]*\bchecked>', page)[1] or "public"
+
+
+def test_composer_answers_a_dm_thread_by_dm_and_counts_against_that_modes_limit(
+        client, agent, conv, queue, twitter_account):
+    dm = ConversationFactory(channel_account=twitter_account, queue=queue, is_public=False)
+    MessageFactory(conversation=dm, kind="private", text="hi, my order number is 4471")
+    client.force_login(agent)
+    page = client.get(reverse("inbox:detail", args=[dm.pk])).content.decode()
+    assert _checked_mode(page) == "dm"
+    assert 'data-max-length="10000" data-signature' in page and ">0 / 10000</span>" in page
+    assert 'id="mode-public" data-max-length="280"' in page  # switching back counts against 280
+
+    public = client.get(reverse("inbox:detail", args=[conv.pk])).content.decode()  # a public mention
+    assert _checked_mode(public) == "public" and ">0 / 280</span>" in public
+
+    # a private thread on a network without DMs: public is the only mode offered
+    reddit = ConversationFactory(channel_account=ChannelAccountFactory(provider="reddit", handle="u/acme"),
+                                 queue=queue, is_public=False)
+    page = client.get(reverse("inbox:detail", args=[reddit.pk])).content.decode()
+    assert _checked_mode(page) == "public" and 'value="dm"' not in page
+
+
+def test_dm_takes_the_dm_limit_and_a_public_reply_the_public_one(client, agent, queue, twitter_account):
+    dm = ConversationFactory(channel_account=twitter_account, queue=queue, is_public=False)
+    MessageFactory(conversation=dm, kind="private")
+    client.force_login(agent)
+    long = "x" * 300
+    resp = client.post(reverse("inbox:reply", args=[dm.pk]), {"text": long, "private": ""})
+    assert resp.status_code == 400 and "The reply is 300 characters; Twitter / X allows 280." in resp.content.decode()
+    # the agent chose public: the page keeps that choice with the draft
+    assert _checked_mode(resp.content.decode()) == "public"
+    with mock.patch("apps.inbox.tasks.message_send_task.delay"):
+        resp = client.post(reverse("inbox:reply", args=[dm.pk]), {"text": long, "private": "dm"})
+    assert resp.status_code == 302
+    assert dm.messages.get(direction="out").kind == "private"
+
+
 def test_canned_responses_render_variables_on_the_server_and_stay_inert(client, agent, conv):
     conv.customer.name = "Jane <b>Doe</b>"
     conv.customer.save()

@@ -91,6 +91,15 @@ class BaseProvider:
     # Longest public reply the network accepts, shown by the composer.
     max_reply_length = 280
     supports_private_replies = False
+    # Longest direct message, where it differs from a public reply (X: 10,000).
+    max_private_reply_length: int | None = None
+
+    @classmethod
+    def reply_limit(cls, *, private: bool) -> int:
+        """The length limit of one reply mode: what the composer counts against."""
+        if private and cls.max_private_reply_length:
+            return cls.max_private_reply_length
+        return cls.max_reply_length
 
     def __init__(self, account):
         self.account = account

@@ -46,6 +46,7 @@ class DemoProvider(BaseProvider):
     name = "demo"
     max_reply_length = 280
     supports_private_replies = True
+    max_private_reply_length = 10000  # like X: DMs are longer than posts
 
     def fetch_mentions(self, cursor: dict) -> PollResult:
         seq = int(cursor.get("seq", 0))

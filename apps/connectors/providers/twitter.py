@@ -60,6 +60,7 @@ class TwitterProvider(BaseProvider):
     name = "twitter"
     max_reply_length = 280
     supports_private_replies = True
+    max_private_reply_length = 10000  # a DM is not a tweet
 
     def __init__(self, account):
         super().__init__(account)
