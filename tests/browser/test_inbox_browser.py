@@ -161,6 +161,41 @@ def test_phone_width_list_and_thread_fit(live_server, new_page, agent, inbox):
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
 
 
+UNLABELLED_JS = """() => Array.from(document.querySelectorAll(
+    'input:not([type=hidden]), select, textarea, button, a[href]')).filter(el => {
+  if (el.closest('[hidden]') || el.getClientRects().length === 0) return false;
+  const named = (el.labels && el.labels.length) || el.getAttribute('aria-label')
+    || el.getAttribute('aria-labelledby') || el.getAttribute('title')
+    || ((el.tagName === 'BUTTON' || el.tagName === 'A') && el.textContent.trim());
+  return !named;
+}).map(el => el.outerHTML.slice(0, 120))"""
+
+
+def _tab_focus_outlines(page, presses=12) -> list[tuple[str, str]]:
+    """Tabs through the page; for each focused control, its outline style and width."""
+    seen = []
+    page.locator("body").click(position={"x": 2, "y": 2})
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        seen.append(page.evaluate("""() => { const el = document.activeElement, cs = getComputedStyle(el);
+            return [el.tagName + '#' + (el.id || el.name || ''), cs.outlineStyle + ' ' + cs.outlineWidth]; }"""))
+    return seen
+
+
+@pytest.mark.parametrize("width,height", [(1280, 860), (390, 844)])
+def test_controls_are_labelled_focus_is_visible_and_the_pages_fit(live_server, new_page, agent, inbox, width, height):
+    page = new_page(width=width, height=height)
+    login(page, live_server.url, agent)
+    for url in (f"{live_server.url}/inbox/", f"{live_server.url}/inbox/c/{inbox[0].pk}/"):
+        page.goto(url)
+        expect(page.locator("main")).to_be_visible()
+        assert page.evaluate(UNLABELLED_JS) == [], f"controls without a label at {width} px on {url}"
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, f"{url} scrolls sideways"
+        for where, outline in _tab_focus_outlines(page):
+            assert not outline.startswith("none") and not outline.endswith(" 0px"), (
+                f"no visible focus on {where} at {width} px on {url}: {outline}")
+
+
 def test_live_updates_toast_and_typing_over_the_redis_channel_layer(asgi_server, new_page, people, agent, supervisor,
                                                                     queue, twitter_account):
     inbox = off_loop(make_inbox, agent=agent, supervisor=supervisor, queue=queue, account=twitter_account)
