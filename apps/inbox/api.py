@@ -36,7 +36,10 @@ FILTER_PARAMS = [
     for name, desc in [
         ("status", "comma-separated statuses"), ("queue", "queue id"), ("assignee", "user id, or 'none'"),
         ("priority", "bucket: 0 urgent .. 3 low"), ("channel", "provider, e.g. twitter"),
-        ("sentiment", "positive | neutral | negative"), ("tag", "tag name"), ("q", "search text"),
+        ("sentiment", "positive | neutral | negative | unscored"), ("tag", "tag name"), ("q", "search text"),
+        ("view", "mine | unassigned | queue | all | mentions | snoozed | resolved | spam (the inbox's views)"),
+        ("date_from", "last message on or after: a date or an ISO 8601 time"),
+        ("date_to", "last message on or before: a date (the whole day) or an ISO 8601 time"),
     ]
 ]
 

@@ -101,9 +101,12 @@ def _search(qs: QuerySet, q: str) -> QuerySet:
 
 def _parse_when(value: str, *, end: bool = False):
     value = (value or "").strip()
-    moment = parse_datetime(value)
+    try:
+        moment = parse_datetime(value)
+        day = parse_date(value) if moment is None else None
+    except ValueError:  # well formed but no such day (2024-02-31): no filter, not a 500
+        return None
     if moment is None:
-        day = parse_date(value)
         if day is None:
             return None
         moment = dt.datetime.combine(day + dt.timedelta(days=1) if end else day, dt.time.min)

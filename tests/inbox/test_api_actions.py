@@ -233,3 +233,17 @@ def test_schema_documents_the_actions_with_their_inputs(client):
     assert components["PriorityInput"]["properties"]["priority"]["maximum"] == 100
     assert components["SnoozeInput"]["properties"]["until"]["format"] == "date-time"
     assert "snoozed_until" in components["Conversation"]["properties"]
+
+
+@pytest.mark.parametrize("query", ["date_from=2024-02-31", "date_to=2024-13-45T99:00", "date_from=soon"])
+def test_list_ignores_a_date_filter_that_is_no_real_day(as_agent, conv, query):
+    resp = as_agent.get(f"/api/v1/conversations/?{query}")
+    assert resp.status_code == 200 and conv.pk in [c["id"] for c in resp.json()["results"]]
+
+
+def test_list_takes_the_inbox_views_and_documents_them(as_agent, client, conv):
+    Conversation.objects.filter(pk=conv.pk).update(snoozed_until=timezone.now() + dt.timedelta(hours=1))
+    assert listed(as_agent, view="snoozed") == [conv.pk] and listed(as_agent, view="all") == []
+    names = {p["name"] for p in client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+             ["paths"]["/api/v1/conversations/"]["get"]["parameters"]}
+    assert {"view", "date_from", "date_to", "status", "tag", "q"} <= names

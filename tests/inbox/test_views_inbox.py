@@ -400,3 +400,9 @@ def test_resolve_with_survey_posts_the_survey_link_as_an_automatic_message(clien
     conv.refresh_from_db()
     link = conv.messages.get(direction="out")
     assert conv.status == "resolved" and link.is_bot and link.send_status == "queued"
+
+
+def test_a_date_filter_that_is_no_real_day_is_ignored(client, agent, conv):
+    client.force_login(agent)
+    resp = client.get(reverse("inbox:list"), {"date_from": "2024-02-31"})
+    assert resp.status_code == 200 and conv.pk in _ids_in(resp.content.decode())
