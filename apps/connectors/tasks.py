@@ -2,6 +2,7 @@
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django.core.cache import cache
 from django.db import InterfaceError, OperationalError
 from django.db.models import Q
@@ -10,7 +11,8 @@ from django.utils import timezone
 from .models import ChannelAccount
 from .providers import polls
 from .providers.base import ProviderError, mention_from_dict
-from .services import account_poll, mentions_ingest
+from .services import (account_poll, mentions_ingest, push_deliveries_requeue, push_delivery_fail,
+                       push_delivery_ingest)
 
 log = logging.getLogger(__name__)
 POLL_LOCK_SECONDS = 300
@@ -61,3 +63,24 @@ def mentions_ingest_task(account_id: int, mentions: list[dict]):
     """Push deliveries (webhooks) hand their normalized mentions here."""
     account = ChannelAccount.objects.get(pk=account_id)
     mentions_ingest(account=account, mentions=[mention_from_dict(m) for m in mentions])
+
+
+# A dropped database connection is retried by Celery (nothing was written). Any other
+# error is counted on the delivery, which stays pending for the sweep, and ends
+# failed after PUSH_DELIVERY_MAX_ATTEMPTS: a poison delivery never loops.
+@shared_task(name="ingest.push_delivery", acks_late=True, ignore_result=True,
+             autoretry_for=(OperationalError, InterfaceError), retry_backoff=1, retry_jitter=False, max_retries=5)
+def push_delivery_ingest_task(delivery_id: int):
+    try:
+        push_delivery_ingest(delivery_id=delivery_id)
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded on the delivery, see above
+        log.exception("push delivery %s could not be ingested", delivery_id)
+        push_delivery_fail(delivery_id=delivery_id, error=f"{type(exc).__name__}: {exc}")
+
+
+@shared_task(name="connectors.push_deliveries_sweep", ignore_result=True)
+def push_deliveries_sweep_task():
+    """Beat: deliveries still pending after PUSH_REDELIVER_SECONDS go to the ingest queue again."""
+    push_deliveries_requeue(older_than_seconds=settings.PUSH_REDELIVER_SECONDS)
