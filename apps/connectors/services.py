@@ -454,7 +454,9 @@ def push_delivery_accept(*, account: ChannelAccount, mentions: list[InboundMenti
         ChannelAccount.objects.filter(pk=account.pk).update(last_push_at=timezone.now(), last_push_error="")
         if payload:
             delivery = PushDelivery.objects.create(account=account, mentions=payload)
-            transaction.on_commit(lambda: push_delivery_ingest_task.delay(delivery.pk))
+            # robust: Redis down must not turn the stored delivery into a 5xx (the
+            # network would send it again); the sweep queues it once Redis is back.
+            transaction.on_commit(lambda: push_delivery_ingest_task.delay(delivery.pk), robust=True)
     return len(payload)
 
 
@@ -516,7 +518,7 @@ def push_deliveries_requeue(*, older_than_seconds: float, limit: int = 500) -> i
                    .order_by("updated_at").values_list("pk", flat=True)[:limit])
         if ids:
             PushDelivery.objects.filter(pk__in=ids).update(updated_at=timezone.now())
-            transaction.on_commit(lambda: [push_delivery_ingest_task.delay(pk) for pk in ids])
+            transaction.on_commit(lambda: [push_delivery_ingest_task.delay(pk) for pk in ids], robust=True)
     if ids:
         log.warning("re-queued %d push deliveries still pending after %s s", len(ids), older_than_seconds)
     return len(ids)
