@@ -72,7 +72,10 @@ class PushDelivery(TimeStampedModel):
     done_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["status", "updated_at"], name="push_delivery_status_idx")]
+        indexes = [
+            models.Index(fields=["status", "updated_at"], name="push_delivery_status_idx"),  # the sweep
+            models.Index(fields=["account", "status"], name="push_delivery_account_idx"),  # health counts
+        ]
 
     def __str__(self):
         return f"push delivery {self.pk} ({self.status})"

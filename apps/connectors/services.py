@@ -524,6 +524,14 @@ def push_deliveries_requeue(*, older_than_seconds: float, limit: int = 500) -> i
     return len(ids)
 
 
+def push_deliveries_prune(*, older_than_days: int) -> int:
+    """Done deliveries are only a record once stored: dropped after older_than_days.
+    Failed ones stay until someone looks (the health page counts them)."""
+    cutoff = timezone.now() - dt.timedelta(days=older_than_days)
+    deleted, _ = PushDelivery.objects.filter(status=PushDelivery.Status.DONE, done_at__lt=cutoff).delete()
+    return deleted
+
+
 def push_delivery_refuse(*, account: ChannelAccount, reason: str) -> None:
     """Counted and shown on the health page: a wrong secret shows up there, not only in logs."""
     from django.db.models import F

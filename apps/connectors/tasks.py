@@ -11,8 +11,8 @@ from django.utils import timezone
 from .models import ChannelAccount
 from .providers import polls
 from .providers.base import ProviderError, mention_from_dict
-from .services import (account_poll, mentions_ingest, push_deliveries_requeue, push_delivery_fail,
-                       push_delivery_ingest)
+from .services import (account_poll, mentions_ingest, push_deliveries_prune, push_deliveries_requeue,
+                       push_delivery_fail, push_delivery_ingest)
 
 log = logging.getLogger(__name__)
 # Long enough for a normal poll. A lock that outlives its poll (Redis restarted with
@@ -91,5 +91,7 @@ def push_delivery_ingest_task(delivery_id: int):
 
 @shared_task(name="connectors.push_deliveries_sweep", ignore_result=True)
 def push_deliveries_sweep_task():
-    """Beat: deliveries still pending after PUSH_REDELIVER_SECONDS go to the ingest queue again."""
+    """Beat: deliveries still pending after PUSH_REDELIVER_SECONDS go to the ingest queue
+    again; done ones older than PUSH_DELIVERY_KEEP_DAYS are dropped."""
     push_deliveries_requeue(older_than_seconds=settings.PUSH_REDELIVER_SECONDS)
+    push_deliveries_prune(older_than_days=settings.PUSH_DELIVERY_KEEP_DAYS)

@@ -118,3 +118,17 @@ def test_health_page_shows_failed_deliveries(webhook, client, admin_user):
     client.force_login(admin_user)
     html = client.get("/connectors/health/").content.decode()
     assert "1 delivery failed" in html and "ValueError: boom" in html
+
+
+def test_sweep_drops_done_deliveries_after_the_keep_period_but_never_failed_ones(webhook, settings):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    settings.PUSH_DELIVERY_KEEP_DAYS = 7
+    old = timezone.now() - dt.timedelta(days=8)
+    PushDelivery.objects.create(account=webhook, status="done", done_at=old)
+    recent = PushDelivery.objects.create(account=webhook, status="done", done_at=timezone.now())
+    failed = PushDelivery.objects.create(account=webhook, status="failed", last_error="boom")
+    push_deliveries_sweep_task()
+    assert set(PushDelivery.objects.values_list("pk", flat=True)) == {recent.pk, failed.pk}

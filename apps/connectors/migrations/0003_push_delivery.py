@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
                 ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='push_deliveries', to='connectors.channelaccount')),
             ],
             options={
-                'indexes': [models.Index(fields=['status', 'updated_at'], name='push_delivery_status_idx')],
+                'indexes': [models.Index(fields=['status', 'updated_at'], name='push_delivery_status_idx'), models.Index(fields=['account', 'status'], name='push_delivery_account_idx')],
             },
         ),
     ]
