@@ -408,19 +408,23 @@ def account_poll(*, account: ChannelAccount) -> IngestResult:
     the account (the connector-health view shows them) with a backoff."""
     now = timezone.now()
     provider = get_provider(account)
+    started_from = dict(account.poll_cursor or {})
     try:
-        poll = provider.fetch_mentions(dict(account.poll_cursor or {}))
+        poll = provider.fetch_mentions(dict(started_from))
     except ProviderError as exc:
         account_poll_failed(account=account, error=exc)
         raise
     result = mentions_ingest(account=account, mentions=poll.mentions)
-    # Only now, after the rows committed, does the cursor move.
-    ChannelAccount.objects.filter(pk=account.pk).update(
-        poll_cursor=poll.cursor, last_polled_at=now, last_success_at=now, last_error="",
-        consecutive_errors=0, rate_limited_until=None,
-        next_poll_at=None if poll.complete else now,
-    )
-    account.poll_cursor = poll.cursor
+    # Only now, after the rows committed, does the cursor move, and only from where this
+    # poll started: two polls at once (the Redis lock lost in a Redis restart) must not
+    # set the cursor back; a later poll refetches from the kept one and the unique key dedupes.
+    state = {"last_polled_at": now, "last_success_at": now, "last_error": "", "consecutive_errors": 0,
+             "rate_limited_until": None, "next_poll_at": None if poll.complete else now}
+    if ChannelAccount.objects.filter(pk=account.pk, poll_cursor=started_from).update(poll_cursor=poll.cursor, **state):
+        account.poll_cursor = poll.cursor
+    else:
+        log.info("account %s: another poll moved the cursor meanwhile; keeping that one", account.pk)
+        ChannelAccount.objects.filter(pk=account.pk).update(**state)
     return result
 
 
