@@ -6,15 +6,19 @@
 Real processes on PostgreSQL + a private Redis (AOF on, as docs/operations.md
 recommends): N `celery worker` subprocesses, the stand-in Twitter API in this
 process. Load: mentions appear on the network (polled every second by a beat
-stand-in), a third of them are also pushed (the same mention by poll and push),
-push-only mentions arrive as webhooks do, and agents reply. Faults, one every
+stand-in), a third of them are also pushed (the same mention by poll and push,
+twice, through the durable push path: push_delivery_accept), push-only
+mentions arrive as signed webhooks on a generic channel (POST /hooks/webhook/..,
+retried on a 5xx as a network does), the beat stand-in also sends the
+push-delivery sweep, and agents reply. Faults, one every
 few seconds at random: worker SIGKILL (whole worker or one pool process),
 Redis SIGKILL + restart, pg_terminate_backend on the workers' connections,
 and the network answering 500, 429 (with reset), timeouts, malformed JSON, and
 holding a reply's answer until the client gives up (unknown outcome).
 
 At the end it drains and checks: every mention sent in is in the database
-exactly once, no reply was posted twice, every reply ended sent. Exit status 0
+exactly once, no reply was posted twice, every reply ended sent, every push
+delivery ended done. Exit status 0
 only if all checks hold. Figures are printed (and written to --json)."""
 from __future__ import annotations
 
@@ -48,6 +52,8 @@ def _setup(args):
         "DJANGO_SETTINGS_MODULE": "cxinbox.settings.test", "DATABASE_URL": args.database_url,
         "REDIS_URL": redis.url, "AXES_ENABLED": "false", "CELERY_VISIBILITY_TIMEOUT": "20",
         "CELERY_UNACKED_RESTORE_INTERVAL": "2", "CELERY_UNACKED_RESTORE_THROTTLE": "1",
+        # push deliveries whose task Redis lost are queued again after 10 s (workers read it)
+        "PUSH_REDELIVER_SECONDS": "10",
     })
     import django
 
@@ -76,6 +82,13 @@ class Soak:
         self.agent = UserFactory(role="agent")
         team.members.add(self.agent)
         self.account = ChannelAccountFactory()
+        # a push-only channel: its mentions come in only as signed webhooks
+        self.hook_account = ChannelAccountFactory(
+            provider="webhook", name="Shop chat", handle="shop-chat", external_user_id="", credentials={},
+            hook_secrets={"inbound_token": "soak-token", "signing_secret": "soak-secret"})
+        from django.test import Client
+
+        self.web = Client()
         for i in range(200):
             self.net.add_user(str(10_000 + i), f"customer{i}", f"Customer {i}", followers=i * 7)
         self.broker = client_app(redis.url)
@@ -86,6 +99,7 @@ class Soak:
         self.replies: dict[int, str] = {}  # message id -> text
         self.faults = collections.Counter()
         self.publish_retries = 0
+        self.hook_retries = collections.Counter()  # answer (or exception) -> count
         self.reply_errors = 0
         self.n = 0
 
@@ -107,17 +121,16 @@ class Soak:
         return False
 
     def _mention(self):
-        from apps.connectors.providers.base import InboundMention, mention_to_dict
         from apps.connectors.providers.twitter import TwitterProvider
+        from apps.connectors.services import push_delivery_accept
 
         self.n += 1
         author = str(10_000 + self.rng.randrange(200))
         kind = self.rng.random()
         if kind < 0.15:  # push only (a webhook network)
             ext = f"push-{self.n}"
-            mention = InboundMention(external_id=ext, text=f"@acme pushed {self.n}", created_at=_now(),
-                                     author_external_id=author, author_handle=f"h{author}")
-            self._publish("ingest.mentions", [self.account.pk, [mention_to_dict(mention)]], must=True)
+            self._webhook({"id": ext, "text": f"@acme pushed {self.n}", "created_at": _now().isoformat(),
+                           "author": {"id": author, "handle": f"h{author}"}})
             self.sent_in[ext] = "push"
             return
         tweet = self.net.add_mention(f"@acme problem number {self.n}: {self.rng.choice(TEXTS)}", author_id=author)
@@ -125,9 +138,33 @@ class Soak:
         if kind < 0.45:  # the same mention by push too, twice
             users = {author: self.net.users[author]}
             mention = TwitterProvider(self.account).normalize(tweet, users, {})
-            for _ in range(2):
-                self._publish("ingest.mentions", [self.account.pk, [mention_to_dict(mention)]], must=True)
+            for _ in range(2):  # kept in PostgreSQL, queued on commit (a Redis down: the sweep queues it)
+                push_delivery_accept(account=self.account, mentions=[mention])
             self.sent_in[tweet["id"]] = "poll+push"
+
+    def _webhook(self, message):
+        """Signed afresh on every try, answered 2xx only once the delivery is in
+        PostgreSQL; a 5xx or a refused connection is retried, as networks do."""
+        from apps.connectors.providers.webhook import signed_headers
+
+        body = json.dumps({"messages": [message]}).encode()
+        for _ in range(600):
+            headers = {f"HTTP_{k.upper().replace('-', '_')}": v
+                       for k, v in signed_headers("soak-secret", body).items()}
+            try:
+                resp = self.web.post(f"/hooks/webhook/{self.hook_account.pk}/", data=body,
+                                     content_type="application/json", HTTP_AUTHORIZATION="Bearer soak-token",
+                                     **headers)
+            except Exception as exc:  # noqa: BLE001 - Redis (the replay cache) down: a 500
+                self.hook_retries[type(exc).__name__] += 1
+            else:
+                if resp.status_code == 200:
+                    return
+                self.hook_retries[str(resp.status_code)] += 1
+                if resp.status_code < 500:
+                    raise RuntimeError(f"webhook refused: {resp.status_code} {resp.content[:200]!r}")
+            time.sleep(0.1)
+        raise RuntimeError("webhook never accepted")
 
     def _reply(self):
         from apps.inbox.models import Conversation
@@ -188,7 +225,7 @@ class Soak:
         from apps.connectors.models import ChannelAccount
 
         end = time.monotonic() + self.args.minutes * 60
-        next_poll = next_reply = 0.0
+        next_poll = next_reply = next_sweep = 0.0
         next_fault = time.monotonic() + self.args.fault_every
         started = time.monotonic()
         last_report = started
@@ -202,6 +239,9 @@ class Soak:
                 if account.next_poll_at is None or account.next_poll_at <= _now():
                     self._publish("connectors.poll_account", [self.account.pk])
                 next_poll = tick + 1.0
+            if tick >= next_sweep:  # beat: push deliveries left pending
+                self._publish("connectors.push_deliveries_sweep", [])
+                next_sweep = tick + 5.0
             if tick >= next_reply:
                 self._reply()
                 next_reply = tick + self.args.reply_every
@@ -225,7 +265,7 @@ class Soak:
         return Message.objects.filter(direction="in").count()
 
     def drain(self, timeout=150):
-        from apps.connectors.models import ChannelAccount
+        from apps.connectors.models import ChannelAccount, PushDelivery
         from apps.inbox.models import Message
 
         self.net.faults.clear()
@@ -237,17 +277,21 @@ class Soak:
                     self.workers[self.workers.index(w)] = self._worker()
             ChannelAccount.objects.filter(pk=self.account.pk).update(next_poll_at=None)
             self._publish("connectors.poll_account", [self.account.pk])
+            self._publish("connectors.push_deliveries_sweep", [])
+            pushes_pending = PushDelivery.objects.filter(status="pending").exists()
             pending = Message.objects.filter(pk__in=list(self.replies), send_status__in=["queued", "sending"])
             for msg_id in pending.filter(updated_at__lt=_now() - _seconds(30)).values_list("pk", flat=True):
                 self._publish("outbound.send_message", [msg_id])  # what a stale-send sweep would do
-            if self._stored() >= len(self.sent_in) and not pending.exists():
+            if self._stored() >= len(self.sent_in) and not pending.exists() and not pushes_pending:
                 break
             time.sleep(2)
         self.drain_seconds = time.monotonic() - started
 
     def check(self) -> dict:
+        from apps.connectors.models import PushDelivery
         from apps.inbox.models import Conversation, Message
 
+        deliveries = collections.Counter(PushDelivery.objects.values_list("status", flat=True))
         stored = collections.Counter(Message.objects.filter(direction="in").values_list("external_id", flat=True))
         missing = sorted(set(self.sent_in) - set(stored))
         doubled = sorted(k for k, v in stored.items() if v > 1)
@@ -266,11 +310,14 @@ class Soak:
             "unrouted_conversations": Conversation.objects.filter(queue__isnull=True).count(),
             "replies": len(self.replies), "reply_statuses": dict(statuses), "posts": len(self.net.posted),
             "replies_posted_twice": len(posted_twice), "replies_whose_task_could_not_be_queued": self.reply_errors,
-            "publish_retries_while_redis_down": self.publish_retries, "faults": dict(self.faults),
+            "publish_retries_while_redis_down": self.publish_retries,
+            "webhook_retries": dict(self.hook_retries), "push_deliveries": dict(deliveries),
+            "faults": dict(self.faults),
             "faults_total": sum(self.faults.values()),
         }
         figures["ok"] = (not missing and not doubled and not extra and not posted_twice
-                         and statuses.get("sent", 0) == len(self.replies))
+                         and statuses.get("sent", 0) == len(self.replies)
+                         and set(deliveries) <= {"done"})
         figures["examples"] = {"missing": missing[:5], "doubled": doubled[:5], "posted_twice": posted_twice[:3]}
         return figures
 

@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin
 
-from .models import ChannelAccount
+from .models import ChannelAccount, PushDelivery
 
 
 class ChannelAccountForm(forms.ModelForm):
@@ -29,3 +29,11 @@ class ChannelAccountAdmin(admin.ModelAdmin):
     list_filter = ("provider", "is_active")
     readonly_fields = ("poll_cursor", "last_polled_at", "last_success_at", "last_error", "consecutive_errors",
                        "next_poll_at", "rate_limited_until", "last_push_at", "last_push_error", "push_refused_count")
+
+
+@admin.register(PushDelivery)
+class PushDeliveryAdmin(admin.ModelAdmin):
+    # Set a failed delivery back to pending (after fixing its cause): the sweep sends it again.
+    list_display = ("pk", "account", "status", "attempts", "created_at", "done_at")
+    list_filter = ("status",)
+    readonly_fields = ("account", "mentions", "attempts", "last_error", "done_at")

@@ -49,6 +49,9 @@ class AccountHealthSerializer(serializers.Serializer):
     rate_limited_until = serializers.DateTimeField(source="account.rate_limited_until", allow_null=True)
     last_push_at = serializers.DateTimeField(source="account.last_push_at", allow_null=True)
     push_refused_count = serializers.IntegerField(source="account.push_refused_count")
+    last_push_error = serializers.CharField(source="account.last_push_error")
+    push_deliveries_failed = serializers.IntegerField(source="push_failed")
+    push_deliveries_pending = serializers.IntegerField(source="push_pending")
 
 
 class ChannelAccountViewSet(viewsets.ModelViewSet):

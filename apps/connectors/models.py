@@ -49,3 +49,33 @@ class ChannelAccount(TimeStampedModel):
 
     def __str__(self):
         return f"{self.get_provider_display()} {self.handle}"
+
+
+class PushDelivery(TimeStampedModel):
+    """A verified push delivery, kept in PostgreSQL before the sender gets its 2xx:
+    Redis may lose the ingest task (crash without AOF, a lost message), this row
+    does not. Ingest marks it done in the transaction that stores its mentions;
+    the beat sweep re-queues what stays pending (docs/operations.md)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    account = models.ForeignKey(ChannelAccount, on_delete=models.CASCADE, related_name="push_deliveries")
+    # The normalized mentions (providers.base.mention_to_dict), not the raw body:
+    # the signature was checked on the raw body and parsing already succeeded.
+    mentions = models.JSONField(default=list)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "updated_at"], name="push_delivery_status_idx"),  # the sweep
+            models.Index(fields=["account", "status"], name="push_delivery_account_idx"),  # health counts
+        ]
+
+    def __str__(self):
+        return f"push delivery {self.pk} ({self.status})"

@@ -5,9 +5,11 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .models import ChannelAccount
+from .models import ChannelAccount, PushDelivery
 from .providers import polls
 
 # Poll lag beyond this many poll intervals (and at least 5 minutes) counts as stale.
@@ -36,6 +38,8 @@ class AccountHealth:
     polls: bool
     lag: dt.timedelta | None  # since the last successful poll (or push delivery)
     retry_in: dt.timedelta | None  # until the next poll when backing off or rate limited
+    push_failed: int = 0  # push deliveries whose ingest failed for good (error on the account)
+    push_pending: int = 0  # accepted push deliveries not stored yet
 
     @property
     def lag_seconds(self) -> int | None:
@@ -65,6 +69,8 @@ def _health(account: ChannelAccount, now: dt.datetime, stale_after: dt.timedelta
         state, label = "rate_limited", "Rate limited"
     elif polled and account.consecutive_errors:
         state, label = "failing", f"Failing ({account.consecutive_errors} in a row)"
+    elif not polled and account.push_failed:
+        state, label = "failing", f"Push only · {account.push_failed} deliveries failed"
     elif not polled:
         state, label = "push", "Push only" + (" · refusing deliveries" if account.last_push_error else "")
     elif since is None:
@@ -73,7 +79,16 @@ def _health(account: ChannelAccount, now: dt.datetime, stale_after: dt.timedelta
         state, label = "stale", "Stale"
     else:
         state, label = "ok", "OK"
-    return AccountHealth(account=account, state=state, state_label=label, polls=polled, lag=lag, retry_in=retry_in)
+    return AccountHealth(account=account, state=state, state_label=label, polls=polled, lag=lag, retry_in=retry_in,
+                         push_failed=account.push_failed, push_pending=account.push_pending)
+
+
+def _deliveries(status: str):
+    """Count of the account's push deliveries in one status (a subquery on the
+    (account, status) index: done deliveries pile up and are never scanned)."""
+    rows = (PushDelivery.objects.filter(account=OuterRef("pk"), status=status).order_by()
+            .values("account").annotate(n=Count("pk")).values("n"))
+    return Coalesce(Subquery(rows, output_field=IntegerField()), Value(0))
 
 
 def account_health_list(*, now: dt.datetime | None = None) -> list[AccountHealth]:
@@ -82,7 +97,10 @@ def account_health_list(*, now: dt.datetime | None = None) -> list[AccountHealth
     beat = (getattr(settings, "CELERY_BEAT_SCHEDULE", {}) or {}).get("poll-all-accounts") or {}
     interval = dt.timedelta(seconds=float(beat.get("schedule") or 15.0))
     stale_after = max(interval * STALE_INTERVALS, dt.timedelta(minutes=5))
-    accounts = ChannelAccount.objects.defer("credentials", "hook_secrets", "poll_cursor").order_by("provider", "name")
+    accounts = (ChannelAccount.objects.defer("credentials", "hook_secrets", "poll_cursor")
+                .annotate(push_failed=_deliveries(PushDelivery.Status.FAILED),
+                          push_pending=_deliveries(PushDelivery.Status.PENDING))
+                .order_by("provider", "name"))
     rows = [_health(a, now, stale_after) for a in accounts]
     order = {"failing": 0, "rate_limited": 1, "stale": 2, "waiting": 3, "push": 4, "ok": 5, "paused": 6}
     return sorted(rows, key=lambda r: order.get(r.state, 9))

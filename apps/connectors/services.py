@@ -22,7 +22,7 @@ from apps.inbox.events import event_record, events_record_many
 from apps.inbox.models import Conversation, Message, Status
 from apps.inbox.realtime import inbox_push_many
 
-from .models import ChannelAccount
+from .models import ChannelAccount, PushDelivery
 from .providers import get_provider
 from .providers.base import AuthError, InboundMention, ProviderError, RateLimited
 
@@ -408,19 +408,23 @@ def account_poll(*, account: ChannelAccount) -> IngestResult:
     the account (the connector-health view shows them) with a backoff."""
     now = timezone.now()
     provider = get_provider(account)
+    started_from = dict(account.poll_cursor or {})
     try:
-        poll = provider.fetch_mentions(dict(account.poll_cursor or {}))
+        poll = provider.fetch_mentions(dict(started_from))
     except ProviderError as exc:
         account_poll_failed(account=account, error=exc)
         raise
     result = mentions_ingest(account=account, mentions=poll.mentions)
-    # Only now, after the rows committed, does the cursor move.
-    ChannelAccount.objects.filter(pk=account.pk).update(
-        poll_cursor=poll.cursor, last_polled_at=now, last_success_at=now, last_error="",
-        consecutive_errors=0, rate_limited_until=None,
-        next_poll_at=None if poll.complete else now,
-    )
-    account.poll_cursor = poll.cursor
+    # Only now, after the rows committed, does the cursor move, and only from where this
+    # poll started: two polls at once (the Redis lock lost in a Redis restart) must not
+    # set the cursor back; a later poll refetches from the kept one and the unique key dedupes.
+    state = {"last_polled_at": now, "last_success_at": now, "last_error": "", "consecutive_errors": 0,
+             "rate_limited_until": None, "next_poll_at": None if poll.complete else now}
+    if ChannelAccount.objects.filter(pk=account.pk, poll_cursor=started_from).update(poll_cursor=poll.cursor, **state):
+        account.poll_cursor = poll.cursor
+    else:
+        log.info("account %s: another poll moved the cursor meanwhile; keeping that one", account.pk)
+        ChannelAccount.objects.filter(pk=account.pk).update(**state)
     return result
 
 
@@ -443,16 +447,93 @@ def account_poll_failed(*, account: ChannelAccount, error: ProviderError) -> Non
 
 # --- push delivery and the connector-health page (apps/connectors/hooks.py, views.py) ----
 def push_delivery_accept(*, account: ChannelAccount, mentions: list[InboundMention]) -> int:
-    """A verified push delivery: its mentions go to the ingest queue once this commits."""
+    """A verified push delivery is kept in PostgreSQL before the sender gets its
+    2xx, then queued for ingest once that commits. If Redis loses the task, the
+    row stays pending and push_deliveries_requeue sends it again."""
     from .providers.base import mention_to_dict
-    from .tasks import mentions_ingest_task
+    from .tasks import push_delivery_ingest_task
 
     payload = [mention_to_dict(m) for m in mentions]
     with transaction.atomic():
         ChannelAccount.objects.filter(pk=account.pk).update(last_push_at=timezone.now(), last_push_error="")
         if payload:
-            transaction.on_commit(lambda: mentions_ingest_task.delay(account.pk, payload))
+            delivery = PushDelivery.objects.create(account=account, mentions=payload)
+            # robust: Redis down must not turn the stored delivery into a 5xx (the
+            # network would send it again); the sweep queues it once Redis is back.
+            transaction.on_commit(lambda: push_delivery_ingest_task.delay(delivery.pk), robust=True)
     return len(payload)
+
+
+def push_delivery_ingest(*, delivery_id: int) -> IngestResult | None:
+    """Stores a pending delivery's mentions and marks it done in the same
+    transaction: done means stored. The row lock makes a second copy of the task
+    (a re-queue that raced the first) wait, then find it done and do nothing;
+    the unique (account, external_id) drops mentions a poll already stored."""
+    from .providers.base import mention_from_dict
+
+    with transaction.atomic():
+        delivery = (PushDelivery.objects.select_for_update(of=("self",)).select_related("account")
+                    .filter(pk=delivery_id, status=PushDelivery.Status.PENDING).first())
+        if delivery is None:
+            return None  # done, failed, or gone
+        result = mentions_ingest(account=delivery.account,
+                                 mentions=[mention_from_dict(m) for m in delivery.mentions])
+        PushDelivery.objects.filter(pk=delivery.pk).update(
+            status=PushDelivery.Status.DONE, done_at=timezone.now(), attempts=delivery.attempts + 1,
+            last_error="", updated_at=timezone.now())
+    return result
+
+
+def push_delivery_fail(*, delivery_id: int, error: str) -> PushDelivery | None:
+    """An ingest attempt raised. Left pending for the sweep to try again, up to
+    PUSH_DELIVERY_MAX_ATTEMPTS; then failed, with the error on the delivery and the
+    account (the connector-health page), instead of being retried forever."""
+    from django.conf import settings
+
+    with transaction.atomic():
+        delivery = PushDelivery.objects.select_for_update().filter(
+            pk=delivery_id, status=PushDelivery.Status.PENDING).first()
+        if delivery is None:
+            return None
+        delivery.attempts += 1
+        delivery.last_error = error[:2000]
+        if delivery.attempts >= settings.PUSH_DELIVERY_MAX_ATTEMPTS:
+            delivery.status = PushDelivery.Status.FAILED
+            ChannelAccount.objects.filter(pk=delivery.account_id).update(
+                last_push_error=f"Delivery {delivery.pk} failed after {delivery.attempts} attempts: {error}"[:500])
+            log.error("push delivery %s failed after %s attempts: %s", delivery.pk, delivery.attempts, error)
+        else:
+            log.warning("push delivery %s attempt %s failed (retried by the sweep): %s",
+                        delivery.pk, delivery.attempts, error)
+        delivery.save(update_fields=["attempts", "last_error", "status", "updated_at"])
+    return delivery
+
+
+def push_deliveries_requeue(*, older_than_seconds: float, limit: int = 500) -> int:
+    """Re-queues deliveries still pending after older_than_seconds (their task was
+    lost with Redis, or is failing and waits its next attempt). Touching updated_at
+    spaces the re-queues of one delivery by the same delay."""
+    from .tasks import push_delivery_ingest_task
+
+    cutoff = timezone.now() - dt.timedelta(seconds=older_than_seconds)
+    with transaction.atomic():
+        ids = list(PushDelivery.objects.select_for_update(skip_locked=True)
+                   .filter(status=PushDelivery.Status.PENDING, updated_at__lt=cutoff)
+                   .order_by("updated_at").values_list("pk", flat=True)[:limit])
+        if ids:
+            PushDelivery.objects.filter(pk__in=ids).update(updated_at=timezone.now())
+            transaction.on_commit(lambda: [push_delivery_ingest_task.delay(pk) for pk in ids], robust=True)
+    if ids:
+        log.warning("re-queued %d push deliveries still pending after %s s", len(ids), older_than_seconds)
+    return len(ids)
+
+
+def push_deliveries_prune(*, older_than_days: int) -> int:
+    """Done deliveries are only a record once stored: dropped after older_than_days.
+    Failed ones stay until someone looks (the health page counts them)."""
+    cutoff = timezone.now() - dt.timedelta(days=older_than_days)
+    deleted, _ = PushDelivery.objects.filter(status=PushDelivery.Status.DONE, done_at__lt=cutoff).delete()
+    return deleted
 
 
 def push_delivery_refuse(*, account: ChannelAccount, reason: str) -> None:

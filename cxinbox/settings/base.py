@@ -187,6 +187,9 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "poll-all-accounts": {"task": "connectors.poll_due_accounts", "schedule": env.float("POLL_INTERVAL_SECONDS", default=15.0)},
+    # Push deliveries whose ingest task was lost (Redis crash) or failed are queued again.
+    "push-deliveries-sweep": {"task": "connectors.push_deliveries_sweep",
+                              "schedule": env.float("PUSH_SWEEP_SECONDS", default=30.0)},
     "presence-sweep": {"task": "accounts.presence_sweep", "schedule": 60.0},
     # Routing: SLA breaches raised within a minute; waiting conversations climb in priority.
     "routing-check-sla": {"task": "routing.check_sla", "schedule": env.float("SLA_CHECK_SECONDS", default=60.0)},
@@ -218,6 +221,13 @@ REDDIT_USER_AGENT = env("REDDIT_USER_AGENT", default="cxinbox/1.0 (social custom
 # timestamp may be before the delivery counts as a replay.
 HOOKS_MAX_BODY_BYTES = env.int("HOOKS_MAX_BODY_BYTES", default=1024 * 1024)
 HOOKS_REPLAY_WINDOW_SECONDS = env.int("HOOKS_REPLAY_WINDOW_SECONDS", default=300)
+# A push delivery still pending this long is queued again (its task was lost or failed);
+# keep it above a normal ingest's time so a live task is rarely doubled (harmless anyway).
+PUSH_REDELIVER_SECONDS = env.float("PUSH_REDELIVER_SECONDS", default=60.0)
+# Ingest attempts before a delivery is marked failed and shown on the connector-health page.
+PUSH_DELIVERY_MAX_ATTEMPTS = env.int("PUSH_DELIVERY_MAX_ATTEMPTS", default=5)
+# Done push deliveries are kept this long (a record of what came in), then dropped by the sweep.
+PUSH_DELIVERY_KEEP_DAYS = env.int("PUSH_DELIVERY_KEEP_DAYS", default=7)
 
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -87,6 +87,24 @@ def test_poll_advances_cursor_after_storing(twitter_api, twitter_account, django
     assert twitter_account.last_error == "" and twitter_account.last_success_at is not None
 
 
+def test_a_poll_that_raced_another_never_sets_the_cursor_back(twitter_api, twitter_account,
+                                                              django_capture_on_commit_callbacks):
+    from apps.connectors.models import ChannelAccount
+
+    twitter_api.add_user("11", "alice")
+    twitter_api.add_mention("@acme 1", author_id="11")
+    later = twitter_api.add_mention("@acme 2", author_id="11")
+    stale = ChannelAccount.objects.get(pk=twitter_account.pk)  # a second poll, started at the same cursor
+    with django_capture_on_commit_callbacks():
+        account_poll(account=twitter_account)  # the cursor is at the newest mention
+        # the racing poll fetched before mention 2 arrived, and finishes last
+        twitter_api.mention_ids.remove(int(later["id"]))
+        account_poll(account=stale)
+    twitter_account.refresh_from_db()
+    assert twitter_account.poll_cursor == {"since_id": later["id"]}
+    assert Message.objects.count() == 2
+
+
 def test_crash_while_storing_keeps_cursor_and_refetch_loses_nothing(twitter_api, twitter_account,
                                                                       django_capture_on_commit_callbacks):
     twitter_api.add_user("11", "alice")

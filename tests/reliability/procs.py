@@ -206,3 +206,30 @@ def client_app(broker_url: str) -> Celery:
     app.conf.update(task_routes=settings.CELERY_TASK_ROUTES, task_serializer="json",
                     broker_connection_retry_on_startup=True, broker_transport_options={"max_retries": 3})
     return app
+
+
+class project_app_on:
+    """Points this process's own Celery app (what services' on_commit callbacks send
+    through) at a given broker for a while: a view called here queues its tasks on
+    the test's private Redis, the one the test kills."""
+
+    def __init__(self, broker_url: str):
+        self.broker_url = broker_url
+
+    @staticmethod
+    def _reset(app):
+        # the connection and producer pools are made once from the broker URL
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    def __enter__(self):
+        from cxinbox.celery import app
+
+        self.app, self.old = app, app.conf.broker_url
+        app.conf.broker_url = self.broker_url
+        self._reset(app)
+        return app
+
+    def __exit__(self, *exc):
+        self.app.conf.broker_url = self.old
+        self._reset(self.app)
