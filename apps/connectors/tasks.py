@@ -52,6 +52,11 @@ def account_poll_task(self, account_id: int):
         account = ChannelAccount.objects.filter(pk=account_id, is_active=True).first()
         if account is None:
             return
+        # Polls queued before another poll failed must not each count an error: one
+        # 3-request outage escalated the backoff 8x (the soak saw an account wait an hour).
+        if account.next_poll_at and account.next_poll_at > timezone.now():
+            log.info("account %s is backing off until %s: poll skipped", account_id, account.next_poll_at)
+            return
         try:
             account_poll(account=account)
         except ProviderError:

@@ -142,3 +142,15 @@ def test_malformed_page_is_refused_and_nothing_is_lost(twitter_api, twitter_acco
     with django_capture_on_commit_callbacks():
         account_poll(account=twitter_account)
     assert Message.objects.count() == 1
+
+
+def test_polls_queued_behind_a_failed_one_do_not_escalate_the_backoff(twitter_api, twitter_account):
+    from apps.connectors.models import ChannelAccount
+    from apps.connectors.tasks import account_poll_task
+
+    twitter_api.add_fault("GET", "/2/users/", status=500, remaining=3)
+    for _ in range(3):  # three polls were already queued when the network failed
+        account_poll_task.apply(args=[twitter_account.pk])
+    account = ChannelAccount.objects.get(pk=twitter_account.pk)
+    assert account.consecutive_errors == 1 and len(twitter_api.requests) == 1
+    assert 25 <= (account.next_poll_at - timezone.now()).total_seconds() <= 31  # the first step, not 2 minutes
