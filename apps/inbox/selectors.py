@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 from django.db import connection
-from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -80,23 +81,58 @@ def _view_filter(*, user, view: str, queue_id=None, now=None) -> Q:
     return working  # "all"
 
 
+# A search picks its plan from how many messages the word matches (PostgreSQL's
+# estimate, from the GIN index statistics): a common word fills the first page
+# within a few conversations of the list's order, so each one's messages are
+# checked as the list is walked; a rare word would make that walk read every
+# thread, so its few matches come from the index first, as ids.
+SEARCH_WALK_ABOVE = 50_000  # estimated matching messages
+SEARCH_IDS_UP_TO = 2_000  # matching conversations (or identities) passed to the list as ids
+
+
+def _estimated_rows(qs: QuerySet) -> int:
+    sql, params = qs.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+        plan = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
 def _search(qs: QuerySet, q: str) -> QuerySet:
     """Full-text over message text on PostgreSQL (GIN index, migration 0003),
-    icontains on SQLite; the customer's handle or name matches on both."""
+    icontains on SQLite; the customer's handle or name matches on both (trigram
+    indexes on PostgreSQL, migration 0005)."""
     from apps.contacts.models import SocialIdentity
 
     q = q.strip()
-    # Subqueries, not joins: each side is small and hashed, the conversation scan stays narrow.
-    people = Q(identity_id__in=SocialIdentity.objects.filter(
-        Q(handle__istartswith=q.lstrip("@")) | Q(display_name__icontains=q)).values("pk"))
-    if connection.vendor == "postgresql":
-        from django.contrib.postgres.search import SearchQuery, SearchVector
+    identities = SocialIdentity.objects.filter(Q(handle__istartswith=q.lstrip("@")) | Q(display_name__icontains=q))
+    if connection.vendor != "postgresql":
+        hits = Message.objects.filter(text__icontains=q)
+        return qs.filter(Q(identity_id__in=identities.values("pk")) | Q(subject__icontains=q)
+                         | Q(pk__in=hits.values("conversation_id")))
+    from django.contrib.postgres.search import SearchQuery, SearchVector
 
-        hits = Message.objects.annotate(fts=SearchVector("text", config="simple")).filter(
-            fts=SearchQuery(q, config="simple", search_type="websearch"))
-        return qs.filter(people | Q(pk__in=hits.values("conversation_id")))
-    hits = Message.objects.filter(text__icontains=q)
-    return qs.filter(people | Q(subject__icontains=q) | Q(pk__in=hits.values("conversation_id")))
+    hits = Message.objects.annotate(fts=SearchVector("text", config="simple")).filter(
+        fts=SearchQuery(q, config="simple", search_type="websearch"))
+    if _estimated_rows(hits.order_by()) > SEARCH_WALK_ABOVE:
+        # For each conversation in list order, its few messages (msg_thread_order). A scalar
+        # subquery, not EXISTS: PostgreSQL may turn an EXISTS into a hash of every match.
+        first_hit = Subquery(hits.order_by().filter(conversation_id=OuterRef("pk")).values("pk")[:1])
+        return qs.alias(search_hit=first_hit).filter(
+            Q(identity_id__in=identities.values("pk")) | Q(search_hit__isnull=False))
+    # One query for both id lists (each capped): as literal ids, PostgreSQL ORs
+    # the primary key and identity_id indexes and sorts the few rows found.
+    cap = SEARCH_IDS_UP_TO
+    found = list(hits.order_by().values_list("conversation_id", Value(0))[:cap + 1].union(
+        identities.order_by().values_list("pk", Value(1))[:cap + 1], all=True))
+    conversation_ids = {pk for pk, side in found if side == 0}
+    identity_ids = {pk for pk, side in found if side == 1}
+    by_message = Q(pk__in=conversation_ids) if len(conversation_ids) <= cap else Q(
+        pk__in=hits.values("conversation_id"))
+    by_person = Q(identity_id__in=identity_ids) if len(identity_ids) <= cap else Q(
+        identity_id__in=identities.values("pk"))
+    return qs.filter(by_message | by_person)
 
 
 def _parse_when(value: str, *, end: bool = False):

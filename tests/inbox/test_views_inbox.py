@@ -103,6 +103,36 @@ def test_filters_and_search(client, agent, queue, twitter_account, settings):
     assert _ids_in(_list(client, q="nothing-like-this")) == []
 
 
+@pytest.mark.parametrize("plan", ["ids", "walk", "subqueries"])
+def test_search_finds_the_same_conversations_whichever_plan_it_takes(client, agent, queue, twitter_account,
+                                                                      monkeypatch, plan):
+    """On PostgreSQL a common word is checked conversation by conversation along the list,
+    a rare one is looked up in the index first (as ids, or as subqueries past the cap)."""
+    from apps.inbox import selectors
+
+    if plan == "walk":
+        monkeypatch.setattr(selectors, "SEARCH_WALK_ABOVE", -1)
+    if plan == "subqueries":
+        monkeypatch.setattr(selectors, "SEARCH_IDS_UP_TO", 0)
+    jane = SocialIdentityFactory(handle="janedoe", display_name="Jane Blackwood")
+    by_text = ConversationFactory(channel_account=twitter_account, queue=queue, priority_bucket=0)
+    MessageFactory(conversation=by_text, text="first message")
+    MessageFactory(conversation=by_text, text="where is my refund?")
+    by_name = ConversationFactory(channel_account=twitter_account, queue=queue, identity=jane, customer=jane.customer,
+                                  priority_bucket=1)
+    MessageFactory(conversation=by_name, text="hello")
+    resolved = ConversationFactory(channel_account=twitter_account, queue=queue, status="resolved")
+    MessageFactory(conversation=resolved, text="refund arrived, thanks")
+    MessageFactory(conversation=ConversationFactory(channel_account=twitter_account, queue=queue), text="all good")
+    client.force_login(agent)
+
+    assert _ids_in(_list(client, q="refund")) == [by_text.pk]
+    assert _ids_in(_list(client, q="blackwood")) == [by_name.pk]
+    assert _ids_in(_list(client, q="@jane")) == [by_name.pk]
+    assert _ids_in(_list(client, q="refund", view="resolved")) == [resolved.pk]
+    assert _ids_in(_list(client, q="nothing-like-this")) == []
+
+
 def test_list_sorts_by_priority_bucket_then_sla_due_with_no_sla_last(client, agent, queue, twitter_account):
     now = timezone.now()
     normal_later = ConversationFactory(channel_account=twitter_account, queue=queue, priority_bucket=2,
