@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from apps.accounts.models import Role
+from apps.connectors.models import ChannelAccount
 
 from .models import CannedResponse, Conversation, ConversationEvent, Message, Note, Notification, ReadMark, Status
 
@@ -27,10 +28,14 @@ VIEWS = {
     "spam": "Spam",
     "queue": "Queue",
 }
-# A list row never needs these: the account's credentials would be decrypted
-# (Fernet + JSON) once per row, the biggest cost of rendering a page.
-LIST_DEFERRED = ("channel_account__credentials", "channel_account__poll_cursor", "channel_account__last_error",
-                 "customer__notes", "assignee__password", "assignee__signature")
+# A list row shows only the account's provider, name and handle: every other
+# field is deferred, so encrypted ones (credentials, hook secrets: Fernet + JSON)
+# are never decrypted per row, which was the biggest cost of rendering a page,
+# and a field added to the account later is deferred too.
+ACCOUNT_SHOWN = ("id", "provider", "name", "handle")
+LIST_DEFERRED = tuple(
+    f"channel_account__{f.name}" for f in ChannelAccount._meta.concrete_fields if f.name not in ACCOUNT_SHOWN
+) + ("customer__notes", "customer__tags", "assignee__password", "assignee__signature", "assignee__channel_capacity")
 SENTIMENT_POSITIVE, SENTIMENT_NEGATIVE = 0.05, -0.05  # DESIGN.md thresholds (VADER compound)
 
 
@@ -218,9 +223,10 @@ def conversation_page_for_user(*, user, filters: dict, offset: int = 0, limit: i
     ids = list(conversation_list_for_user(user=user, filters=filters).select_related(None)
                .prefetch_related(None).values_list("pk", flat=True)[offset:offset + limit + 1])
     read_at = ReadMark.objects.filter(user=user, conversation=OuterRef("pk")).values("read_at")[:1]
+    # A row shows nothing of the customer record (the identity is the author shown).
     found = Conversation.objects.filter(pk__in=ids).select_related(
-        "channel_account", "identity", "customer", "queue", "assignee"
-    ).defer(*LIST_DEFERRED).prefetch_related("tags").annotate(my_read_at=Subquery(read_at)).in_bulk()
+        "channel_account", "identity", "queue", "assignee"
+    ).defer(*(f for f in LIST_DEFERRED if not f.startswith("customer__"))).prefetch_related("tags").annotate(my_read_at=Subquery(read_at)).in_bulk()
     rows = [found[pk] for pk in ids if pk in found]
     for c in rows:
         c.unread = c.last_inbound_at is not None and (c.my_read_at is None or c.last_inbound_at > c.my_read_at)
@@ -228,24 +234,23 @@ def conversation_page_for_user(*, user, filters: dict, offset: int = 0, limit: i
 
 
 def inbox_counts(*, user, queues=()) -> dict:
-    """Counts per view in two queries: one aggregate for the fixed views, one
-    grouped by queue."""
+    """Counts per view: one pass over the open rows, grouped by queue (the
+    fixed views are the sums of the groups), and the unread @mentions."""
     now = timezone.now()
-    visible = conversations_visible_to(user)
     views = ["mine", "unassigned", "all", "snoozed"]
     # Every counted view is open work: the WHERE lets PostgreSQL count the open
     # rows from an index instead of filtering all conversations (1M: ~700 -> ~40 ms).
-    counts = visible.filter(status__in=OPEN_STATUSES).aggregate(**{
-        v: Count("pk", filter=_view_filter(user=user, view=v, now=now)) for v in views
-    })
+    groups = (conversations_visible_to(user).filter(status__in=OPEN_STATUSES).order_by().values("queue_id")
+              .annotate(**{v: Count("pk", filter=_view_filter(user=user, view=v, now=now)) for v in views}))
+    counts = dict.fromkeys(views, 0)
+    per_queue = {}
+    for group in groups:
+        for v in views:
+            counts[v] += group[v]
+        per_queue[group["queue_id"]] = group["all"]
     counts["mentions"] = Notification.objects.filter(
         user=user, kind=Notification.Kind.MENTIONED, read_at__isnull=True).count()
-    queue_ids = [q.pk for q in queues]
-    per_queue = dict(
-        visible.filter(_view_filter(user=user, view="all", now=now), queue_id__in=queue_ids)
-        .values_list("queue_id").annotate(n=Count("pk")).values_list("queue_id", "n")
-    ) if queue_ids else {}
-    counts["queues"] = {qid: per_queue.get(qid, 0) for qid in queue_ids}
+    counts["queues"] = {q.pk: per_queue.get(q.pk, 0) for q in queues}
     return counts
 
 
@@ -277,7 +282,8 @@ def customer_other_conversations(*, user, conversation: Conversation, limit: int
     """The same customer's other conversations, on any channel, that this user may open."""
     return list(
         conversations_visible_to(user).filter(customer_id=conversation.customer_id).exclude(pk=conversation.pk)
-        .select_related("channel_account").order_by("-last_message_at", "-id")[:limit]
+        .select_related("channel_account").defer(*(f for f in LIST_DEFERRED if f.startswith("channel_account__")))
+        .order_by("-last_message_at", "-id")[:limit]
     )
 
 
