@@ -45,19 +45,22 @@ def conversations_visible_to(user) -> QuerySet[Conversation]:
     they triage it). Agents: their teams' queues and what is assigned to them.
     Marketing and unknown roles: none (reports only)."""
     from apps.accounts.models import Team
+    from apps.routing.models import Queue
 
     qs = Conversation.objects.all()
     if not user.is_authenticated or not user.is_active:
         return qs.none()
     if user.is_superuser or user.role == Role.ADMIN:
         return qs
+    # Queue ids from a subquery, not a join on the queue: the test stays on the
+    # conversation row, so PostgreSQL applies it in the index scan, before costlier
+    # filters (a search's per-conversation message check), and no DISTINCT is needed.
     if user.role == Role.SUPERVISOR:
-        led = Team.objects.filter(leads=user).values("pk")
-        return qs.filter(Q(queue__team__in=led) | Q(assignee=user) | Q(queue__isnull=True))
+        led = Queue.objects.filter(team__in=Team.objects.filter(leads=user).values("pk")).values("pk")
+        return qs.filter(Q(queue_id__in=led) | Q(assignee=user) | Q(queue__isnull=True))
     if user.role == Role.AGENT:
-        # A subquery, not a join on members: no duplicate rows, no DISTINCT needed.
-        mine = Team.objects.filter(members=user).values("pk")
-        return qs.filter(Q(queue__team__in=mine) | Q(assignee=user))
+        mine = Queue.objects.filter(team__in=Team.objects.filter(members=user).values("pk")).values("pk")
+        return qs.filter(Q(queue_id__in=mine) | Q(assignee=user))
     return qs.none()
 
 
@@ -234,20 +237,27 @@ def conversation_page_for_user(*, user, filters: dict, offset: int = 0, limit: i
 
 
 def inbox_counts(*, user, queues=()) -> dict:
-    """Counts per view: one pass over the open rows, grouped by queue (the
-    fixed views are the sums of the groups), and the unread @mentions."""
+    """Counts per view: one pass over the working rows (open, not spam: what every
+    counted view shows), grouped by queue and assignee, summed here; and the
+    unread @mentions."""
     now = timezone.now()
-    views = ["mine", "unassigned", "all", "snoozed"]
-    # Every counted view is open work: the WHERE lets PostgreSQL count the open
-    # rows from an index instead of filtering all conversations (1M: ~700 -> ~40 ms).
-    groups = (conversations_visible_to(user).filter(status__in=OPEN_STATUSES).order_by().values("queue_id")
-              .annotate(**{v: Count("pk", filter=_view_filter(user=user, view=v, now=now)) for v in views}))
-    counts = dict.fromkeys(views, 0)
+    # The WHERE is conv_open_order's predicate: PostgreSQL reads the ~3% open rows
+    # from an index instead of filtering all conversations (1M: ~700 -> ~40 ms), and
+    # the groups need no per-view FILTER (four of them cost most of the time).
+    groups = (conversations_visible_to(user).filter(status__in=OPEN_STATUSES, is_spam=False).order_by()
+              .values_list("queue_id", "assignee_id")
+              .annotate(n=Count("pk"), snoozed=Count("pk", filter=Q(snoozed_until__gt=now))))
+    counts = dict.fromkeys(("mine", "unassigned", "all", "snoozed"), 0)
     per_queue = {}
-    for group in groups:
-        for v in views:
-            counts[v] += group[v]
-        per_queue[group["queue_id"]] = group["all"]
+    for queue_id, assignee_id, n, snoozed in groups:
+        awake = n - snoozed
+        counts["all"] += awake
+        counts["snoozed"] += snoozed
+        if assignee_id is None:
+            counts["unassigned"] += awake
+        elif assignee_id == user.pk:
+            counts["mine"] += awake
+        per_queue[queue_id] = per_queue.get(queue_id, 0) + awake
     counts["mentions"] = Notification.objects.filter(
         user=user, kind=Notification.Kind.MENTIONED, read_at__isnull=True).count()
     counts["queues"] = {q.pk: per_queue.get(q.pk, 0) for q in queues}
