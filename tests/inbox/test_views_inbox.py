@@ -133,6 +133,18 @@ def test_search_finds_the_same_conversations_whichever_plan_it_takes(client, age
     assert _ids_in(_list(client, q="nothing-like-this")) == []
 
 
+def test_resolved_view_shows_the_latest_first_and_undated_last(client, agent, queue, twitter_account):
+    now = timezone.now()
+    undated = ConversationFactory(channel_account=twitter_account, queue=queue, status="closed", last_message_at=None)
+    older = ConversationFactory(channel_account=twitter_account, queue=queue, status="resolved",
+                                last_message_at=now - dt.timedelta(days=3))
+    newer = ConversationFactory(channel_account=twitter_account, queue=queue, status="resolved",
+                                last_message_at=now - dt.timedelta(hours=1))
+    ConversationFactory(channel_account=twitter_account, queue=queue, status="open", last_message_at=now)
+    client.force_login(agent)
+    assert _ids_in(_list(client, view="resolved")) == [newer.pk, older.pk, undated.pk]
+
+
 def test_list_sorts_by_priority_bucket_then_sla_due_with_no_sla_last(client, agent, queue, twitter_account):
     now = timezone.now()
     normal_later = ConversationFactory(channel_account=twitter_account, queue=queue, priority_bucket=2,
