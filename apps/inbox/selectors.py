@@ -134,11 +134,12 @@ def _search(qs: QuerySet, q: str) -> QuerySet:
     cap = SEARCH_IDS_UP_TO
     found = list(hits.order_by().values_list("conversation_id", Value(0))[:cap + 1].union(
         identities.order_by().values_list("pk", Value(1))[:cap + 1], all=True))
-    conversation_ids = {pk for pk, side in found if side == 0}
-    identity_ids = {pk for pk, side in found if side == 1}
-    by_message = Q(pk__in=conversation_ids) if len(conversation_ids) <= cap else Q(
+    # Complete unless the cap was hit (counted in rows: one conversation may match in many messages).
+    message_rows = [pk for pk, side in found if side == 0]
+    identity_rows = [pk for pk, side in found if side == 1]
+    by_message = Q(pk__in=set(message_rows)) if len(message_rows) <= cap else Q(
         pk__in=hits.values("conversation_id"))
-    by_person = Q(identity_id__in=identity_ids) if len(identity_ids) <= cap else Q(
+    by_person = Q(identity_id__in=identity_rows) if len(identity_rows) <= cap else Q(
         identity_id__in=identities.values("pk"))
     return qs.filter(by_message | by_person)
 

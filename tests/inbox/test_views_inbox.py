@@ -133,6 +133,20 @@ def test_search_finds_the_same_conversations_whichever_plan_it_takes(client, age
     assert _ids_in(_list(client, q="nothing-like-this")) == []
 
 
+def test_search_past_the_id_cap_still_finds_every_conversation(client, agent, queue, twitter_account, monkeypatch):
+    """The cap counts matching messages: a thread matching twice must not hide another one."""
+    from apps.inbox import selectors
+
+    monkeypatch.setattr(selectors, "SEARCH_IDS_UP_TO", 1)
+    chatty = ConversationFactory(channel_account=twitter_account, queue=queue, priority_bucket=0)
+    MessageFactory(conversation=chatty, text="refund please")
+    MessageFactory(conversation=chatty, text="still waiting for the refund")
+    quiet = ConversationFactory(channel_account=twitter_account, queue=queue, priority_bucket=1)
+    MessageFactory(conversation=quiet, text="refund?")
+    client.force_login(agent)
+    assert _ids_in(_list(client, q="refund")) == [chatty.pk, quiet.pk]
+
+
 def test_resolved_view_shows_the_latest_first_and_undated_last(client, agent, queue, twitter_account):
     now = timezone.now()
     undated = ConversationFactory(channel_account=twitter_account, queue=queue, status="closed", last_message_at=None)
