@@ -53,6 +53,9 @@ def inbox_bench(*, n: int = 60, threads: int = 60) -> list[dict]:
     from apps.inbox.models import Conversation, Message
     from apps.inbox.selectors import conversations_visible_to
 
+    from apps.connectors.providers import import_all
+
+    import_all()  # as the web entry points do at start (cxinbox/wsgi.py, asgi.py)
     agent = User.objects.filter(role="agent", teams__isnull=False).order_by("pk").first()
     supervisor = User.objects.filter(role="supervisor").order_by("pk").first()
     admin = User.objects.filter(role="admin").order_by("pk").first()

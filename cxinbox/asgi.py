@@ -9,7 +9,10 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up)
 
+from apps.connectors.providers import import_all  # noqa: E402
 from cxinbox.routing import websocket_urlpatterns  # noqa: E402
+
+import_all()  # at start, not in a user's first thread page (docs/performance.md)
 
 application = ProtocolTypeRouter({
     "http": django_asgi_app,

@@ -83,6 +83,10 @@ class Conversation(TimeStampedModel):
             # The inbox's working views, in their sort order: the first page is an index scan.
             models.Index(fields=["priority_bucket", "sla_due_at", "-last_message_at", "-id"], name="conv_open_order",
                          condition=Q(status__in=["new", "open", "pending"], is_spam=False)),
+            # conv_done_order (the Resolved view's order) is PostgreSQL only: migration 0006.
+            # The sidebar counts read only this (an index-only scan of the working rows).
+            models.Index(fields=["queue", "assignee", "snoozed_until"], name="conv_open_counts",
+                         condition=Q(status__in=["new", "open", "pending"], is_spam=False)),
         ]
 
     def __str__(self):

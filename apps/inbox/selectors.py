@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 from django.db import connection
-from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from apps.accounts.models import Role
+from apps.connectors.models import ChannelAccount
 
 from .models import CannedResponse, Conversation, ConversationEvent, Message, Note, Notification, ReadMark, Status
 
@@ -26,10 +28,14 @@ VIEWS = {
     "spam": "Spam",
     "queue": "Queue",
 }
-# A list row never needs these: the account's credentials would be decrypted
-# (Fernet + JSON) once per row, the biggest cost of rendering a page.
-LIST_DEFERRED = ("channel_account__credentials", "channel_account__poll_cursor", "channel_account__last_error",
-                 "customer__notes", "assignee__password", "assignee__signature")
+# A list row shows only the account's provider, name and handle: every other
+# field is deferred, so encrypted ones (credentials, hook secrets: Fernet + JSON)
+# are never decrypted per row, which was the biggest cost of rendering a page,
+# and a field added to the account later is deferred too.
+ACCOUNT_SHOWN = ("id", "provider", "name", "handle")
+LIST_DEFERRED = tuple(
+    f"channel_account__{f.name}" for f in ChannelAccount._meta.concrete_fields if f.name not in ACCOUNT_SHOWN
+) + ("customer__notes", "customer__tags", "assignee__password", "assignee__signature", "assignee__channel_capacity")
 SENTIMENT_POSITIVE, SENTIMENT_NEGATIVE = 0.05, -0.05  # DESIGN.md thresholds (VADER compound)
 
 
@@ -39,19 +45,22 @@ def conversations_visible_to(user) -> QuerySet[Conversation]:
     they triage it). Agents: their teams' queues and what is assigned to them.
     Marketing and unknown roles: none (reports only)."""
     from apps.accounts.models import Team
+    from apps.routing.models import Queue
 
     qs = Conversation.objects.all()
     if not user.is_authenticated or not user.is_active:
         return qs.none()
     if user.is_superuser or user.role == Role.ADMIN:
         return qs
+    # Queue ids from a subquery, not a join on the queue: the test stays on the
+    # conversation row, so PostgreSQL applies it in the index scan, before costlier
+    # filters (a search's per-conversation message check), and no DISTINCT is needed.
     if user.role == Role.SUPERVISOR:
-        led = Team.objects.filter(leads=user).values("pk")
-        return qs.filter(Q(queue__team__in=led) | Q(assignee=user) | Q(queue__isnull=True))
+        led = Queue.objects.filter(team__in=Team.objects.filter(leads=user).values("pk")).values("pk")
+        return qs.filter(Q(queue_id__in=led) | Q(assignee=user) | Q(queue__isnull=True))
     if user.role == Role.AGENT:
-        # A subquery, not a join on members: no duplicate rows, no DISTINCT needed.
-        mine = Team.objects.filter(members=user).values("pk")
-        return qs.filter(Q(queue__team__in=mine) | Q(assignee=user))
+        mine = Queue.objects.filter(team__in=Team.objects.filter(members=user).values("pk")).values("pk")
+        return qs.filter(Q(queue_id__in=mine) | Q(assignee=user))
     return qs.none()
 
 
@@ -80,23 +89,59 @@ def _view_filter(*, user, view: str, queue_id=None, now=None) -> Q:
     return working  # "all"
 
 
+# A search picks its plan from how many messages the word matches (PostgreSQL's
+# estimate, from the GIN index statistics): a common word fills the first page
+# within a few conversations of the list's order, so each one's messages are
+# checked as the list is walked; a rare word would make that walk read every
+# thread, so its few matches come from the index first, as ids.
+SEARCH_WALK_ABOVE = 50_000  # estimated matching messages
+SEARCH_IDS_UP_TO = 2_000  # matching conversations (or identities) passed to the list as ids
+
+
+def _estimated_rows(qs: QuerySet) -> int:
+    sql, params = qs.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+        plan = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
 def _search(qs: QuerySet, q: str) -> QuerySet:
     """Full-text over message text on PostgreSQL (GIN index, migration 0003),
-    icontains on SQLite; the customer's handle or name matches on both."""
+    icontains on SQLite; the customer's handle or name matches on both (trigram
+    indexes on PostgreSQL, migration 0005)."""
     from apps.contacts.models import SocialIdentity
 
     q = q.strip()
-    # Subqueries, not joins: each side is small and hashed, the conversation scan stays narrow.
-    people = Q(identity_id__in=SocialIdentity.objects.filter(
-        Q(handle__istartswith=q.lstrip("@")) | Q(display_name__icontains=q)).values("pk"))
-    if connection.vendor == "postgresql":
-        from django.contrib.postgres.search import SearchQuery, SearchVector
+    identities = SocialIdentity.objects.filter(Q(handle__istartswith=q.lstrip("@")) | Q(display_name__icontains=q))
+    if connection.vendor != "postgresql":
+        hits = Message.objects.filter(text__icontains=q)
+        return qs.filter(Q(identity_id__in=identities.values("pk")) | Q(subject__icontains=q)
+                         | Q(pk__in=hits.values("conversation_id")))
+    from django.contrib.postgres.search import SearchQuery, SearchVector
 
-        hits = Message.objects.annotate(fts=SearchVector("text", config="simple")).filter(
-            fts=SearchQuery(q, config="simple", search_type="websearch"))
-        return qs.filter(people | Q(pk__in=hits.values("conversation_id")))
-    hits = Message.objects.filter(text__icontains=q)
-    return qs.filter(people | Q(subject__icontains=q) | Q(pk__in=hits.values("conversation_id")))
+    hits = Message.objects.annotate(fts=SearchVector("text", config="simple")).filter(
+        fts=SearchQuery(q, config="simple", search_type="websearch"))
+    if _estimated_rows(hits.order_by()) > SEARCH_WALK_ABOVE:
+        # For each conversation in list order, its few messages (msg_thread_order). A scalar
+        # subquery, not EXISTS: PostgreSQL may turn an EXISTS into a hash of every match.
+        first_hit = Subquery(hits.order_by().filter(conversation_id=OuterRef("pk")).values("pk")[:1])
+        return qs.alias(search_hit=first_hit).filter(
+            Q(identity_id__in=identities.values("pk")) | Q(search_hit__isnull=False))
+    # One query for both id lists (each capped): as literal ids, PostgreSQL ORs
+    # the primary key and identity_id indexes and sorts the few rows found.
+    cap = SEARCH_IDS_UP_TO
+    found = list(hits.order_by().values_list("conversation_id", Value(0))[:cap + 1].union(
+        identities.order_by().values_list("pk", Value(1))[:cap + 1], all=True))
+    # Complete unless the cap was hit (counted in rows: one conversation may match in many messages).
+    message_rows = [pk for pk, side in found if side == 0]
+    identity_rows = [pk for pk, side in found if side == 1]
+    by_message = Q(pk__in=set(message_rows)) if len(message_rows) <= cap else Q(
+        pk__in=hits.values("conversation_id"))
+    by_person = Q(identity_id__in=identity_rows) if len(identity_rows) <= cap else Q(
+        identity_id__in=identities.values("pk"))
+    return qs.filter(by_message | by_person)
 
 
 def _parse_when(value: str, *, end: bool = False):
@@ -172,7 +217,7 @@ def conversation_list_for_user(*, user, filters: dict | None = None) -> QuerySet
     if filters.get("q"):
         qs = _search(qs, str(filters["q"]))
     if view in ("resolved", "mentions", "spam"):
-        return qs.order_by("-last_message_at", "-id")
+        return qs.order_by(F("last_message_at").desc(nulls_last=True), "-id")  # conv_done_order
     return qs.order_by("priority_bucket", F("sla_due_at").asc(nulls_last=True), "-last_message_at", "-id")
 
 
@@ -185,9 +230,10 @@ def conversation_page_for_user(*, user, filters: dict, offset: int = 0, limit: i
     ids = list(conversation_list_for_user(user=user, filters=filters).select_related(None)
                .prefetch_related(None).values_list("pk", flat=True)[offset:offset + limit + 1])
     read_at = ReadMark.objects.filter(user=user, conversation=OuterRef("pk")).values("read_at")[:1]
+    # A row shows nothing of the customer record (the identity is the author shown).
     found = Conversation.objects.filter(pk__in=ids).select_related(
-        "channel_account", "identity", "customer", "queue", "assignee"
-    ).defer(*LIST_DEFERRED).prefetch_related("tags").annotate(my_read_at=Subquery(read_at)).in_bulk()
+        "channel_account", "identity", "queue", "assignee"
+    ).defer(*(f for f in LIST_DEFERRED if not f.startswith("customer__"))).prefetch_related("tags").annotate(my_read_at=Subquery(read_at)).in_bulk()
     rows = [found[pk] for pk in ids if pk in found]
     for c in rows:
         c.unread = c.last_inbound_at is not None and (c.my_read_at is None or c.last_inbound_at > c.my_read_at)
@@ -195,24 +241,31 @@ def conversation_page_for_user(*, user, filters: dict, offset: int = 0, limit: i
 
 
 def inbox_counts(*, user, queues=()) -> dict:
-    """Counts per view in two queries: one aggregate for the fixed views, one
-    grouped by queue."""
+    """Counts per view: one pass over the working rows (open, not spam: what every
+    counted view shows), grouped by queue and assignee, summed here; and the
+    unread @mentions."""
     now = timezone.now()
-    visible = conversations_visible_to(user)
-    views = ["mine", "unassigned", "all", "snoozed"]
-    # Every counted view is open work: the WHERE lets PostgreSQL count the open
-    # rows from an index instead of filtering all conversations (1M: ~700 -> ~40 ms).
-    counts = visible.filter(status__in=OPEN_STATUSES).aggregate(**{
-        v: Count("pk", filter=_view_filter(user=user, view=v, now=now)) for v in views
-    })
+    # The WHERE is conv_open_order's predicate: PostgreSQL reads the ~3% open rows
+    # from an index instead of filtering all conversations (1M: ~700 -> ~40 ms), and
+    # the groups need no per-view FILTER (four of them cost most of the time).
+    # COUNT(*), not COUNT(id): every column read is in conv_open_counts (an index-only scan).
+    groups = (conversations_visible_to(user).filter(status__in=OPEN_STATUSES, is_spam=False).order_by()
+              .values_list("queue_id", "assignee_id")
+              .annotate(n=Count("*"), snoozed=Count("snoozed_until", filter=Q(snoozed_until__gt=now))))
+    counts = dict.fromkeys(("mine", "unassigned", "all", "snoozed"), 0)
+    per_queue = {}
+    for queue_id, assignee_id, n, snoozed in groups:
+        awake = n - snoozed
+        counts["all"] += awake
+        counts["snoozed"] += snoozed
+        if assignee_id is None:
+            counts["unassigned"] += awake
+        elif assignee_id == user.pk:
+            counts["mine"] += awake
+        per_queue[queue_id] = per_queue.get(queue_id, 0) + awake
     counts["mentions"] = Notification.objects.filter(
         user=user, kind=Notification.Kind.MENTIONED, read_at__isnull=True).count()
-    queue_ids = [q.pk for q in queues]
-    per_queue = dict(
-        visible.filter(_view_filter(user=user, view="all", now=now), queue_id__in=queue_ids)
-        .values_list("queue_id").annotate(n=Count("pk")).values_list("queue_id", "n")
-    ) if queue_ids else {}
-    counts["queues"] = {qid: per_queue.get(qid, 0) for qid in queue_ids}
+    counts["queues"] = {q.pk: per_queue.get(q.pk, 0) for q in queues}
     return counts
 
 
@@ -244,7 +297,8 @@ def customer_other_conversations(*, user, conversation: Conversation, limit: int
     """The same customer's other conversations, on any channel, that this user may open."""
     return list(
         conversations_visible_to(user).filter(customer_id=conversation.customer_id).exclude(pk=conversation.pk)
-        .select_related("channel_account").order_by("-last_message_at", "-id")[:limit]
+        .select_related("channel_account").defer(*(f for f in LIST_DEFERRED if f.startswith("channel_account__")))
+        .order_by("-last_message_at", "-id")[:limit]
     )
 
 

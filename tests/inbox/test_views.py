@@ -92,3 +92,19 @@ def test_openapi_schema_and_docs_are_served(client, agent):
     assert schema.status_code == 200 and b"/api/v1/conversations/{id}/reply/" in schema.content
     docs = client.get("/api/docs/")
     assert docs.status_code == 200 and b"swagger-ui" in docs.content and b"cdn." not in docs.content
+
+
+def test_api_list_shows_each_row_in_a_fixed_number_of_queries(api_client, agent, queue, twitter_account,
+                                                              django_assert_max_num_queries):
+    from apps.inbox.models import Tag
+
+    vip = Tag.objects.create(name="vip")
+    for i in range(30):
+        c = ConversationFactory(channel_account=twitter_account, queue=queue, priority_bucket=i % 4)
+        c.tags.add(vip)
+    api_client.force_authenticate(agent)
+    with django_assert_max_num_queries(3):  # the rows with their joins, their tags, the user's teams
+        rows = api_client.get("/api/v1/conversations/").json()["results"]
+    assert len(rows) == 30
+    assert {r["priority_label"] for r in rows} == {"Urgent", "High", "Normal", "Low"}
+    assert all(r["channel"] == "twitter" and r["tags"] == ["vip"] and r["identity"]["handle"] for r in rows)

@@ -103,6 +103,62 @@ def test_filters_and_search(client, agent, queue, twitter_account, settings):
     assert _ids_in(_list(client, q="nothing-like-this")) == []
 
 
+@pytest.mark.parametrize("plan", ["ids", "walk", "subqueries"])
+def test_search_finds_the_same_conversations_whichever_plan_it_takes(client, agent, queue, twitter_account,
+                                                                      monkeypatch, plan):
+    """On PostgreSQL a common word is checked conversation by conversation along the list,
+    a rare one is looked up in the index first (as ids, or as subqueries past the cap)."""
+    from apps.inbox import selectors
+
+    if plan == "walk":
+        monkeypatch.setattr(selectors, "SEARCH_WALK_ABOVE", -1)
+    if plan == "subqueries":
+        monkeypatch.setattr(selectors, "SEARCH_IDS_UP_TO", 0)
+    jane = SocialIdentityFactory(handle="janedoe", display_name="Jane Blackwood")
+    by_text = ConversationFactory(channel_account=twitter_account, queue=queue, priority_bucket=0)
+    MessageFactory(conversation=by_text, text="first message")
+    MessageFactory(conversation=by_text, text="where is my refund?")
+    by_name = ConversationFactory(channel_account=twitter_account, queue=queue, identity=jane, customer=jane.customer,
+                                  priority_bucket=1)
+    MessageFactory(conversation=by_name, text="hello")
+    resolved = ConversationFactory(channel_account=twitter_account, queue=queue, status="resolved")
+    MessageFactory(conversation=resolved, text="refund arrived, thanks")
+    MessageFactory(conversation=ConversationFactory(channel_account=twitter_account, queue=queue), text="all good")
+    client.force_login(agent)
+
+    assert _ids_in(_list(client, q="refund")) == [by_text.pk]
+    assert _ids_in(_list(client, q="blackwood")) == [by_name.pk]
+    assert _ids_in(_list(client, q="@jane")) == [by_name.pk]
+    assert _ids_in(_list(client, q="refund", view="resolved")) == [resolved.pk]
+    assert _ids_in(_list(client, q="nothing-like-this")) == []
+
+
+def test_search_past_the_id_cap_still_finds_every_conversation(client, agent, queue, twitter_account, monkeypatch):
+    """The cap counts matching messages: a thread matching twice must not hide another one."""
+    from apps.inbox import selectors
+
+    monkeypatch.setattr(selectors, "SEARCH_IDS_UP_TO", 1)
+    chatty = ConversationFactory(channel_account=twitter_account, queue=queue, priority_bucket=0)
+    MessageFactory(conversation=chatty, text="refund please")
+    MessageFactory(conversation=chatty, text="still waiting for the refund")
+    quiet = ConversationFactory(channel_account=twitter_account, queue=queue, priority_bucket=1)
+    MessageFactory(conversation=quiet, text="refund?")
+    client.force_login(agent)
+    assert _ids_in(_list(client, q="refund")) == [chatty.pk, quiet.pk]
+
+
+def test_resolved_view_shows_the_latest_first_and_undated_last(client, agent, queue, twitter_account):
+    now = timezone.now()
+    undated = ConversationFactory(channel_account=twitter_account, queue=queue, status="closed", last_message_at=None)
+    older = ConversationFactory(channel_account=twitter_account, queue=queue, status="resolved",
+                                last_message_at=now - dt.timedelta(days=3))
+    newer = ConversationFactory(channel_account=twitter_account, queue=queue, status="resolved",
+                                last_message_at=now - dt.timedelta(hours=1))
+    ConversationFactory(channel_account=twitter_account, queue=queue, status="open", last_message_at=now)
+    client.force_login(agent)
+    assert _ids_in(_list(client, view="resolved")) == [newer.pk, older.pk, undated.pk]
+
+
 def test_list_sorts_by_priority_bucket_then_sla_due_with_no_sla_last(client, agent, queue, twitter_account):
     now = timezone.now()
     normal_later = ConversationFactory(channel_account=twitter_account, queue=queue, priority_bucket=2,
@@ -140,10 +196,14 @@ def test_list_and_thread_make_a_fixed_number_of_queries(client, agent, queue, tw
         services.note_create(conversation=thread, author=agent, text=f"note {i}")
     client.force_login(agent)
     client.get(reverse("inbox:list"))  # warm the session
-    with django_assert_max_num_queries(12):
+    # session, user; page ids, rows, tags; queues; counts (one grouped pass), unread @mentions;
+    # the full page adds the tag list and the agents
+    with django_assert_max_num_queries(10):
         assert client.get(reverse("inbox:list")).status_code == 200
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(8):
         assert client.get(reverse("inbox:list"), HTTP_HX_REQUEST="true").status_code == 200
+    with django_assert_max_num_queries(12):  # search adds the plan estimate and the matching ids
+        assert client.get(reverse("inbox:list"), {"q": "message"}).status_code == 200
     with django_assert_max_num_queries(17):
         assert client.get(reverse("inbox:detail", args=[thread.pk])).status_code == 200
     with django_assert_max_num_queries(10):

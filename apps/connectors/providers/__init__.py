@@ -40,6 +40,14 @@ def provider_class(name: str) -> type[BaseProvider]:
     return _load(dotted)
 
 
+def import_all() -> None:
+    """Import every provider (and so its network SDK) now. The web entry points
+    call it at start: otherwise the first thread page of each network in each
+    process pays the SDK's import (atproto ~2 s, the others 0.03-0.2 s)."""
+    for dotted in _PROVIDERS.values():
+        _load(dotted)
+
+
 def get_provider(account) -> BaseProvider:
     return provider_class(account.provider)(account)
 
