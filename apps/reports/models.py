@@ -58,6 +58,33 @@ class ConversationMetricState(models.Model):
     sla_decided = models.JSONField(default=list, blank=True)
 
 
+class WorkSession(models.Model):
+    """One agent's active time on one conversation (handle time), from the
+    inbox's presence signals: opening the thread, typing, input heartbeats,
+    leaving. Gaps longer than the idle limit are not counted; leaving and
+    coming back within it continues the session without counting the time away.
+    A closed session becomes one "handle" metric event."""
+
+    conversation_id = models.BigIntegerField()
+    agent_id = models.BigIntegerField()
+    started_at = models.DateTimeField()
+    last_active_at = models.DateTimeField()
+    active_seconds = models.FloatField(default=0.0)
+    away = models.BooleanField(default=False, help_text="left the thread; the time until a return is not counted")
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["agent_id", "conversation_id"], condition=Q(ended_at__isnull=True),
+                                    name="uniq_open_work_session"),
+        ]
+        indexes = [models.Index(fields=["last_active_at"], condition=Q(ended_at__isnull=True),
+                                name="work_session_open")]
+
+    def __str__(self):
+        return f"agent {self.agent_id} on #{self.conversation_id}: {self.active_seconds:.0f}s"
+
+
 class Grain(models.TextChoices):
     HOUR = "h", "Hour"
     DAY = "d", "Day"

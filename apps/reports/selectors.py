@@ -70,13 +70,19 @@ DEFINITIONS = {
                        "Spam and ignored conversations are dismissed: out of the backlog and the rate, "
                        "never a resolution.",
     "reopen_rate": "Reopen rate: reopens / resolutions in the period.",
-    "business_hours": "Business-hours figures count only time inside REPORTS_BUSINESS_HOURS "
-                      "(default Mon-Fri 09:00-17:00) in the time zone of the queue's team.",
+    "business_hours": "Business-hours figures count only working time in the business hours and holidays "
+                      "of the conversation's queue's team (its routing calendar, the one its SLAs use); a "
+                      "team without a calendar uses REPORTS_BUSINESS_HOURS (default Mon-Fri 09:00-17:00) in "
+                      "the team's time zone.",
     "sla": "SLA compliance: targets met / targets decided (met or breached) in the period. A first-response "
            "target is decided by the first reply, a resolution target by the resolve; a breach event from "
            "the SLA monitor decides it as breached.",
-    "handle_time": "Handle time (agent's active time on a conversation) is not measured: cxinbox keeps no "
-                   "per-conversation presence history yet, so the report leaves it out rather than guess.",
+    "handle_time": "Handle time: an agent's active time on a conversation, from the inbox's presence: from "
+                   "opening the thread to leaving it, while typing or otherwise using the page. A gap of more "
+                   "than 5 minutes without activity (REPORTS_HANDLE_TIME) is not counted and ends the work "
+                   "session; leaving and coming back within it continues the session without the time away. "
+                   "One value per work session (an agent's continuous work on one conversation), counted for "
+                   "that agent when it ends; two agents on one conversation count separately. Total: the sum.",
     "volume": "Volume in: customer messages received. Volume out: replies the network accepted "
               "(human; auto-replies and survey links shown apart).",
     "backlog": "Backlog: cycles started and not yet resolved, at the end of each day.",
@@ -167,7 +173,7 @@ def _labels(by: str, keys, show_people: bool) -> dict:
 
 
 SERVICE_METRICS = ["msg_in", "msg_out", "msg_out_bot", "opened", "reopened", "dismissed", "resolved", "resolved_bh",
-                   "first_response", "first_response_bh", "reply", "reply_bh", "sla_met", "sla_breached"]
+                   "first_response", "first_response_bh", "reply", "reply_bh", "sla_met", "sla_breached", "handle"]
 
 
 def _service_row(agg: Agg) -> dict:
@@ -186,6 +192,8 @@ def _service_row(agg: Agg) -> dict:
         "reopen_rate": metrics.ratio(agg.n("reopened"), agg.n("resolved")),
         "sla_met": agg.n("sla_met"), "sla_breached": agg.n("sla_breached"),
         "sla_compliance": metrics.ratio(agg.n("sla_met"), decided),
+        "handle_time": metrics.summary(agg.values.get("handle", [])),
+        "handle_time_total": agg.total.get("handle", 0.0),
     }
 
 
@@ -232,7 +240,6 @@ def service_report(*, params: ReportParams) -> dict:
                                                     "reopen_rate", "business_hours", "sla", "volume", "backlog",
                                                     "handle_time", "periods")},
         "totals": _service_row(totals),
-        "handle_time": {"available": False, "note": DEFINITIONS["handle_time"]},
         "by_day": _breakdown(rows, params, "day", _service_row),
         "by_channel": _breakdown(rows, params, "channel", _service_row),
         "by_queue": _breakdown(rows, params, "queue", _service_row),
