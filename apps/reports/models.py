@@ -116,6 +116,30 @@ class MetricRollup(models.Model):
         indexes = [models.Index(fields=["grain", "metric", "bucket"], name="rollup_metric_bucket")]
 
 
+class MetricSlice(models.Model):
+    """The day rollups pre-aggregated along one dimension at a time (all, channel,
+    account, queue, team, agent): what an unfiltered report in UTC reads, so a
+    30-day report sums a few thousand rows, not every channel x account x queue x
+    team x agent combination. Durations keep a histogram (5% wide log bins, see
+    metrics.hist_bin) for medians and p90 over any range, and their exact values
+    while a row has at most metrics.EXACT_MAX of them."""
+
+    bucket = models.DateTimeField(help_text="UTC day")
+    metric = models.CharField(max_length=32)
+    dim = models.CharField(max_length=8, blank=True, help_text="'' (all), channel, account, queue, team, agent")
+    key = models.CharField(max_length=32, blank=True)
+    count = models.IntegerField(default=0)
+    total = models.FloatField(default=0.0)
+    values = models.JSONField(default=list, blank=True)
+    hist = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["bucket", "metric", "dim", "key"], name="uniq_metric_slice")
+        ]
+        indexes = [models.Index(fields=["dim", "metric", "bucket"], name="slice_dim_metric_bucket")]
+
+
 class TermRollup(models.Model):
     """Inbound volume and sentiment per hour by topic, hashtag or keyword, with
     the most positive and most negative example posts (masked)."""

@@ -20,7 +20,7 @@ from apps.connectors.models import ChannelAccount
 from apps.routing.models import Queue
 
 from . import metrics
-from .models import ConversationFact, CustomerFact, Grain, MetricRollup, SpikeAlert, TermRollup
+from .models import ConversationFact, CustomerFact, Grain, MetricRollup, MetricSlice, SpikeAlert, TermRollup
 
 DIMENSIONS = ("channel", "account_id", "queue_id", "team_id", "agent_id")
 
@@ -112,14 +112,23 @@ DEFINITIONS = {
 # --- reading rollups ------------------------------------------------------------
 
 class Agg:
-    """Counts, sums and values of each metric in one group."""
+    """Counts, sums and values of each metric in one group. From slices (`hist`
+    set), durations come from the merged histogram unless the group is small
+    enough to have its exact values."""
 
-    __slots__ = ("count", "total", "values")
+    __slots__ = ("count", "total", "values", "hist")
 
-    def __init__(self):
+    def __init__(self, hist: bool = False):
         self.count: dict[str, int] = defaultdict(int)
         self.total: dict[str, float] = defaultdict(float)
         self.values: dict[str, list] = defaultdict(list)
+        self.hist: dict[str, dict] | None = defaultdict(dict) if hist else None
+
+    def summary(self, metric) -> dict:
+        n = self.n(metric)
+        if self.hist is None or n <= metrics.EXACT_MAX:
+            return metrics.summary(self.values.get(metric, []))
+        return metrics.hist_summary(self.hist.get(metric, {}), n, self.total.get(metric, 0.0))
 
     def add(self, metric, count, total, values):
         self.count[metric] += count
@@ -183,16 +192,16 @@ def _service_row(agg: Agg) -> dict:
         "volume_in": agg.n("msg_in"), "volume_out": agg.n("msg_out"), "volume_out_bot": agg.n("msg_out_bot"),
         "opened": agg.n("opened"), "reopened": agg.n("reopened"), "dismissed": agg.n("dismissed"),
         "resolved": agg.n("resolved"),
-        "first_response": metrics.summary(agg.values.get("first_response", [])),
-        "first_response_business": metrics.summary(agg.values.get("first_response_bh", [])),
-        "reply": metrics.summary(agg.values.get("reply", [])),
-        "reply_business": metrics.summary(agg.values.get("reply_bh", [])),
-        "resolution": metrics.summary(agg.values.get("resolved", [])),
+        "first_response": agg.summary("first_response"),
+        "first_response_business": agg.summary("first_response_bh"),
+        "reply": agg.summary("reply"),
+        "reply_business": agg.summary("reply_bh"),
+        "resolution": agg.summary("resolved"),
         "resolution_rate": metrics.ratio(agg.n("resolved"), started),
         "reopen_rate": metrics.ratio(agg.n("reopened"), agg.n("resolved")),
         "sla_met": agg.n("sla_met"), "sla_breached": agg.n("sla_breached"),
         "sla_compliance": metrics.ratio(agg.n("sla_met"), decided),
-        "handle_time": metrics.summary(agg.values.get("handle", [])),
+        "handle_time": agg.summary("handle"),
         "handle_time_total": agg.total.get("handle", 0.0),
     }
 
@@ -231,15 +240,121 @@ def backlog_series(params: ReportParams) -> list[dict]:
     return out
 
 
+# --- the fast path: one-dimension day slices --------------------------------------
+
+def _sliced(params: ReportParams) -> bool:
+    """Unfiltered reports in UTC read MetricSlice; filters and other zones read the
+    full rollup rows (every dimension combination; hour rows for local days)."""
+    return params.tz.key == "UTC" and not params.filters()
+
+
+HIST_SQL = """
+SELECT s.dim, s.key, NULL::timestamptz, s.metric, h.key::int, sum(h.value::int)
+FROM reports_metricslice s CROSS JOIN LATERAL jsonb_each_text(s.hist) h
+WHERE s.bucket >= %(lo)s AND s.bucket < %(hi)s AND s.metric = ANY(%(metrics)s)
+GROUP BY 1, 2, 4, 5
+UNION ALL
+SELECT s.dim, s.key, s.bucket, s.metric, h.key::int, sum(h.value::int)
+FROM reports_metricslice s CROSS JOIN LATERAL jsonb_each_text(s.hist) h
+WHERE s.bucket >= %(lo)s AND s.bucket < %(hi)s AND s.metric = ANY(%(metrics)s) AND s.dim = ANY(%(day_dims)s)
+GROUP BY 1, 2, 3, 4, 5
+"""
+
+
+def _slice_groups(params: ReportParams, metric_names, day_dims=("",)) -> tuple[dict, dict]:
+    """{(dim, key): Agg} over the whole range and {(dim, key, day): Agg} for
+    `day_dims`: counts and sums added up in SQL, duration histograms merged in
+    SQL, exact values fetched only for groups small enough to use them."""
+    from django.db import connection
+
+    from .services import VALUE_METRICS
+
+    lo, hi = params.utc_range
+    base = MetricSlice.objects.filter(bucket__gte=lo, bucket__lt=hi, metric__in=list(metric_names))
+    groups: dict = defaultdict(lambda: Agg(hist=True))
+    days: dict = defaultdict(lambda: Agg(hist=True))
+    for dim, key, metric, c, t in (base.values_list("dim", "key", "metric").annotate(c=Sum("count"), t=Sum("total"))
+                                   .order_by()):
+        groups[(dim, key)].add(metric, c, t, None)
+    for dim, key, bucket, metric, c, t in (base.filter(dim__in=day_dims).values_list("dim", "key", "bucket", "metric")
+                                           .annotate(c=Sum("count"), t=Sum("total")).order_by()):
+        days[(dim, key, bucket.date())].add(metric, c, t, None)
+    valued = [m for m in metric_names if m in VALUE_METRICS]
+    if not valued:
+        return groups, days
+    small = Q(pk__in=[])
+    for (dim, key), agg in groups.items():
+        for m in valued:
+            if 0 < agg.n(m) <= metrics.EXACT_MAX:
+                small |= Q(dim=dim, key=key, metric=m)
+    for (dim, key, day), agg in days.items():
+        for m in valued:
+            if 0 < agg.n(m) <= metrics.EXACT_MAX:
+                small |= Q(dim=dim, key=key, metric=m, bucket=dt.datetime.combine(day, dt.time(), dt.timezone.utc))
+    if small.children[1:]:
+        for dim, key, bucket, metric, values in base.filter(small).values_list("dim", "key", "bucket", "metric",
+                                                                                "values"):
+            if groups[(dim, key)].n(metric) <= metrics.EXACT_MAX:
+                groups[(dim, key)].values[metric].extend(values)
+            if dim in day_dims and days[(dim, key, bucket.date())].n(metric) <= metrics.EXACT_MAX:
+                days[(dim, key, bucket.date())].values[metric].extend(values)
+    if any(agg.n(m) > metrics.EXACT_MAX for agg in [*groups.values(), *days.values()] for m in valued):
+        with connection.cursor() as cursor:
+            cursor.execute(HIST_SQL, {"lo": lo, "hi": hi, "metrics": valued, "day_dims": list(day_dims)})
+            for dim, key, bucket, metric, b, n in cursor.fetchall():
+                agg = groups[(dim, key)] if bucket is None else days[(dim, key, bucket.date())]
+                agg.hist[metric][b] = n
+    return groups, days
+
+
+SLICE_BY = {"channel": "channel", "account": "account", "queue": "queue", "team": "team", "agent": "agent"}
+
+
+def _slice_breakdown(groups: dict, params: ReportParams, by: str, row_fn) -> list[dict]:
+    keys = {(k if by == "channel" else int(k)): agg for (dim, k), agg in groups.items() if dim == by}
+    labels = _labels(by, list(keys), params.show_people)
+    out = [{by: labels[k], f"{by}_id" if by != "channel" else "channel_key": k, **row_fn(agg)}
+           for k, agg in keys.items()]
+    return sorted(out, key=lambda r: str(r[by]))
+
+
+BACKLOG_SIGNS = {"opened": 1, "reopened": 1, "resolved": -1, "dismissed": -1}
+
+
+def _slice_backlog(params: ReportParams, days: dict) -> list[dict]:
+    lo, _ = params.utc_range
+    start = sum(BACKLOG_SIGNS[m] * (c or 0) for m, c in MetricSlice.objects.filter(
+        dim="", bucket__lt=lo, metric__in=list(BACKLOG_SIGNS)).values_list("metric").annotate(c=Sum("count"))
+        .order_by())
+    out, running = [], start
+    for day in params.days:
+        agg = days.get(("", "", day))
+        if agg is not None:
+            running += sum(sign * agg.n(m) for m, sign in BACKLOG_SIGNS.items())
+        out.append({"day": day.isoformat(), "backlog": running})
+    return out
+
+
+SERVICE_DEFINITIONS = ("first_response", "reply", "resolution", "resolution_rate", "reopen_rate", "business_hours",
+                       "sla", "volume", "backlog", "handle_time", "periods")
+
+
 def service_report(*, params: ReportParams) -> dict:
+    head = {"report": "service", "params": params.as_dict(),
+            "definitions": {k: DEFINITIONS[k] for k in SERVICE_DEFINITIONS}}
+    if _sliced(params):
+        groups, days = _slice_groups(params, SERVICE_METRICS)
+        return {
+            **head, "totals": _service_row(groups.get(("", ""), Agg())),
+            "by_day": [{"day": d.isoformat(), **_service_row(days.get(("", "", d), Agg()))} for d in params.days],
+            **{f"by_{by}": _slice_breakdown(groups, params, by, _service_row)
+               for by in ("channel", "queue", "team", "agent")},
+            "backlog": _slice_backlog(params, days),
+        }
     rows = list(_rows(params, SERVICE_METRICS))
     totals = _group(rows, params, None).get("all", Agg())
     return {
-        "report": "service", "params": params.as_dict(),
-        "definitions": {k: DEFINITIONS[k] for k in ("first_response", "reply", "resolution", "resolution_rate",
-                                                    "reopen_rate", "business_hours", "sla", "volume", "backlog",
-                                                    "handle_time", "periods")},
-        "totals": _service_row(totals),
+        **head, "totals": _service_row(totals),
         "by_day": _breakdown(rows, params, "day", _service_row),
         "by_channel": _breakdown(rows, params, "channel", _service_row),
         "by_queue": _breakdown(rows, params, "queue", _service_row),

@@ -38,6 +38,7 @@ from .models import (
     Grain,
     MetricEvent,
     MetricRollup,
+    MetricSlice,
     RollupLock,
     SpikeAlert,
     Survey,
@@ -494,6 +495,48 @@ def _apply_metric_rows(events: list[MetricEvent]) -> None:
             row.values = sorted([*row.values, *values])
     MetricRollup.objects.bulk_create(new, batch_size=500)
     MetricRollup.objects.bulk_update(changed, ["count", "total", "values"], batch_size=500)
+    _apply_slices(acc)
+
+
+SLICE_DIMS = (("channel", 3), ("account", 4), ("queue", 5), ("team", 6), ("agent", 7))
+
+
+def _apply_slices(acc: dict) -> None:
+    """Adds the day increments to the one-dimension slices (MetricSlice)."""
+    slices: dict[tuple, list] = {}
+    for key, (count, total, values) in acc.items():
+        if key[0] != Grain.DAY:
+            continue
+        for dim, index in (("", None), *SLICE_DIMS):
+            skey = (key[1], key[2], dim, "" if index is None else str(key[index]))
+            row = slices.setdefault(skey, [0, 0.0, []])
+            row[0] += count
+            row[1] += total
+            row[2].extend(values)
+    if not slices:
+        return
+    existing = {(r.bucket, r.metric, r.dim, r.key): r for r in MetricSlice.objects.filter(
+        bucket__in={k[0] for k in slices}, metric__in={k[1] for k in slices})}
+    new, changed = [], []
+    for skey, (count, total, values) in slices.items():
+        row = existing.get(skey)
+        if row is None:
+            row = MetricSlice(bucket=skey[0], metric=skey[1], dim=skey[2], key=skey[3])
+            new.append(row)
+        else:
+            changed.append(row)
+        row.count += count
+        row.total += total
+        if values:
+            hist = dict(row.hist)
+            for v in values:
+                b = str(metrics.hist_bin(v))
+                hist[b] = hist.get(b, 0) + 1
+            row.hist = hist
+            # exact values only while small: beyond that the histogram answers
+            row.values = sorted([*row.values, *values]) if row.count <= metrics.EXACT_MAX else []
+    MetricSlice.objects.bulk_create(new, batch_size=500)
+    MetricSlice.objects.bulk_update(changed, ["count", "total", "values", "hist"], batch_size=500)
 
 
 def _apply_term_rows(events: list[MetricEvent]) -> None:
@@ -635,6 +678,7 @@ def rollups_rebuild() -> int:
         RollupLock.objects.get_or_create(pk=1)
         RollupLock.objects.select_for_update().get(pk=1)
         MetricRollup.objects.all().delete()
+        MetricSlice.objects.all().delete()
         TermRollup.objects.all().delete()
         ConversationFact.objects.all().delete()
         CustomerFact.objects.all().delete()

@@ -1,0 +1,57 @@
+"""Unfiltered UTC reports read the one-dimension day slices (MetricSlice): the
+same figures as the full rollup rows, exact for small groups and within the
+histogram's 2.5% for large ones."""
+import datetime as dt
+import random
+import statistics
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from apps.reports import selectors, services
+from apps.reports.models import MetricEvent
+
+from .test_correctness import world  # noqa: F401 - the fixture history
+
+FULL = ZoneInfo("Etc/UTC")  # same clock as UTC, but read from the full rows (exact values)
+
+
+def _strip(report):
+    return {k: v for k, v in report.items() if k not in ("params",)}
+
+
+def test_sliced_report_equals_full_rows_on_the_fixture_history(world):  # noqa: F811
+    sliced = selectors.service_report(params=selectors.ReportParams(start=dt.date(2026, 11, 2),
+                                                                    end=dt.date(2026, 11, 5)))
+    full = selectors.service_report(params=selectors.ReportParams(start=dt.date(2026, 11, 2),
+                                                                  end=dt.date(2026, 11, 5), tz=FULL))
+    assert _strip(sliced) == _strip(full)
+
+
+@pytest.mark.django_db
+def test_large_groups_use_histograms_within_two_and_a_half_percent():
+    rng = random.Random(7)
+    day = dt.datetime(2026, 11, 3, 12, tzinfo=dt.timezone.utc)
+    values = {1: [], 2: []}
+    events = []
+    for i in range(1500):
+        agent = 1 + i % 2
+        seconds = rng.lognormvariate(7, 1.2)  # minutes to hours, a long tail
+        values[agent].append(seconds)
+        events.append(MetricEvent(key=f"frt:{i}", kind="first_response", occurred_at=day + dt.timedelta(hours=i % 30),
+                                  conversation_id=i + 1, cycle=1, channel="twitter", account_id=1, queue_id=1,
+                                  team_id=1, agent_id=agent, customer_id=i + 1, value=seconds, value_bh=seconds))
+    MetricEvent.objects.bulk_create(events)
+    services.rollups_apply()
+    params = dict(start=dt.date(2026, 11, 1), end=dt.date(2026, 11, 5))
+    sliced = selectors.service_report(params=selectors.ReportParams(**params))
+    full = selectors.service_report(params=selectors.ReportParams(**params, tz=FULL))
+    everything = values[1] + values[2]
+    assert full["totals"]["first_response"]["median"] == pytest.approx(statistics.median(everything))
+    for got, want in ((sliced["totals"]["first_response"], everything),
+                      *((r["first_response"], values[r["agent_id"]]) for r in sliced["by_agent"])):
+        assert got["count"] == len(want)
+        assert got["mean"] == pytest.approx(statistics.mean(want))  # sums are exact
+        assert got["median"] == pytest.approx(statistics.median(want), rel=0.025)
+        assert got["p90"] == pytest.approx(statistics.quantiles(want, n=10, method="inclusive")[8], rel=0.025)
+    assert sliced["totals"]["first_response"]["median"] != full["totals"]["first_response"]["median"]
