@@ -53,6 +53,40 @@ FROM facts f CROSS JOIN (VALUES ('h', 'hour'), ('d', 'day')) AS g(grain, unit)
 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
 """
 
+# The one-dimension day slices the unfiltered UTC reports read (apps.reports.models.MetricSlice),
+# from the day rows above: counts and sums, a histogram of the durations (bins as metrics.hist_bin),
+# and the exact values of rows with at most metrics.EXACT_MAX (200) of them.
+SLICE_SQL = """
+WITH d AS (
+  SELECT bucket, metric, channel, account_id::text AS a, queue_id::text AS q, team_id::text AS t,
+         agent_id::text AS g, count, total, "values" FROM reports_metricrollup WHERE grain = 'd'
+), s AS (
+  SELECT bucket, metric, '' AS dim, '' AS key, count, total, "values" FROM d
+  UNION ALL SELECT bucket, metric, 'channel', channel, count, total, "values" FROM d
+  UNION ALL SELECT bucket, metric, 'account', a, count, total, "values" FROM d
+  UNION ALL SELECT bucket, metric, 'queue', q, count, total, "values" FROM d
+  UNION ALL SELECT bucket, metric, 'team', t, count, total, "values" FROM d
+  UNION ALL SELECT bucket, metric, 'agent', g, count, total, "values" FROM d
+), agg AS (
+  SELECT bucket, metric, dim, key, sum(count) AS count, sum(total) AS total FROM s GROUP BY 1, 2, 3, 4
+), vals AS (
+  SELECT s.bucket, s.metric, s.dim, s.key, v::float AS v
+  FROM s CROSS JOIN LATERAL jsonb_array_elements_text(s."values") v WHERE jsonb_array_length(s."values") > 0
+), hist AS (
+  SELECT bucket, metric, dim, key, jsonb_object_agg(b::text, n) AS hist FROM (
+    SELECT bucket, metric, dim, key, CASE WHEN v < 1 THEN 0 ELSE floor(ln(v) / ln(1.05))::int + 1 END AS b,
+           count(*) AS n FROM vals GROUP BY 1, 2, 3, 4, 5) x
+  GROUP BY 1, 2, 3, 4
+), exact AS (
+  SELECT v.bucket, v.metric, v.dim, v.key, jsonb_agg(v.v ORDER BY v.v) AS vs
+  FROM vals v JOIN agg USING (bucket, metric, dim, key) WHERE agg.count <= 200 GROUP BY 1, 2, 3, 4
+)
+INSERT INTO reports_metricslice (bucket, metric, dim, key, count, total, "values", hist)
+SELECT agg.bucket, agg.metric, agg.dim, agg.key, agg.count, agg.total, coalesce(exact.vs, '[]'),
+       coalesce(hist.hist, '{}')
+FROM agg LEFT JOIN hist USING (bucket, metric, dim, key) LEFT JOIN exact USING (bucket, metric, dim, key)
+"""
+
 FACT_SQL = """
 INSERT INTO reports_conversationfact (conversation_id, channel, account_id, queue_id, team_id, agent_id, customer_id,
   dims_key, opened_at, last_resolved_at, resolutions, reopens, first_response_seconds, first_response_cycle,
@@ -94,6 +128,21 @@ def _columns(conn, table: str) -> set[str]:
                                        [table]).fetchall()}
 
 
+def slices_build(db: str) -> float:
+    """MetricSlice from the day rollup rows (also run alone on a data set built before slices existed)."""
+    import psycopg
+
+    with psycopg.connect(db_url(db), autocommit=True) as conn:
+        conn.execute("SET work_mem = '256MB'")
+        conn.execute("TRUNCATE reports_metricslice")
+        t = time.perf_counter()
+        conn.execute(SLICE_SQL)
+        seconds = time.perf_counter() - t
+        conn.execute("VACUUM ANALYZE reports_metricslice")
+    log(f"  metric slices: {seconds:.0f} s")
+    return seconds
+
+
 def rollups_build(db: str) -> dict:
     """The rollup tables from the messages, with SQL. Returns timings and row counts."""
     import psycopg
@@ -105,7 +154,7 @@ def rollups_build(db: str) -> dict:
     out = {}
     with psycopg.connect(db_url(db), autocommit=True) as conn:
         conn.execute("SET work_mem = '256MB'")
-        for table in ("reports_metricrollup", "reports_termrollup", "reports_conversationfact",
+        for table in ("reports_metricrollup", "reports_metricslice", "reports_termrollup", "reports_conversationfact",
                       "reports_customerfact", "reports_metricevent"):
             conn.execute(f"TRUNCATE {table}")
         conn.execute("DROP TABLE IF EXISTS bench_text_terms")
@@ -128,8 +177,11 @@ def rollups_build(db: str) -> dict:
             log(f"  {name}: {out[name]:.0f} s")
         conn.execute("VACUUM ANALYZE reports_metricrollup, reports_termrollup, reports_conversationfact, "
                       "reports_customerfact")
+    out["metric slices"] = slices_build(db)
+    with psycopg.connect(db_url(db), autocommit=True) as conn:
         out["rows"] = {t: conn.execute(f"select count(*) from {t}").fetchone()[0] for t in (
-            "reports_metricrollup", "reports_termrollup", "reports_conversationfact", "reports_customerfact")}
+            "reports_metricrollup", "reports_metricslice", "reports_termrollup", "reports_conversationfact",
+            "reports_customerfact")}
     return out
 
 
@@ -154,6 +206,13 @@ def reports_bench(*, db: str, history_conversations: int, requests: int) -> dict
         meta["generate"] = generate(db=db, conversations=history_conversations, messages_per=5.0, seed=2,
                                     end=first, fresh=False)
         meta["rollups"] = rollups_build(db)
+        _meta_store(db, "history", meta)
+    from apps.reports.models import MetricSlice
+
+    if "metric slices" not in meta["rollups"] or not MetricSlice.objects.exists():
+        log("building the metric slices (the data set predates them)")
+        meta["rollups"]["metric slices"] = slices_build(db)
+        meta["rollups"]["rows"]["reports_metricslice"] = MetricSlice.objects.count()
         _meta_store(db, "history", meta)
     result["build"] = meta
     total = Message.objects.count()

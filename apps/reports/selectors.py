@@ -531,8 +531,25 @@ def terms_by_day(params: ReportParams, term_type: str, terms: list[str]) -> list
             for term in terms for day in params.days]
 
 
-def marketing_report(*, params: ReportParams) -> dict:
-    rows = list(_rows(params, ["msg_in", "sentiment", "msg_in_positive", "msg_in_negative", "msg_in_neutral"]))
+SENTIMENT_METRICS = ["msg_in", "sentiment", "msg_in_positive", "msg_in_negative", "msg_in_neutral"]
+
+
+def _sentiment_series(params: ReportParams) -> dict:
+    """Totals, by day, by channel x day, by account and by account x day."""
+    if _sliced(params):
+        groups, days = _slice_groups(params, SENTIMENT_METRICS, day_dims=("", "channel", "account"))
+        accounts = _labels("account", sorted(int(k) for d, k in groups if d == "account"), params.show_people)
+        return {
+            "totals": _sentiment_row(groups.get(("", ""), Agg())),
+            "by_day": [{"day": d.isoformat(), **_sentiment_row(days.get(("", "", d), Agg()))} for d in params.days],
+            "by_channel_day": [{"channel": c, "day": d.isoformat(), **_sentiment_row(days.get(("channel", c, d), Agg()))}
+                               for c in sorted(k for dim, k in groups if dim == "channel") for d in params.days],
+            "by_account": _slice_breakdown(groups, params, "account", _sentiment_row),
+            "by_account_day": [{"account": label, "day": d.isoformat(),
+                                **_sentiment_row(days.get(("account", str(a), d), Agg()))}
+                               for a, label in sorted(accounts.items()) for d in params.days],
+        }
+    rows = list(_rows(params, SENTIMENT_METRICS))
     by_channel_day, by_account_day = [], []
     for channel in sorted({r[2] for r in rows}):
         sub = [r for r in rows if r[2] == channel]
@@ -543,6 +560,13 @@ def marketing_report(*, params: ReportParams) -> dict:
         sub = [r for r in rows if r[3] == account_id]
         for row in _breakdown(sub, params, "day", _sentiment_row):
             by_account_day.append({"account": accounts[account_id], **row})
+    return {"totals": _sentiment_row(_group(rows, params, None).get("all", Agg())),
+            "by_day": _breakdown(rows, params, "day", _sentiment_row), "by_channel_day": by_channel_day,
+            "by_account": _breakdown(rows, params, "account", _sentiment_row), "by_account_day": by_account_day}
+
+
+def marketing_report(*, params: ReportParams) -> dict:
+    series = _sentiment_series(params)
     topics = themes(params, "topic")
     hashtags = themes(params, "hashtag")
     keywords = themes(params, "keyword")
@@ -555,10 +579,7 @@ def marketing_report(*, params: ReportParams) -> dict:
     return {
         "report": "marketing", "params": params.as_dict(),
         "definitions": {k: DEFINITIONS[k] for k in ("sentiment", "themes", "spikes", "periods")},
-        "totals": _sentiment_row(_group(rows, params, None).get("all", Agg())),
-        "by_day": _breakdown(rows, params, "day", _sentiment_row),
-        "by_channel_day": by_channel_day,
-        "by_account": _breakdown(rows, params, "account", _sentiment_row), "by_account_day": by_account_day,
+        **series,
         "topics": topics, "hashtags": hashtags, "keywords": keywords,
         "topics_by_day": terms_by_day(params, "topic", [t["term"] for t in topics[:6]]),
         "hashtags_by_day": terms_by_day(params, "hashtag", [t["term"] for t in hashtags[:6]]),

@@ -55,3 +55,12 @@ def test_large_groups_use_histograms_within_two_and_a_half_percent():
         assert got["median"] == pytest.approx(statistics.median(want), rel=0.025)
         assert got["p90"] == pytest.approx(statistics.quantiles(want, n=10, method="inclusive")[8], rel=0.025)
     assert sliced["totals"]["first_response"]["median"] != full["totals"]["first_response"]["median"]
+
+
+def test_sliced_marketing_report_equals_full_rows(world):  # noqa: F811
+    args = dict(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 5), show_people=False)
+    sliced = selectors.marketing_report(params=selectors.ReportParams(**args))
+    full = selectors.marketing_report(params=selectors.ReportParams(**args, tz=FULL))
+    for part in ("totals", "by_day", "by_channel_day", "by_account", "by_account_day"):
+        assert sliced[part] == full[part], part
+    assert sliced["by_channel_day"]
