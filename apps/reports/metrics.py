@@ -47,6 +47,11 @@ def hist_bin(value: float) -> int:
     return int(math.floor(math.log(value) / math.log(HIST_BASE))) + 1
 
 
+def hist_score(b: int) -> int:
+    """The integer whose bin is `b` (exact below 20, where bins are narrower than 1)."""
+    return 0 if int(b) == 0 else math.ceil(HIST_BASE ** (int(b) - 1) - 1e-9)
+
+
 def hist_percentile(hist: dict, q: float) -> float | None:
     """Percentile of a histogram {bin: count}, ranks spread evenly inside a bin."""
     bins = sorted((int(b), n) for b, n in hist.items() if n)

@@ -124,6 +124,13 @@ class Agg:
         self.values: dict[str, list] = defaultdict(list)
         self.hist: dict[str, dict] | None = defaultdict(dict) if hist else None
 
+    def scores(self, metric) -> list:
+        """Survey answers (small integers): each has a histogram bin of its own, so
+        the histogram gives them back exactly."""
+        if self.hist is None or self.n(metric) <= metrics.EXACT_MAX:
+            return self.values.get(metric, [])
+        return [v for b, n in sorted(self.hist.get(metric, {}).items()) for v in [metrics.hist_score(b)] * n]
+
     def summary(self, metric) -> dict:
         n = self.n(metric)
         if self.hist is None or n <= metrics.EXACT_MAX:
@@ -382,14 +389,14 @@ def _sentiment_row(agg: Agg) -> dict:
 
 
 def _experience_row(agg: Agg) -> dict:
-    ces = agg.values.get("ces", [])
+    ces = agg.scores("ces")
     return {
-        "csat": metrics.csat_score(agg.values.get("csat", [])), "csat_answers": agg.n("csat"),
+        "csat": metrics.csat_score(agg.scores("csat")), "csat_answers": agg.n("csat"),
         "csat_sent": agg.n("csat_sent"),
         "csat_response_rate": metrics.ratio(agg.n("csat_answered"), agg.n("csat_sent")),
         "ces_mean": (sum(ces) / len(ces)) if ces else None, "ces_median": metrics.percentile(ces, 50),
         "ces_answers": len(ces), "ces_response_rate": metrics.ratio(agg.n("ces_answered"), agg.n("ces_sent")),
-        "nps": metrics.nps_score(agg.values.get("nps", [])), "nps_answers": agg.n("nps"),
+        "nps": metrics.nps_score(agg.scores("nps")), "nps_answers": agg.n("nps"),
         "nps_response_rate": metrics.ratio(agg.n("nps_answered"), agg.n("nps_sent")),
         "resolved": agg.n("resolved"), "repeat_contacts": agg.n("repeat_contact"),
         "repeat_contact_rate": metrics.ratio(agg.n("repeat_contact"), agg.n("resolved")),
@@ -462,14 +469,23 @@ def customers_at_risk(params: ReportParams, limit: int = 50) -> list[dict]:
 
 
 def experience_report(*, params: ReportParams) -> dict:
-    rows = list(_rows(params, EXPERIENCE_METRICS))
+    if _sliced(params):
+        groups, days = _slice_groups(params, EXPERIENCE_METRICS)
+        figures = {
+            "totals": _experience_row(groups.get(("", ""), Agg())),
+            "by_channel": _slice_breakdown(groups, params, "channel", _experience_row),
+            "sentiment_by_day": [{"day": d.isoformat(), **_sentiment_row(days.get(("", "", d), Agg()))}
+                                 for d in params.days]}
+    else:
+        rows = list(_rows(params, EXPERIENCE_METRICS))
+        figures = {"totals": _experience_row(_group(rows, params, None).get("all", Agg())),
+                   "by_channel": _breakdown(rows, params, "channel", _experience_row),
+                   "sentiment_by_day": _breakdown(rows, params, "day", _sentiment_row)}
     return {
         "report": "experience", "params": params.as_dict(),
         "definitions": {k: DEFINITIONS[k] for k in ("csat", "ces", "nps", "sentiment", "shift", "repeat",
                                                     "at_risk", "periods")},
-        "totals": _experience_row(_group(rows, params, None).get("all", Agg())),
-        "by_channel": _breakdown(rows, params, "channel", _experience_row),
-        "sentiment_by_day": _breakdown(rows, params, "day", _sentiment_row),
+        **figures,
         "sentiment_shift": sentiment_shift(params),
         "customers_at_risk": customers_at_risk(params),
     }

@@ -64,3 +64,30 @@ def test_sliced_marketing_report_equals_full_rows(world):  # noqa: F811
     for part in ("totals", "by_day", "by_channel_day", "by_account", "by_account_day"):
         assert sliced[part] == full[part], part
     assert sliced["by_channel_day"]
+
+
+def test_sliced_experience_report_equals_full_rows(world):  # noqa: F811
+    args = dict(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 5))
+    sliced = selectors.experience_report(params=selectors.ReportParams(**args))
+    full = selectors.experience_report(params=selectors.ReportParams(**args, tz=FULL))
+    for part in ("totals", "by_channel", "sentiment_by_day", "sentiment_shift", "customers_at_risk"):
+        assert sliced[part] == full[part], part
+
+
+@pytest.mark.django_db
+def test_many_survey_answers_give_exact_scores_from_histograms():
+    rng = random.Random(3)
+    day = dt.datetime(2026, 11, 3, 9, tzinfo=dt.timezone.utc)
+    answers = {"csat": [rng.randint(1, 5) for _ in range(400)], "nps": [rng.randint(0, 10) for _ in range(400)]}
+    MetricEvent.objects.bulk_create([
+        MetricEvent(key=f"{kind}:{i}", kind=kind, occurred_at=day + dt.timedelta(minutes=i), conversation_id=i + 1,
+                    channel="twitter", account_id=1, queue_id=1, team_id=1, agent_id=1, customer_id=i + 1,
+                    value=score)
+        for kind, scores in answers.items() for i, score in enumerate(scores)])
+    services.rollups_apply()
+    args = dict(start=dt.date(2026, 11, 1), end=dt.date(2026, 11, 5))
+    sliced = selectors.experience_report(params=selectors.ReportParams(**args))["totals"]
+    full = selectors.experience_report(params=selectors.ReportParams(**args, tz=FULL))["totals"]
+    assert sliced["csat_answers"] == 400
+    assert sliced["csat"] == full["csat"] == pytest.approx(100 * sum(s >= 4 for s in answers["csat"]) / 400)
+    assert sliced["nps"] == full["nps"]
