@@ -141,9 +141,10 @@ class MetricSlice(models.Model):
 
 
 class TermRollup(models.Model):
-    """Inbound volume and sentiment per hour by topic, hashtag or keyword, with
-    the most positive and most negative example posts (masked)."""
+    """Inbound volume and sentiment per UTC hour and UTC day by topic, hashtag or
+    keyword, with the most positive and most negative example posts (masked)."""
 
+    grain = models.CharField(max_length=1, choices=Grain.choices, default=Grain.HOUR)
     bucket = models.DateTimeField()
     channel = models.CharField(max_length=32, blank=True)
     account_id = models.BigIntegerField(default=0)
@@ -158,10 +159,10 @@ class TermRollup(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["bucket", "channel", "account_id", "term_type", "term"],
-                                    name="uniq_term_rollup")
+            models.UniqueConstraint(fields=["grain", "bucket", "channel", "account_id", "term_type", "term"],
+                                    name="uniq_term_rollup_grain")
         ]
-        indexes = [models.Index(fields=["term_type", "bucket"], name="term_type_bucket")]
+        indexes = [models.Index(fields=["grain", "term_type", "bucket"], name="term_grain_type_bucket")]
 
 
 class ConversationFact(models.Model):

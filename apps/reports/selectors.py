@@ -493,9 +493,14 @@ def experience_report(*, params: ReportParams) -> dict:
 
 # --- marketing ------------------------------------------------------------------
 
+def _term_grain(params: ReportParams) -> str:
+    """Day rows for UTC (whole UTC days), hour rows to regroup into local days."""
+    return Grain.DAY if params.tz.key == "UTC" else Grain.HOUR
+
+
 def themes(params: ReportParams, term_type: str, limit: int = 20) -> list[dict]:
     lo, hi = params.utc_range
-    qs = TermRollup.objects.filter(term_type=term_type, bucket__gte=lo, bucket__lt=hi)
+    qs = TermRollup.objects.filter(grain=_term_grain(params), term_type=term_type, bucket__gte=lo, bucket__lt=hi)
     if params.channel:
         qs = qs.filter(channel=params.channel)
     if params.account_id:
@@ -529,7 +534,7 @@ def themes(params: ReportParams, term_type: str, limit: int = 20) -> list[dict]:
 def terms_by_day(params: ReportParams, term_type: str, terms: list[str]) -> list[dict]:
     """Volume and net sentiment per local day of the given terms."""
     lo, hi = params.utc_range
-    qs = TermRollup.objects.filter(term_type=term_type, term__in=terms, bucket__gte=lo, bucket__lt=hi)
+    qs = TermRollup.objects.filter(grain=_term_grain(params), term_type=term_type, term__in=terms, bucket__gte=lo, bucket__lt=hi)
     if params.channel:
         qs = qs.filter(channel=params.channel)
     if params.account_id:

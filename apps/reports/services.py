@@ -14,6 +14,7 @@ never counts a fact twice. Rollups are applied later by `reports.apply_rollups`.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import secrets
 from collections import defaultdict
@@ -547,8 +548,9 @@ def _apply_term_rows(events: list[MetricEvent]) -> None:
         label = metrics.sentiment_label(e.value)
         terms = [("topic", t) for t in e.data.get("topics", [])] + [("hashtag", t) for t in e.data.get("hashtags", [])]
         terms += [("keyword", t) for t in e.data.get("keywords", [])]
-        for term_type, term in terms:
-            key = (metrics.floor_hour(e.occurred_at), e.channel, e.account_id, term_type, term[:64])
+        buckets = ((Grain.HOUR, metrics.floor_hour(e.occurred_at)), (Grain.DAY, metrics.floor_day(e.occurred_at)))
+        for (term_type, term), (grain, bucket) in itertools.product(terms, buckets):
+            key = (grain, bucket, e.channel, e.account_id, term_type, term[:64])
             row = acc.setdefault(key, {"count": 0, "positive": 0, "negative": 0, "neutral": 0, "total": 0.0,
                                        "examples": []})
             row["count"] += 1
@@ -561,13 +563,14 @@ def _apply_term_rows(events: list[MetricEvent]) -> None:
                         "sentiment": e.value, "text": e.data.get("excerpt", "")}])
     if not acc:
         return
-    existing = {(r.bucket, r.channel, r.account_id, r.term_type, r.term): r
-                for r in TermRollup.objects.filter(bucket__in={k[0] for k in acc}, term__in={k[4] for k in acc})}
+    existing = {(r.grain, r.bucket, r.channel, r.account_id, r.term_type, r.term): r
+                for r in TermRollup.objects.filter(bucket__in={k[1] for k in acc}, term__in={k[5] for k in acc})}
     new, changed = [], []
     for key, inc in acc.items():
         row = existing.get(key)
         if row is None:
-            row = TermRollup(bucket=key[0], channel=key[1], account_id=key[2], term_type=key[3], term=key[4])
+            row = TermRollup(grain=key[0], bucket=key[1], channel=key[2], account_id=key[3], term_type=key[4],
+                             term=key[5])
             new.append(row)
         else:
             changed.append(row)

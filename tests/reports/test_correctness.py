@@ -202,7 +202,7 @@ def snapshot():
     rollups = sorted(
         (r.grain, r.bucket, r.metric, r.channel, r.account_id, r.queue_id, r.team_id, r.agent_id, r.count,
          round(r.total, 6), tuple(r.values)) for r in MetricRollup.objects.all())
-    terms = sorted((r.bucket, r.channel, r.account_id, r.term_type, r.term, r.count, r.positive, r.negative,
+    terms = sorted((r.grain, r.bucket, r.channel, r.account_id, r.term_type, r.term, r.count, r.positive, r.negative,
                     r.neutral, round(r.total, 6), str(r.examples)) for r in TermRollup.objects.all())
     facts = sorted(tuple(getattr(f, x.name) for x in ConversationFact._meta.fields) for f in ConversationFact.objects.all())
     customers = sorted(tuple(str(getattr(c, x.name)) for x in CustomerFact._meta.fields) for c in CustomerFact.objects.all())

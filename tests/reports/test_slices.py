@@ -61,7 +61,9 @@ def test_sliced_marketing_report_equals_full_rows(world):  # noqa: F811
     args = dict(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 5), show_people=False)
     sliced = selectors.marketing_report(params=selectors.ReportParams(**args))
     full = selectors.marketing_report(params=selectors.ReportParams(**args, tz=FULL))
-    for part in ("totals", "by_day", "by_channel_day", "by_account", "by_account_day"):
+    # themes: day rows in UTC, hour rows otherwise
+    for part in ("totals", "by_day", "by_channel_day", "by_account", "by_account_day", "topics", "hashtags",
+                 "keywords", "topics_by_day", "hashtags_by_day"):
         assert sliced[part] == full[part], part
     assert sliced["by_channel_day"]
 
