@@ -563,7 +563,8 @@ def _sentiment_series(params: ReportParams) -> dict:
         return {
             "totals": _sentiment_row(groups.get(("", ""), Agg())),
             "by_day": [{"day": d.isoformat(), **_sentiment_row(days.get(("", "", d), Agg()))} for d in params.days],
-            "by_channel_day": [{"channel": c, "day": d.isoformat(), **_sentiment_row(days.get(("channel", c, d), Agg()))}
+            "by_channel_day": [{"channel": c, "day": d.isoformat(),
+                                **_sentiment_row(days.get(("channel", c, d), Agg()))}
                                for c in sorted(k for dim, k in groups if dim == "channel") for d in params.days],
             "by_account": _slice_breakdown(groups, params, "account", _sentiment_row),
             "by_account_day": [{"account": label, "day": d.isoformat(),
