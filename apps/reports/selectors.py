@@ -534,7 +534,8 @@ def themes(params: ReportParams, term_type: str, limit: int = 20) -> list[dict]:
 def terms_by_day(params: ReportParams, term_type: str, terms: list[str]) -> list[dict]:
     """Volume and net sentiment per local day of the given terms."""
     lo, hi = params.utc_range
-    qs = TermRollup.objects.filter(grain=_term_grain(params), term_type=term_type, term__in=terms, bucket__gte=lo, bucket__lt=hi)
+    qs = TermRollup.objects.filter(grain=_term_grain(params), term_type=term_type, term__in=terms, bucket__gte=lo,
+                                   bucket__lt=hi)
     if params.channel:
         qs = qs.filter(channel=params.channel)
     if params.account_id:
