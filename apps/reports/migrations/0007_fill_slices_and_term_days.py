@@ -80,13 +80,25 @@ FROM agg LEFT JOIN top USING (day, channel, account_id, term_type, term)
 
 
 def fill(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":  # set-based: large tables in seconds, not hours
-        schema_editor.execute(SLICES_SQL)
-        schema_editor.execute(TERM_DAYS_SQL)
-        return
     MetricRollup = apps.get_model("reports", "MetricRollup")
     MetricSlice = apps.get_model("reports", "MetricSlice")
     TermRollup = apps.get_model("reports", "TermRollup")
+    # Each part only once: rows already there (built by other means) are kept.
+    slices_missing = not MetricSlice.objects.exists()
+    days_missing = not TermRollup.objects.filter(grain="d").exists()
+    if schema_editor.connection.vendor == "postgresql":  # set-based: large tables in minutes, not hours
+        if slices_missing:
+            schema_editor.execute(SLICES_SQL)
+        if days_missing:
+            schema_editor.execute(TERM_DAYS_SQL)
+        return
+    if slices_missing:
+        _slices_fill(MetricRollup, MetricSlice)
+    if days_missing:
+        _term_days_fill(TermRollup)
+
+
+def _slices_fill(MetricRollup, MetricSlice):  # noqa: N803 - historical models
     slices = {}
     for r in MetricRollup.objects.filter(grain="d").iterator(chunk_size=2000):
         for dim, key in (("", ""), ("channel", r.channel), ("account", str(r.account_id)),
@@ -103,6 +115,9 @@ def fill(apps, schema_editor):
         out.append(MetricSlice(bucket=bucket, metric=metric, dim=dim, key=key, count=count, total=total, hist=hist,
                                values=sorted(values) if count <= EXACT_MAX else []))
     MetricSlice.objects.bulk_create(out, batch_size=1000)
+
+
+def _term_days_fill(TermRollup):  # noqa: N803 - historical model
     days = {}
     for r in TermRollup.objects.filter(grain="h").iterator(chunk_size=2000):
         day = r.bucket.replace(hour=0, minute=0, second=0, microsecond=0)
