@@ -93,7 +93,8 @@ INSERT INTO reports_conversationfact (conversation_id, channel, account_id, queu
   sla_met, sla_breached, inbound, first_sentiment, first_sentiment_key, last_sentiment, last_sentiment_key,
   csat, csat_key, tags, topics)
 SELECT c.id, a.provider, c.channel_account_id, coalesce(c.queue_id, 0), coalesce(q.team_id, 0),
-  coalesce(c.assignee_id, 0), c.customer_id, to_char(c.resolved_at, 'YYYYMMDDHH24MISS'), c.created_at, c.resolved_at,
+  coalesce(c.assignee_id, 0), c.customer_id, coalesce(to_char(c.resolved_at, 'YYYYMMDDHH24MISS'), ''), c.created_at,
+  c.resolved_at,
   CASE WHEN c.resolved_at IS NULL THEN 0 ELSE 1 END, 0, extract(epoch FROM c.first_response_at - c.created_at), 1,
   CASE WHEN c.first_response_at - c.created_at < interval '1 hour' THEN 1 ELSE 0 END,
   CASE WHEN c.first_response_at - c.created_at < interval '1 hour' THEN 0 ELSE 1 END,
