@@ -560,14 +560,15 @@ def _sentiment_series(params: ReportParams) -> dict:
     """Totals, by day, by channel x day, by account and by account x day."""
     if _sliced(params):
         groups, days = _slice_groups(params, SENTIMENT_METRICS, day_dims=("", "channel", "account"))
-        accounts = _labels("account", sorted(int(k) for d, k in groups if d == "account"), params.show_people)
+        by_account = _slice_breakdown(groups, params, "account", _sentiment_row)
+        accounts = {r["account_id"]: r["account"] for r in by_account}  # labels looked up once
         return {
             "totals": _sentiment_row(groups.get(("", ""), Agg())),
             "by_day": [{"day": d.isoformat(), **_sentiment_row(days.get(("", "", d), Agg()))} for d in params.days],
             "by_channel_day": [{"channel": c, "day": d.isoformat(),
                                 **_sentiment_row(days.get(("channel", c, d), Agg()))}
                                for c in sorted(k for dim, k in groups if dim == "channel") for d in params.days],
-            "by_account": _slice_breakdown(groups, params, "account", _sentiment_row),
+            "by_account": by_account,
             "by_account_day": [{"account": label, "day": d.isoformat(),
                                 **_sentiment_row(days.get(("account", str(a), d), Agg()))}
                                for a, label in sorted(accounts.items()) for d in params.days],
