@@ -53,13 +53,48 @@ FROM facts f CROSS JOIN (VALUES ('h', 'hour'), ('d', 'day')) AS g(grain, unit)
 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
 """
 
+# The one-dimension day slices the unfiltered UTC reports read (apps.reports.models.MetricSlice),
+# from the day rows above: counts and sums, a histogram of the durations (bins as metrics.hist_bin),
+# and the exact values of rows with at most metrics.EXACT_MAX (200) of them.
+SLICE_SQL = """
+WITH d AS (
+  SELECT bucket, metric, channel, account_id::text AS a, queue_id::text AS q, team_id::text AS t,
+         agent_id::text AS g, count, total, "values" FROM reports_metricrollup WHERE grain = 'd'
+), s AS (
+  SELECT bucket, metric, '' AS dim, '' AS key, count, total, "values" FROM d
+  UNION ALL SELECT bucket, metric, 'channel', channel, count, total, "values" FROM d
+  UNION ALL SELECT bucket, metric, 'account', a, count, total, "values" FROM d
+  UNION ALL SELECT bucket, metric, 'queue', q, count, total, "values" FROM d
+  UNION ALL SELECT bucket, metric, 'team', t, count, total, "values" FROM d
+  UNION ALL SELECT bucket, metric, 'agent', g, count, total, "values" FROM d
+), agg AS (
+  SELECT bucket, metric, dim, key, sum(count) AS count, sum(total) AS total FROM s GROUP BY 1, 2, 3, 4
+), vals AS (
+  SELECT s.bucket, s.metric, s.dim, s.key, v::float AS v
+  FROM s CROSS JOIN LATERAL jsonb_array_elements_text(s."values") v WHERE jsonb_array_length(s."values") > 0
+), hist AS (
+  SELECT bucket, metric, dim, key, jsonb_object_agg(b::text, n) AS hist FROM (
+    SELECT bucket, metric, dim, key, CASE WHEN v < 1 THEN 0 ELSE floor(ln(v) / ln(1.05))::int + 1 END AS b,
+           count(*) AS n FROM vals GROUP BY 1, 2, 3, 4, 5) x
+  GROUP BY 1, 2, 3, 4
+), exact AS (
+  SELECT v.bucket, v.metric, v.dim, v.key, jsonb_agg(v.v ORDER BY v.v) AS vs
+  FROM vals v JOIN agg USING (bucket, metric, dim, key) WHERE agg.count <= 200 GROUP BY 1, 2, 3, 4
+)
+INSERT INTO reports_metricslice (bucket, metric, dim, key, count, total, "values", hist)
+SELECT agg.bucket, agg.metric, agg.dim, agg.key, agg.count, agg.total, coalesce(exact.vs, '[]'),
+       coalesce(hist.hist, '{}')
+FROM agg LEFT JOIN hist USING (bucket, metric, dim, key) LEFT JOIN exact USING (bucket, metric, dim, key)
+"""
+
 FACT_SQL = """
 INSERT INTO reports_conversationfact (conversation_id, channel, account_id, queue_id, team_id, agent_id, customer_id,
   dims_key, opened_at, last_resolved_at, resolutions, reopens, first_response_seconds, first_response_cycle,
   sla_met, sla_breached, inbound, first_sentiment, first_sentiment_key, last_sentiment, last_sentiment_key,
   csat, csat_key, tags, topics)
 SELECT c.id, a.provider, c.channel_account_id, coalesce(c.queue_id, 0), coalesce(q.team_id, 0),
-  coalesce(c.assignee_id, 0), c.customer_id, to_char(c.resolved_at, 'YYYYMMDDHH24MISS'), c.created_at, c.resolved_at,
+  coalesce(c.assignee_id, 0), c.customer_id, coalesce(to_char(c.resolved_at, 'YYYYMMDDHH24MISS'), ''), c.created_at,
+  c.resolved_at,
   CASE WHEN c.resolved_at IS NULL THEN 0 ELSE 1 END, 0, extract(epoch FROM c.first_response_at - c.created_at), 1,
   CASE WHEN c.first_response_at - c.created_at < interval '1 hour' THEN 1 ELSE 0 END,
   CASE WHEN c.first_response_at - c.created_at < interval '1 hour' THEN 0 ELSE 1 END,
@@ -77,21 +112,46 @@ GROUP BY c.customer_id
 """
 
 TERM_SQL = """
-INSERT INTO reports_termrollup (bucket, channel, account_id, term_type, term, count, positive, negative, neutral,
+INSERT INTO reports_termrollup (grain, bucket, channel, account_id, term_type, term, count, positive, negative, neutral,
                                 total, examples)
-SELECT date_trunc('hour', m.sent_at), a.provider, m.channel_account_id, t.term_type, t.term, count(*),
+SELECT g.grain, date_trunc(g.unit, m.sent_at), a.provider, m.channel_account_id, t.term_type, t.term, count(*),
   count(*) FILTER (WHERE m.sentiment_label = 'positive'), count(*) FILTER (WHERE m.sentiment_label = 'negative'),
   count(*) FILTER (WHERE m.sentiment_label = 'neutral'), coalesce(sum(m.sentiment), 0), '[]'
 FROM inbox_message m JOIN connectors_channelaccount a ON a.id = m.channel_account_id
 JOIN bench_text_terms t ON t.key = regexp_replace(m.text, '[0-9]+', 'N', 'g')
+CROSS JOIN (VALUES ('h', 'hour'), ('d', 'day')) AS g(grain, unit)
 WHERE m.direction = 'in'
-GROUP BY 1, 2, 3, 4, 5
+GROUP BY 1, 2, 3, 4, 5, 6
+"""
+
+
+TERM_DAYS_SQL = """
+INSERT INTO reports_termrollup (grain, bucket, channel, account_id, term_type, term, count, positive, negative, neutral,
+                                total, examples)
+SELECT 'd', date_trunc('day', bucket), channel, account_id, term_type, term, sum(count), sum(positive),
+       sum(negative), sum(neutral), sum(total), '[]'
+FROM reports_termrollup WHERE grain = 'h' GROUP BY 2, 3, 4, 5, 6
 """
 
 
 def _columns(conn, table: str) -> set[str]:
     return {r[0] for r in conn.execute("select column_name from information_schema.columns where table_name = %s",
                                        [table]).fetchall()}
+
+
+def slices_build(db: str) -> float:
+    """MetricSlice from the day rollup rows (also run alone on a data set built before slices existed)."""
+    import psycopg
+
+    with psycopg.connect(db_url(db), autocommit=True) as conn:
+        conn.execute("SET work_mem = '256MB'")
+        conn.execute("TRUNCATE reports_metricslice")
+        t = time.perf_counter()
+        conn.execute(SLICE_SQL)
+        seconds = time.perf_counter() - t
+        conn.execute("VACUUM ANALYZE reports_metricslice")
+    log(f"  metric slices: {seconds:.0f} s")
+    return seconds
 
 
 def rollups_build(db: str) -> dict:
@@ -105,7 +165,7 @@ def rollups_build(db: str) -> dict:
     out = {}
     with psycopg.connect(db_url(db), autocommit=True) as conn:
         conn.execute("SET work_mem = '256MB'")
-        for table in ("reports_metricrollup", "reports_termrollup", "reports_conversationfact",
+        for table in ("reports_metricrollup", "reports_metricslice", "reports_termrollup", "reports_conversationfact",
                       "reports_customerfact", "reports_metricevent"):
             conn.execute(f"TRUNCATE {table}")
         conn.execute("DROP TABLE IF EXISTS bench_text_terms")
@@ -128,8 +188,11 @@ def rollups_build(db: str) -> dict:
             log(f"  {name}: {out[name]:.0f} s")
         conn.execute("VACUUM ANALYZE reports_metricrollup, reports_termrollup, reports_conversationfact, "
                       "reports_customerfact")
+    out["metric slices"] = slices_build(db)
+    with psycopg.connect(db_url(db), autocommit=True) as conn:
         out["rows"] = {t: conn.execute(f"select count(*) from {t}").fetchone()[0] for t in (
-            "reports_metricrollup", "reports_termrollup", "reports_conversationfact", "reports_customerfact")}
+            "reports_metricrollup", "reports_metricslice", "reports_termrollup", "reports_conversationfact",
+            "reports_customerfact")}
     return out
 
 
@@ -154,6 +217,22 @@ def reports_bench(*, db: str, history_conversations: int, requests: int) -> dict
         meta["generate"] = generate(db=db, conversations=history_conversations, messages_per=5.0, seed=2,
                                     end=first, fresh=False)
         meta["rollups"] = rollups_build(db)
+        _meta_store(db, "history", meta)
+    from apps.reports.models import MetricSlice
+
+    from apps.reports.models import TermRollup
+
+    if not TermRollup.objects.filter(grain="d").exists():
+        import psycopg
+
+        log("adding day term rows (the data set predates them)")
+        with psycopg.connect(db_url(db), autocommit=True) as conn:
+            conn.execute(TERM_DAYS_SQL)
+            conn.execute("VACUUM ANALYZE reports_termrollup")
+    if "metric slices" not in meta["rollups"] or not MetricSlice.objects.exists():
+        log("building the metric slices (the data set predates them)")
+        meta["rollups"]["metric slices"] = slices_build(db)
+        meta["rollups"]["rows"]["reports_metricslice"] = MetricSlice.objects.count()
         _meta_store(db, "history", meta)
     result["build"] = meta
     total = Message.objects.count()

@@ -7,6 +7,8 @@ says which conversation it shows ("view") and when its agent types ("typing");
 the consumer keeps that in apps.inbox.presence and tells the others."""
 from __future__ import annotations
 
+import logging
+
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -16,6 +18,8 @@ from apps.accounts.services import user_activity_touch
 
 from . import presence
 from .realtime import INBOX_GROUP, user_group
+
+log = logging.getLogger(__name__)
 
 
 def _can_view(user, conversation_id: int) -> bool:
@@ -51,6 +55,8 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         # "view" is re-sent by a timer, so it is not.
         if action in ("typing", "heartbeat"):
             await database_sync_to_async(user_activity_touch)(user=self.user)
+            if self.viewing is not None:
+                await self._work("active", self.viewing)
         if action == "view":
             try:
                 conversation_id = int(content.get("conversation_id"))
@@ -62,6 +68,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
                     return
                 await self._leave()
                 self.viewing = conversation_id
+                await self._work("open", conversation_id)
             await self._announce(await sync_to_async(presence.presence_touch)(
                 conversation_id=conversation_id, user=self.user, typing=content.get("typing")))
         elif action == "typing" and self.viewing is not None:
@@ -74,8 +81,20 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         if self.viewing is None:
             return
         conversation_id, self.viewing = self.viewing, None
+        await self._work("leave", conversation_id)
         viewers = await sync_to_async(presence.presence_leave)(conversation_id=conversation_id, user_id=self.user.pk)
         await self._announce(viewers, conversation_id=conversation_id)
+
+    async def _work(self, kind: str, conversation_id: int) -> None:
+        """Handle time (apps.reports work sessions): best-effort, never breaks the socket."""
+        from apps.reports.services import work_session_signal
+
+        try:
+            await database_sync_to_async(work_session_signal)(conversation_id=conversation_id, agent_id=self.user.pk,
+                                                              kind=kind)
+        except Exception:  # noqa: BLE001 - a report figure must not cost the agent the live inbox
+            log.warning("work session %s for user %s on #%s failed", kind, self.user.pk, conversation_id,
+                        exc_info=True)
 
     async def _announce(self, viewers, conversation_id=None):
         await self.channel_layer.group_send(INBOX_GROUP, {

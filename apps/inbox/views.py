@@ -334,6 +334,10 @@ def conversation_presence(request, pk):
     conversation = _conversation_or_404(request, pk)
     typing = {"1": True, "0": False}.get(request.POST.get("typing", ""))
     viewers = presence.presence_touch(conversation_id=conversation.pk, user=request.user, typing=typing)
+    if typing or request.POST.get("active") == "1":  # input since the last poll: handle time
+        from apps.reports.services import work_session_signal
+
+        work_session_signal(conversation_id=conversation.pk, agent_id=request.user.pk, kind="active")
     return JsonResponse({"viewers": [v for v in viewers if v["user_id"] != request.user.pk]})
 
 

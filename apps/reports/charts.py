@@ -42,6 +42,10 @@ def charts_for(report: dict) -> list[dict]:
             {"title": "Reply time (minutes)", "type": "line", "labels": days, "datasets": [
                 {"label": "median", "data": _series(report["by_day"], "reply.median", _minutes)},
                 {"label": "p90", "data": _series(report["by_day"], "reply.p90", _minutes)}]},
+            {"title": "Handle time per work session (minutes)", "type": "line", "labels": days, "datasets": [
+                {"label": "median", "data": _series(report["by_day"], "handle_time.median", _minutes)},
+                {"label": "p90", "data": _series(report["by_day"], "handle_time.p90", _minutes)},
+                {"label": "mean", "data": _series(report["by_day"], "handle_time.mean", _minutes)}]},
             {"title": "Backlog at end of day", "type": "line", "labels": [r["day"] for r in report["backlog"]],
              "datasets": [{"label": "open cycles", "data": _series(report["backlog"], "backlog")}]},
             {"title": "Resolution rate and SLA compliance (%)", "type": "line", "labels": days, "datasets": [
@@ -103,7 +107,9 @@ def kpis_for(report: dict) -> list[tuple[str, object, str]]:
                 ("Resolution rate", t["resolution_rate"], "resolution_rate"),
                 ("Reopen rate", t["reopen_rate"], "reopen_rate"),
                 ("SLA compliance", t["sla_compliance"], "sla_compliance"),
-                ("Handle time", "not measured", "")]
+                ("Handle time, median", t["handle_time"]["median"], "handle_time_median"),
+                ("Handle time, p90", t["handle_time"]["p90"], "handle_time_p90"),
+                ("Handle time, mean", t["handle_time"]["mean"], "handle_time_mean")]
     if name == "experience":
         shift = report["sentiment_shift"]
         return [("CSAT (% 4-5)", t["csat"], "csat"), ("CSAT response rate", t["csat_response_rate"], "x_rate"),

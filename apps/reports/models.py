@@ -58,6 +58,33 @@ class ConversationMetricState(models.Model):
     sla_decided = models.JSONField(default=list, blank=True)
 
 
+class WorkSession(models.Model):
+    """One agent's active time on one conversation (handle time), from the
+    inbox's presence signals: opening the thread, typing, input heartbeats,
+    leaving. Gaps longer than the idle limit are not counted; leaving and
+    coming back within it continues the session without counting the time away.
+    A closed session becomes one "handle" metric event."""
+
+    conversation_id = models.BigIntegerField()
+    agent_id = models.BigIntegerField()
+    started_at = models.DateTimeField()
+    last_active_at = models.DateTimeField()
+    active_seconds = models.FloatField(default=0.0)
+    away = models.BooleanField(default=False, help_text="left the thread; the time until a return is not counted")
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["agent_id", "conversation_id"], condition=Q(ended_at__isnull=True),
+                                    name="uniq_open_work_session"),
+        ]
+        indexes = [models.Index(fields=["last_active_at"], condition=Q(ended_at__isnull=True),
+                                name="work_session_open")]
+
+    def __str__(self):
+        return f"agent {self.agent_id} on #{self.conversation_id}: {self.active_seconds:.0f}s"
+
+
 class Grain(models.TextChoices):
     HOUR = "h", "Hour"
     DAY = "d", "Day"
@@ -89,10 +116,35 @@ class MetricRollup(models.Model):
         indexes = [models.Index(fields=["grain", "metric", "bucket"], name="rollup_metric_bucket")]
 
 
-class TermRollup(models.Model):
-    """Inbound volume and sentiment per hour by topic, hashtag or keyword, with
-    the most positive and most negative example posts (masked)."""
+class MetricSlice(models.Model):
+    """The day rollups pre-aggregated along one dimension at a time (all, channel,
+    account, queue, team, agent): what an unfiltered report in UTC reads, so a
+    30-day report sums a few thousand rows, not every channel x account x queue x
+    team x agent combination. Durations keep a histogram (5% wide log bins, see
+    metrics.hist_bin) for medians and p90 over any range, and their exact values
+    while a row has at most metrics.EXACT_MAX of them."""
 
+    bucket = models.DateTimeField(help_text="UTC day")
+    metric = models.CharField(max_length=32)
+    dim = models.CharField(max_length=8, blank=True, help_text="'' (all), channel, account, queue, team, agent")
+    key = models.CharField(max_length=32, blank=True)
+    count = models.IntegerField(default=0)
+    total = models.FloatField(default=0.0)
+    values = models.JSONField(default=list, blank=True)
+    hist = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["bucket", "metric", "dim", "key"], name="uniq_metric_slice")
+        ]
+        indexes = [models.Index(fields=["dim", "metric", "bucket"], name="slice_dim_metric_bucket")]
+
+
+class TermRollup(models.Model):
+    """Inbound volume and sentiment per UTC hour and UTC day by topic, hashtag or
+    keyword, with the most positive and most negative example posts (masked)."""
+
+    grain = models.CharField(max_length=1, choices=Grain.choices, default=Grain.HOUR)
     bucket = models.DateTimeField()
     channel = models.CharField(max_length=32, blank=True)
     account_id = models.BigIntegerField(default=0)
@@ -107,10 +159,10 @@ class TermRollup(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["bucket", "channel", "account_id", "term_type", "term"],
-                                    name="uniq_term_rollup")
+            models.UniqueConstraint(fields=["grain", "bucket", "channel", "account_id", "term_type", "term"],
+                                    name="uniq_term_rollup_grain")
         ]
-        indexes = [models.Index(fields=["term_type", "bucket"], name="term_type_bucket")]
+        indexes = [models.Index(fields=["grain", "term_type", "bucket"], name="term_grain_type_bucket")]
 
 
 class ConversationFact(models.Model):

@@ -20,7 +20,7 @@ from apps.connectors.models import ChannelAccount
 from apps.routing.models import Queue
 
 from . import metrics
-from .models import ConversationFact, CustomerFact, Grain, MetricRollup, SpikeAlert, TermRollup
+from .models import ConversationFact, CustomerFact, Grain, MetricRollup, MetricSlice, SpikeAlert, TermRollup
 
 DIMENSIONS = ("channel", "account_id", "queue_id", "team_id", "agent_id")
 
@@ -70,13 +70,19 @@ DEFINITIONS = {
                        "Spam and ignored conversations are dismissed: out of the backlog and the rate, "
                        "never a resolution.",
     "reopen_rate": "Reopen rate: reopens / resolutions in the period.",
-    "business_hours": "Business-hours figures count only time inside REPORTS_BUSINESS_HOURS "
-                      "(default Mon-Fri 09:00-17:00) in the time zone of the queue's team.",
+    "business_hours": "Business-hours figures count only working time in the business hours and holidays "
+                      "of the conversation's queue's team (its routing calendar, the one its SLAs use); a "
+                      "team without a calendar uses REPORTS_BUSINESS_HOURS (default Mon-Fri 09:00-17:00) in "
+                      "the team's time zone.",
     "sla": "SLA compliance: targets met / targets decided (met or breached) in the period. A first-response "
            "target is decided by the first reply, a resolution target by the resolve; a breach event from "
            "the SLA monitor decides it as breached.",
-    "handle_time": "Handle time (agent's active time on a conversation) is not measured: cxinbox keeps no "
-                   "per-conversation presence history yet, so the report leaves it out rather than guess.",
+    "handle_time": "Handle time: an agent's active time on a conversation, from the inbox's presence: from "
+                   "opening the thread to leaving it, while typing or otherwise using the page. A gap of more "
+                   "than 5 minutes without activity (REPORTS_HANDLE_TIME) is not counted and ends the work "
+                   "session; leaving and coming back within it continues the session without the time away. "
+                   "One value per work session (an agent's continuous work on one conversation), counted for "
+                   "that agent when it ends; two agents on one conversation count separately. Total: the sum.",
     "volume": "Volume in: customer messages received. Volume out: replies the network accepted "
               "(human; auto-replies and survey links shown apart).",
     "backlog": "Backlog: cycles started and not yet resolved, at the end of each day.",
@@ -106,14 +112,30 @@ DEFINITIONS = {
 # --- reading rollups ------------------------------------------------------------
 
 class Agg:
-    """Counts, sums and values of each metric in one group."""
+    """Counts, sums and values of each metric in one group. From slices (`hist`
+    set), durations come from the merged histogram unless the group is small
+    enough to have its exact values."""
 
-    __slots__ = ("count", "total", "values")
+    __slots__ = ("count", "total", "values", "hist")
 
-    def __init__(self):
+    def __init__(self, hist: bool = False):
         self.count: dict[str, int] = defaultdict(int)
         self.total: dict[str, float] = defaultdict(float)
         self.values: dict[str, list] = defaultdict(list)
+        self.hist: dict[str, dict] | None = defaultdict(dict) if hist else None
+
+    def scores(self, metric) -> list:
+        """Survey answers (small integers): each has a histogram bin of its own, so
+        the histogram gives them back exactly."""
+        if self.hist is None or self.n(metric) <= metrics.EXACT_MAX:
+            return self.values.get(metric, [])
+        return [v for b, n in sorted(self.hist.get(metric, {}).items()) for v in [metrics.hist_score(b)] * n]
+
+    def summary(self, metric) -> dict:
+        n = self.n(metric)
+        if self.hist is None or n <= metrics.EXACT_MAX:
+            return metrics.summary(self.values.get(metric, []))
+        return metrics.hist_summary(self.hist.get(metric, {}), n, self.total.get(metric, 0.0))
 
     def add(self, metric, count, total, values):
         self.count[metric] += count
@@ -167,7 +189,7 @@ def _labels(by: str, keys, show_people: bool) -> dict:
 
 
 SERVICE_METRICS = ["msg_in", "msg_out", "msg_out_bot", "opened", "reopened", "dismissed", "resolved", "resolved_bh",
-                   "first_response", "first_response_bh", "reply", "reply_bh", "sla_met", "sla_breached"]
+                   "first_response", "first_response_bh", "reply", "reply_bh", "sla_met", "sla_breached", "handle"]
 
 
 def _service_row(agg: Agg) -> dict:
@@ -177,15 +199,17 @@ def _service_row(agg: Agg) -> dict:
         "volume_in": agg.n("msg_in"), "volume_out": agg.n("msg_out"), "volume_out_bot": agg.n("msg_out_bot"),
         "opened": agg.n("opened"), "reopened": agg.n("reopened"), "dismissed": agg.n("dismissed"),
         "resolved": agg.n("resolved"),
-        "first_response": metrics.summary(agg.values.get("first_response", [])),
-        "first_response_business": metrics.summary(agg.values.get("first_response_bh", [])),
-        "reply": metrics.summary(agg.values.get("reply", [])),
-        "reply_business": metrics.summary(agg.values.get("reply_bh", [])),
-        "resolution": metrics.summary(agg.values.get("resolved", [])),
+        "first_response": agg.summary("first_response"),
+        "first_response_business": agg.summary("first_response_bh"),
+        "reply": agg.summary("reply"),
+        "reply_business": agg.summary("reply_bh"),
+        "resolution": agg.summary("resolved"),
         "resolution_rate": metrics.ratio(agg.n("resolved"), started),
         "reopen_rate": metrics.ratio(agg.n("reopened"), agg.n("resolved")),
         "sla_met": agg.n("sla_met"), "sla_breached": agg.n("sla_breached"),
         "sla_compliance": metrics.ratio(agg.n("sla_met"), decided),
+        "handle_time": agg.summary("handle"),
+        "handle_time_total": agg.total.get("handle", 0.0),
     }
 
 
@@ -223,16 +247,121 @@ def backlog_series(params: ReportParams) -> list[dict]:
     return out
 
 
+# --- the fast path: one-dimension day slices --------------------------------------
+
+def _sliced(params: ReportParams) -> bool:
+    """Unfiltered reports in UTC read MetricSlice; filters and other zones read the
+    full rollup rows (every dimension combination; hour rows for local days)."""
+    return params.tz.key == "UTC" and not params.filters()
+
+
+HIST_SQL = """
+SELECT s.dim, s.key, NULL::timestamptz, s.metric, h.key::int, sum(h.value::int)
+FROM reports_metricslice s CROSS JOIN LATERAL jsonb_each_text(s.hist) h
+WHERE s.bucket >= %(lo)s AND s.bucket < %(hi)s AND s.metric = ANY(%(metrics)s)
+GROUP BY 1, 2, 4, 5
+UNION ALL
+SELECT s.dim, s.key, s.bucket, s.metric, h.key::int, sum(h.value::int)
+FROM reports_metricslice s CROSS JOIN LATERAL jsonb_each_text(s.hist) h
+WHERE s.bucket >= %(lo)s AND s.bucket < %(hi)s AND s.metric = ANY(%(metrics)s) AND s.dim = ANY(%(day_dims)s)
+GROUP BY 1, 2, 3, 4, 5
+"""
+
+
+def _slice_groups(params: ReportParams, metric_names, day_dims=("",)) -> tuple[dict, dict]:
+    """{(dim, key): Agg} over the whole range and {(dim, key, day): Agg} for
+    `day_dims`: counts and sums added up in SQL, duration histograms merged in
+    SQL, exact values fetched only for groups small enough to use them."""
+    from django.db import connection
+
+    from .services import VALUE_METRICS
+
+    lo, hi = params.utc_range
+    base = MetricSlice.objects.filter(bucket__gte=lo, bucket__lt=hi, metric__in=list(metric_names))
+    groups: dict = defaultdict(lambda: Agg(hist=True))
+    days: dict = defaultdict(lambda: Agg(hist=True))
+    for dim, key, metric, c, t in (base.values_list("dim", "key", "metric").annotate(c=Sum("count"), t=Sum("total"))
+                                   .order_by()):
+        groups[(dim, key)].add(metric, c, t, None)
+    for dim, key, bucket, metric, c, t in (base.filter(dim__in=day_dims).values_list("dim", "key", "bucket", "metric")
+                                           .annotate(c=Sum("count"), t=Sum("total")).order_by()):
+        days[(dim, key, bucket.date())].add(metric, c, t, None)
+    valued = [m for m in metric_names if m in VALUE_METRICS]
+    if not valued:
+        return groups, days
+    small = Q(pk__in=[])
+    for (dim, key), agg in groups.items():
+        for m in valued:
+            if 0 < agg.n(m) <= metrics.EXACT_MAX:
+                small |= Q(dim=dim, key=key, metric=m)
+    for (dim, key, day), agg in days.items():
+        for m in valued:
+            if 0 < agg.n(m) <= metrics.EXACT_MAX:
+                small |= Q(dim=dim, key=key, metric=m, bucket=dt.datetime.combine(day, dt.time(), dt.timezone.utc))
+    if small.children[1:]:
+        for dim, key, bucket, metric, values in base.filter(small).values_list("dim", "key", "bucket", "metric",
+                                                                                "values"):
+            if groups[(dim, key)].n(metric) <= metrics.EXACT_MAX:
+                groups[(dim, key)].values[metric].extend(values)
+            if dim in day_dims and days[(dim, key, bucket.date())].n(metric) <= metrics.EXACT_MAX:
+                days[(dim, key, bucket.date())].values[metric].extend(values)
+    if any(agg.n(m) > metrics.EXACT_MAX for agg in [*groups.values(), *days.values()] for m in valued):
+        with connection.cursor() as cursor:
+            cursor.execute(HIST_SQL, {"lo": lo, "hi": hi, "metrics": valued, "day_dims": list(day_dims)})
+            for dim, key, bucket, metric, b, n in cursor.fetchall():
+                agg = groups[(dim, key)] if bucket is None else days[(dim, key, bucket.date())]
+                agg.hist[metric][b] = n
+    return groups, days
+
+
+SLICE_BY = {"channel": "channel", "account": "account", "queue": "queue", "team": "team", "agent": "agent"}
+
+
+def _slice_breakdown(groups: dict, params: ReportParams, by: str, row_fn) -> list[dict]:
+    keys = {(k if by == "channel" else int(k)): agg for (dim, k), agg in groups.items() if dim == by}
+    labels = _labels(by, list(keys), params.show_people)
+    out = [{by: labels[k], f"{by}_id" if by != "channel" else "channel_key": k, **row_fn(agg)}
+           for k, agg in keys.items()]
+    return sorted(out, key=lambda r: str(r[by]))
+
+
+BACKLOG_SIGNS = {"opened": 1, "reopened": 1, "resolved": -1, "dismissed": -1}
+
+
+def _slice_backlog(params: ReportParams, days: dict) -> list[dict]:
+    lo, _ = params.utc_range
+    start = sum(BACKLOG_SIGNS[m] * (c or 0) for m, c in MetricSlice.objects.filter(
+        dim="", bucket__lt=lo, metric__in=list(BACKLOG_SIGNS)).values_list("metric").annotate(c=Sum("count"))
+        .order_by())
+    out, running = [], start
+    for day in params.days:
+        agg = days.get(("", "", day))
+        if agg is not None:
+            running += sum(sign * agg.n(m) for m, sign in BACKLOG_SIGNS.items())
+        out.append({"day": day.isoformat(), "backlog": running})
+    return out
+
+
+SERVICE_DEFINITIONS = ("first_response", "reply", "resolution", "resolution_rate", "reopen_rate", "business_hours",
+                       "sla", "volume", "backlog", "handle_time", "periods")
+
+
 def service_report(*, params: ReportParams) -> dict:
+    head = {"report": "service", "params": params.as_dict(),
+            "definitions": {k: DEFINITIONS[k] for k in SERVICE_DEFINITIONS}}
+    if _sliced(params):
+        groups, days = _slice_groups(params, SERVICE_METRICS)
+        return {
+            **head, "totals": _service_row(groups.get(("", ""), Agg())),
+            "by_day": [{"day": d.isoformat(), **_service_row(days.get(("", "", d), Agg()))} for d in params.days],
+            **{f"by_{by}": _slice_breakdown(groups, params, by, _service_row)
+               for by in ("channel", "queue", "team", "agent")},
+            "backlog": _slice_backlog(params, days),
+        }
     rows = list(_rows(params, SERVICE_METRICS))
     totals = _group(rows, params, None).get("all", Agg())
     return {
-        "report": "service", "params": params.as_dict(),
-        "definitions": {k: DEFINITIONS[k] for k in ("first_response", "reply", "resolution", "resolution_rate",
-                                                    "reopen_rate", "business_hours", "sla", "volume", "backlog",
-                                                    "handle_time", "periods")},
-        "totals": _service_row(totals),
-        "handle_time": {"available": False, "note": DEFINITIONS["handle_time"]},
+        **head, "totals": _service_row(totals),
         "by_day": _breakdown(rows, params, "day", _service_row),
         "by_channel": _breakdown(rows, params, "channel", _service_row),
         "by_queue": _breakdown(rows, params, "queue", _service_row),
@@ -260,14 +389,14 @@ def _sentiment_row(agg: Agg) -> dict:
 
 
 def _experience_row(agg: Agg) -> dict:
-    ces = agg.values.get("ces", [])
+    ces = agg.scores("ces")
     return {
-        "csat": metrics.csat_score(agg.values.get("csat", [])), "csat_answers": agg.n("csat"),
+        "csat": metrics.csat_score(agg.scores("csat")), "csat_answers": agg.n("csat"),
         "csat_sent": agg.n("csat_sent"),
         "csat_response_rate": metrics.ratio(agg.n("csat_answered"), agg.n("csat_sent")),
         "ces_mean": (sum(ces) / len(ces)) if ces else None, "ces_median": metrics.percentile(ces, 50),
         "ces_answers": len(ces), "ces_response_rate": metrics.ratio(agg.n("ces_answered"), agg.n("ces_sent")),
-        "nps": metrics.nps_score(agg.values.get("nps", [])), "nps_answers": agg.n("nps"),
+        "nps": metrics.nps_score(agg.scores("nps")), "nps_answers": agg.n("nps"),
         "nps_response_rate": metrics.ratio(agg.n("nps_answered"), agg.n("nps_sent")),
         "resolved": agg.n("resolved"), "repeat_contacts": agg.n("repeat_contact"),
         "repeat_contact_rate": metrics.ratio(agg.n("repeat_contact"), agg.n("resolved")),
@@ -340,14 +469,23 @@ def customers_at_risk(params: ReportParams, limit: int = 50) -> list[dict]:
 
 
 def experience_report(*, params: ReportParams) -> dict:
-    rows = list(_rows(params, EXPERIENCE_METRICS))
+    if _sliced(params):
+        groups, days = _slice_groups(params, EXPERIENCE_METRICS)
+        figures = {
+            "totals": _experience_row(groups.get(("", ""), Agg())),
+            "by_channel": _slice_breakdown(groups, params, "channel", _experience_row),
+            "sentiment_by_day": [{"day": d.isoformat(), **_sentiment_row(days.get(("", "", d), Agg()))}
+                                 for d in params.days]}
+    else:
+        rows = list(_rows(params, EXPERIENCE_METRICS))
+        figures = {"totals": _experience_row(_group(rows, params, None).get("all", Agg())),
+                   "by_channel": _breakdown(rows, params, "channel", _experience_row),
+                   "sentiment_by_day": _breakdown(rows, params, "day", _sentiment_row)}
     return {
         "report": "experience", "params": params.as_dict(),
         "definitions": {k: DEFINITIONS[k] for k in ("csat", "ces", "nps", "sentiment", "shift", "repeat",
                                                     "at_risk", "periods")},
-        "totals": _experience_row(_group(rows, params, None).get("all", Agg())),
-        "by_channel": _breakdown(rows, params, "channel", _experience_row),
-        "sentiment_by_day": _breakdown(rows, params, "day", _sentiment_row),
+        **figures,
         "sentiment_shift": sentiment_shift(params),
         "customers_at_risk": customers_at_risk(params),
     }
@@ -355,9 +493,14 @@ def experience_report(*, params: ReportParams) -> dict:
 
 # --- marketing ------------------------------------------------------------------
 
+def _term_grain(params: ReportParams) -> str:
+    """Day rows for UTC (whole UTC days), hour rows to regroup into local days."""
+    return Grain.DAY if params.tz.key == "UTC" else Grain.HOUR
+
+
 def themes(params: ReportParams, term_type: str, limit: int = 20) -> list[dict]:
     lo, hi = params.utc_range
-    qs = TermRollup.objects.filter(term_type=term_type, bucket__gte=lo, bucket__lt=hi)
+    qs = TermRollup.objects.filter(grain=_term_grain(params), term_type=term_type, bucket__gte=lo, bucket__lt=hi)
     if params.channel:
         qs = qs.filter(channel=params.channel)
     if params.account_id:
@@ -391,7 +534,8 @@ def themes(params: ReportParams, term_type: str, limit: int = 20) -> list[dict]:
 def terms_by_day(params: ReportParams, term_type: str, terms: list[str]) -> list[dict]:
     """Volume and net sentiment per local day of the given terms."""
     lo, hi = params.utc_range
-    qs = TermRollup.objects.filter(term_type=term_type, term__in=terms, bucket__gte=lo, bucket__lt=hi)
+    qs = TermRollup.objects.filter(grain=_term_grain(params), term_type=term_type, term__in=terms, bucket__gte=lo,
+                                   bucket__lt=hi)
     if params.channel:
         qs = qs.filter(channel=params.channel)
     if params.account_id:
@@ -409,8 +553,27 @@ def terms_by_day(params: ReportParams, term_type: str, terms: list[str]) -> list
             for term in terms for day in params.days]
 
 
-def marketing_report(*, params: ReportParams) -> dict:
-    rows = list(_rows(params, ["msg_in", "sentiment", "msg_in_positive", "msg_in_negative", "msg_in_neutral"]))
+SENTIMENT_METRICS = ["msg_in", "sentiment", "msg_in_positive", "msg_in_negative", "msg_in_neutral"]
+
+
+def _sentiment_series(params: ReportParams) -> dict:
+    """Totals, by day, by channel x day, by account and by account x day."""
+    if _sliced(params):
+        groups, days = _slice_groups(params, SENTIMENT_METRICS, day_dims=("", "channel", "account"))
+        by_account = _slice_breakdown(groups, params, "account", _sentiment_row)
+        accounts = {r["account_id"]: r["account"] for r in by_account}  # labels looked up once
+        return {
+            "totals": _sentiment_row(groups.get(("", ""), Agg())),
+            "by_day": [{"day": d.isoformat(), **_sentiment_row(days.get(("", "", d), Agg()))} for d in params.days],
+            "by_channel_day": [{"channel": c, "day": d.isoformat(),
+                                **_sentiment_row(days.get(("channel", c, d), Agg()))}
+                               for c in sorted(k for dim, k in groups if dim == "channel") for d in params.days],
+            "by_account": by_account,
+            "by_account_day": [{"account": label, "day": d.isoformat(),
+                                **_sentiment_row(days.get(("account", str(a), d), Agg()))}
+                               for a, label in sorted(accounts.items()) for d in params.days],
+        }
+    rows = list(_rows(params, SENTIMENT_METRICS))
     by_channel_day, by_account_day = [], []
     for channel in sorted({r[2] for r in rows}):
         sub = [r for r in rows if r[2] == channel]
@@ -421,6 +584,13 @@ def marketing_report(*, params: ReportParams) -> dict:
         sub = [r for r in rows if r[3] == account_id]
         for row in _breakdown(sub, params, "day", _sentiment_row):
             by_account_day.append({"account": accounts[account_id], **row})
+    return {"totals": _sentiment_row(_group(rows, params, None).get("all", Agg())),
+            "by_day": _breakdown(rows, params, "day", _sentiment_row), "by_channel_day": by_channel_day,
+            "by_account": _breakdown(rows, params, "account", _sentiment_row), "by_account_day": by_account_day}
+
+
+def marketing_report(*, params: ReportParams) -> dict:
+    series = _sentiment_series(params)
     topics = themes(params, "topic")
     hashtags = themes(params, "hashtag")
     keywords = themes(params, "keyword")
@@ -433,10 +603,7 @@ def marketing_report(*, params: ReportParams) -> dict:
     return {
         "report": "marketing", "params": params.as_dict(),
         "definitions": {k: DEFINITIONS[k] for k in ("sentiment", "themes", "spikes", "periods")},
-        "totals": _sentiment_row(_group(rows, params, None).get("all", Agg())),
-        "by_day": _breakdown(rows, params, "day", _sentiment_row),
-        "by_channel_day": by_channel_day,
-        "by_account": _breakdown(rows, params, "account", _sentiment_row), "by_account_day": by_account_day,
+        **series,
         "topics": topics, "hashtags": hashtags, "keywords": keywords,
         "topics_by_day": terms_by_day(params, "topic", [t["term"] for t in topics[:6]]),
         "hashtags_by_day": terms_by_day(params, "hashtag", [t["term"] for t in hashtags[:6]]),

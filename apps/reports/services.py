@@ -14,20 +14,22 @@ never counts a fact twice. Rollups are applied later by `reports.apply_rollups`.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import secrets
 from collections import defaultdict
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core import signing
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
 from apps.core.errors import DomainError
 from apps.inbox.models import Conversation, Message
+from apps.routing.calendar import WEEKDAYS, Calendar
+from apps.routing.models import BusinessHours, Holiday
 
 from . import metrics, themes
 from .models import (
@@ -37,10 +39,12 @@ from .models import (
     Grain,
     MetricEvent,
     MetricRollup,
+    MetricSlice,
     RollupLock,
     SpikeAlert,
     Survey,
     TermRollup,
+    WorkSession,
 )
 
 log = logging.getLogger(__name__)
@@ -74,22 +78,28 @@ def _emit(*, key: str, kind: str, occurred_at: dt.datetime, dims: dict, cycle: i
                                       value_bh=value_bh, data=data or {}, **dims)
 
 
-def _business_hours(conversation: Conversation) -> dict:
-    """Business hours for response metrics: REPORTS_BUSINESS_HOURS in the time
-    zone of the queue's team (else the account's)."""
+def _calendar(conversation: Conversation) -> Calendar:
+    """Business hours for response metrics: the calendar of the queue's team
+    (routing's BusinessHours and holidays, the ones its SLAs use); a team
+    without one, or no queue, falls back to REPORTS_BUSINESS_HOURS in the
+    team's time zone (else the account's)."""
+    team = conversation.queue.team if conversation.queue_id else None
+    if team is not None:
+        hours = BusinessHours.objects.filter(team_id=team.pk).first()
+        if hours is not None:
+            holidays = frozenset(Holiday.objects.filter(business_hours=hours).values_list("date", flat=True))
+            return Calendar(time_zone=hours.time_zone or "UTC", schedule=hours.schedule, holidays=holidays)
     conf = getattr(settings, "REPORTS_BUSINESS_HOURS", {})
-    tz_name = conversation.queue.team.time_zone if conversation.queue_id else conversation.channel_account.time_zone
-    return {
-        "tz": ZoneInfo(tz_name or "UTC"),
-        "days": conf.get("days", (0, 1, 2, 3, 4)),
-        "opens": dt.time.fromisoformat(conf.get("opens", "09:00")),
-        "closes": dt.time.fromisoformat(conf.get("closes", "17:00")),
-    }
+    tz_name = team.time_zone if team is not None else conversation.channel_account.time_zone
+    interval = [[conf.get("opens", "09:00"), conf.get("closes", "17:00")]]
+    days = set(conf.get("days", (0, 1, 2, 3, 4)))
+    return Calendar(time_zone=tz_name or "UTC",
+                    schedule={name: interval for i, name in enumerate(WEEKDAYS) if i in days})
 
 
 def _durations(conversation: Conversation, start: dt.datetime, end: dt.datetime) -> tuple[float, float]:
     seconds = max(0.0, (end - start).total_seconds())
-    return seconds, metrics.business_seconds(start, end, **_business_hours(conversation))
+    return seconds, _calendar(conversation).working_seconds(start, end)
 
 
 def _state(conversation: Conversation) -> ConversationMetricState:
@@ -273,6 +283,81 @@ def _record_for_event(event) -> None:
         _sla_outcome(conversation, state, target=str(data.get("target") or "sla"), met=False, at=at)
 
 
+# --- handle time (work sessions) -------------------------------------------------
+
+HANDLE_OPEN, HANDLE_ACTIVE, HANDLE_LEAVE = "open", "active", "leave"
+
+
+def _handle_conf() -> tuple[dt.timedelta, float]:
+    conf = getattr(settings, "REPORTS_HANDLE_TIME", {})
+    return dt.timedelta(seconds=conf.get("idle_seconds", 300)), float(conf.get("max_session_seconds", 4 * 3600))
+
+
+def work_session_signal(*, conversation_id: int, agent_id: int, kind: str,
+                        at: dt.datetime | None = None) -> WorkSession | None:
+    """Records one presence signal of an agent on a conversation's thread:
+    "open" (the thread opened), "active" (typing or other input) or "leave".
+    Time between two signals counts when it is at most the idle limit
+    (REPORTS_HANDLE_TIME idle_seconds, default 5 min) and the agent had not left;
+    a longer gap closes the session at its last activity, and the next signal
+    starts a new one."""
+    at = at or timezone.now()
+    idle, cap = _handle_conf()
+    with transaction.atomic():
+        session = (WorkSession.objects.select_for_update()
+                   .filter(agent_id=agent_id, conversation_id=conversation_id, ended_at__isnull=True).first())
+        if session is not None and at - session.last_active_at > idle:
+            _work_session_close(session)
+            session = None
+        if session is None:
+            if kind == HANDLE_LEAVE:
+                return None
+            try:
+                with transaction.atomic():  # two signals racing: the other one created it
+                    return WorkSession.objects.create(conversation_id=conversation_id, agent_id=agent_id,
+                                                      started_at=at, last_active_at=at)
+            except IntegrityError:
+                return None
+        if at > session.last_active_at:
+            if not session.away:
+                session.active_seconds = min(cap, session.active_seconds
+                                             + (at - session.last_active_at).total_seconds())
+            session.last_active_at = at
+        session.away = kind == HANDLE_LEAVE
+        session.save(update_fields=["active_seconds", "last_active_at", "away"])
+    return session
+
+
+def work_sessions_close_idle(*, now: dt.datetime | None = None) -> int:
+    """Closes sessions with no signal for longer than the idle limit (the agent
+    left, closed the tab or went idle), each at its last activity. Run by the
+    reports task before it applies rollups."""
+    idle, _ = _handle_conf()
+    now = now or timezone.now()
+    closed = 0
+    with transaction.atomic():
+        for session in (WorkSession.objects.select_for_update(skip_locked=True)
+                        .filter(ended_at__isnull=True, last_active_at__lt=now - idle).order_by("id")[:1000]):
+            _work_session_close(session)
+            closed += 1
+    return closed
+
+
+def _work_session_close(session: WorkSession) -> None:
+    session.ended_at = session.last_active_at
+    session.save(update_fields=["ended_at"])
+    if session.active_seconds <= 0:
+        return  # opened and never worked on: no handle time to count
+    conversation = (Conversation.objects.select_related("queue", "channel_account")
+                    .filter(pk=session.conversation_id).first())
+    if conversation is None:
+        return
+    # Counted when the work ended, for the agent who did it (not the assignee).
+    _emit(key=f"handle:{session.pk}", kind="handle", occurred_at=session.ended_at,
+          dims=_dims(conversation, session.agent_id), value=session.active_seconds)
+    _apply_soon()
+
+
 def metrics_conversation_routed(*, conversation: Conversation, messages: list[Message]) -> None:
     """After routing: the cycle's opened event with its queue, and one msg_in per
     inbound message with its sentiment and themes."""
@@ -347,7 +432,7 @@ def _apply_soon() -> None:
 # --- rollups ------------------------------------------------------------------
 
 VALUE_METRICS = {"first_response", "first_response_bh", "reply", "reply_bh", "resolved", "resolved_bh",
-                 "csat", "ces", "nps"}
+                 "handle", "csat", "ces", "nps"}
 
 
 def _increments(event: MetricEvent) -> list[tuple[str, float | None]]:
@@ -411,6 +496,48 @@ def _apply_metric_rows(events: list[MetricEvent]) -> None:
             row.values = sorted([*row.values, *values])
     MetricRollup.objects.bulk_create(new, batch_size=500)
     MetricRollup.objects.bulk_update(changed, ["count", "total", "values"], batch_size=500)
+    _apply_slices(acc)
+
+
+SLICE_DIMS = (("channel", 3), ("account", 4), ("queue", 5), ("team", 6), ("agent", 7))
+
+
+def _apply_slices(acc: dict) -> None:
+    """Adds the day increments to the one-dimension slices (MetricSlice)."""
+    slices: dict[tuple, list] = {}
+    for key, (count, total, values) in acc.items():
+        if key[0] != Grain.DAY:
+            continue
+        for dim, index in (("", None), *SLICE_DIMS):
+            skey = (key[1], key[2], dim, "" if index is None else str(key[index]))
+            row = slices.setdefault(skey, [0, 0.0, []])
+            row[0] += count
+            row[1] += total
+            row[2].extend(values)
+    if not slices:
+        return
+    existing = {(r.bucket, r.metric, r.dim, r.key): r for r in MetricSlice.objects.filter(
+        bucket__in={k[0] for k in slices}, metric__in={k[1] for k in slices})}
+    new, changed = [], []
+    for skey, (count, total, values) in slices.items():
+        row = existing.get(skey)
+        if row is None:
+            row = MetricSlice(bucket=skey[0], metric=skey[1], dim=skey[2], key=skey[3])
+            new.append(row)
+        else:
+            changed.append(row)
+        row.count += count
+        row.total += total
+        if values:
+            hist = dict(row.hist)
+            for v in values:
+                b = str(metrics.hist_bin(v))
+                hist[b] = hist.get(b, 0) + 1
+            row.hist = hist
+            # exact values only while small: beyond that the histogram answers
+            row.values = sorted([*row.values, *values]) if row.count <= metrics.EXACT_MAX else []
+    MetricSlice.objects.bulk_create(new, batch_size=500)
+    MetricSlice.objects.bulk_update(changed, ["count", "total", "values", "hist"], batch_size=500)
 
 
 def _apply_term_rows(events: list[MetricEvent]) -> None:
@@ -421,8 +548,9 @@ def _apply_term_rows(events: list[MetricEvent]) -> None:
         label = metrics.sentiment_label(e.value)
         terms = [("topic", t) for t in e.data.get("topics", [])] + [("hashtag", t) for t in e.data.get("hashtags", [])]
         terms += [("keyword", t) for t in e.data.get("keywords", [])]
-        for term_type, term in terms:
-            key = (metrics.floor_hour(e.occurred_at), e.channel, e.account_id, term_type, term[:64])
+        buckets = ((Grain.HOUR, metrics.floor_hour(e.occurred_at)), (Grain.DAY, metrics.floor_day(e.occurred_at)))
+        for (term_type, term), (grain, bucket) in itertools.product(terms, buckets):
+            key = (grain, bucket, e.channel, e.account_id, term_type, term[:64])
             row = acc.setdefault(key, {"count": 0, "positive": 0, "negative": 0, "neutral": 0, "total": 0.0,
                                        "examples": []})
             row["count"] += 1
@@ -435,13 +563,14 @@ def _apply_term_rows(events: list[MetricEvent]) -> None:
                         "sentiment": e.value, "text": e.data.get("excerpt", "")}])
     if not acc:
         return
-    existing = {(r.bucket, r.channel, r.account_id, r.term_type, r.term): r
-                for r in TermRollup.objects.filter(bucket__in={k[0] for k in acc}, term__in={k[4] for k in acc})}
+    existing = {(r.grain, r.bucket, r.channel, r.account_id, r.term_type, r.term): r
+                for r in TermRollup.objects.filter(bucket__in={k[1] for k in acc}, term__in={k[5] for k in acc})}
     new, changed = [], []
     for key, inc in acc.items():
         row = existing.get(key)
         if row is None:
-            row = TermRollup(bucket=key[0], channel=key[1], account_id=key[2], term_type=key[3], term=key[4])
+            row = TermRollup(grain=key[0], bucket=key[1], channel=key[2], account_id=key[3], term_type=key[4],
+                             term=key[5])
             new.append(row)
         else:
             changed.append(row)
@@ -552,6 +681,7 @@ def rollups_rebuild() -> int:
         RollupLock.objects.get_or_create(pk=1)
         RollupLock.objects.select_for_update().get(pk=1)
         MetricRollup.objects.all().delete()
+        MetricSlice.objects.all().delete()
         TermRollup.objects.all().delete()
         ConversationFact.objects.all().delete()
         CustomerFact.objects.all().delete()

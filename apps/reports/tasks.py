@@ -10,6 +10,7 @@ from .digest import digests_send_weekly
              autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
 def rollups_apply_task():
     services.inbound_messages_record()
+    services.work_sessions_close_idle()
     services.rollups_apply()
     services.spikes_detect()
 

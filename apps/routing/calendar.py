@@ -87,6 +87,23 @@ class Calendar:
     def is_open(self, at: dt.datetime) -> bool:
         return any(s <= at < e for s, e in self._intervals(at.astimezone(self.tz).date()))
 
+    def working_seconds(self, start: dt.datetime, end: dt.datetime) -> float:
+        """Seconds of [start, end) inside working intervals (reports' business-hours durations)."""
+        if end <= start:
+            return 0.0
+        start, end = start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc)
+        total = 0.0
+        # one day early: an interval ending at 24:00 local belongs to the day before
+        day = start.astimezone(self.tz).date() - dt.timedelta(days=1)
+        last = end.astimezone(self.tz).date()
+        while day <= last:
+            for s, e in self._intervals(day):
+                a, b = max(s, start), min(e, end)
+                if b > a:
+                    total += (b - a).total_seconds()
+            day += dt.timedelta(days=1)
+        return total
+
     def add_minutes(self, start: dt.datetime, minutes: float) -> dt.datetime:
         """The moment `minutes` working minutes after `start`."""
         remaining = dt.timedelta(minutes=minutes)

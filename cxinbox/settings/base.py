@@ -274,6 +274,8 @@ SITE_URL = env("SITE_URL", default="http://localhost:8000")
 REPORTS_SURVEY_MAX_AGE_DAYS = env.int("REPORTS_SURVEY_MAX_AGE_DAYS", default=30)
 # Business hours for the business-hours response figures, in the queue team's time zone.
 REPORTS_BUSINESS_HOURS = {"days": [0, 1, 2, 3, 4], "opens": "09:00", "closes": "17:00"}
+# Handle time: gaps between an agent's signals longer than idle_seconds are not counted; one session at most max.
+REPORTS_HANDLE_TIME = {"idle_seconds": 300, "max_session_seconds": 4 * 3600}
 REPORTS_KEYWORDS = env.list("REPORTS_KEYWORDS", default=["refund", "cancel", "delivery", "outage", "price", "app"])
 REPORTS_SPIKE = {"volume_factor": 3.0, "min_volume": 10, "negative_points": 25.0, "min_scored": 8}
 REPORTS_GAP_FRT_TARGET_SECONDS = env.int("REPORTS_GAP_FRT_TARGET_SECONDS", default=3600)

@@ -148,7 +148,8 @@
     if (window.cxLive) return;
     if (kind === "thread") {
       refreshThread();
-      var body = new URLSearchParams({ typing: typingState ? "1" : "0" });
+      var body = new URLSearchParams({ typing: typingState ? "1" : "0", active: inputSeen ? "1" : "0" });
+      inputSeen = false;
       fetch(page.getAttribute("data-presence-url"), {
         method: "POST", body: body, credentials: "same-origin", headers: { "X-CSRFToken": csrf },
       }).then(function (r) { return r.ok ? r.json() : null; }).then(function (data) {
@@ -169,6 +170,19 @@
   }
   setInterval(poll, kind === "thread" ? 10000 : 20000);
   if (kind === "thread") setInterval(function () { send({ action: "view", conversation_id: conversationId }); }, 20000);
+
+  // Handle time: input on a visible thread page is activity (the timer above is not).
+  // At most one heartbeat every 15 s; without a websocket the next poll says "active".
+  var inputSeen = false, lastBeat = 0;
+  function onInput() {
+    if (kind !== "thread" || document.visibilityState === "hidden") return;
+    inputSeen = true;
+    var now = Date.now();
+    if (window.cxLive && now - lastBeat > 15000) { send({ action: "heartbeat" }); lastBeat = now; inputSeen = false; }
+  }
+  ["keydown", "mousedown", "mousemove", "wheel", "scroll", "touchstart"].forEach(function (name) {
+    window.addEventListener(name, onInput, { passive: true, capture: true });
+  });
 
   // ---- list: selection and j/k --------------------------------------------
   var selectedId = null;

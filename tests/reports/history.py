@@ -102,10 +102,19 @@ class History:
         self.script.append((when, name, f"{kind}_survey", score))
         return survey
 
+    def works(self, name: str, agent, signals: list[tuple[dt.datetime, str]]):
+        """An agent on the thread: what the inbox socket reports ("open", "active", "leave")."""
+        for when, kind in signals:
+            with clock(when):
+                reports.work_session_signal(conversation_id=self.conversations[name].pk, agent_id=agent.pk,
+                                            kind=kind, at=when)
+            self.script.append((when, name, "work", (agent.pk, kind)))
+
     def roll_up(self, when: dt.datetime):
         """What the reports task does on its schedule."""
         with clock(when):
             reports.inbound_messages_record()
+            reports.work_sessions_close_idle()
             reports.rollups_apply()
 
 
@@ -117,7 +126,7 @@ def naive(script: list[tuple], *, lo: dt.datetime, hi: dt.datetime) -> dict:
     response; each human reply answers from the first customer message since the
     previous human reply in the cycle; one resolution per cycle."""
     cycles: dict[str, dict] = {}
-    out = {"first_response": [], "reply": [], "resolution": [], "opened": 0, "reopened": 0, "in": 0,
+    out = {"handle": handle_naive(script, lo=lo, hi=hi), "first_response": [], "reply": [], "resolution": [], "opened": 0, "reopened": 0, "in": 0,
            "out_human": 0, "out_bot": 0, "sla_met": 0, "sla_breached": 0, "repeat": 0, "csat": []}
     last_resolution: dict[str, dt.datetime] = {}
     within = lambda t: t is not None and lo <= t < hi  # noqa: E731
@@ -162,4 +171,34 @@ def naive(script: list[tuple], *, lo: dt.datetime, hi: dt.datetime) -> dict:
             out["sla_breached"] += within(when)
         elif action == "csat_survey" and arg is not None:
             out["csat"].append(arg)
+    return out
+
+
+def handle_naive(script: list[tuple], *, lo: dt.datetime, hi: dt.datetime, idle=dt.timedelta(minutes=5)) -> list:
+    """Handle time per work session, the obvious way: walk each agent's signals
+    on each conversation in time order; a step counts when it is at most `idle`
+    long and the agent had not left; a longer step ends the session (at the
+    last signal) and starts another. A session counts when it ends."""
+    signals: dict[tuple, list] = {}
+    for when, name, action, arg in script:
+        if action == "work":
+            signals.setdefault((name, arg[0]), []).append((when, arg[1]))
+    out = []
+    for steps in signals.values():
+        steps.sort(key=lambda s: s[0])
+        sessions, current, prev, left = [], None, None, False
+        for when, kind in steps:
+            if current is not None and when - prev > idle:
+                sessions.append((prev, current))
+                current = None
+            if current is None:
+                if kind != "leave":
+                    current, prev, left = 0.0, when, False
+                continue
+            if not left:
+                current += (when - prev).total_seconds()
+            prev, left = when, kind == "leave"
+        if current is not None:
+            sessions.append((prev, current))
+        out += [seconds for end, seconds in sessions if seconds > 0 and lo <= end < hi]
     return out

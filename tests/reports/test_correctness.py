@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from apps.reports import selectors, services
-from apps.reports.models import ConversationFact, CustomerFact, MetricRollup, TermRollup
+from apps.reports.models import ConversationFact, CustomerFact, MetricRollup, MetricSlice, TermRollup
 from tests.factories import ChannelAccountFactory, QueueFactory, TeamFactory, UserFactory
 
 from .history import History, at, naive
@@ -65,6 +65,15 @@ def world(db):
     h.customer_says("c3", at(3, 15, 30), "One question about the price though", who="eve", account="demo")
     h.sla_breach_event("c3", at(3, 16, 0), "first_response")
     h.sla_breach_event("c3", at(3, 16, 5), "first_response")  # the monitor again: one breach
+    # Handle time: anna and ben both on c1 (counted apart); ben goes idle for 22 minutes
+    # in the middle (not counted: two sessions); anna leaves c2 and comes back within
+    # the idle limit (one session, the 2 minutes away not counted).
+    h.works("c1", anna, [(at(3, 0, 5), "open"), (at(3, 0, 7), "active"), (at(3, 0, 9), "active"),
+                         (at(3, 0, 10), "active"), (at(3, 0, 12), "leave")])
+    h.works("c1", ben, [(at(3, 0, 6), "open"), (at(3, 0, 8), "active"), (at(3, 0, 30), "active"),
+                        (at(3, 0, 32), "active"), (at(3, 0, 33), "leave")])
+    h.works("c2", anna, [(at(3, 10, 20), "open"), (at(3, 10, 25), "active"), (at(3, 10, 26), "leave"),
+                         (at(3, 10, 28), "open"), (at(3, 10, 30), "active"), (at(3, 10, 31), "leave")])
     h.roll_up(at(5, 9, 0))
     return h
 
@@ -101,7 +110,11 @@ def test_service_report_matches_independent_calculation(world):
 
     assert (t["sla_met"], t["sla_breached"]) == (expect["sla_met"], expect["sla_breached"]) == (1, 2)
     assert t["sla_compliance"] == pytest.approx(1 / 3)
-    assert report["handle_time"]["available"] is False
+    assert sorted(expect["handle"]) == [120.0, 180.0, 420.0, 540.0]
+    assert t["handle_time"]["count"] == 4
+    assert t["handle_time"]["median"] == statistics.median(expect["handle"])
+    assert t["handle_time"]["p90"] == pytest.approx(p90(expect["handle"]))
+    assert t["handle_time"]["mean"] == pytest.approx(statistics.mean(expect["handle"]))
 
     # business hours (Mon-Fri 09-17 Berlin): c1's night wait counts 0, c2's 30 minutes in full
     assert sorted(world_values("first_response_bh")) == [0.0, 0.0, 1800.0]
@@ -189,11 +202,13 @@ def snapshot():
     rollups = sorted(
         (r.grain, r.bucket, r.metric, r.channel, r.account_id, r.queue_id, r.team_id, r.agent_id, r.count,
          round(r.total, 6), tuple(r.values)) for r in MetricRollup.objects.all())
-    terms = sorted((r.bucket, r.channel, r.account_id, r.term_type, r.term, r.count, r.positive, r.negative,
+    terms = sorted((r.grain, r.bucket, r.channel, r.account_id, r.term_type, r.term, r.count, r.positive, r.negative,
                     r.neutral, round(r.total, 6), str(r.examples)) for r in TermRollup.objects.all())
     facts = sorted(tuple(getattr(f, x.name) for x in ConversationFact._meta.fields) for f in ConversationFact.objects.all())
     customers = sorted(tuple(str(getattr(c, x.name)) for x in CustomerFact._meta.fields) for c in CustomerFact.objects.all())
-    return rollups, terms, facts, customers
+    slices = sorted((r.bucket, r.metric, r.dim, r.key, r.count, round(r.total, 6), tuple(r.values),
+                     tuple(sorted(r.hist.items()))) for r in MetricSlice.objects.all())
+    return rollups, terms, facts, customers, slices
 
 
 def test_rebuilt_equals_incremental(world):
@@ -248,3 +263,82 @@ def test_spam_and_ignored_leave_backlog_and_rates_and_are_never_resolutions(worl
     incremental = snapshot()
     services.rollups_rebuild()
     assert snapshot() == incremental
+
+
+def test_handle_time_per_agent_counts_active_time_only(world):
+    params = selectors.ReportParams(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 5))
+    report = selectors.service_report(params=params)
+    from apps.accounts.models import User
+
+    by_agent = {r["agent_id"]: r for r in report["by_agent"]}
+    anna, ben = (by_agent[User.objects.get(username=n).pk] for n in ("anna", "ben"))
+    # anna: 7 minutes on c1, 9 on c2 (the 2 minutes away not counted); ben: 2 + 3 minutes on c1,
+    # the 22 idle minutes between them not counted
+    assert (anna["handle_time"]["count"], anna["handle_time"]["mean"], anna["handle_time_total"]) == (2, 480.0, 960.0)
+    assert (ben["handle_time"]["count"], ben["handle_time"]["median"], ben["handle_time_total"]) == (2, 150.0, 300.0)
+    # by queue and team like the other figures, and in local days: ben's second session ended 00:33 UTC
+    assert [d["handle_time"]["count"] for d in report["by_day"]] == [0, 4, 0, 0]
+    assert report["by_queue"][0]["handle_time"]["count"] == 4
+    assert "Handle time" in report["definitions"]["handle_time"]
+
+
+def test_work_session_left_open_is_closed_at_its_last_activity(world):
+    """A tab left open (no leave, no input) counts until the last activity only."""
+    from apps.reports.models import WorkSession
+
+    from .history import clock
+
+    agent = UserFactory(username="cleo", role="agent")
+    world.works("c3", agent, [(at(4, 9, 0), "open"), (at(4, 9, 4), "active"), (at(4, 9, 8), "active")])
+    with clock(at(4, 9, 12)):
+        assert services.work_sessions_close_idle() == 0  # 4 minutes since the last activity: still working
+    world.roll_up(at(4, 11, 0))
+    session = WorkSession.objects.get(agent_id=agent.pk)
+    assert session.ended_at == at(4, 9, 8) and session.active_seconds == 480.0
+    report = selectors.service_report(params=selectors.ReportParams(start=dt.date(2026, 11, 4),
+                                                                    end=dt.date(2026, 11, 4)))
+    row = next(r for r in report["by_agent"] if r["agent_id"] == agent.pk)
+    assert row["handle_time"]["median"] == 480.0 and row["handle_time"]["count"] == 1
+
+
+def test_business_hours_come_from_each_teams_calendar(world):
+    """Two teams with different calendars; a team without one falls back to the setting."""
+    from apps.routing.models import BusinessHours, Holiday
+
+    from .history import History
+
+    ams = TeamFactory(name="Care AMS", time_zone="Europe/Amsterdam")
+    hours = BusinessHours.objects.create(team=ams, time_zone="Europe/Amsterdam", schedule={
+        day: [["08:00", "12:00"], ["13:00", "18:00"]] for day in ("mon", "tue", "wed", "thu", "fri")})
+    nyc = TeamFactory(name="Care NYC", time_zone="America/New_York")
+    ny_hours = BusinessHours.objects.create(team=nyc, time_zone="America/New_York", schedule={
+        day: [["07:00", "20:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat")})
+    Holiday.objects.create(business_hours=ny_hours, date=dt.date(2026, 11, 4), name="closed")
+    del hours
+    eu = History(queue=QueueFactory(name="AMS", team=ams), accounts=world.accounts)
+    us = History(queue=QueueFactory(name="NYC", team=nyc), accounts=world.accounts)
+    anna = UserFactory(username="ana2", role="agent")
+    for h, tag in ((eu, "eu"), (us, "us")):
+        # Tuesday 10:00-14:00 UTC, and Wednesday 13:00-15:00 UTC
+        h.customer_says(f"{tag}1", at(3, 10, 0), "Where is my order?", who=f"{tag}-one")
+        h.agent_replies(f"{tag}1", at(3, 14, 0), anna, "Here it is.")
+        h.customer_says(f"{tag}2", at(4, 13, 0), "And the invoice?", who=f"{tag}-two")
+        h.agent_replies(f"{tag}2", at(4, 15, 0), anna, "Sent.")
+    world.roll_up(at(5, 9, 0))
+    params = selectors.ReportParams(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 5))
+    report = selectors.service_report(params=params)
+    by_team = {r["team"]: r for r in report["by_team"]}
+
+    def values(team, metric):
+        return sorted(v for r in MetricRollup.objects.filter(grain="d", metric=metric, team_id=team.pk)
+                      for v in r.values)
+
+    # Amsterdam (UTC+1): 11:00-15:00 local minus lunch = 3 h; Wednesday 14:00-16:00 local = 2 h
+    assert values(ams, "first_response_bh") == [7200.0, 10800.0]
+    # New York (UTC-5): 05:00-09:00 local from 07:00 = 2 h; Wednesday is its holiday = 0
+    assert values(nyc, "first_response_bh") == [0.0, 7200.0]
+    assert values(ams, "first_response") == values(nyc, "first_response") == [7200.0, 14400.0]
+    assert by_team["Care AMS"]["first_response_business"]["mean"] == 9000.0
+    assert by_team["Care NYC"]["first_response_business"]["mean"] == 3600.0
+    # the world's team has no calendar: REPORTS_BUSINESS_HOURS (Mon-Fri 09-17) in Berlin time
+    assert by_team["Care EU"]["first_response_business"]["count"] == 3

@@ -23,9 +23,10 @@ def test_service_page_draws_charts_and_switches_time_zone(live_server, new_page,
     login(page, live_server.url, supervisor)
     page.goto(f"{live_server.url}/reports/service/?{RANGE}&tz=UTC")
     expect(page.get_by_role("heading", name="Service report")).to_be_visible()
-    expect(page.locator("#charts canvas")).to_have_count(5)
-    page.wait_for_function("window.Chart && Object.keys(Chart.instances).length === 5")
+    expect(page.locator("#charts canvas")).to_have_count(6)  # with handle time per work session
+    page.wait_for_function("window.Chart && Object.keys(Chart.instances).length === 6")
     expect(page.locator(".kpi", has_text="First response, median")).to_contain_text("30m 00s")
+    expect(page.locator(".kpi", has_text="Handle time, median")).to_contain_text("5m 00s")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "reports-service.png"), full_page=False)
 

@@ -2,7 +2,7 @@ from django import template
 
 register = template.Library()
 
-DURATION_PREFIXES = ("first_response", "reply", "resolution", "first_response_seconds")
+DURATION_PREFIXES = ("first_response", "reply", "resolution", "first_response_seconds", "handle_time")
 
 
 def duration(seconds: float) -> str:
@@ -32,7 +32,7 @@ def cell(value, column: str = ""):
     column = column or ""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if column.endswith(("_mean", "_median", "_p90")) and column.startswith(DURATION_PREFIXES) \
-                or column == "first_response_seconds":
+                or column in ("first_response_seconds", "handle_time_total"):
             return duration(value)
         if column.endswith("_rate") or column in ("resolution_rate", "reopen_rate", "sla_compliance"):
             return f"{100 * value:.1f}%"

@@ -1,0 +1,125 @@
+"""Unfiltered UTC reports read the one-dimension day slices (MetricSlice): the
+same figures as the full rollup rows, exact for small groups and within the
+histogram's 2.5% for large ones."""
+import datetime as dt
+import random
+import statistics
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from apps.reports import selectors, services
+from apps.reports.models import MetricEvent
+
+from .test_correctness import world  # noqa: F401 - the fixture history
+
+FULL = ZoneInfo("Etc/UTC")  # same clock as UTC, but read from the full rows (exact values)
+
+
+def _strip(report):
+    return {k: v for k, v in report.items() if k not in ("params",)}
+
+
+def test_sliced_report_equals_full_rows_on_the_fixture_history(world):  # noqa: F811
+    sliced = selectors.service_report(params=selectors.ReportParams(start=dt.date(2026, 11, 2),
+                                                                    end=dt.date(2026, 11, 5)))
+    full = selectors.service_report(params=selectors.ReportParams(start=dt.date(2026, 11, 2),
+                                                                  end=dt.date(2026, 11, 5), tz=FULL))
+    assert _strip(sliced) == _strip(full)
+
+
+@pytest.mark.django_db
+def test_large_groups_use_histograms_within_two_and_a_half_percent():
+    rng = random.Random(7)
+    day = dt.datetime(2026, 11, 3, 12, tzinfo=dt.timezone.utc)
+    values = {1: [], 2: []}
+    events = []
+    for i in range(1500):
+        agent = 1 + i % 2
+        seconds = rng.lognormvariate(7, 1.2)  # minutes to hours, a long tail
+        values[agent].append(seconds)
+        events.append(MetricEvent(key=f"frt:{i}", kind="first_response", occurred_at=day + dt.timedelta(hours=i % 30),
+                                  conversation_id=i + 1, cycle=1, channel="twitter", account_id=1, queue_id=1,
+                                  team_id=1, agent_id=agent, customer_id=i + 1, value=seconds, value_bh=seconds))
+    MetricEvent.objects.bulk_create(events)
+    services.rollups_apply()
+    params = dict(start=dt.date(2026, 11, 1), end=dt.date(2026, 11, 5))
+    sliced = selectors.service_report(params=selectors.ReportParams(**params))
+    full = selectors.service_report(params=selectors.ReportParams(**params, tz=FULL))
+    everything = values[1] + values[2]
+    assert full["totals"]["first_response"]["median"] == pytest.approx(statistics.median(everything))
+    for got, want in ((sliced["totals"]["first_response"], everything),
+                      *((r["first_response"], values[r["agent_id"]]) for r in sliced["by_agent"])):
+        assert got["count"] == len(want)
+        assert got["mean"] == pytest.approx(statistics.mean(want))  # sums are exact
+        assert got["median"] == pytest.approx(statistics.median(want), rel=0.025)
+        assert got["p90"] == pytest.approx(statistics.quantiles(want, n=10, method="inclusive")[8], rel=0.025)
+    assert sliced["totals"]["first_response"]["median"] != full["totals"]["first_response"]["median"]
+
+
+def test_sliced_marketing_report_equals_full_rows(world):  # noqa: F811
+    args = dict(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 5), show_people=False)
+    sliced = selectors.marketing_report(params=selectors.ReportParams(**args))
+    full = selectors.marketing_report(params=selectors.ReportParams(**args, tz=FULL))
+    # themes: day rows in UTC, hour rows otherwise
+    for part in ("totals", "by_day", "by_channel_day", "by_account", "by_account_day", "topics", "hashtags",
+                 "keywords", "topics_by_day", "hashtags_by_day"):
+        assert sliced[part] == full[part], part
+    assert sliced["by_channel_day"]
+
+
+def test_sliced_experience_report_equals_full_rows(world):  # noqa: F811
+    args = dict(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 5))
+    sliced = selectors.experience_report(params=selectors.ReportParams(**args))
+    full = selectors.experience_report(params=selectors.ReportParams(**args, tz=FULL))
+    for part in ("totals", "by_channel", "sentiment_by_day", "sentiment_shift", "customers_at_risk"):
+        assert sliced[part] == full[part], part
+
+
+@pytest.mark.django_db
+def test_many_survey_answers_give_exact_scores_from_histograms():
+    rng = random.Random(3)
+    day = dt.datetime(2026, 11, 3, 9, tzinfo=dt.timezone.utc)
+    answers = {"csat": [rng.randint(1, 5) for _ in range(400)], "nps": [rng.randint(0, 10) for _ in range(400)]}
+    MetricEvent.objects.bulk_create([
+        MetricEvent(key=f"{kind}:{i}", kind=kind, occurred_at=day + dt.timedelta(minutes=i), conversation_id=i + 1,
+                    channel="twitter", account_id=1, queue_id=1, team_id=1, agent_id=1, customer_id=i + 1,
+                    value=score)
+        for kind, scores in answers.items() for i, score in enumerate(scores)])
+    services.rollups_apply()
+    args = dict(start=dt.date(2026, 11, 1), end=dt.date(2026, 11, 5))
+    sliced = selectors.experience_report(params=selectors.ReportParams(**args))["totals"]
+    full = selectors.experience_report(params=selectors.ReportParams(**args, tz=FULL))["totals"]
+    assert sliced["csat_answers"] == 400
+    assert sliced["csat"] == full["csat"] == pytest.approx(100 * sum(s >= 4 for s in answers["csat"]) / 400)
+    assert sliced["nps"] == full["nps"]
+
+
+@pytest.mark.parametrize("vendor", ["postgresql", "other"])
+def test_migration_fills_slices_and_day_terms_like_the_applier(world, vendor):  # noqa: F811
+    """Existing installations: 0007 builds the new rows from the rollups already there."""
+    from importlib import import_module
+
+    from django.apps import apps
+    from django.db import connection
+
+    from apps.reports.models import MetricSlice, TermRollup
+
+    from .test_correctness import snapshot
+
+    if vendor == "postgresql" and connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL path")
+    incremental = snapshot()
+    MetricSlice.objects.all().delete()
+    TermRollup.objects.filter(grain="d").delete()
+
+    class Editor:
+        def __init__(self):
+            self.connection = connection if vendor == "postgresql" else type("C", (), {"vendor": vendor})()
+
+        def execute(self, sql):
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+
+    import_module("apps.reports.migrations.0007_fill_slices_and_term_days").fill(apps, Editor())
+    assert snapshot() == incremental
