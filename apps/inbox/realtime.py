@@ -79,14 +79,19 @@ def inbox_push(kind: str, conversation_id: int, **data) -> None:
 
 def inbox_push_many(kind: str, conversation_ids: list[int], **data) -> None:
     """inbox_push for a batch: the same events, in one hand-over to the loop."""
+    inbox_push_each([(kind, conversation_id, data) for conversation_id in conversation_ids])
+
+
+def inbox_push_each(pushes: list[tuple[str, int, dict]]) -> None:
+    """inbox_push for several (kind, conversation_id, data), in one hand-over to the loop."""
     layer = get_channel_layer()
-    if layer is None or not conversation_ids:
+    if layer is None or not pushes:
         return
     sends = []
-    for conversation_id in conversation_ids:
+    for kind, conversation_id, data in pushes:
         event = {"type": "inbox.event", "kind": kind, "conversation_id": conversation_id, **data}
         sends += [(INBOX_GROUP, event), (conversation_group(conversation_id), event)]
     try:
         _send(layer, sends)
     except Exception:  # noqa: BLE001 - realtime is best-effort; the page polls as a fallback
-        log.warning("realtime push failed for %s on %d conversations", kind, len(conversation_ids), exc_info=True)
+        log.warning("realtime push failed for %d events", len(pushes), exc_info=True)
