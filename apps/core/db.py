@@ -5,7 +5,7 @@ field and resolves each one: a routing batch of 100 conversations x 16 fields
 spent ~0.5 s of CPU there, more than everything else in the batch. This writes
 the same rows with one statement and a handful of parameters: on PostgreSQL
 `UPDATE ... FROM jsonb_to_recordset(%s)`, the rows sent as one JSON document
-that the server turns into typed columns; elsewhere `UPDATE ... FROM (VALUES ...)`.
+that the server turns into typed columns; on SQLite `UPDATE ... FROM (VALUES ...)`.
 Values go through each field's `get_prep_value`, as `save()` does. Like
 `bulk_update`, it calls no `save()`, sends no signals and sets no `auto_now`
 field: set those on the objects first.
@@ -80,13 +80,15 @@ def rows_update(objs, fields: list[str], *, batch_size: int = 1000) -> int:
                 cursor.execute(sql, [json.dumps(rows, default=_json_default)])
                 updated += cursor.rowcount
             return updated
+        # SQLite names the columns of a VALUES list column1, column2, ...
+        sets = ", ".join(f"{name} = v.column{n}" for n, name in enumerate(names[1:], start=2))
         size = max(1, min(batch_size, (connection.features.max_query_params or 999) // (len(columns) + 1)))
         row = "(" + ", ".join(["%s"] * (len(columns) + 1)) + ")"
         for start in range(0, len(objs), size):
             chunk = objs[start:start + size]
             cursor.execute(
-                f"WITH v ({', '.join(names)}) AS (VALUES {', '.join([row] * len(chunk))}) "
-                f"UPDATE {table} SET {sets} FROM v WHERE {where}",
+                f"UPDATE {table} SET {sets} FROM (VALUES {', '.join([row] * len(chunk))}) AS v "
+                f"WHERE {table}.{names[0]} = v.column1",
                 [f.get_db_prep_save(getattr(obj, f.attname), connection) for obj in chunk for f in (pk, *columns)],
             )
             updated += cursor.rowcount

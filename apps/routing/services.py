@@ -16,11 +16,13 @@ the real one."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import Count, Exists, Min, OuterRef, Q
 from django.utils import timezone
 
@@ -527,13 +529,14 @@ class _Item:
     """One conversation of a routing batch, through the steps."""
     conversation: Conversation
     messages: list[Message]
-    state: ConversationRouting
+    state: ConversationRouting | None
     outcome: _RuleOutcome = field(default_factory=_RuleOutcome)
     reopened: bool = False
     assign: bool = False  # still unassigned after rules, priority and SLA: auto-assignment runs
     pushed: bool = False  # browsers are told "conversation_updated"
     auto_reply: object = None
     state_is_new: bool = False  # first routing: the state row is inserted at the end
+    skipped: bool = False  # every message given was routed already: nothing done
     status_before: str = ""
 
 
@@ -544,6 +547,66 @@ ROUTED_FIELDS = ["first_sentiment", "last_sentiment", "language", "queue", "prio
                  *SLA_FIELDS, "status", "is_spam", "assignee", "last_assignee", "updated_at"]
 STATE_FIELDS = ["inputs", "reasons", "rules_cycle_at", "waiting_since", "bucket_set", "sla_policy",
                 "breached_targets", "sla_next_check_at", "updated_at"]
+
+
+PENDING_TAKE = 20  # ingest batches one routing task takes from the pending list at most
+PENDING_EXPIRY_SECONDS = 24 * 3600
+_redis = None
+
+
+def _pending():
+    """(Redis client, key) of the pending list, or (None, None) without Redis (embedded mode)."""
+    global _redis
+    if not getattr(settings, "REDIS_URL", ""):
+        return None, None
+    if _redis is None:
+        import redis
+
+        _redis = redis.Redis.from_url(settings.REDIS_URL)
+    return _redis, f"routing:pending:{connection.settings_dict['NAME']}"
+
+
+def conversations_route_later(*, pairs) -> None:
+    """After an ingest batch commits: one routing task for it (durable, retried),
+    and the batch also on a Redis list that the next routing task to start takes
+    whole. Under load, one task then routes the batches of several ingest tasks
+    in one transaction (a one-mention push delivery is an ingest batch of one);
+    the tasks whose batches were taken find their messages routed and stop
+    there. A list lost with Redis loses nothing: each task still owns its batch."""
+    from .tasks import conversation_route_task, conversations_route_task
+
+    pairs = [[int(conversation_id), [int(m) for m in message_ids]] for conversation_id, message_ids in pairs]
+    if not pairs:
+        return
+    client, key = _pending()
+    if client is not None:
+        try:
+            client.pipeline().rpush(key, json.dumps(pairs)).expire(key, PENDING_EXPIRY_SECONDS).execute()
+        except Exception:  # noqa: BLE001 - the list only groups work; the task below carries it
+            log.warning("routing: could not add to the pending list", exc_info=True)
+    if len(pairs) == 1:
+        conversation_route_task.delay(*pairs[0])
+    else:
+        conversations_route_task.delay(pairs)
+
+
+def pending_take(pairs) -> list[tuple[int, list[int]]]:
+    """`pairs` plus the batches waiting on the pending list (up to PENDING_TAKE
+    of them), merged per conversation in arrival order."""
+    merged: dict[int, list[int]] = {}
+    for conversation_id, message_ids in pairs:
+        merged.setdefault(int(conversation_id), []).extend(int(m) for m in message_ids)
+    client, key = _pending()
+    if client is not None:
+        try:
+            entries = client.lpop(key, PENDING_TAKE) or []
+        except Exception:  # noqa: BLE001
+            log.warning("routing: could not read the pending list", exc_info=True)
+            entries = []
+        for entry in entries:
+            for conversation_id, message_ids in json.loads(entry):
+                merged.setdefault(int(conversation_id), []).extend(int(m) for m in message_ids)
+    return [(conversation_id, sorted(set(message_ids))) for conversation_id, message_ids in merged.items()]
 
 
 def conversations_route(*, pairs, cache: RoutingCache | None = None) -> list[int]:
@@ -582,6 +645,8 @@ def _route_and_reply(pairs: list[tuple[int, list[int]]], cache: RoutingCache) ->
     items = _route_batch(pairs, cache)
     # auto-replies after the routing committed, each its own send; one failing does not undo the routing
     for item in items:
+        if item.skipped:
+            continue
         if item.auto_reply is not None:
             try:
                 _auto_reply_send(item.conversation, item.auto_reply)
@@ -610,11 +675,24 @@ def _route_batch(pairs: list[tuple[int, list[int]]], cache: RoutingCache) -> lis
             if conversation.queue_id in cache.queues:
                 conversation.queue = cache.queues[conversation.queue_id]
         by_conversation: dict[int, list[Message]] = defaultdict(list)
+        done_before: set[int] = set()
         for message in (Message.objects.filter(pk__in=set().union(*wanted.values()), conversation_id__in=ids,
                                                direction=Message.Direction.INBOUND)
                         .only(*MESSAGE_FIELDS).order_by("sent_at", "id")):
-            if message.pk in wanted[message.conversation_id]:
+            if message.pk not in wanted[message.conversation_id]:
+                continue
+            if message.sentiment_label:
+                # scored, so routed and committed: by a task that took this batch from the pending list,
+                # or a redelivered task. A message is routed once.
+                done_before.add(message.conversation_id)
+            else:
                 by_conversation[message.conversation_id].append(message)
+        skipped = [c for c in conversations if c.pk in done_before and not by_conversation[c.pk]]
+        if skipped:
+            conversations = [c for c in conversations if c not in skipped]
+            ids = [c.pk for c in conversations]
+            if not conversations:
+                return [_Item(c, [], None, skipped=True) for c in skipped]
         messages_analyze(messages=[m for c in conversations for m in by_conversation[c.pk]])
         states = _states_lock(ids)
         # each step in the order given (ingest: arrival order), as if each were routed alone in turn
@@ -639,7 +717,7 @@ def _route_batch(pairs: list[tuple[int, list[int]]], cache: RoutingCache) -> lis
         rows_insert(item.state for item in items if item.state_is_new)
         rows_update([item.state for item in items if not item.state_is_new], STATE_FIELDS)
         trail.write()
-    return items
+    return items + [_Item(c, [], None, skipped=True) for c in skipped]
 
 
 def _states_lock(conversation_ids: list[int]) -> dict[int, ConversationRouting]:
