@@ -95,10 +95,12 @@ def rows_update(objs, fields: list[str], *, batch_size: int = 1000) -> int:
     return updated
 
 
-def rows_insert(objs) -> list:
+def rows_insert(objs, *, ignore_conflicts: bool = False) -> list:
     """INSERT `objs` (new instances of one model) in one statement, setting their
     primary keys from RETURNING, as bulk_create does on PostgreSQL (defaults,
-    auto_now/auto_now_add applied through each field's pre_save). Other
+    auto_now/auto_now_add applied through each field's pre_save). With
+    `ignore_conflicts`, rows that clash with a unique key are skipped and as
+    many objects as were inserted are returned, without their keys. Other
     databases: bulk_create."""
     objs = list(objs)
     if not objs:
@@ -108,7 +110,7 @@ def rows_insert(objs) -> list:
     db = router.db_for_write(model)
     connection = connections[db]
     if connection.vendor != "postgresql":
-        return model.objects.bulk_create(objs)
+        return model.objects.bulk_create(objs, ignore_conflicts=ignore_conflicts)
     pk = meta.pk
     generated = pk.db_returning and all(getattr(obj, pk.attname) is None for obj in objs)
     fields = [f for f in meta.concrete_fields if not (generated and f is pk)]
@@ -119,10 +121,13 @@ def rows_insert(objs) -> list:
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {q(meta.db_table)} ({columns}) SELECT {columns} "
-            f"FROM jsonb_to_recordset(%s::jsonb) AS v ({record}) RETURNING {q(pk.column)}",
+            f"FROM jsonb_to_recordset(%s::jsonb) AS v ({record}) "
+            f"{'ON CONFLICT DO NOTHING ' if ignore_conflicts else ''}RETURNING {q(pk.column)}",
             [json.dumps(rows, default=_json_default)],
         )
         returned = cursor.fetchall()
+    if ignore_conflicts:
+        return objs[:len(returned)]  # which ones is not known: RETURNING leaves the skipped rows out
     for obj, (value,) in zip(objs, returned):
         if generated:
             setattr(obj, pk.attname, value)
