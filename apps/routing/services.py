@@ -549,7 +549,8 @@ STATE_FIELDS = ["inputs", "reasons", "rules_cycle_at", "waiting_since", "bucket_
                 "breached_targets", "sla_next_check_at", "updated_at"]
 
 
-PENDING_TAKE = 20  # ingest batches one routing task takes from the pending list at most
+PENDING_TAKE = 20  # ingest batches one routing task takes from the pending list at most,
+PENDING_CONVERSATIONS = 300  # and it stops taking once its batch has this many conversations
 PENDING_EXPIRY_SECONDS = 24 * 3600
 _redis = None
 
@@ -591,21 +592,29 @@ def conversations_route_later(*, pairs) -> None:
 
 
 def pending_take(pairs) -> list[tuple[int, list[int]]]:
-    """`pairs` plus the batches waiting on the pending list (up to PENDING_TAKE
-    of them), merged per conversation in arrival order."""
+    """`pairs` plus batches waiting on the pending list (up to PENDING_TAKE of
+    them, or PENDING_CONVERSATIONS conversations: one transaction stays short),
+    merged per conversation in arrival order."""
     merged: dict[int, list[int]] = {}
-    for conversation_id, message_ids in pairs:
-        merged.setdefault(int(conversation_id), []).extend(int(m) for m in message_ids)
+
+    def add(batch):
+        for conversation_id, message_ids in batch:
+            merged.setdefault(int(conversation_id), []).extend(int(m) for m in message_ids)
+
+    add(pairs)
     client, key = _pending()
-    if client is not None:
+    taken = 0
+    while client is not None and taken < PENDING_TAKE and len(merged) < PENDING_CONVERSATIONS:
         try:
-            entries = client.lpop(key, PENDING_TAKE) or []
-        except Exception:  # noqa: BLE001
+            entries = client.lpop(key, 4) or []
+        except Exception:  # noqa: BLE001 - the list only groups work
             log.warning("routing: could not read the pending list", exc_info=True)
-            entries = []
+            break
         for entry in entries:
-            for conversation_id, message_ids in json.loads(entry):
-                merged.setdefault(int(conversation_id), []).extend(int(m) for m in message_ids)
+            add(json.loads(entry))
+        taken += len(entries)
+        if len(entries) < 4:
+            break
     return [(conversation_id, sorted(set(message_ids))) for conversation_id, message_ids in merged.items()]
 
 

@@ -18,8 +18,8 @@ def test_rows_update_writes_each_row_its_own_values():
     conversations = [ConversationFactory() for _ in range(3)]
     when = timezone.now().replace(microsecond=123456)
     a, b, c = conversations
-    a.queue, a.assignee, a.priority, a.last_sentiment, a.sla_due_at, a.sla_breached = queue, agent, 77, -0.8398, when, True
-    a.language, a.status = "es", "open"
+    a.queue, a.assignee, a.priority, a.last_sentiment, a.sla_due_at = queue, agent, 77, -0.8398, when
+    a.sla_breached, a.language, a.status = True, "es", "open"
     b.queue, b.assignee, b.priority, b.last_sentiment, b.sla_due_at, b.language = None, None, 5, None, None, ""
     c.priority = 100
     fields = ["queue", "assignee", "priority", "last_sentiment", "sla_due_at", "sla_breached", "language", "status"]
