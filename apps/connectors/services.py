@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.contacts.models import Customer, SocialIdentity
+from apps.core.db import rows_update
 from apps.inbox.events import event_record, events_record_many
 from apps.inbox.models import Conversation, Message, Status
 from apps.inbox.realtime import inbox_push_many
@@ -267,8 +268,7 @@ def identities_upsert(*, provider: str, mentions: list[InboundMention]) -> dict[
             identity.updated_at = timezone.now()
             changed.append(identity)
     if changed:
-        SocialIdentity.objects.bulk_update(changed, ["handle", "display_name", "followers_count", "avatar_url",
-                                                     "updated_at"])
+        rows_update(changed, ["handle", "display_name", "followers_count", "avatar_url", "updated_at"])
     return identities
 
 
@@ -353,10 +353,9 @@ def _mentions_store(*, account: ChannelAccount, mentions: list[InboundMention], 
 
     Conversation.objects.bulk_create(new_convs)
     if touched:
-        Conversation.objects.bulk_update(list(touched.values()),
-                                         ["status", "last_message_at", "last_inbound_at", "updated_at"])
+        rows_update(touched.values(), ["status", "last_message_at", "last_inbound_at", "updated_at"])
     if reopened:
-        Conversation.objects.bulk_update(list(reopened.values()), [
+        rows_update(reopened.values(), [
             "cycle_started_at", "first_response_at", "resolved_at", "sla_breached", "last_assignee", "assignee"])
     messages = Message.objects.bulk_create([
         Message(
@@ -388,13 +387,10 @@ def _conversation_reopen_fields(conversation: Conversation, at: dt.datetime) -> 
 def _after_ingest(result: IngestResult) -> None:
     """One routing task and one live push per batch, not one per conversation:
     the per-task and per-push overheads were most of the cost (docs/performance.md)."""
-    from apps.routing.tasks import conversation_route_task, conversations_route_task
+    from apps.routing.services import conversations_route_later
 
     pairs = list(result.conversations.items())
-    if len(pairs) == 1:
-        conversation_route_task.delay(*pairs[0])
-    else:
-        conversations_route_task.delay([[cid, mids] for cid, mids in pairs])
+    conversations_route_later(pairs=pairs)
     inbox_push_many("message_received", [cid for cid, _ in pairs])
 
 

@@ -1,4 +1,6 @@
 """The audit trail writer: every state change a service makes records one event."""
+from apps.core.db import rows_insert
+
 from .models import Conversation, ConversationEvent
 
 
@@ -16,9 +18,7 @@ def events_record_many(*, events: list[tuple[Conversation, str, dict]]) -> list[
     per-event hooks event_record runs."""
     if not events:
         return []
-    rows = ConversationEvent.objects.bulk_create(
-        [ConversationEvent(conversation=conv, kind=kind, data=data) for conv, kind, data in events]
-    )
+    rows = rows_insert(ConversationEvent(conversation=conv, kind=kind, data=data) for conv, kind, data in events)
     from apps.reports.services import metrics_record_for_event
 
     for event in rows:

@@ -2,7 +2,11 @@
 
 Services call `inbox_push` inside `transaction.on_commit`, so nobody is told
 about a row that was rolled back. A push that fails is logged, never raised:
-the page also refreshes itself."""
+the page also refreshes itself.
+
+Every browser is in the inbox group; a thread page picks the events of its own
+conversation by `conversation_id`. (A per-conversation group had no member
+ever, and sending to it doubled the Redis work of every push.)"""
 import asyncio
 import logging
 import os
@@ -47,10 +51,6 @@ def _send(layer, sends: list[tuple[str, dict]]) -> None:
         async_to_sync(send_all)()
 
 
-def conversation_group(conversation_id: int) -> str:
-    return f"conversation.{conversation_id}"
-
-
 def user_group(user_id: int) -> str:
     """One user's own channel: toasts for assignments and @mentions."""
     return f"user.{user_id}"
@@ -72,21 +72,26 @@ def inbox_push(kind: str, conversation_id: int, **data) -> None:
         return
     event = {"type": "inbox.event", "kind": kind, "conversation_id": conversation_id, **data}
     try:
-        _send(layer, [(INBOX_GROUP, event), (conversation_group(conversation_id), event)])
+        _send(layer, [(INBOX_GROUP, event)])
     except Exception:  # noqa: BLE001 - realtime is best-effort; the page polls as a fallback
         log.warning("realtime push failed for %s on #%s", kind, conversation_id, exc_info=True)
 
 
 def inbox_push_many(kind: str, conversation_ids: list[int], **data) -> None:
     """inbox_push for a batch: the same events, in one hand-over to the loop."""
+    inbox_push_each([(kind, conversation_id, data) for conversation_id in conversation_ids])
+
+
+def inbox_push_each(pushes: list[tuple[str, int, dict]]) -> None:
+    """inbox_push for several (kind, conversation_id, data), in one hand-over to the loop."""
     layer = get_channel_layer()
-    if layer is None or not conversation_ids:
+    if layer is None or not pushes:
         return
     sends = []
-    for conversation_id in conversation_ids:
+    for kind, conversation_id, data in pushes:
         event = {"type": "inbox.event", "kind": kind, "conversation_id": conversation_id, **data}
-        sends += [(INBOX_GROUP, event), (conversation_group(conversation_id), event)]
+        sends.append((INBOX_GROUP, event))
     try:
         _send(layer, sends)
     except Exception:  # noqa: BLE001 - realtime is best-effort; the page polls as a fallback
-        log.warning("realtime push failed for %s on %d conversations", kind, len(conversation_ids), exc_info=True)
+        log.warning("realtime push failed for %d events", len(pushes), exc_info=True)

@@ -1,30 +1,38 @@
 """Routing: what happens to a conversation after its messages are stored.
 
-conversation_route (queue `routing`): language + sentiment -> rules (at the
-start of each cycle) -> priority score -> SLA due times -> assignment.
+conversations_route (queue `routing`, one task per ingested batch): language +
+sentiment -> rules (at the start of each cycle) -> priority score -> SLA due
+times -> assignment, for the whole batch in one transaction: configuration,
+agents and loads read once, rows written in bulk, audit events in one INSERT,
+one live push. conversation_route is the same path with one conversation.
 
 Locks, so two workers never double-assign or overfill an agent: a routing
-transaction locks its conversation, then the candidate agents in one
-statement ordered by id; a backlog drain locks the team's agents the same way,
-then takes waiting conversations with SKIP LOCKED (never waits on a row a
-router holds). Every assignment to an agent happens under that agent's row
-lock, so the load counted under it is the real one."""
+transaction locks its conversations (one statement, in id order), then the
+candidate agents of all of them in one statement ordered by id; a backlog
+drain locks the team's agents the same way, then takes waiting conversations
+with SKIP LOCKED (never waits on a row a router holds). Every assignment to an
+agent happens under that agent's row lock, so the load counted under it is
+the real one."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+from collections import defaultdict
 from dataclasses import dataclass, field, replace
 
-from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Q
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Exists, Min, OuterRef, Q
 from django.utils import timezone
 
 from apps.accounts.models import Presence, Role, Team, User
+from apps.core.db import rows_insert, rows_update
 from apps.core.errors import DomainError
-from apps.inbox.events import event_record
+from apps.inbox.events import events_record_many
 from apps.inbox.models import Conversation, Message, PriorityBucket, Status, Tag
-from apps.inbox.realtime import inbox_push
-from apps.insights.services import message_analyze
+from apps.inbox.realtime import inbox_push_each
+from apps.insights.services import messages_analyze
 
 from . import calendar as cal
 from .models import BusinessHours, ConversationRouting, Holiday, Queue, QueueMemberState, RoutingRule, SlaPolicy
@@ -37,8 +45,31 @@ ASSIGNABLE_STATUSES = (Status.NEW, Status.OPEN)
 DONE_STATUSES = (Status.RESOLVED, Status.CLOSED)
 
 
-def _push_on_commit(kind: str, conversation_id: int, **data) -> None:
-    transaction.on_commit(lambda: inbox_push(kind, conversation_id, **data))
+class _Trail:
+    """The audit events and live pushes of one routing transaction, written
+    together: the events in one INSERT (events_record_many runs the reports hook
+    per event, as event_record does), the pushes in one hand-over after commit."""
+
+    def __init__(self):
+        self.events: list[tuple[Conversation, str, dict]] = []
+        self.pushes: list[tuple[str, int, dict]] = []
+
+    def event(self, conversation: Conversation, kind: str, **data) -> None:
+        self.events.append((conversation, kind, data))
+
+    def push(self, kind: str, conversation_id: int, **data) -> None:
+        self.pushes.append((kind, conversation_id, data))
+
+    def write_events(self) -> None:
+        events, self.events = self.events, []
+        events_record_many(events=events)
+
+    def write(self) -> None:
+        """Inside the transaction: the events now, the pushes once it commits."""
+        self.write_events()
+        pushes, self.pushes = self.pushes, []
+        if pushes:
+            transaction.on_commit(lambda: inbox_push_each(pushes))
 
 
 # --- calendars and policies ------------------------------------------------------------------------
@@ -78,6 +109,9 @@ class RoutingCache:
     def __init__(self):
         self._rules = self._policies = self._queues = None
         self._calendars: dict[int | None, cal.Calendar | None] = {}
+        self._team_queues: dict[int, Queue | None] = {}
+        self._rule_accounts: dict[int, set[int]] = {}
+        self._accounts: dict[int, object] = {}
 
     @property
     def rules(self) -> list[RoutingRule]:
@@ -85,6 +119,11 @@ class RoutingCache:
             self._rules = list(RoutingRule.objects.filter(is_active=True).select_related(
                 "set_queue", "assign_agent", "assign_team", "auto_reply").prefetch_related("channel_accounts"))
         return self._rules
+
+    def rule_accounts(self, rule: RoutingRule) -> set[int]:
+        if rule.pk not in self._rule_accounts:
+            self._rule_accounts[rule.pk] = {a.pk for a in rule.channel_accounts.all()}
+        return self._rule_accounts[rule.pk]
 
     @property
     def policies(self) -> list[SlaPolicy]:
@@ -103,6 +142,21 @@ class RoutingCache:
         defaults = sorted((q for q in self.queues.values() if q.is_default), key=lambda q: q.pk)
         return defaults[0] if defaults else None
 
+    def channel_account(self, account_id: int):
+        """The batch's accounts, read once (without the encrypted credentials:
+        decrypting them for every conversation cost more than routing it)."""
+        if account_id not in self._accounts:
+            from apps.connectors.models import ChannelAccount
+
+            self._accounts[account_id] = ChannelAccount.objects.defer("credentials", "hook_secrets").get(pk=account_id)
+        return self._accounts[account_id]
+
+    def team_queue(self, team: Team) -> Queue | None:
+        """Where a rule's "assign team" puts a conversation: the team's default queue, else its first by name."""
+        if team.pk not in self._team_queues:
+            self._team_queues[team.pk] = team.queues.order_by("-is_default", "name").first()
+        return self._team_queues[team.pk]
+
     def calendar(self, team_id: int | None) -> cal.Calendar | None:
         if team_id not in self._calendars:
             self._calendars[team_id] = calendar_for_team(team_id)
@@ -111,23 +165,31 @@ class RoutingCache:
 
 # --- agents and loads ------------------------------------------------------------------------------
 
-def _lock_agents(*, team_id: int | None = None, ids=()) -> dict[int, User]:
-    """Row-locks the team's online agents and the agents named by id, in id order
-    (one statement, so every locker takes them in the same order: no deadlock
-    between routers and drains)."""
-    ids = sorted(set(i for i in ids if i))
-    if not ids and not team_id:
+def _lock_agents(*, team_ids=(), ids=()) -> dict[int, User]:
+    """Row-locks the online agents of the teams and the agents named by id, in id
+    order (one statement, so every locker takes them in the same order: no
+    deadlock between routers and drains). Each agent comes with `routing_teams`:
+    which of these teams they are a member of."""
+    ids = sorted({i for i in ids if i})
+    team_ids = sorted({t for t in team_ids if t})
+    if not ids and not team_ids:
         return {}
-    members = Team.members.through.objects.filter(team_id=team_id or 0)
-    wanted = Q(pk__in=ids) | Q(pk__in=members.values("user_id"), role=Role.AGENT, is_active=True,
-                               presence=Presence.ONLINE)
-    agents = (User.objects.select_for_update(of=("self",)).filter(wanted)
-              .annotate(in_team=Exists(members.filter(user_id=OuterRef("pk")))).order_by("pk"))
-    return {u.pk: u for u in agents}
+    members = Team.members.through.objects.filter(team_id__in=team_ids)
+    wanted = Q(pk__in=ids)
+    if team_ids:
+        wanted |= Q(pk__in=members.values("user_id"), role=Role.AGENT, is_active=True, presence=Presence.ONLINE)
+    locked = {u.pk: u for u in User.objects.select_for_update(of=("self",)).filter(wanted).order_by("pk")}
+    teams: dict[int, set[int]] = defaultdict(set)
+    if team_ids and locked:
+        for team_id, user_id in members.filter(user_id__in=list(locked)).values_list("team_id", "user_id"):
+            teams[user_id].add(team_id)
+    for agent in locked.values():
+        agent.routing_teams = frozenset(teams.get(agent.pk, ()))
+    return locked
 
 
-def _team_candidates(locked: dict[int, User]) -> list[User]:
-    return [a for a in locked.values() if a.in_team and a.role == Role.AGENT and _available(a)]
+def _team_candidates(locked: dict[int, User], team_id: int | None) -> list[User]:
+    return [a for a in locked.values() if team_id in a.routing_teams and a.role == Role.AGENT and _available(a)]
 
 
 @dataclass
@@ -135,11 +197,18 @@ class _Loads:
     total: dict[int, int] = field(default_factory=dict)
     by_channel: dict[tuple[int, str], int] = field(default_factory=dict)
 
+    def add(self, agent_id: int, provider: str, n: int = 1) -> None:
+        self.total[agent_id] = self.total.get(agent_id, 0) + n
+        self.by_channel[(agent_id, provider)] = self.by_channel.get((agent_id, provider), 0) + n
+
 
 def _loads(agent_ids) -> _Loads:
     loads = _Loads()
-    rows = (Conversation.objects.filter(assignee_id__in=list(agent_ids), status__in=OPEN_STATUSES)
-            .values("assignee_id", "channel_account__provider").annotate(n=Count("id")))
+    agent_ids = list(agent_ids)
+    if not agent_ids:
+        return loads
+    rows = (Conversation.objects.filter(assignee_id__in=agent_ids, status__in=OPEN_STATUSES)
+            .values("assignee_id", "channel_account__provider").annotate(n=Count("id")).order_by())
     for row in rows:
         aid, provider = row["assignee_id"], row["channel_account__provider"]
         loads.total[aid] = loads.total.get(aid, 0) + row["n"]
@@ -159,16 +228,29 @@ def _available(agent: User | None) -> bool:
     return bool(agent and agent.is_active and agent.presence == Presence.ONLINE)
 
 
-class _Picker:
-    """Chooses among locked agents by the queue's mode, keeping loads current."""
+def _last_assigned(queue_ids, agent_ids) -> dict[int, dict[int, dt.datetime]]:
+    """queue id -> {agent id: when round robin last gave them one of its conversations}."""
+    out: dict[int, dict[int, dt.datetime]] = defaultdict(dict)
+    if queue_ids and agent_ids:
+        for queue_id, agent_id, at in QueueMemberState.objects.filter(
+                queue_id__in=list(queue_ids), agent_id__in=list(agent_ids)).values_list(
+                "queue_id", "agent_id", "last_assigned_at"):
+            out[queue_id][agent_id] = at
+    return out
 
-    def __init__(self, agents: list[User], queue: Queue | None, mode: str):
+
+class _Picker:
+    """Chooses among locked agents by the queue's mode, keeping loads current.
+    Pickers of one batch share its loads, so an agent in two queues is counted once."""
+
+    def __init__(self, agents: list[User], queue: Queue | None, mode: str, *, loads: _Loads | None = None,
+                 last: dict[int, dt.datetime] | None = None):
         self.agents, self.queue, self.mode = agents, queue, mode
-        self.loads = _loads([a.pk for a in agents])
-        self.last: dict[int, dt.datetime] = {}
-        if queue is not None:
-            self.last = dict(QueueMemberState.objects.filter(queue=queue, agent__in=[a.pk for a in agents])
-                             .values_list("agent_id", "last_assigned_at"))
+        self.loads = loads if loads is not None else _loads([a.pk for a in agents])
+        if last is None and queue is not None:
+            last = _last_assigned([queue.pk], [a.pk for a in agents])[queue.pk]
+        self.last: dict[int, dt.datetime] = dict(last or {})
+        self.taken: dict[int, dt.datetime] = {}
 
     def pick(self, provider: str, exclude=()) -> User | None:
         epoch = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
@@ -181,44 +263,66 @@ class _Picker:
             key = lambda a: (self.last.get(a.pk, epoch), a.pk)  # noqa: E731
         return min(room, key=key)
 
-    def took(self, agent: User, provider: str, now: dt.datetime) -> None:
-        self.loads.total[agent.pk] = self.loads.total.get(agent.pk, 0) + 1
-        self.loads.by_channel[(agent.pk, provider)] = self.loads.by_channel.get((agent.pk, provider), 0) + 1
-        self.last[agent.pk] = now
+    def took(self, agent: User, provider: str, at: dt.datetime) -> None:
+        self.loads.add(agent.pk, provider)
+        self.last[agent.pk] = at
         if self.queue is not None:
-            # under the agent's row lock: no one else writes this row now
-            if not QueueMemberState.objects.filter(queue=self.queue, agent=agent).update(last_assigned_at=now):
-                QueueMemberState.objects.create(queue=self.queue, agent=agent, last_assigned_at=now)
+            self.taken[agent.pk] = at
+
+    def save(self) -> None:
+        """The round-robin turns taken, in one upsert (under the agents' row locks:
+        no one else writes these rows now)."""
+        if self.queue is None or not self.taken:
+            return
+        QueueMemberState.objects.bulk_create(
+            [QueueMemberState(queue=self.queue, agent_id=agent_id, last_assigned_at=at)
+             for agent_id, at in sorted(self.taken.items())],
+            update_conflicts=True, unique_fields=["queue", "agent"], update_fields=["last_assigned_at"])
+        self.taken = {}
 
 
-def _assign(conversation: Conversation, agent: User, *, by: str, reason: str) -> None:
+def _assign(conversation: Conversation, agent: User, trail: _Trail, *, by: str, reason: str) -> None:
+    """In memory and on the trail; the caller writes the rows (_assignments_save)."""
     old = conversation.assignee
     conversation.assignee = agent
     conversation.last_assignee = agent
-    Conversation.objects.filter(pk=conversation.pk).update(assignee=agent, last_assignee=agent,
-                                                           updated_at=timezone.now())
-    event_record(conversation=conversation, kind="assigned", by=by, reason=reason, to=agent.username,
-                 **{"from": old.username if old else None})
-    _push_on_commit("assigned", conversation.pk, assignee_id=agent.pk)
+    trail.event(conversation, "assigned", by=by, reason=reason, to=agent.username,
+                **{"from": old.username if old else None})
+    trail.push("assigned", conversation.pk, assignee_id=agent.pk)
+
+
+def _assignments_save(conversations: list[Conversation], now: dt.datetime) -> None:
+    for conversation in conversations:
+        conversation.updated_at = now
+    rows_update(conversations, ["assignee", "last_assignee", "updated_at"])
 
 
 # --- priority and SLA ------------------------------------------------------------------------------
 
-def _waiting_since(conversation: Conversation) -> dt.datetime | None:
-    """The oldest customer message after the last human reply (bots don't count)."""
-    answered = Message.objects.filter(conversation=conversation, direction=Message.Direction.OUTBOUND,
+def _waiting_since_many(conversation_ids) -> dict[int, dt.datetime]:
+    """conversation id -> the oldest customer message after the last human reply
+    (bots don't count); absent: nobody waits. One query for a batch."""
+    conversation_ids = list(conversation_ids)
+    if not conversation_ids:
+        return {}
+    answered = Message.objects.filter(conversation_id=OuterRef("conversation_id"), direction=Message.Direction.OUTBOUND,
                                       is_bot=False, sent_at__gte=OuterRef("sent_at")).exclude(
         send_status=Message.SendStatus.FAILED)
-    return (Message.objects.filter(conversation=conversation, direction=Message.Direction.INBOUND)
-            .exclude(Exists(answered)).order_by("sent_at").values_list("sent_at", flat=True).first())
+    rows = (Message.objects.filter(conversation_id__in=conversation_ids, direction=Message.Direction.INBOUND)
+            .exclude(Exists(answered)).values("conversation_id").annotate(since=Min("sent_at")).order_by())
+    return {row["conversation_id"]: row["since"] for row in rows}
+
+
+def _waiting_since(conversation: Conversation) -> dt.datetime | None:
+    return _waiting_since_many([conversation.pk]).get(conversation.pk)
 
 
 def _minutes(since: dt.datetime | None, now: dt.datetime) -> float:
     return max(0.0, (now - since).total_seconds() / 60) if since else 0.0
 
 
-def _priority_apply(conversation: Conversation, state: ConversationRouting, inputs: PriorityInputs, *,
-                    why: str) -> bool:
+def _priority_apply(conversation: Conversation, state: ConversationRouting, inputs: PriorityInputs, trail: _Trail,
+                    *, why: str) -> bool:
     """Scores and stores; records "priority_set" when the score or bucket moved.
     A bucket a person chose (not the one routing last set) is left alone."""
     result = priority_score(inputs)
@@ -231,12 +335,12 @@ def _priority_apply(conversation: Conversation, state: ConversationRouting, inpu
         state.bucket_set = bucket
     if changed:
         conversation.priority, conversation.priority_bucket = result.score, bucket
-        event_record(conversation=conversation, kind="priority_set", score=result.score,
-                     bucket=BUCKET_NAMES[bucket], reasons=result.reasons, why=why,
-                     # one readable line for the thread's audit trail
-                     reason=f"{result.score} ({BUCKET_NAMES[bucket]}{', kept as set by hand' if manual else ''}): "
-                            + "; ".join(result.reasons),
-                     **({"kept_manual_bucket": True} if manual else {}))
+        trail.event(conversation, "priority_set", score=result.score,
+                    bucket=BUCKET_NAMES[bucket], reasons=result.reasons, why=why,
+                    # one readable line for the thread's audit trail
+                    reason=f"{result.score} ({BUCKET_NAMES[bucket]}{', kept as set by hand' if manual else ''}): "
+                           + "; ".join(result.reasons),
+                    **({"kept_manual_bucket": True} if manual else {}))
     return changed
 
 
@@ -288,7 +392,7 @@ def _breach_key(target: str, due: dt.datetime) -> str:
     return f"{target}@{due.isoformat()}"
 
 
-def _sla_apply(conversation: Conversation, state: ConversationRouting, now: dt.datetime, *,
+def _sla_apply(conversation: Conversation, state: ConversationRouting, now: dt.datetime, trail: _Trail, *,
                record: bool = True, cache: RoutingCache | None = None) -> list[str]:
     """Sets the due times and sla_due_at (earliest pending); records breaches of
     pending targets already past due. Returns the targets breached now."""
@@ -307,15 +411,15 @@ def _sla_apply(conversation: Conversation, state: ConversationRouting, now: dt.d
             state.breached_targets = [*state.breached_targets, key]
             breached_now.append(target)
             conversation.sla_breached = True
-            event_record(conversation=conversation, kind="sla_breached", target=target, due_at=due.isoformat(),
-                         reason=f"{target.replace('_', ' ')} was due {due:%Y-%m-%d %H:%M} UTC")
-            _push_on_commit("sla_breached", conversation.pk, target=target, due_at=due.isoformat())
+            trail.event(conversation, "sla_breached", target=target, due_at=due.isoformat(),
+                        reason=f"{target.replace('_', ' ')} was due {due:%Y-%m-%d %H:%M} UTC")
+            trail.push("sla_breached", conversation.pk, target=target, due_at=due.isoformat())
     unchecked = [d for t, d in pending.items() if _breach_key(t, d) not in state.breached_targets]
     state.sla_next_check_at = min(unchecked) if unchecked else None
     after = (dues.first_response, dues.next_response, dues.resolution)
     if record and after != before:
-        event_record(
-            conversation=conversation, kind="sla_set", policy=policy.name if policy else None,
+        trail.event(
+            conversation, "sla_set", policy=policy.name if policy else None,
             policy_id=policy.pk if policy else None, business_hours=bool(policy and policy.business_hours_only),
             first_response_due_at=_iso(dues.first_response), next_response_due_at=_iso(dues.next_response),
             resolution_due_at=_iso(dues.resolution),
@@ -356,17 +460,17 @@ class _RuleOutcome:
     disposition: str = ""
 
 
-def _rules_run(conversation: Conversation, ctx: RuleContext, cache: RoutingCache) -> _RuleOutcome:
+def _rules_run(conversation: Conversation, ctx: RuleContext, cache: RoutingCache, trail: _Trail) -> _RuleOutcome:
     """Applies active rules in order. A rule that fails is logged on the
     conversation ("rule_error") and skipped: it never blocks routing."""
     outcome = _RuleOutcome()
     for rule in cache.rules:
         try:
-            matched, why = rule_matches(rule, ctx, {a.pk for a in rule.channel_accounts.all()})
+            matched, why = rule_matches(rule, ctx, cache.rule_accounts(rule))
         except Exception as exc:  # noqa: BLE001 - any failure of one rule is logged and skipped
             log.warning("routing rule %s failed on conversation %s: %s", rule.pk, conversation.pk, exc)
-            event_record(conversation=conversation, kind="rule_error", rule_id=rule.pk, rule=rule.name,
-                         error=str(exc)[:500], reason=f"skipped: {str(exc)[:200]}")
+            trail.event(conversation, "rule_error", rule_id=rule.pk, rule=rule.name,
+                        error=str(exc)[:500], reason=f"skipped: {str(exc)[:200]}")
             continue
         if not matched:
             continue
@@ -400,8 +504,8 @@ def _rules_run(conversation: Conversation, ctx: RuleContext, cache: RoutingCache
             actions.append(rule.disposition)
         if rule.stop:
             actions.append("stop")
-        event_record(conversation=conversation, kind="routed", rule_id=rule.pk, rule=rule.name, why=why,
-                     actions=actions, reason=f"{', '.join(why)} → {', '.join(actions) or 'no action'}")
+        trail.event(conversation, "routed", rule_id=rule.pk, rule=rule.name, why=why,
+                    actions=actions, reason=f"{', '.join(why)} → {', '.join(actions) or 'no action'}")
         if rule.stop:
             break
     return outcome
@@ -420,14 +524,117 @@ def _auto_reply_text(canned, conversation: Conversation) -> str:
 
 # --- the pipeline ----------------------------------------------------------------------------------
 
-def conversations_route(*, pairs) -> list[int]:
-    """A batch ([(conversation_id, message_ids), ...]) with one configuration read.
-    Each conversation in its own transaction; returns the ids that failed (the
-    caller retries those alone)."""
-    cache, failed = RoutingCache(), []
+@dataclass
+class _Item:
+    """One conversation of a routing batch, through the steps."""
+    conversation: Conversation
+    messages: list[Message]
+    state: ConversationRouting | None
+    outcome: _RuleOutcome = field(default_factory=_RuleOutcome)
+    reopened: bool = False
+    assign: bool = False  # still unassigned after rules, priority and SLA: auto-assignment runs
+    pushed: bool = False  # browsers are told "conversation_updated"
+    auto_reply: object = None
+    state_is_new: bool = False  # first routing: the state row is inserted at the end
+    skipped: bool = False  # every message given was routed already: nothing done
+    status_before: str = ""
+
+
+# What routing reads of a customer message (not its raw payload).
+MESSAGE_FIELDS = ["conversation", "direction", "text", "sent_at", "language", "sentiment", "sentiment_label"]
+# What routing writes on a conversation, in one UPDATE for the batch.
+ROUTED_FIELDS = ["first_sentiment", "last_sentiment", "language", "queue", "priority", "priority_bucket",
+                 *SLA_FIELDS, "status", "is_spam", "assignee", "last_assignee", "updated_at"]
+STATE_FIELDS = ["inputs", "reasons", "rules_cycle_at", "waiting_since", "bucket_set", "sla_policy",
+                "breached_targets", "sla_next_check_at", "updated_at"]
+
+
+PENDING_TAKE = 20  # ingest batches one routing task takes from the pending list at most,
+PENDING_CONVERSATIONS = 300  # and it stops taking once its batch has this many conversations
+PENDING_EXPIRY_SECONDS = 24 * 3600
+_redis = None
+
+
+def _pending():
+    """(Redis client, key) of the pending list, or (None, None) without Redis (embedded mode)."""
+    global _redis
+    if not getattr(settings, "REDIS_URL", ""):
+        return None, None
+    if _redis is None:
+        import redis
+
+        _redis = redis.Redis.from_url(settings.REDIS_URL)
+    return _redis, f"routing:pending:{connection.settings_dict['NAME']}"
+
+
+def conversations_route_later(*, pairs) -> None:
+    """After an ingest batch commits: one routing task for it (durable, retried),
+    and the batch also on a Redis list that the next routing task to start takes
+    whole. Under load, one task then routes the batches of several ingest tasks
+    in one transaction (a one-mention push delivery is an ingest batch of one);
+    the tasks whose batches were taken find their messages routed and stop
+    there. A list lost with Redis loses nothing: each task still owns its batch."""
+    from .tasks import conversation_route_task, conversations_route_task
+
+    pairs = [[int(conversation_id), [int(m) for m in message_ids]] for conversation_id, message_ids in pairs]
+    if not pairs:
+        return
+    client, key = _pending()
+    if client is not None:
+        try:
+            client.pipeline().rpush(key, json.dumps(pairs)).expire(key, PENDING_EXPIRY_SECONDS).execute()
+        except Exception:  # noqa: BLE001 - the list only groups work; the task below carries it
+            log.warning("routing: could not add to the pending list", exc_info=True)
+    if len(pairs) == 1:
+        conversation_route_task.delay(*pairs[0])
+    else:
+        conversations_route_task.delay(pairs)
+
+
+def pending_take(pairs) -> list[tuple[int, list[int]]]:
+    """`pairs` plus batches waiting on the pending list (up to PENDING_TAKE of
+    them, or PENDING_CONVERSATIONS conversations: one transaction stays short),
+    merged per conversation in arrival order."""
+    merged: dict[int, list[int]] = {}
+
+    def add(batch):
+        for conversation_id, message_ids in batch:
+            merged.setdefault(int(conversation_id), []).extend(int(m) for m in message_ids)
+
+    add(pairs)
+    client, key = _pending()
+    taken = 0
+    while client is not None and taken < PENDING_TAKE and len(merged) < PENDING_CONVERSATIONS:
+        try:
+            entries = client.lpop(key, 4) or []
+        except Exception:  # noqa: BLE001 - the list only groups work
+            log.warning("routing: could not read the pending list", exc_info=True)
+            break
+        for entry in entries:
+            add(json.loads(entry))
+        taken += len(entries)
+        if len(entries) < 4:
+            break
+    return [(conversation_id, sorted(set(message_ids))) for conversation_id, message_ids in merged.items()]
+
+
+def conversations_route(*, pairs, cache: RoutingCache | None = None) -> list[int]:
+    """Routes a batch ([(conversation_id, message_ids), ...]) in one transaction.
+    If the batch fails as a whole (a deadlock with another writer, a bad row),
+    each conversation is routed alone in its own transaction, as before batching.
+    Returns the ids that failed then (the caller retries those alone)."""
+    cache = cache or RoutingCache()
+    pairs = [(int(conversation_id), list(message_ids)) for conversation_id, message_ids in pairs]
+    try:
+        _route_and_reply(pairs, cache)
+        return []
+    except Exception:  # noqa: BLE001 - fall back to one transaction per conversation
+        log.warning("routing a batch of %d conversations failed; routing them one by one", len(pairs),
+                    exc_info=True)
+    failed = []
     for conversation_id, message_ids in pairs:
         try:
-            conversation_route(conversation_id=conversation_id, message_ids=message_ids, cache=cache)
+            _route_and_reply([(conversation_id, message_ids)], cache)
         except Exception:  # noqa: BLE001 - one conversation must not stop the batch
             log.warning("routing #%s failed in a batch", conversation_id, exc_info=True)
             failed.append(conversation_id)
@@ -436,84 +643,165 @@ def conversations_route(*, pairs) -> list[int]:
 
 def conversation_route(*, conversation_id: int, message_ids: list[int],
                        cache: RoutingCache | None = None) -> Conversation:
+    """One conversation: the batch path with a batch of one."""
+    routed = _route_and_reply([(conversation_id, list(message_ids))], cache or RoutingCache())
+    if conversation_id not in routed:
+        raise Conversation.DoesNotExist(f"conversation {conversation_id} does not exist")
+    return routed[conversation_id]
+
+
+def _route_and_reply(pairs: list[tuple[int, list[int]]], cache: RoutingCache) -> dict[int, Conversation]:
+    items = _route_batch(pairs, cache)
+    # auto-replies after the routing committed, each its own send; one failing does not undo the routing
+    for item in items:
+        if item.skipped:
+            continue
+        if item.auto_reply is not None:
+            try:
+                _auto_reply_send(item.conversation, item.auto_reply)
+            except Exception:  # noqa: BLE001
+                log.warning("auto-reply on #%s failed", item.conversation.pk, exc_info=True)
+    return {item.conversation.pk: item.conversation for item in items}
+
+
+def _route_batch(pairs: list[tuple[int, list[int]]], cache: RoutingCache) -> list[_Item]:
     now = timezone.now()
-    cache = cache or RoutingCache()
-    auto_reply = None
+    wanted: dict[int, set[int]] = defaultdict(set)
+    for conversation_id, message_ids in pairs:
+        wanted[conversation_id].update(message_ids)
+    trail = _Trail()
     with transaction.atomic():
-        conversation = (Conversation.objects.select_for_update(of=("self",))
-                        .select_related("channel_account", "identity", "customer", "queue", "assignee",
-                                        "last_assignee").get(pk=conversation_id))
-        messages = list(Message.objects.filter(pk__in=message_ids, conversation=conversation,
-                                               direction=Message.Direction.INBOUND).order_by("sent_at", "id"))
-        for message in messages:
-            message_analyze(message=message)
-        scored = [m for m in messages if m.sentiment is not None]
-        fields = {"updated_at"}
-        if scored:
-            if conversation.first_sentiment is None:
-                conversation.first_sentiment = scored[0].sentiment
-            conversation.last_sentiment = scored[-1].sentiment
-            fields |= {"first_sentiment", "last_sentiment"}
-        if messages and not conversation.language:
-            conversation.language = next((m.language for m in messages if m.language), "")
-            fields.add("language")
-        # under the conversation's row lock, so no savepoint dance for the first time
-        state = (ConversationRouting.objects.select_for_update().filter(conversation=conversation).first()
-                 or ConversationRouting.objects.create(conversation=conversation))
-        if conversation.status in DONE_STATUSES or conversation.is_spam:
-            conversation.save(update_fields=list(fields))
-            state.save()
-            return conversation
+        # conversations first, all in one statement in id order (two batches never wait on each other in a
+        # cycle), then their routing state, then the agents (_assign_batch): the order every writer uses
+        conversations = list(
+            Conversation.objects.select_for_update(of=("self",)).select_related("identity", "customer")
+            .filter(pk__in=list(wanted)).order_by("pk"))
+        if not conversations:
+            return []
+        ids = [c.pk for c in conversations]
+        for conversation in conversations:
+            conversation.channel_account = cache.channel_account(conversation.channel_account_id)
+            if conversation.queue_id in cache.queues:
+                conversation.queue = cache.queues[conversation.queue_id]
+        by_conversation: dict[int, list[Message]] = defaultdict(list)
+        done_before: set[int] = set()
+        for message in (Message.objects.filter(pk__in=set().union(*wanted.values()), conversation_id__in=ids,
+                                               direction=Message.Direction.INBOUND)
+                        .only(*MESSAGE_FIELDS).order_by("sent_at", "id")):
+            if message.pk not in wanted[message.conversation_id]:
+                continue
+            if message.sentiment_label:
+                # scored, so routed and committed: by a task that took this batch from the pending list,
+                # or a redelivered task. A message is routed once.
+                done_before.add(message.conversation_id)
+            else:
+                by_conversation[message.conversation_id].append(message)
+        skipped = [c for c in conversations if c.pk in done_before and not by_conversation[c.pk]]
+        if skipped:
+            conversations = [c for c in conversations if c not in skipped]
+            ids = [c.pk for c in conversations]
+            if not conversations:
+                return [_Item(c, [], None, skipped=True) for c in skipped]
+        messages_analyze(messages=[m for c in conversations for m in by_conversation[c.pk]])
+        states = _states_lock(ids)
+        # each step in the order given (ingest: arrival order), as if each were routed alone in turn
+        order = {conversation_id: n for n, conversation_id in enumerate(wanted)}
+        items = sorted((_Item(c, by_conversation[c.pk], states[c.pk], state_is_new=states[c.pk]._state.adding,
+                              status_before=c.status) for c in conversations),
+                       key=lambda item: order[item.conversation.pk])
+        waiting = _waiting_since_many(c.pk for c in conversations
+                                      if c.status not in DONE_STATUSES and not c.is_spam)
+        for item in items:
+            _evaluate(item, cache, now, waiting, trail)
+        _tags_add(items)
+        # the events of rules, priority and SLA before any assignment: the reports hook sees
+        # each conversation as the per-conversation path showed it
+        trail.write_events()
+        _assign_batch([item for item in items if item.assign], items, now, trail)
+        for item in items:
+            item.conversation.updated_at = item.state.updated_at = now
+            if item.pushed:
+                trail.push("conversation_updated", item.conversation.pk)
+        rows_update(conversations, ROUTED_FIELDS)
+        rows_insert(item.state for item in items if item.state_is_new)
+        rows_update([item.state for item in items if not item.state_is_new], STATE_FIELDS)
+        trail.write()
+    return items + [_Item(c, [], None, skipped=True) for c in skipped]
 
-        cycle = conversation.cycle_started_at or conversation.created_at
-        new_cycle = state.rules_cycle_at != cycle
-        reopened = new_cycle and state.rules_cycle_at is not None
-        inputs = PriorityInputs.from_json(state.inputs) if not new_cycle else PriorityInputs()
-        outcome = _RuleOutcome()
-        if new_cycle:
-            state.rules_cycle_at, state.breached_targets, state.bucket_set, state.reasons = cycle, [], None, []
-            ctx = _rule_context(conversation, messages, cache)
-            outcome = _rules_run(conversation, ctx, cache)
-            inputs = replace(inputs, rule_boost=outcome.boost, bucket_override=outcome.bucket,
-                             rule_name=outcome.rule_name)
-            _queue_set(conversation, outcome, cache)
-            fields.add("queue")
-            if outcome.tags:
-                conversation.tags.add(*[Tag.objects.get_or_create(name=name)[0] for name in outcome.tags])
-            if outcome.disposition:
-                _disposition_apply(conversation, state, outcome.disposition)
-                conversation.save()
-                state.save()
-                _push_on_commit("conversation_updated", conversation.pk)
-                return conversation
 
-        # priority: the cycle's urgency terms add up; sentiment is the latest customer mood
-        urgency = dict(inputs.urgency)
-        for message in messages:
-            for kind, term in urgency_terms(message.text).items():
-                urgency.setdefault(kind, term)
-        state.waiting_since = _waiting_since(conversation)
-        identity = conversation.identity
-        inputs = replace(
-            inputs, sentiment=conversation.last_sentiment, urgency=urgency, followers=identity.followers_count,
-            verified=identity.verified, vip=conversation.customer.tier == "vip", is_public=conversation.is_public,
-            waiting_minutes=_minutes(state.waiting_since, now),
-        )
-        _priority_apply(conversation, state, inputs, why="new message" if not new_cycle else "routed")
-        fields |= {"priority", "priority_bucket"}
-        _sla_apply(conversation, state, now, cache=cache)
-        fields |= set(SLA_FIELDS)
-        conversation.save(update_fields=list(fields))
+def _states_lock(conversation_ids: list[int]) -> dict[int, ConversationRouting]:
+    """The routing state rows, locked; a conversation routed for the first time
+    gets a new one, inserted at the end with its values (under the
+    conversation's row lock: no one else creates it meanwhile)."""
+    states = {s.conversation_id: s for s in ConversationRouting.objects.select_for_update()
+              .filter(conversation_id__in=conversation_ids).order_by("conversation_id")}
+    for conversation_id in conversation_ids:
+        if conversation_id not in states:
+            states[conversation_id] = ConversationRouting(conversation_id=conversation_id)
+    return states
 
-        if conversation.assignee_id is None:
-            _assign_on_route(conversation, outcome, reopened=reopened, now=now)
-        state.save()
-        if outcome.auto_reply is not None:
-            auto_reply = outcome.auto_reply
-        _push_on_commit("conversation_updated", conversation.pk)
-    if auto_reply is not None:
-        _auto_reply_send(conversation, auto_reply)
-    return conversation
+
+def _evaluate(item: _Item, cache: RoutingCache, now: dt.datetime, waiting: dict[int, dt.datetime],
+              trail: _Trail) -> None:
+    """Sentiment and language, rules (new cycle), priority and SLA, in memory."""
+    conversation, messages, state = item.conversation, item.messages, item.state
+    scored = [m for m in messages if m.sentiment is not None]
+    if scored:
+        if conversation.first_sentiment is None:
+            conversation.first_sentiment = scored[0].sentiment
+        conversation.last_sentiment = scored[-1].sentiment
+    if messages and not conversation.language:
+        conversation.language = next((m.language for m in messages if m.language), "")
+    if conversation.status in DONE_STATUSES or conversation.is_spam:
+        return
+
+    cycle = conversation.cycle_started_at or conversation.created_at
+    new_cycle = state.rules_cycle_at != cycle
+    item.reopened = new_cycle and state.rules_cycle_at is not None
+    inputs = PriorityInputs.from_json(state.inputs) if not new_cycle else PriorityInputs()
+    outcome = item.outcome
+    if new_cycle:
+        state.rules_cycle_at, state.breached_targets, state.bucket_set, state.reasons = cycle, [], None, []
+        ctx = _rule_context(conversation, messages, cache)
+        outcome = item.outcome = _rules_run(conversation, ctx, cache, trail)
+        inputs = replace(inputs, rule_boost=outcome.boost, bucket_override=outcome.bucket,
+                         rule_name=outcome.rule_name)
+        _queue_set(conversation, outcome, cache, trail)
+        if outcome.disposition:
+            _disposition_apply(conversation, state, outcome.disposition, trail)
+            item.pushed = True
+            return
+
+    # priority: the cycle's urgency terms add up; sentiment is the latest customer mood
+    urgency = dict(inputs.urgency)
+    for message in messages:
+        for kind, term in urgency_terms(message.text).items():
+            urgency.setdefault(kind, term)
+    state.waiting_since = waiting.get(conversation.pk)
+    identity = conversation.identity
+    inputs = replace(
+        inputs, sentiment=conversation.last_sentiment, urgency=urgency, followers=identity.followers_count,
+        verified=identity.verified, vip=conversation.customer.tier == "vip", is_public=conversation.is_public,
+        waiting_minutes=_minutes(state.waiting_since, now),
+    )
+    _priority_apply(conversation, state, inputs, trail, why="new message" if not new_cycle else "routed")
+    _sla_apply(conversation, state, now, trail, cache=cache)
+    item.assign = conversation.assignee_id is None
+    item.pushed = True
+    item.auto_reply = outcome.auto_reply
+
+
+def _tags_add(items: list[_Item]) -> None:
+    """The rules' tags for the whole batch: missing tags created, links added (never twice)."""
+    wanted = [(item.conversation.pk, name) for item in items for name in item.outcome.tags]
+    if not wanted:
+        return
+    names = sorted({name for _, name in wanted})
+    Tag.objects.bulk_create([Tag(name=name) for name in names], ignore_conflicts=True)
+    tag_ids = dict(Tag.objects.filter(name__in=names).values_list("name", "pk"))
+    link = Conversation.tags.through
+    link.objects.bulk_create([link(conversation_id=cid, tag_id=tag_ids[name]) for cid, name in wanted],
+                             ignore_conflicts=True)
 
 
 def _rule_context(conversation: Conversation, messages: list[Message], cache: RoutingCache) -> RuleContext:
@@ -537,10 +825,10 @@ def _rule_context(conversation: Conversation, messages: list[Message], cache: Ro
     )
 
 
-def _queue_set(conversation: Conversation, outcome: _RuleOutcome, cache: RoutingCache) -> None:
+def _queue_set(conversation: Conversation, outcome: _RuleOutcome, cache: RoutingCache, trail: _Trail) -> None:
     queue = outcome.queue
     if queue is None and outcome.team is not None:
-        queue = outcome.team.queues.order_by("-is_default", "name").first()
+        queue = cache.team_queue(outcome.team)
     if queue is not None:
         if conversation.queue_id != queue.pk:
             conversation.queue = queue
@@ -549,56 +837,95 @@ def _queue_set(conversation: Conversation, outcome: _RuleOutcome, cache: Routing
         default = cache.default_queue
         conversation.queue = default
         why = ["no rule chose a queue"] if default else ["no rule chose a queue; no default queue"]
-        event_record(conversation=conversation, kind="routed", rule_id=None, rule=None, why=why,
-                     actions=[f"queue {default.name}"] if default else [],
-                     reason=f"default queue {default.name}" if default else why[0])
+        trail.event(conversation, "routed", rule_id=None, rule=None, why=why,
+                    actions=[f"queue {default.name}"] if default else [],
+                    reason=f"default queue {default.name}" if default else why[0])
 
 
-def _disposition_apply(conversation: Conversation, state: ConversationRouting, disposition: str) -> None:
+def _disposition_apply(conversation: Conversation, state: ConversationRouting, disposition: str,
+                       trail: _Trail) -> None:
     old = conversation.status
     conversation.status = Status.CLOSED
     conversation.is_spam = disposition == "spam"
     for name in SLA_FIELDS[:4]:
         setattr(conversation, name, None)
     state.sla_next_check_at = None
-    event_record(conversation=conversation, kind="status_changed", old=old, new=Status.CLOSED,
-                 reason="spam (routing rule)" if conversation.is_spam else "ignored (routing rule)")
+    trail.event(conversation, "status_changed", old=old, new=Status.CLOSED,
+                reason="spam (routing rule)" if conversation.is_spam else "ignored (routing rule)")
 
 
-def _assign_on_route(conversation: Conversation, outcome: _RuleOutcome, *, reopened: bool,
-                     now: dt.datetime) -> User | None:
-    provider = conversation.channel_account.provider
-    queue = conversation.queue
-    team_id = outcome.team.pk if outcome.team else (queue.team_id if queue else None)
-    mode = (Queue.AssignmentMode.LEAST_LOADED if outcome.team else
-            (queue.assignment_mode if queue else Queue.AssignmentMode.MANUAL))
-    wants_team = outcome.team is not None or mode != Queue.AssignmentMode.MANUAL
-    last = conversation.last_assignee if reopened else None
-    locked = _lock_agents(team_id=team_id if wants_team else None,
-                          ids=[outcome.agent.pk if outcome.agent else None, last.pk if last else None])
-
-    if outcome.agent is not None and outcome.agent.pk in locked:
-        # a supervisor's rule names the agent: their explicit choice, even if busy
-        _assign(conversation, locked[outcome.agent.pk], by="rule", reason="routing rule")
-        return conversation.assignee
-    if last is not None and last.pk in locked:
-        agent = locked[last.pk]
-        if _available(agent) and _has_room(agent, _loads([agent.pk]), provider):
-            _assign(conversation, agent, by="last_assignee", reason="reopened: back to the last agent")
-            return agent
-    if not wants_team:
-        return None
-    picker = _Picker(_team_candidates(locked), queue if not outcome.team else None, mode)
-    agent = picker.pick(provider)
-    if agent is None:
-        event_record(conversation=conversation, kind="queued", queue=queue.name if queue else None,
-                     reason="no online agent with free capacity; waits in the queue")
-        return None
-    picker.took(agent, provider, now)
-    by = "rule" if outcome.team else mode
-    _assign(conversation, agent, by=by, reason=f"team {outcome.team.name}" if outcome.team else
-            f"{Queue.AssignmentMode(mode).label.lower()} in {queue.name}")
-    return agent
+def _assign_batch(items: list[_Item], batch: list[_Item], now: dt.datetime, trail: _Trail) -> None:
+    """Auto-assignment for the conversations of a batch left without an agent:
+    the agents of all their teams (and those named by rules or returning to a
+    reopened conversation) locked in one statement, their loads counted once,
+    then each conversation in turn as if routed alone: a rule's agent, else
+    the last agent of a reopened conversation if online with room, else the
+    queue's mode among the team's online agents with room."""
+    if not items:
+        return
+    plans = []
+    team_ids, agent_ids, queue_ids = set(), set(), set()
+    for item in items:
+        conversation, outcome = item.conversation, item.outcome
+        queue = conversation.queue
+        team_id = outcome.team.pk if outcome.team else (queue.team_id if queue else None)
+        mode = (Queue.AssignmentMode.LEAST_LOADED if outcome.team else
+                (queue.assignment_mode if queue else Queue.AssignmentMode.MANUAL))
+        wants_team = outcome.team is not None or mode != Queue.AssignmentMode.MANUAL
+        last_id = conversation.last_assignee_id if item.reopened else None
+        plans.append((item, queue, team_id, mode, wants_team, last_id))
+        if wants_team:
+            team_ids.add(team_id)
+            if not outcome.team and queue is not None:
+                queue_ids.add(queue.pk)
+        agent_ids.update(i for i in (outcome.agent.pk if outcome.agent else None, last_id) if i)
+    locked = _lock_agents(team_ids=team_ids, ids=agent_ids)
+    loads = _loads(locked)
+    for other in batch:
+        # not written yet: a conversation of the batch a rule just closed no longer counts for its agent
+        conversation = other.conversation
+        if (conversation.assignee_id in locked and other.status_before in OPEN_STATUSES
+                and conversation.status not in OPEN_STATUSES):
+            loads.add(conversation.assignee_id, conversation.channel_account.provider, -1)
+    last = _last_assigned(queue_ids, locked)
+    pickers: dict[tuple, _Picker] = {}
+    turn = 0
+    for item, queue, team_id, mode, wants_team, last_id in plans:
+        conversation, outcome = item.conversation, item.outcome
+        provider = conversation.channel_account.provider
+        if outcome.agent is not None and outcome.agent.pk in locked:
+            # a supervisor's rule names the agent: their explicit choice, even if busy
+            agent = locked[outcome.agent.pk]
+            _assign(conversation, agent, trail, by="rule", reason="routing rule")
+            loads.add(agent.pk, provider)
+            continue
+        if last_id is not None and last_id in locked:
+            agent = locked[last_id]
+            if _available(agent) and _has_room(agent, loads, provider):
+                _assign(conversation, agent, trail, by="last_assignee", reason="reopened: back to the last agent")
+                loads.add(agent.pk, provider)
+                continue
+        if not wants_team:
+            continue
+        picker_queue = queue if not outcome.team else None
+        key = (team_id, picker_queue.pk if picker_queue else None, mode)
+        if key not in pickers:
+            pickers[key] = _Picker(_team_candidates(locked, team_id), picker_queue, mode, loads=loads,
+                                   last=last.get(picker_queue.pk, {}) if picker_queue else {})
+        picker = pickers[key]
+        agent = picker.pick(provider)
+        if agent is None:
+            trail.event(conversation, "queued", queue=queue.name if queue else None,
+                        reason="no online agent with free capacity; waits in the queue")
+            continue
+        # each turn a moment later than the one before, as if each conversation were routed alone
+        picker.took(agent, provider, now + dt.timedelta(microseconds=turn))
+        turn += 1
+        _assign(conversation, agent, trail, by="rule" if outcome.team else mode,
+                reason=f"team {outcome.team.name}" if outcome.team else
+                f"{Queue.AssignmentMode(mode).label.lower()} in {queue.name}")
+    for picker in pickers.values():
+        picker.save()
 
 
 def _auto_reply_send(conversation: Conversation, canned) -> None:
@@ -609,8 +936,10 @@ def _auto_reply_send(conversation: Conversation, canned) -> None:
                      is_bot=True)
     except DomainError as exc:
         # the routing itself stands; the trail says why no auto-reply went out
-        event_record(conversation=conversation, kind="rule_error", rule=None, error=f"auto-reply: {exc.detail}",
-                     reason=f"auto-reply not sent: {exc.detail}")
+        trail = _Trail()
+        trail.event(conversation, "rule_error", rule=None, error=f"auto-reply: {exc.detail}",
+                    reason=f"auto-reply not sent: {exc.detail}")
+        trail.write()
 
 
 # --- backlog and availability ----------------------------------------------------------------------
@@ -622,9 +951,9 @@ def backlog_drain(*, queue_id: int, exclude_agent_ids=(), now: dt.datetime | Non
     queue = Queue.objects.filter(pk=queue_id).first()
     if queue is None or queue.assignment_mode == Queue.AssignmentMode.MANUAL:
         return []
-    assigned = []
+    trail, assigned = _Trail(), []
     with transaction.atomic():
-        agents = _team_candidates(_lock_agents(team_id=queue.team_id))
+        agents = _team_candidates(_lock_agents(team_ids=[queue.team_id]), queue.team_id)
         if not agents:
             return []
         picker = _Picker(agents, queue, queue.assignment_mode)
@@ -644,10 +973,14 @@ def backlog_drain(*, queue_id: int, exclude_agent_ids=(), now: dt.datetime | Non
             if agent is None:
                 continue
             picker.took(agent, provider, now)
-            _assign(conversation, agent, by=queue.assignment_mode,
+            _assign(conversation, agent, trail, by=queue.assignment_mode,
                     reason=f"backlog of {queue.name}: {Queue.AssignmentMode(queue.assignment_mode).label.lower()}")
-            assigned.append(conversation.pk)
-    return assigned
+            assigned.append(conversation)
+        if assigned:
+            _assignments_save(assigned, now)
+            picker.save()
+            trail.write()
+    return [c.pk for c in assigned]
 
 
 def agent_available(*, agent_id: int) -> list[int]:
@@ -682,6 +1015,7 @@ def conversation_work_changed(*, conversation_id: int, freed_agent_id: int | Non
 
 def conversation_followup(*, conversation_id: int, freed_agent_id: int | None = None) -> None:
     now = timezone.now()
+    trail = _Trail()
     with transaction.atomic():
         conversation = (Conversation.objects.select_for_update(of=("self",)).select_related("queue")
                         .filter(pk=conversation_id).first())
@@ -690,9 +1024,10 @@ def conversation_followup(*, conversation_id: int, freed_agent_id: int | None = 
         state = (ConversationRouting.objects.select_for_update().filter(conversation=conversation).first()
                  or ConversationRouting.objects.create(conversation=conversation))
         state.waiting_since = _waiting_since(conversation) if conversation.status not in DONE_STATUSES else None
-        _sla_apply(conversation, state, now, record=False)
+        _sla_apply(conversation, state, now, trail, record=False)
         conversation.save(update_fields=SLA_FIELDS)
         state.save()
+        trail.write()
     if freed_agent_id:
         agent_available(agent_id=freed_agent_id)
     if (conversation.assignee_id is None and conversation.queue_id and conversation.status in ASSIGNABLE_STATUSES
@@ -713,6 +1048,7 @@ def priorities_age(*, now: dt.datetime | None = None, batch: int = 500) -> int:
     ).values_list("conversation_id", flat=True).order_by("waiting_since")[:50_000])
     changed = 0
     for start in range(0, len(ids), batch):
+        trail = _Trail()
         with transaction.atomic():
             # conversation rows first, then routing state: the order every writer uses
             locked = list(Conversation.objects.select_for_update(skip_locked=True)
@@ -727,14 +1063,14 @@ def priorities_age(*, now: dt.datetime | None = None, batch: int = 500) -> int:
                 inputs = replace(PriorityInputs.from_json(state.inputs),
                                  waiting_minutes=_minutes(state.waiting_since, now))
                 old_bucket = conversation.priority_bucket
-                if _priority_apply(conversation, state, inputs, why="aging"):
+                if _priority_apply(conversation, state, inputs, trail, why="aging"):
                     Conversation.objects.filter(pk=conversation.pk).update(
                         priority=conversation.priority, priority_bucket=conversation.priority_bucket)
                     changed += 1
                     if conversation.priority_bucket != old_bucket:
-                        _push_on_commit("priority_changed", conversation.pk,
-                                        priority_bucket=conversation.priority_bucket)
+                        trail.push("priority_changed", conversation.pk, priority_bucket=conversation.priority_bucket)
                 state.save(update_fields=["inputs", "reasons", "bucket_set", "waiting_since", "updated_at"])
+            trail.write()
     return changed
 
 
@@ -746,6 +1082,7 @@ def sla_breaches_check(*, now: dt.datetime | None = None, limit: int = 1000) -> 
                .order_by("sla_next_check_at").values_list("conversation_id", flat=True)[:limit])
     breached = []
     for conversation_id in ids:
+        trail = _Trail()
         with transaction.atomic():
             conversation = (Conversation.objects.select_for_update(skip_locked=True, of=("self",))
                             .filter(pk=conversation_id).first())
@@ -754,10 +1091,11 @@ def sla_breaches_check(*, now: dt.datetime | None = None, limit: int = 1000) -> 
             state = ConversationRouting.objects.select_for_update().get(conversation=conversation)
             if state.waiting_since and conversation.status not in DONE_STATUSES:
                 state.waiting_since = _waiting_since(conversation)
-            if _sla_apply(conversation, state, now, record=False):
+            if _sla_apply(conversation, state, now, trail, record=False):
                 breached.append(conversation.pk)
             conversation.save(update_fields=[*SLA_FIELDS, "updated_at"])
             state.save()
+            trail.write()
     return breached
 
 

@@ -8,8 +8,13 @@ from . import services
 
 @shared_task(name="routing.route_conversation", acks_late=True, ignore_result=True,
              autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
-def conversation_route_task(conversation_id: int, message_ids: list[int]):
-    services.conversation_route(conversation_id=conversation_id, message_ids=message_ids)
+def conversation_route_task(conversation_id: int, message_ids: list[int], take_pending: bool = True):
+    """One conversation (a one-mention push delivery, a retry), routed together
+    with whatever else waits on the pending list; a retry routes its own alone."""
+    if take_pending and not conversation_route_task.request.retries:
+        _route_with_pending([[conversation_id, message_ids]])
+    else:
+        services.conversation_route(conversation_id=conversation_id, message_ids=message_ids)
 
 
 @shared_task(name="routing.agent_available", acks_late=True, ignore_result=True,
@@ -38,12 +43,18 @@ def sla_breaches_check_task():
 
 @shared_task(name="routing.route_conversations", acks_late=True, ignore_result=True)
 def conversations_route_task(pairs: list[list]):
-    """A whole ingest batch in one task ([[conversation_id, message_ids], ...]):
-    a task per conversation cost more than the routing itself (docs/performance.md).
-    Each conversation routes in its own transaction; one that fails is handed to
-    the single-conversation task and its retry policy."""
-    failed = set(services.conversations_route(pairs=pairs))  # one read of rules/SLA/queues for the batch
-    for conversation_id, message_ids in pairs:
+    """A whole ingest batch in one task ([[conversation_id, message_ids], ...]),
+    with the batches waiting on the pending list (services.conversations_route_later):
+    a task per conversation cost more than the routing itself (docs/performance.md)."""
+    _route_with_pending(pairs)
+
+
+def _route_with_pending(pairs: list[list]) -> None:
+    """Routes `pairs` and the pending batches in one transaction; a conversation
+    that fails is handed to the single-conversation task and its retry policy."""
+    batch = services.pending_take(pairs)
+    failed = set(services.conversations_route(pairs=batch))
+    for conversation_id, message_ids in batch:
         if conversation_id in failed:
             logging.getLogger(__name__).warning("routing #%s failed in a batch; retrying it alone", conversation_id)
-            conversation_route_task.delay(conversation_id, message_ids)
+            conversation_route_task.delay(conversation_id, message_ids, False)

@@ -9,7 +9,7 @@ from django.db import connection, connections
 
 from apps.inbox.models import Conversation, ConversationEvent
 from apps.routing.models import Queue
-from apps.routing.services import backlog_drain, conversation_route
+from apps.routing.services import backlog_drain, conversation_route, conversations_route
 from tests.factories import ChannelAccountFactory, ConversationFactory, MessageFactory, QueueFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL (.ci/run)")
@@ -81,3 +81,26 @@ def test_two_drains_and_a_router_at_once(setup):
     run_together(lambda: backlog_drain(queue_id=queue.pk), lambda: backlog_drain(queue_id=queue.pk),
                  lambda: conversation_route(conversation_id=fresh.pk, message_ids=[message.pk]))
     assert_no_overfill_no_double(agents, expected_assigned=9)
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_two_batch_routers_and_a_drain_at_once(setup, round_):
+    """Two routing tasks, each a batch (conversations locked in id order, then the
+    agents in one statement), and a backlog drain."""
+    queue, agents, account = setup
+    for _ in range(4):
+        ConversationFactory(channel_account=account, queue=queue, status="new")  # a backlog for the drain
+    pairs = []
+    for i in range(24):
+        conv = ConversationFactory(channel_account=account)
+        pairs.append((conv.pk, [MessageFactory(conversation=conv, text=f"@acme help {i}").pk]))
+
+    def batch(chunk):
+        def route():
+            assert conversations_route(pairs=chunk) == []
+        return route
+
+    run_together(batch(pairs[0::2]), batch(pairs[1::2]), lambda: backlog_drain(queue_id=queue.pk))
+    assert_no_overfill_no_double(agents, expected_assigned=9)
+    assert Conversation.objects.filter(queue=queue, assignee__isnull=True).count() == 28 - 9
+    assert Conversation.objects.filter(pk__in=[p[0] for p in pairs], queue__isnull=True).count() == 0

@@ -1,0 +1,53 @@
+"""rows_update / rows_insert write what the ORM would (every type routing and
+ingest send, NULLs, JSON with quotes, microseconds), on SQLite and PostgreSQL."""
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from apps.core.db import rows_insert, rows_update
+from apps.inbox.models import Conversation, ConversationEvent
+from apps.routing.models import ConversationRouting
+from tests.factories import ConversationFactory, QueueFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_rows_update_writes_each_row_its_own_values():
+    queue, agent = QueueFactory(), UserFactory()
+    conversations = [ConversationFactory() for _ in range(3)]
+    when = timezone.now().replace(microsecond=123456)
+    a, b, c = conversations
+    a.queue, a.assignee, a.priority, a.last_sentiment, a.sla_due_at = queue, agent, 77, -0.8398, when
+    a.sla_breached, a.language, a.status = True, "es", "open"
+    b.queue, b.assignee, b.priority, b.last_sentiment, b.sla_due_at, b.language = None, None, 5, None, None, ""
+    c.priority = 100
+    fields = ["queue", "assignee", "priority", "last_sentiment", "sla_due_at", "sla_breached", "language", "status"]
+    assert rows_update(conversations, fields) == 3
+    for conversation in conversations:
+        fresh = Conversation.objects.get(pk=conversation.pk)
+        assert [getattr(fresh, Conversation._meta.get_field(f).attname) for f in fields] == \
+               [getattr(conversation, Conversation._meta.get_field(f).attname) for f in fields]
+    assert Conversation.objects.get(pk=a.pk).sla_due_at == when  # microseconds kept
+
+
+def test_rows_update_json_and_rows_insert():
+    conversation = ConversationFactory()
+    state = ConversationRouting(conversation=conversation, inputs={"text": 'say "hi" \\ ünï 😡', "n": [1, None]},
+                                reasons=["a", 'b "c"'], breached_targets=[],
+                                waiting_since=timezone.now() - dt.timedelta(minutes=3))
+    rows_insert([state])
+    fresh = ConversationRouting.objects.get(pk=conversation.pk)
+    assert (fresh.inputs, fresh.reasons, fresh.waiting_since) == (state.inputs, state.reasons, state.waiting_since)
+    assert fresh.updated_at is not None  # auto_now, as bulk_create sets it
+    state.inputs, state.waiting_since, state.sla_next_check_at = {}, None, timezone.now()
+    rows_update([state], ["inputs", "waiting_since", "sla_next_check_at"])
+    fresh = ConversationRouting.objects.get(pk=conversation.pk)
+    assert (fresh.inputs, fresh.waiting_since, fresh.sla_next_check_at) == ({}, None, state.sla_next_check_at)
+
+    events = rows_insert([ConversationEvent(conversation=conversation, kind=k, data={"reason": f'"{k}"'})
+                          for k in ("routed", "priority_set", "assigned")])
+    assert [e.pk for e in events] == sorted(e.pk for e in events) and all(e.pk for e in events)
+    stored = list(ConversationEvent.objects.filter(conversation=conversation).order_by("id"))
+    assert [(e.pk, e.kind, e.data) for e in stored] == [(e.pk, e.kind, e.data) for e in events]
+    assert all(e.created_at for e in stored)
