@@ -151,7 +151,13 @@ class Message(TimeStampedModel):
                 name="uniq_message_external_id",
             )
         ]
-        indexes = [models.Index(fields=["conversation", "sent_at"], name="msg_thread_order")]
+        indexes = [
+            models.Index(fields=["conversation", "sent_at"], name="msg_thread_order"),
+            # Customer messages stored but not yet routed (routing sets sentiment_label): tiny, and
+            # what the routing sweep reads to route what a lost task left behind.
+            models.Index(fields=["created_at"], name="msg_unrouted",
+                         condition=Q(direction="in", sentiment_label="")),
+        ]
 
     def __str__(self):
         return f"{self.direction} {self.external_id or self.pk}"

@@ -1,4 +1,5 @@
 """Thin Celery tasks on the `routing` queue (CELERY_TASK_ROUTES "routing.*")."""
+import datetime as dt
 import logging
 
 from celery import shared_task
@@ -58,3 +59,17 @@ def _route_with_pending(pairs: list[list]) -> None:
         if conversation_id in failed:
             logging.getLogger(__name__).warning("routing #%s failed in a batch; retrying it alone", conversation_id)
             conversation_route_task.delay(conversation_id, message_ids, False)
+
+
+@shared_task(name="routing.unrouted_sweep", ignore_result=True)
+def unrouted_sweep_task():
+    """Beat: routes customer messages whose routing task never ran (lost with Redis,
+    or failed every retry), so a stored mention always reaches a queue."""
+    from django.conf import settings
+
+    from .selectors import messages_unrouted
+
+    pairs = messages_unrouted(older_than=dt.timedelta(seconds=settings.ROUTING_UNROUTED_AFTER_SECONDS))
+    if pairs:
+        logging.getLogger(__name__).warning("routing sweep: %d conversations had unrouted messages", len(pairs))
+        _route_with_pending([[c, ids] for c, ids in pairs])

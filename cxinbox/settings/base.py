@@ -195,6 +195,9 @@ CELERY_BEAT_SCHEDULE = {
     "routing-check-sla": {"task": "routing.check_sla", "schedule": env.float("SLA_CHECK_SECONDS", default=60.0)},
     "routing-age-priorities": {"task": "routing.age_priorities",
                                "schedule": env.float("PRIORITY_AGING_SECONDS", default=300.0)},
+    # Customer messages whose routing task was lost (Redis down when queued) are routed anyway.
+    "routing-unrouted-sweep": {"task": "routing.unrouted_sweep",
+                               "schedule": env.float("ROUTING_SWEEP_SECONDS", default=60.0)},
     # Reports: rollups stay current (services also ask for an apply after each change).
     "reports-apply-rollups": {"task": "reports.apply_rollups", "schedule": 60.0},
     "reports-weekly-digest": {"task": "reports.weekly_digest",
@@ -228,6 +231,9 @@ PUSH_REDELIVER_SECONDS = env.float("PUSH_REDELIVER_SECONDS", default=60.0)
 PUSH_DELIVERY_MAX_ATTEMPTS = env.int("PUSH_DELIVERY_MAX_ATTEMPTS", default=5)
 # Done push deliveries are kept this long (a record of what came in), then dropped by the sweep.
 PUSH_DELIVERY_KEEP_DAYS = env.int("PUSH_DELIVERY_KEEP_DAYS", default=7)
+# A customer message still unrouted this long after it was stored is routed by the sweep
+# (well above a routing task's normal wait, so a live task is rarely doubled; routing is idempotent).
+ROUTING_UNROUTED_AFTER_SECONDS = env.float("ROUTING_UNROUTED_AFTER_SECONDS", default=120.0)
 
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
