@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.permissions import user_has_role
 
+from . import cache as report_cache
 from . import export, selectors
 from .params import params_from_query
 from .views import REPORT_ROLES
@@ -60,7 +61,7 @@ class ReportView(APIView):
         if table and table not in export.TABLES[name]:
             raise NotFound("No such table.")
         params = params_from_query(request.query_params, request.user)
-        report = selectors.report_build(name=name, params=params)
+        report = report_cache.report_cached(name=name, params=params)
         response = Response(report)
         if request.accepted_renderer.format == "csv":
             response["Content-Disposition"] = (

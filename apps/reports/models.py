@@ -3,6 +3,8 @@
 Dimensions are stored as plain ids (0 = none) rather than foreign keys: a
 rollup row must not vanish or change when a queue or user is deleted, and
 NULLs would defeat the unique keys the incremental upserts rely on."""
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -211,6 +213,10 @@ class CustomerFact(models.Model):
     channel = models.CharField(max_length=32, blank=True)
 
 
+def new_cache_epoch() -> str:
+    return uuid.uuid4().hex
+
+
 class RollupLock(models.Model):
     """A single row locked while rollups are applied: one applier at a time."""
 
@@ -219,6 +225,9 @@ class RollupLock(models.Model):
     # Inbound messages up to this id have their msg_in event (see services.inbound_messages_record).
     message_watermark = models.BigIntegerField(default=0)
     last_run_at = models.DateTimeField(null=True, blank=True)
+    # Part of the report cache's key (apps/reports/cache.py): renewed by a rebuild, so
+    # a rebuilt or restored database never meets report entries cached before.
+    cache_epoch = models.CharField(max_length=32, default=new_cache_epoch)
 
 
 class Survey(models.Model):

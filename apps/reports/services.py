@@ -42,6 +42,7 @@ from .models import (
     MetricRollup,
     MetricSlice,
     RollupLock,
+    new_cache_epoch,
     SpikeAlert,
     Survey,
     TermRollup,
@@ -719,6 +720,8 @@ def rollups_rebuild() -> int:
     with transaction.atomic():
         RollupLock.objects.get_or_create(pk=1)
         RollupLock.objects.select_for_update().get(pk=1)
+        # cached reports (apps/reports/cache.py) of the data before the rebuild never match again
+        RollupLock.objects.filter(pk=1).update(cache_epoch=new_cache_epoch())
         MetricRollup.objects.all().delete()
         MetricSlice.objects.all().delete()
         TermRollup.objects.all().delete()

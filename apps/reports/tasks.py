@@ -1,7 +1,9 @@
 """Report tasks (queue `reports`): thin wrappers around the services."""
 from celery import shared_task
+from django.conf import settings
 from django.core.cache import cache
 
+from . import cache as report_cache
 from . import services
 from .digest import digests_send_weekly
 
@@ -11,8 +13,22 @@ from .digest import digests_send_weekly
 def rollups_apply_task():
     services.inbound_messages_record()
     services.work_sessions_close_idle()
-    services.rollups_apply()
-    services.spikes_detect()
+    applied = services.rollups_apply()
+    alerts = services.spikes_detect()
+    if applied or alerts:
+        reports_warm_soon()
+
+
+def reports_warm_soon() -> None:
+    """One warm at a time: applies seconds apart under traffic ask for one."""
+    if cache.add("reports:warm-soon", 1, timeout=getattr(settings, "REPORTS_CACHE_WARM_EVERY_SECONDS", 30)):
+        reports_warm_task.apply_async(countdown=1)
+
+
+@shared_task(name="reports.warm_cache", acks_late=True, ignore_result=True)
+def reports_warm_task():
+    """Builds the reports the pages open by default for the new data (apps/reports/cache.py)."""
+    report_cache.reports_warm()
 
 
 def rollups_apply_soon() -> None:

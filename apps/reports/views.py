@@ -19,6 +19,7 @@ from apps.accounts.permissions import user_has_role
 from apps.connectors.models import Provider
 from apps.core.errors import DomainError
 
+from . import cache as report_cache
 from . import export, selectors, services
 from .charts import charts_for, kpis_for
 from .models import Survey
@@ -65,7 +66,7 @@ def report_page(request, name):
     except DomainError as exc:
         error = exc.detail
         params = params_from_query({"tz": "UTC"}, request.user)
-    report = selectors.report_build(name=name, params=params)
+    report = report_cache.report_cached(name=name, params=params)
     if request.GET.get("format") == "csv" and not error:
         return csv_response(report, request.GET.get("table"))
     zones = COMMON_ZONES if params.tz.key in COMMON_ZONES else [params.tz.key, *COMMON_ZONES]
