@@ -18,6 +18,17 @@ def twitter_api(settings):
 
 
 @pytest.fixture
+def eager_celery():
+    """Tasks run in-process, as a worker would run them."""
+    from cxinbox.celery import app
+
+    old = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = old
+
+
+@pytest.fixture
 def team(db):
     return TeamFactory()
 

@@ -15,16 +15,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def eager_celery():
-    from cxinbox.celery import app
-
-    old = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = old
-
-
-@pytest.fixture
 def mastodon(settings):
     with MastodonStandIn() as server:
         settings.PROVIDER_TIMEOUT_SECONDS = 2.0

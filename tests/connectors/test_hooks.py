@@ -28,16 +28,6 @@ def _fresh_replay_cache():
 
 
 @pytest.fixture
-def eager_celery():
-    from cxinbox.celery import app
-
-    old = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = old
-
-
-@pytest.fixture
 def twitter(db):
     return ChannelAccountFactory(external_user_id="783214",
                                  credentials={"bearer_token": "b", "consumer_key": "ck",

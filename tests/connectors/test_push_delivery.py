@@ -25,16 +25,6 @@ def _fresh_replay_cache():
 
 
 @pytest.fixture
-def eager_celery():
-    from cxinbox.celery import app
-
-    old = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = old
-
-
-@pytest.fixture
 def webhook(db):
     return ChannelAccountFactory(provider="webhook", name="Shop chat", handle="shop-chat", external_user_id="",
                                  credentials={}, api_base_url="https://unused.invalid/replies",
