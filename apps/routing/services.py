@@ -282,7 +282,8 @@ class _Picker:
 
 
 def _assign(conversation: Conversation, agent: User, trail: _Trail, *, by: str, reason: str) -> None:
-    """In memory and on the trail; the caller writes the rows (_assignments_save)."""
+    """In memory and on the trail; the caller writes the row (routing: with the
+    batch's conversations; a drain: _assignments_save)."""
     old = conversation.assignee
     conversation.assignee = agent
     conversation.last_assignee = agent
