@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import task_postrun, task_prerun, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cxinbox.settings.base")
 
@@ -25,3 +25,17 @@ def _warm_text_models(**_kwargs):
         import logging
 
         logging.getLogger(__name__).warning("could not preload the text models", exc_info=True)
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _database_connections_tidy(sender=None, **_kwargs):
+    """Before and after each task, what Django does around each request: a
+    connection older than CONN_MAX_AGE or left unusable by an error is closed,
+    a healthy one is kept (CELERY_DB_REUSE_MAX keeps Celery from closing it).
+    Not for a task run eagerly: it runs inside its caller's transaction."""
+    if sender is None or getattr(sender.request, "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()

@@ -282,7 +282,8 @@ class _Picker:
 
 
 def _assign(conversation: Conversation, agent: User, trail: _Trail, *, by: str, reason: str) -> None:
-    """In memory and on the trail; the caller writes the rows (_assignments_save)."""
+    """In memory and on the trail; the caller writes the row (routing: with the
+    batch's conversations; a drain: _assignments_save)."""
     old = conversation.assignee
     conversation.assignee = agent
     conversation.last_assignee = agent
@@ -625,6 +626,9 @@ def conversations_route(*, pairs, cache: RoutingCache | None = None) -> list[int
     Returns the ids that failed then (the caller retries those alone)."""
     cache = cache or RoutingCache()
     pairs = [(int(conversation_id), list(message_ids)) for conversation_id, message_ids in pairs]
+    if pairs and all(message_ids for _, message_ids in pairs) and not Message.objects.filter(
+            pk__in=[m for _, message_ids in pairs for m in message_ids], sentiment_label="").exists():
+        return []  # every message routed already (another task took this batch): one query, no transaction
     try:
         _route_and_reply(pairs, cache)
         return []

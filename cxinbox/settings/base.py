@@ -176,6 +176,12 @@ CELERY_TASK_ACKS_ON_FAILURE_OR_TIMEOUT = True
 # instead of acking it as failed: with acks_late that is what "redone once" needs.
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes the database connection before and after every task
+# unless this is set: a new PostgreSQL connection (and backend process) per task cost
+# more than a one-mention ingest or a routing check (docs/performance.md). Set out of
+# reach here; cxinbox/celery.py applies Django's own rule instead (CONN_MAX_AGE, and a
+# connection that failed is dropped), as for a web request.
+CELERY_DB_REUSE_MAX = 10**9
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "connectors.*": {"queue": "ingest"},
