@@ -1,7 +1,6 @@
 import re
 
 from django.core.validators import RegexValidator
-from django.utils import timezone
 from rest_framework import serializers
 
 from apps.contacts.models import Customer
@@ -78,11 +77,6 @@ class SnoozeInputSerializer(serializers.Serializer):
     until = serializers.DateTimeField(
         allow_null=True, help_text="When the conversation comes back to the working views (ISO 8601; without an "
                                    "offset, UTC). null wakes it now.")
-
-    def validate_until(self, value):
-        if value is not None and value <= timezone.now():
-            raise serializers.ValidationError("Snooze until a time in the future.")
-        return value
 
 
 # Letters, digits, spaces and a little punctuation; no commas (the page's tag box
