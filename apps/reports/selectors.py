@@ -272,8 +272,6 @@ def _slice_groups(params: ReportParams, metric_names, day_dims=("",)) -> tuple[d
     """{(dim, key): Agg} over the whole range and {(dim, key, day): Agg} for
     `day_dims`: counts and sums added up in SQL, duration histograms merged in
     SQL, exact values fetched only for groups small enough to use them."""
-    from django.db import connection
-
     from .services import VALUE_METRICS
 
     lo, hi = params.utc_range
@@ -306,12 +304,30 @@ def _slice_groups(params: ReportParams, metric_names, day_dims=("",)) -> tuple[d
             if dim in day_dims and days[(dim, key, bucket.date())].n(metric) <= metrics.EXACT_MAX:
                 days[(dim, key, bucket.date())].values[metric].extend(values)
     if any(agg.n(m) > metrics.EXACT_MAX for agg in [*groups.values(), *days.values()] for m in valued):
+        for dim, key, bucket, metric, b, n in _hist_rows(base, lo, hi, valued, day_dims):
+            agg = groups[(dim, key)] if bucket is None else days[(dim, key, bucket.date())]
+            agg.hist[metric][b] = n
+    return groups, days
+
+
+def _hist_rows(base, lo, hi, valued, day_dims):
+    """(dim, key, day bucket or None for the whole range, metric, bin, count): the slices'
+    histograms merged. In SQL on PostgreSQL; summed here on the embedded SQLite, which
+    has no jsonb_each_text (the same rows, for the small data sets it holds)."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(HIST_SQL, {"lo": lo, "hi": hi, "metrics": valued, "day_dims": list(day_dims)})
-            for dim, key, bucket, metric, b, n in cursor.fetchall():
-                agg = groups[(dim, key)] if bucket is None else days[(dim, key, bucket.date())]
-                agg.hist[metric][b] = n
-    return groups, days
+            return cursor.fetchall()
+    merged: dict = defaultdict(int)
+    for dim, key, bucket, metric, hist in base.filter(metric__in=valued).values_list("dim", "key", "bucket",
+                                                                                      "metric", "hist"):
+        for b, n in (hist or {}).items():
+            merged[(dim, key, None, metric, int(b))] += int(n)
+            if dim in day_dims:
+                merged[(dim, key, bucket, metric, int(b))] += int(n)
+    return [(*k, n) for k, n in merged.items()]
 
 
 SLICE_BY = {"channel": "channel", "account": "account", "queue": "queue", "team": "team", "agent": "agent"}
