@@ -360,25 +360,6 @@ def _work_session_close(session: WorkSession) -> None:
     _apply_soon()
 
 
-def metrics_conversation_routed(*, conversation: Conversation, messages: list[Message]) -> None:
-    """After routing: the cycle's opened event with its queue, and one msg_in per
-    inbound message with its sentiment and themes."""
-    try:
-        with transaction.atomic():
-            state = _state(conversation)
-            dims = _dims(conversation)
-            _cycle_count(conversation, state, dims)
-            for message in messages:
-                if message.direction != Message.Direction.INBOUND:
-                    continue
-                msg_in_record(message=message, dims=dims, cycle=state.cycle)
-        _apply_soon()
-    except Exception:  # noqa: BLE001
-        log.exception("metric events for routed #%s failed", conversation.pk)
-        if getattr(settings, "REPORTS_METRICS_STRICT", False):
-            raise
-
-
 def _msg_in_data(message: Message) -> dict:
     text = message.text or ""
     return {"label": metrics.sentiment_label(message.sentiment), "topics": themes.topics_of(text),
