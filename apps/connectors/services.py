@@ -13,8 +13,8 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.contacts.models import Customer, SocialIdentity
@@ -462,21 +462,49 @@ def push_delivery_accept(*, account: ChannelAccount, mentions: list[InboundMenti
 
 def push_delivery_ingest(*, delivery_id: int) -> IngestResult | None:
     """Stores a pending delivery's mentions and marks it done in the same
-    transaction: done means stored. The row lock makes a second copy of the task
-    (a re-queue that raced the first) wait, then find it done and do nothing;
-    the unique (account, external_id) drops mentions a poll already stored."""
+    transaction: done means stored. It takes the account's other pending
+    deliveries along (PUSH_INGEST_BATCH, SKIP LOCKED): one mention per delivery
+    arriving at 200/s would otherwise pay an ingest and a routing transaction
+    each, which 2 cores cannot keep up with; their own tasks then find them done.
+    A delivery another task holds is skipped: that task marks it done, or its
+    rollback leaves it pending for the sweep. If the batch raises, this task's
+    own delivery is tried alone, so a poison neighbour only counts against itself."""
+    from django.conf import settings
+
+    taken: list[int] = []
+    try:
+        with transaction.atomic():
+            return _push_deliveries_ingest(delivery_id, batch=settings.PUSH_INGEST_BATCH, taken=taken)
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception:
+        if len(taken) <= 1:
+            raise  # it was alone: the error is its own
+        log.warning("batch of %d push deliveries failed; trying delivery %s alone", len(taken), delivery_id,
+                    exc_info=True)
+    with transaction.atomic():
+        return _push_deliveries_ingest(delivery_id, batch=1, taken=[])
+
+
+def _push_deliveries_ingest(delivery_id: int, *, batch: int, taken: list[int]) -> IngestResult | None:
     from .providers.base import mention_from_dict
 
-    with transaction.atomic():
-        delivery = (PushDelivery.objects.select_for_update(of=("self",)).select_related("account")
-                    .filter(pk=delivery_id, status=PushDelivery.Status.PENDING).first())
-        if delivery is None:
-            return None  # done, failed, or gone
-        result = mentions_ingest(account=delivery.account,
-                                 mentions=[mention_from_dict(m) for m in delivery.mentions])
-        PushDelivery.objects.filter(pk=delivery.pk).update(
-            status=PushDelivery.Status.DONE, done_at=timezone.now(), attempts=delivery.attempts + 1,
-            last_error="", updated_at=timezone.now())
+    own = (PushDelivery.objects.select_for_update(of=("self",), skip_locked=True).select_related("account")
+           .filter(pk=delivery_id, status=PushDelivery.Status.PENDING).first())
+    if own is None:
+        return None  # done, failed, gone, or being ingested by another task
+    deliveries = [own]
+    if batch > 1 and own.attempts == 0:
+        # Only never-failed neighbours: one that failed before waits for its own task.
+        deliveries += list(PushDelivery.objects.select_for_update(skip_locked=True)
+                           .filter(account_id=own.account_id, status=PushDelivery.Status.PENDING, attempts=0)
+                           .exclude(pk=own.pk).order_by("pk")[:batch - 1])
+    taken.extend(d.pk for d in deliveries)
+    mentions = [mention_from_dict(m) for d in deliveries for m in d.mentions]
+    result = mentions_ingest(account=own.account, mentions=mentions)
+    now = timezone.now()
+    PushDelivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(
+        status=PushDelivery.Status.DONE, done_at=now, attempts=F("attempts") + 1, last_error="", updated_at=now)
     return result
 
 

@@ -235,6 +235,9 @@ HOOKS_REPLAY_WINDOW_SECONDS = env.int("HOOKS_REPLAY_WINDOW_SECONDS", default=300
 PUSH_REDELIVER_SECONDS = env.float("PUSH_REDELIVER_SECONDS", default=60.0)
 # Ingest attempts before a delivery is marked failed and shown on the connector-health page.
 PUSH_DELIVERY_MAX_ATTEMPTS = env.int("PUSH_DELIVERY_MAX_ATTEMPTS", default=5)
+# One ingest task takes up to this many of an account's pending push deliveries
+# (one transaction, one routing batch): one-mention deliveries at 200/s need it.
+PUSH_INGEST_BATCH = env.int("PUSH_INGEST_BATCH", default=100)
 # Done push deliveries are kept this long (a record of what came in), then dropped by the sweep.
 PUSH_DELIVERY_KEEP_DAYS = env.int("PUSH_DELIVERY_KEEP_DAYS", default=7)
 # A customer message still unrouted this long after it was stored is routed by the sweep

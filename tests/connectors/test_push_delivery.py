@@ -122,3 +122,46 @@ def test_sweep_drops_done_deliveries_after_the_keep_period_but_never_failed_ones
     failed = PushDelivery.objects.create(account=webhook, status="failed", last_error="boom")
     push_deliveries_sweep_task()
     assert set(PushDelivery.objects.values_list("pk", flat=True)) == {recent.pk, failed.pk}
+
+
+def _message(n: int) -> dict:
+    return {"messages": [{"id": f"chat-{n}", "text": f"Order {n} has not arrived", "thread_id": f"session-{n}",
+                          "created_at": f"2026-11-23T08:00:{n:02d}Z",
+                          "author": {"id": f"visitor-{n}", "handle": f"guest{n}", "name": f"Guest {n}"}}]}
+
+
+def test_one_task_stores_the_accounts_waiting_deliveries_in_one_batch(
+        client, webhook, eager_celery, django_capture_on_commit_callbacks, django_assert_max_num_queries):
+    """Deliveries of one mention each arrive faster than tasks run: the first task
+    takes them all (one ingest, one routing batch); the others find them done."""
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        for n in range(6):
+            assert _deliver(client, webhook, _message(n)).status_code == 200
+    assert len(queued) == 6 and not Message.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True) as routing:
+        queued[0]()
+    assert sorted(Message.objects.values_list("external_id", flat=True)) == [f"chat-{n}" for n in range(6)]
+    assert set(PushDelivery.objects.values_list("status", "attempts")) == {("done", 1)}
+    for callback in queued[1:]:
+        with django_assert_max_num_queries(3):  # each remaining task: one look at its row (in a savepoint)
+            callback()
+    assert Message.objects.count() == 6 and len(routing) >= 1
+
+
+def test_a_poison_neighbour_does_not_block_the_batch_or_count_against_it(
+        client, webhook, eager_celery, settings, django_capture_on_commit_callbacks):
+    settings.PUSH_REDELIVER_SECONDS = 0
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        assert _deliver(client, webhook, _message(1)).status_code == 200
+    poison = PushDelivery.objects.create(account=webhook, mentions=[
+        {"external_id": "bad-1", "text": "hi", "created_at": "yesterday-ish", "author_external_id": "u1"}])
+    with django_capture_on_commit_callbacks(execute=True):
+        queued[0]()  # the batch (good + poison) raises; the good one is then stored alone
+    good = PushDelivery.objects.exclude(pk=poison.pk).get()
+    poison.refresh_from_db()
+    assert good.status == "done" and list(Message.objects.values_list("external_id", flat=True)) == ["chat-1"]
+    assert poison.status == "pending" and poison.attempts == 0  # not charged for the batch's failure
+    with django_capture_on_commit_callbacks(execute=True):
+        push_deliveries_sweep_task()  # its own task: now it fails on its own account
+    poison.refresh_from_db()
+    assert poison.attempts == 1 and "yesterday-ish" in poison.last_error
