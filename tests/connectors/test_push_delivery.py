@@ -4,6 +4,7 @@ delivery that fails every time ends failed, visible on the connector-health API.
 import json
 
 import pytest
+from django.db import connection
 
 from apps.connectors.models import PushDelivery
 from apps.connectors.providers.webhook import signed_headers
@@ -165,3 +166,45 @@ def test_a_poison_neighbour_does_not_block_the_batch_or_count_against_it(
         push_deliveries_sweep_task()  # its own task: now it fails on its own account
     poison.refresh_from_db()
     assert poison.attempts == 1 and "yesterday-ish" in poison.last_error
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL (.ci/run)")
+def test_a_delivery_held_by_another_task_is_skipped_not_waited_for(webhook):
+    """Two ingest tasks at once: the second takes what the first does not hold
+    and does not wait behind it; the held delivery is stored by its holder."""
+    import threading
+    import time
+
+    from django.db import transaction
+
+    from apps.connectors.services import push_delivery_ingest
+
+    def delivery(n):
+        return PushDelivery.objects.create(account=webhook, mentions=[{
+            "external_id": f"chat-{n}", "text": f"Order {n} has not arrived", "created_at": "2026-11-23T08:00:00+00:00",
+            "author_external_id": f"visitor-{n}", "author_handle": f"guest{n}"}])
+
+    held, free = delivery(1), delivery(2)
+    locked, release = threading.Event(), threading.Event()
+
+    def holder():
+        with transaction.atomic():
+            PushDelivery.objects.select_for_update().get(pk=held.pk)
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    th = threading.Thread(target=holder)
+    th.start()
+    assert locked.wait(5)
+    t = time.monotonic()
+    push_delivery_ingest(delivery_id=free.pk)
+    assert time.monotonic() - t < 3  # it did not wait for the held row
+    assert list(Message.objects.values_list("external_id", flat=True)) == ["chat-2"]
+    assert push_delivery_ingest(delivery_id=held.pk) is None  # still held: skipped
+    release.set()
+    th.join(5)
+    push_delivery_ingest(delivery_id=held.pk)
+    assert sorted(Message.objects.values_list("external_id", flat=True)) == ["chat-1", "chat-2"]
+    assert set(PushDelivery.objects.values_list("status", flat=True)) == {"done"}
