@@ -1,9 +1,12 @@
 """Reads for the reports. They read rollups and facts only, never messages.
 
-Time zones: rollups are kept per UTC hour and per UTC day. A report in UTC
-reads the day rows; in any other zone it regroups the hour rows into local
-days, which is exact for every zone whose offset is a whole number of hours
-(for the few half-hour zones, an hour is given to the local day it starts in)."""
+Time zones: rollups are kept per UTC hour and per UTC day. An unfiltered report
+reads the day slices (MetricSlice); in a zone other than UTC each local day is
+its nearest UTC day plus or minus the hours between the two midnights, read
+from the hour rows (SlicePlan). Filtered reports regroup the full rows, hour
+rows outside UTC. Both are exact for every zone whose offset is a whole number
+of hours (for the few half-hour zones, which always read the hour rows, an hour
+is given to the local day it starts in)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -116,24 +119,28 @@ class Agg:
     set), durations come from the merged histogram unless the group is small
     enough to have its exact values."""
 
-    __slots__ = ("count", "total", "values", "hist")
+    __slots__ = ("count", "total", "values", "hist", "approx")
 
     def __init__(self, hist: bool = False):
         self.count: dict[str, int] = defaultdict(int)
         self.total: dict[str, float] = defaultdict(float)
         self.values: dict[str, list] = defaultdict(list)
         self.hist: dict[str, dict] | None = defaultdict(dict) if hist else None
+        self.approx: set[str] = set()  # metrics whose exact values are not all at hand: the histogram answers
+
+    def exact(self, metric) -> bool:
+        return self.hist is None or (self.n(metric) <= metrics.EXACT_MAX and metric not in self.approx)
 
     def scores(self, metric) -> list:
         """Survey answers (small integers): each has a histogram bin of its own, so
         the histogram gives them back exactly."""
-        if self.hist is None or self.n(metric) <= metrics.EXACT_MAX:
+        if self.exact(metric):
             return self.values.get(metric, [])
         return [v for b, n in sorted(self.hist.get(metric, {}).items()) for v in [metrics.hist_score(b)] * n]
 
     def summary(self, metric) -> dict:
         n = self.n(metric)
-        if self.hist is None or n <= metrics.EXACT_MAX:
+        if self.exact(metric):
             return metrics.summary(self.values.get(metric, []))
         return metrics.hist_summary(self.hist.get(metric, {}), n, self.total.get(metric, 0.0))
 
@@ -213,14 +220,23 @@ def _service_row(agg: Agg) -> dict:
     }
 
 
+def _id_field(by: str) -> str:
+    return "channel_key" if by == "channel" else f"{by}_id"
+
+
+def _by_label(rows: list[dict], by: str) -> list[dict]:
+    """By label, then id: two accounts (or agents) may share a name."""
+    return sorted(rows, key=lambda r: (str(r[by]), str(r[_id_field(by)])))
+
+
 def _breakdown(rows, params, by, row_fn) -> list[dict]:
     groups = _group(rows, params, by)
     if by == "day":
         return [{"day": d.isoformat(), **row_fn(groups.get(d, Agg()))} for d in params.days]
     labels = _labels(by, list(groups), params.show_people)
-    out = [{by: labels[k], f"{by}_id" if by != "channel" else "channel_key": k, **row_fn(agg)}
+    out = [{by: labels[k], _id_field(by): k, **row_fn(agg)}
            for k, agg in groups.items()]
-    return sorted(out, key=lambda r: str(r[by]))
+    return _by_label(out, by)
 
 
 def backlog_series(params: ReportParams) -> list[dict]:
@@ -249,10 +265,59 @@ def backlog_series(params: ReportParams) -> list[dict]:
 
 # --- the fast path: one-dimension day slices --------------------------------------
 
-def _sliced(params: ReportParams) -> bool:
-    """Unfiltered reports in UTC read MetricSlice; filters and other zones read the
-    full rollup rows (every dimension combination; hour rows for local days)."""
-    return params.tz.key == "UTC" and not params.filters()
+@dataclass
+class SlicePlan:
+    """How an unfiltered report reads MetricSlice: the UTC days [lo, hi), each given
+    to the local day it mostly lies in (its nearest local midnight), and the signed
+    hours that move each UTC midnight to the local one. Berlin's day is its UTC day
+    plus the hour before it (+1) minus its own last hour (-1): two hours of full
+    rollup rows a day instead of all 24."""
+    lo: dt.datetime
+    hi: dt.datetime
+    day_of: dict  # UTC date -> local date
+    day_edges: list  # (sign, UTC hour, local date)
+    range_start: list  # (sign, UTC hour) at the start of the whole range
+    range_end: list
+    start_shift: int = 0  # backlog: the range's signed start hours (filled while reading)
+
+
+def _nearest_midnight(moment: dt.datetime) -> dt.datetime:
+    floor = metrics.floor_day(moment)
+    return floor if moment - floor <= dt.timedelta(hours=12) else floor + dt.timedelta(days=1)
+
+
+def _edge_hours(at: dt.datetime, midnight: dt.datetime, *, start: bool) -> list[tuple[int, dt.datetime]]:
+    """A local day that starts before its UTC midnight gains the hours between (+1);
+    one that starts after it loses them (-1); the other way round at its end."""
+    if at == midnight:
+        return []
+    a, b = sorted((at, midnight))
+    sign = (1 if at < midnight else -1) * (1 if start else -1)
+    return [(sign, a + dt.timedelta(hours=i)) for i in range(int((b - a).total_seconds() // 3600))]
+
+
+def _slice_plan(params: ReportParams) -> SlicePlan | None:
+    """None when the report must read the full rollup rows: a filter (slices have one
+    dimension), or a zone whose offset is not a whole number of hours."""
+    if params.filters():
+        return None
+    lo, hi = params.utc_range
+    if params.tz.key == "UTC":
+        return SlicePlan(lo, hi, {d: d for d in params.days}, [], [], [])
+    if not metrics.whole_hour_offsets(params.tz, lo, hi):
+        return None
+    day_of, day_edges, bounds = {}, [], []
+    for day in params.days:
+        a, b = metrics.local_range_utc(day, day, params.tz)
+        da, db = _nearest_midnight(a), _nearest_midnight(b)
+        u = da
+        while u < db:
+            day_of[u.date()] = day
+            u += dt.timedelta(days=1)
+        starts, ends = _edge_hours(a, da, start=True), _edge_hours(b, db, start=False)
+        day_edges += [(sign, hour, day) for sign, hour in starts + ends]
+        bounds.append((da, db, starts, ends))
+    return SlicePlan(bounds[0][0], bounds[-1][1], day_of, day_edges, bounds[0][2], bounds[-1][3])
 
 
 HIST_SQL = """
@@ -267,14 +332,19 @@ WHERE s.bucket >= %(lo)s AND s.bucket < %(hi)s AND s.metric = ANY(%(metrics)s) A
 GROUP BY 1, 2, 3, 4, 5
 """
 
+SLICE_KEYS = (("channel", 2), ("account", 3), ("queue", 4), ("team", 5), ("agent", 6))
 
-def _slice_groups(params: ReportParams, metric_names, day_dims=("",)) -> tuple[dict, dict]:
-    """{(dim, key): Agg} over the whole range and {(dim, key, day): Agg} for
+
+def _slice_groups(params: ReportParams, metric_names, day_dims=("",), plan: SlicePlan | None = None
+                  ) -> tuple[dict, dict]:
+    """{(dim, key): Agg} over the whole range and {(dim, key, local day): Agg} for
     `day_dims`: counts and sums added up in SQL, duration histograms merged in
-    SQL, exact values fetched only for groups small enough to use them."""
+    SQL, exact values fetched only for groups small enough to use them. In a zone
+    other than UTC the plan's edge hours are added or taken away from the full hour rows."""
     from .services import VALUE_METRICS
 
-    lo, hi = params.utc_range
+    plan = plan or _slice_plan(params)
+    lo, hi = plan.lo, plan.hi
     base = MetricSlice.objects.filter(bucket__gte=lo, bucket__lt=hi, metric__in=list(metric_names))
     groups: dict = defaultdict(lambda: Agg(hist=True))
     days: dict = defaultdict(lambda: Agg(hist=True))
@@ -283,31 +353,87 @@ def _slice_groups(params: ReportParams, metric_names, day_dims=("",)) -> tuple[d
         groups[(dim, key)].add(metric, c, t, None)
     for dim, key, bucket, metric, c, t in (base.filter(dim__in=day_dims).values_list("dim", "key", "bucket", "metric")
                                            .annotate(c=Sum("count"), t=Sum("total")).order_by()):
-        days[(dim, key, bucket.date())].add(metric, c, t, None)
+        days[(dim, key, plan.day_of[bucket.date()])].add(metric, c, t, None)
     valued = [m for m in metric_names if m in VALUE_METRICS]
+    sliced_n = {id(agg): dict(agg.count) for agg in [*groups.values(), *days.values()]} if plan.day_edges else {}
+    edge_values = _edge_rows_add(plan, metric_names, valued, day_dims, groups, days)
     if not valued:
         return groups, days
+    # A group is exact when it and every slice row in it hold at most EXACT_MAX values.
+    for agg in [*groups.values(), *days.values()]:
+        for m in valued:
+            if sliced_n.get(id(agg), {}).get(m, 0) > metrics.EXACT_MAX:
+                agg.approx.add(m)
     small = Q(pk__in=[])
     for (dim, key), agg in groups.items():
         for m in valued:
-            if 0 < agg.n(m) <= metrics.EXACT_MAX:
+            if 0 < agg.n(m) and agg.exact(m):
                 small |= Q(dim=dim, key=key, metric=m)
+    utc_days = defaultdict(list)
+    for utc_day, day in plan.day_of.items():
+        utc_days[day].append(dt.datetime.combine(utc_day, dt.time(), dt.timezone.utc))
     for (dim, key, day), agg in days.items():
         for m in valued:
-            if 0 < agg.n(m) <= metrics.EXACT_MAX:
-                small |= Q(dim=dim, key=key, metric=m, bucket=dt.datetime.combine(day, dt.time(), dt.timezone.utc))
+            if 0 < agg.n(m) and agg.exact(m):
+                small |= Q(dim=dim, key=key, metric=m, bucket__in=utc_days[day])
     if small.children[1:]:
         for dim, key, bucket, metric, values in base.filter(small).values_list("dim", "key", "bucket", "metric",
                                                                                 "values"):
-            if groups[(dim, key)].n(metric) <= metrics.EXACT_MAX:
+            if groups[(dim, key)].exact(metric):
                 groups[(dim, key)].values[metric].extend(values)
-            if dim in day_dims and days[(dim, key, bucket.date())].n(metric) <= metrics.EXACT_MAX:
-                days[(dim, key, bucket.date())].values[metric].extend(values)
-    if any(agg.n(m) > metrics.EXACT_MAX for agg in [*groups.values(), *days.values()] for m in valued):
+            day = plan.day_of[bucket.date()]
+            if dim in day_dims and days[(dim, key, day)].exact(metric):
+                days[(dim, key, day)].values[metric].extend(values)
+    if any(not agg.exact(m) for agg in [*groups.values(), *days.values()] for m in valued if agg.n(m)):
         for dim, key, bucket, metric, b, n in _hist_rows(base, lo, hi, valued, day_dims):
-            agg = groups[(dim, key)] if bucket is None else days[(dim, key, bucket.date())]
-            agg.hist[metric][b] = n
+            agg = groups[(dim, key)] if bucket is None else days[(dim, key, plan.day_of[bucket.date()])]
+            agg.hist[metric][b] = agg.hist[metric].get(b, 0) + n
+    for agg, metric, sign, values in edge_values:
+        if agg.exact(metric):
+            for v in values:
+                if sign > 0:
+                    agg.values[metric].append(v)
+                elif v in agg.values[metric]:
+                    agg.values[metric].remove(v)
+        else:
+            hist = agg.hist[metric]
+            for v in values:
+                b = metrics.hist_bin(v)
+                hist[b] = hist.get(b, 0) + sign
     return groups, days
+
+
+def _edge_rows_add(plan: SlicePlan, metric_names, valued, day_dims, groups: dict, days: dict) -> list:
+    """Adds the plan's signed edge hours (full hour rollup rows, projected on each
+    dimension) to the range's groups and the local days; returns the signed values
+    of the duration metrics, which are added once the exact/histogram choice is made."""
+    range_sign = {hour: sign for sign, hour in plan.range_start + plan.range_end}
+    start_hours = {hour for _, hour in plan.range_start}
+    day_signs = defaultdict(list)
+    for sign, hour, day in plan.day_edges:
+        day_signs[hour].append((sign, day))
+    if not range_sign and not day_signs:
+        return []
+    out = []
+    rows = MetricRollup.objects.filter(grain=Grain.HOUR, bucket__in=list({*range_sign, *day_signs}),
+                                       metric__in=list(metric_names))
+    for bucket, metric, *dims, count, total, values in rows.values_list("bucket", "metric", *DIMENSIONS, "count",
+                                                                         "total", "values"):
+        keys = [("", ""), *((dim, str(dims[i - 2])) for dim, i in SLICE_KEYS)]
+        targets = []
+        sign = range_sign.get(bucket)
+        if sign:
+            targets += [(groups[k], sign) for k in keys]
+            if bucket in start_hours and metric in BACKLOG_SIGNS:
+                plan.start_shift += sign * BACKLOG_SIGNS[metric] * count
+        for sign, day in day_signs.get(bucket, ()):
+            targets += [(days[(*k, day)], sign) for k in keys if k[0] in day_dims]
+        for agg, sign in targets:
+            agg.count[metric] += sign * count
+            agg.total[metric] += sign * total
+            if values and metric in valued:
+                out.append((agg, metric, sign, values))
+    return out
 
 
 def _hist_rows(base, lo, hi, valued, day_dims):
@@ -336,19 +462,20 @@ SLICE_BY = {"channel": "channel", "account": "account", "queue": "queue", "team"
 def _slice_breakdown(groups: dict, params: ReportParams, by: str, row_fn) -> list[dict]:
     keys = {(k if by == "channel" else int(k)): agg for (dim, k), agg in groups.items() if dim == by}
     labels = _labels(by, list(keys), params.show_people)
-    out = [{by: labels[k], f"{by}_id" if by != "channel" else "channel_key": k, **row_fn(agg)}
+    out = [{by: labels[k], _id_field(by): k, **row_fn(agg)}
            for k, agg in keys.items()]
-    return sorted(out, key=lambda r: str(r[by]))
+    return _by_label(out, by)
 
 
 BACKLOG_SIGNS = {"opened": 1, "reopened": 1, "resolved": -1, "dismissed": -1}
 
 
-def _slice_backlog(params: ReportParams, days: dict) -> list[dict]:
-    lo, _ = params.utc_range
+def _slice_backlog(params: ReportParams, days: dict, plan: SlicePlan) -> list[dict]:
+    """Open cycles before the range (the slices before its first UTC day, less the
+    plan's signed start hours) plus the running sum of each local day."""
     start = sum(BACKLOG_SIGNS[m] * (c or 0) for m, c in MetricSlice.objects.filter(
-        dim="", bucket__lt=lo, metric__in=list(BACKLOG_SIGNS)).values_list("metric").annotate(c=Sum("count"))
-        .order_by())
+        dim="", bucket__lt=plan.lo, metric__in=list(BACKLOG_SIGNS)).values_list("metric").annotate(c=Sum("count"))
+        .order_by()) - plan.start_shift
     out, running = [], start
     for day in params.days:
         agg = days.get(("", "", day))
@@ -365,14 +492,15 @@ SERVICE_DEFINITIONS = ("first_response", "reply", "resolution", "resolution_rate
 def service_report(*, params: ReportParams) -> dict:
     head = {"report": "service", "params": params.as_dict(),
             "definitions": {k: DEFINITIONS[k] for k in SERVICE_DEFINITIONS}}
-    if _sliced(params):
-        groups, days = _slice_groups(params, SERVICE_METRICS)
+    plan = _slice_plan(params)
+    if plan:
+        groups, days = _slice_groups(params, SERVICE_METRICS, plan=plan)
         return {
             **head, "totals": _service_row(groups.get(("", ""), Agg())),
             "by_day": [{"day": d.isoformat(), **_service_row(days.get(("", "", d), Agg()))} for d in params.days],
             **{f"by_{by}": _slice_breakdown(groups, params, by, _service_row)
                for by in ("channel", "queue", "team", "agent")},
-            "backlog": _slice_backlog(params, days),
+            "backlog": _slice_backlog(params, days, plan),
         }
     rows = list(_rows(params, SERVICE_METRICS))
     totals = _group(rows, params, None).get("all", Agg())
@@ -485,8 +613,9 @@ def customers_at_risk(params: ReportParams, limit: int = 50) -> list[dict]:
 
 
 def experience_report(*, params: ReportParams) -> dict:
-    if _sliced(params):
-        groups, days = _slice_groups(params, EXPERIENCE_METRICS)
+    plan = _slice_plan(params)
+    if plan:
+        groups, days = _slice_groups(params, EXPERIENCE_METRICS, plan=plan)
         figures = {
             "totals": _experience_row(groups.get(("", ""), Agg())),
             "by_channel": _slice_breakdown(groups, params, "channel", _experience_row),
@@ -574,8 +703,9 @@ SENTIMENT_METRICS = ["msg_in", "sentiment", "msg_in_positive", "msg_in_negative"
 
 def _sentiment_series(params: ReportParams) -> dict:
     """Totals, by day, by channel x day, by account and by account x day."""
-    if _sliced(params):
-        groups, days = _slice_groups(params, SENTIMENT_METRICS, day_dims=("", "channel", "account"))
+    plan = _slice_plan(params)
+    if plan:
+        groups, days = _slice_groups(params, SENTIMENT_METRICS, day_dims=("", "channel", "account"), plan=plan)
         by_account = _slice_breakdown(groups, params, "account", _sentiment_row)
         accounts = {r["account_id"]: r["account"] for r in by_account}  # labels looked up once
         return {

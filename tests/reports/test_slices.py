@@ -1,6 +1,7 @@
 """Unfiltered UTC reports read the one-dimension day slices (MetricSlice): the
 same figures as the full rollup rows, exact for small groups and within the
 histogram's 2.5% for large ones."""
+import contextlib
 import datetime as dt
 import random
 import statistics
@@ -13,7 +14,17 @@ from apps.reports.models import MetricEvent
 
 from .test_correctness import world  # noqa: F401 - the fixture history
 
-FULL = ZoneInfo("Etc/UTC")  # same clock as UTC, but read from the full rows (exact values)
+
+
+@contextlib.contextmanager
+def full_rows():
+    """The reference: the same report read from the full rollup rows (exact values)."""
+    plan = selectors._slice_plan
+    selectors._slice_plan = lambda params: None
+    try:
+        yield
+    finally:
+        selectors._slice_plan = plan
 
 
 def _strip(report):
@@ -23,8 +34,9 @@ def _strip(report):
 def test_sliced_report_equals_full_rows_on_the_fixture_history(world):  # noqa: F811
     sliced = selectors.service_report(params=selectors.ReportParams(start=dt.date(2026, 11, 2),
                                                                     end=dt.date(2026, 11, 5)))
-    full = selectors.service_report(params=selectors.ReportParams(start=dt.date(2026, 11, 2),
-                                                                  end=dt.date(2026, 11, 5), tz=FULL))
+    with full_rows():
+        full = selectors.service_report(params=selectors.ReportParams(start=dt.date(2026, 11, 2),
+                                                                      end=dt.date(2026, 11, 5)))
     assert _strip(sliced) == _strip(full)
 
 
@@ -45,7 +57,8 @@ def test_large_groups_use_histograms_within_two_and_a_half_percent():
     services.rollups_apply()
     params = dict(start=dt.date(2026, 11, 1), end=dt.date(2026, 11, 5))
     sliced = selectors.service_report(params=selectors.ReportParams(**params))
-    full = selectors.service_report(params=selectors.ReportParams(**params, tz=FULL))
+    with full_rows():
+        full = selectors.service_report(params=selectors.ReportParams(**params))
     everything = values[1] + values[2]
     assert full["totals"]["first_response"]["median"] == pytest.approx(statistics.median(everything))
     for got, want in ((sliced["totals"]["first_response"], everything),
@@ -60,7 +73,8 @@ def test_large_groups_use_histograms_within_two_and_a_half_percent():
 def test_sliced_marketing_report_equals_full_rows(world):  # noqa: F811
     args = dict(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 5), show_people=False)
     sliced = selectors.marketing_report(params=selectors.ReportParams(**args))
-    full = selectors.marketing_report(params=selectors.ReportParams(**args, tz=FULL))
+    with full_rows():
+        full = selectors.marketing_report(params=selectors.ReportParams(**args))
     # themes: day rows in UTC, hour rows otherwise
     for part in ("totals", "by_day", "by_channel_day", "by_account", "by_account_day", "topics", "hashtags",
                  "keywords", "topics_by_day", "hashtags_by_day"):
@@ -71,7 +85,8 @@ def test_sliced_marketing_report_equals_full_rows(world):  # noqa: F811
 def test_sliced_experience_report_equals_full_rows(world):  # noqa: F811
     args = dict(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 5))
     sliced = selectors.experience_report(params=selectors.ReportParams(**args))
-    full = selectors.experience_report(params=selectors.ReportParams(**args, tz=FULL))
+    with full_rows():
+        full = selectors.experience_report(params=selectors.ReportParams(**args))
     for part in ("totals", "by_channel", "sentiment_by_day", "sentiment_shift", "customers_at_risk"):
         assert sliced[part] == full[part], part
 
@@ -89,7 +104,8 @@ def test_many_survey_answers_give_exact_scores_from_histograms():
     services.rollups_apply()
     args = dict(start=dt.date(2026, 11, 1), end=dt.date(2026, 11, 5))
     sliced = selectors.experience_report(params=selectors.ReportParams(**args))["totals"]
-    full = selectors.experience_report(params=selectors.ReportParams(**args, tz=FULL))["totals"]
+    with full_rows():
+        full = selectors.experience_report(params=selectors.ReportParams(**args))["totals"]
     assert sliced["csat_answers"] == 400
     assert sliced["csat"] == full["csat"] == pytest.approx(100 * sum(s >= 4 for s in answers["csat"]) / 400)
     assert sliced["nps"] == full["nps"]
@@ -123,3 +139,80 @@ def test_migration_fills_slices_and_day_terms_like_the_applier(world, vendor):  
 
     import_module("apps.reports.migrations.0007_fill_slices_and_term_days").fill(apps, Editor())
     assert snapshot() == incremental
+
+
+ZONES = ["Europe/Berlin", "America/New_York", "Asia/Tokyo", "Pacific/Auckland"]
+
+
+def _same(a, b, path="report"):
+    """Equal, but for float sums added in another order."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            _same(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _same(x, y, f"{path}[{i}]")
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, rel=1e-9), path
+    else:
+        assert a == b, path
+
+
+@pytest.mark.parametrize("zone", ZONES)
+@pytest.mark.parametrize("report", ["service", "experience", "marketing"])
+def test_reports_in_other_zones_read_slices_and_equal_the_hour_rows(world, zone, report):  # noqa: F811
+    """A local day is its nearest UTC day plus/minus the hours between the two
+    midnights; the range 2026-10-30..11-05 crosses New York's DST change (Nov 1)."""
+    params = selectors.ReportParams(start=dt.date(2026, 10, 30), end=dt.date(2026, 11, 5), tz=ZoneInfo(zone),
+                                    show_people=report != "marketing")
+    assert selectors._slice_plan(params) is not None
+    sliced = selectors.report_build(name=report, params=params)
+    with full_rows():
+        full = selectors.report_build(name=report, params=params)
+    _same(_strip(sliced), _strip(full))
+    assert sum(r.get("volume_in", r.get("messages", 0)) for r in sliced.get("by_day", sliced.get(
+        "sentiment_by_day", []))) > 0
+
+
+def test_a_berlin_day_reads_two_hours_of_full_rows_not_twenty_four():
+    plan = selectors._slice_plan(selectors.ReportParams(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 3),
+                                                        tz=ZoneInfo("Europe/Berlin")))
+    utc = dt.timezone.utc
+    assert (plan.lo, plan.hi) == (dt.datetime(2026, 11, 2, tzinfo=utc), dt.datetime(2026, 11, 4, tzinfo=utc))
+    assert plan.range_start == [(1, dt.datetime(2026, 11, 1, 23, tzinfo=utc))]  # Monday starts at 23:00 UTC
+    assert plan.range_end == [(-1, dt.datetime(2026, 11, 3, 23, tzinfo=utc))]   # Tuesday ends an hour early
+    assert len(plan.day_edges) == 4
+    # a zone whose offset is not whole hours reads the full rows
+    assert selectors._slice_plan(selectors.ReportParams(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 3),
+                                                        tz=ZoneInfo("Asia/Kolkata"))) is None
+
+
+@pytest.mark.django_db
+def test_large_groups_in_another_zone_stay_within_the_histograms_error():
+    """Big groups: the edge hours' values are added to or taken from the merged histogram."""
+    rng = random.Random(11)
+    start = dt.datetime(2026, 11, 1, 20, tzinfo=dt.timezone.utc)
+    events, values = [], []
+    for i in range(1200):
+        seconds = rng.lognormvariate(7, 1.2)
+        at = start + dt.timedelta(minutes=7 * i)  # ~5.8 days, every hour of the day
+        values.append((at, seconds))
+        events.append(MetricEvent(key=f"frt:{i}", kind="first_response", occurred_at=at, conversation_id=i + 1,
+                                  cycle=1, channel="twitter", account_id=1, queue_id=1, team_id=1, agent_id=1,
+                                  customer_id=i + 1, value=seconds, value_bh=seconds))
+    MetricEvent.objects.bulk_create(events)
+    services.rollups_apply()
+    berlin = ZoneInfo("Europe/Berlin")
+    params = selectors.ReportParams(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 6), tz=berlin)
+    lo, hi = params.utc_range
+    want = [v for at, v in values if lo <= at < hi]
+    got = selectors.service_report(params=params)
+    assert got["totals"]["first_response"]["count"] == len(want) > 200
+    assert got["totals"]["first_response"]["mean"] == pytest.approx(statistics.mean(want))
+    assert got["totals"]["first_response"]["median"] == pytest.approx(statistics.median(want), rel=0.025)
+    for row in got["by_day"]:
+        day = [v for at, v in values if at.astimezone(berlin).date().isoformat() == row["day"]]
+        assert row["first_response"]["count"] == len(day)
+        assert row["first_response"]["median"] == pytest.approx(statistics.median(day), rel=0.025)
