@@ -413,28 +413,68 @@ def _edge_rows_add(plan: SlicePlan, metric_names, valued, day_dims, groups: dict
     day_signs = defaultdict(list)
     for sign, hour, day in plan.day_edges:
         day_signs[hour].append((sign, day))
-    if not range_sign and not day_signs:
-        return []
     out = []
-    rows = MetricRollup.objects.filter(grain=Grain.HOUR, bucket__in=list({*range_sign, *day_signs}),
-                                       metric__in=list(metric_names))
-    for bucket, metric, *dims, count, total, values in rows.values_list("bucket", "metric", *DIMENSIONS, "count",
-                                                                         "total", "values"):
-        keys = [("", ""), *((dim, str(dims[i - 2])) for dim, i in SLICE_KEYS)]
-        targets = []
-        sign = range_sign.get(bucket)
-        if sign:
-            targets += [(groups[k], sign) for k in keys]
-            if bucket in start_hours and metric in BACKLOG_SIGNS:
-                plan.start_shift += sign * BACKLOG_SIGNS[metric] * count
-        for sign, day in day_signs.get(bucket, ()):
-            targets += [(days[(*k, day)], sign) for k in keys if k[0] in day_dims]
-        for agg, sign in targets:
-            agg.count[metric] += sign * count
-            agg.total[metric] += sign * total
-            if values and metric in valued:
-                out.append((agg, metric, sign, values))
+
+    def add(agg, sign, metric, count, total, values):
+        agg.count[metric] += sign * count
+        agg.total[metric] += sign * total
+        if values and metric in valued:
+            out.append((agg, metric, sign, values))
+
+    # The range's own edges count in every dimension; the days' edges only in day_dims.
+    for bucket, metric, dim, key, count, total, values in _edge_rows(list(range_sign), metric_names, valued,
+                                                                      [d for d, _ in SLICE_KEYS]):
+        sign = range_sign[bucket]
+        add(groups[(dim, key)], sign, metric, count, total, values)
+        if dim == "" and bucket in start_hours and metric in BACKLOG_SIGNS:
+            plan.start_shift += sign * BACKLOG_SIGNS[metric] * count
+    for bucket, metric, dim, key, count, total, values in _edge_rows(list(day_signs), metric_names, valued,
+                                                                      [d for d in day_dims if d]):
+        for sign, day in day_signs[bucket]:
+            add(days[(dim, key, day)], sign, metric, count, total, values)
     return out
+
+
+EDGE_COLUMNS = {"channel": "channel", "account": "account_id", "queue": "queue_id", "team": "team_id",
+                "agent": "agent_id"}
+
+
+def _edge_rows(hours, metric_names, valued, dims):
+    """(hour, metric, dim, key, count, total, values) of the full hour rows, summed
+    over every other dimension: `dims` plus "" (all). GROUPING SETS on PostgreSQL;
+    projected here on the embedded SQLite (its small data sets)."""
+    from django.db import connection
+
+    if not hours:
+        return []
+    if connection.vendor == "postgresql":
+        cols = [EDGE_COLUMNS[d] for d in dims]
+        dim_sql = "CASE " + " ".join(f"WHEN GROUPING({c}) = 0 THEN '{d}'" for d, c in zip(dims, cols)) + \
+            " ELSE '' END" if dims else "''"
+        key_sql = "CASE " + " ".join(f"WHEN GROUPING({c}) = 0 THEN {c}::text" for c in cols) + \
+            " ELSE '' END" if dims else "''"
+        sets = ", ".join(["(bucket, metric)", *(f"(bucket, metric, {c})" for c in cols)])
+        sql = (f"SELECT bucket, metric, {dim_sql}, {key_sql}, sum(count), sum(total), "
+               f"jsonb_agg(\"values\") FILTER (WHERE metric = ANY(%s) AND \"values\" <> '[]'::jsonb) "
+               f"FROM reports_metricrollup WHERE grain = 'h' AND bucket = ANY(%s) AND metric = ANY(%s) "
+               f"GROUP BY GROUPING SETS ({sets})")
+        with connection.cursor() as cursor:
+            cursor.execute(sql, (list(valued), list(hours), list(metric_names)))
+            # Django's connection hands jsonb over as text (JSONField decodes it itself)
+            return [(b, m, d, k, c, t, [v for vs in json.loads(values or "[]") for v in vs])
+                    for b, m, d, k, c, t, values in cursor.fetchall()]
+    out: dict = {}
+    rows = MetricRollup.objects.filter(grain=Grain.HOUR, bucket__in=hours, metric__in=list(metric_names))
+    index = dict(SLICE_KEYS)
+    for bucket, metric, *cells, count, total, values in rows.values_list("bucket", "metric", *DIMENSIONS, "count",
+                                                                          "total", "values"):
+        for dim, key in [("", ""), *((d, str(cells[index[d] - 2])) for d in dims)]:
+            row = out.setdefault((bucket, metric, dim, key), [0, 0.0, []])
+            row[0] += count
+            row[1] += total
+            if metric in valued:
+                row[2].extend(values or [])
+    return [(*k, c, t, v) for k, (c, t, v) in out.items()]
 
 
 def _hist_rows(base, lo, hi, valued, day_dims):
