@@ -684,9 +684,22 @@ def _term_grain(params: ReportParams) -> str:
     return Grain.DAY if params.tz.key == "UTC" else Grain.HOUR
 
 
-def themes(params: ReportParams, term_type: str, limit: int = 20) -> list[dict]:
+def _term_range(params: ReportParams) -> Q:
+    """The range as whole UTC days (day rows) plus the hours of the partial days at
+    its ends (hour rows): a 30-day Berlin range reads 29 day rows and 24 hour rows
+    per term, not 720 hour rows. Only added, never subtracted: examples can't be."""
     lo, hi = params.utc_range
-    qs = TermRollup.objects.filter(grain=_term_grain(params), term_type=term_type, bucket__gte=lo, bucket__lt=hi)
+    inner_lo = metrics.floor_day(lo) + (dt.timedelta(days=1) if lo != metrics.floor_day(lo) else dt.timedelta())
+    inner_hi = metrics.floor_day(hi)
+    if inner_hi <= inner_lo:
+        return Q(grain=Grain.HOUR, bucket__gte=lo, bucket__lt=hi)
+    return (Q(grain=Grain.DAY, bucket__gte=inner_lo, bucket__lt=inner_hi)
+            | Q(grain=Grain.HOUR, bucket__gte=lo, bucket__lt=inner_lo)
+            | Q(grain=Grain.HOUR, bucket__gte=inner_hi, bucket__lt=hi))
+
+
+def themes(params: ReportParams, term_type: str, limit: int = 20) -> list[dict]:
+    qs = TermRollup.objects.filter(_term_range(params), term_type=term_type)
     if params.channel:
         qs = qs.filter(channel=params.channel)
     if params.account_id:

@@ -18,13 +18,18 @@ from .test_correctness import world  # noqa: F401 - the fixture history
 
 @contextlib.contextmanager
 def full_rows():
-    """The reference: the same report read from the full rollup rows (exact values)."""
-    plan = selectors._slice_plan
+    """The reference: the same report read from the full rollup rows (exact values),
+    themes from hour rows only."""
+    from django.db.models import Q
+
+    plan, term_range = selectors._slice_plan, selectors._term_range
     selectors._slice_plan = lambda params: None
+    selectors._term_range = lambda params: Q(grain="h", bucket__gte=params.utc_range[0],
+                                             bucket__lt=params.utc_range[1])
     try:
         yield
     finally:
-        selectors._slice_plan = plan
+        selectors._slice_plan, selectors._term_range = plan, term_range
 
 
 def _strip(report):
