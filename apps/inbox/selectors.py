@@ -7,6 +7,8 @@ import re
 
 from django.db import connection
 from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Lower
+from django.db.models.lookups import Contains
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -126,7 +128,13 @@ def _search(qs: QuerySet, q: str) -> QuerySet:
     if _estimated_rows(hits.order_by()) > SEARCH_WALK_ABOVE:
         # For each conversation in list order, its few messages (msg_thread_order). A scalar
         # subquery, not EXISTS: PostgreSQL may turn an EXISTS into a hash of every match.
-        first_hit = Subquery(hits.order_by().filter(conversation_id=OuterRef("pk")).values("pk")[:1])
+        walk_hits = hits
+        if q.isascii() and q.isalnum():
+            # One plain word: a message can only match if its lowercased text contains it
+            # (the 'simple' config lowercases with the same lower()): a far cheaper test than
+            # to_tsvector, which then runs only on the messages that pass (the walk: ~2x faster).
+            walk_hits = hits.filter(Contains(Lower("text"), q.lower()))
+        first_hit = Subquery(walk_hits.order_by().filter(conversation_id=OuterRef("pk")).values("pk")[:1])
         return qs.alias(search_hit=first_hit).filter(
             Q(identity_id__in=identities.values("pk")) | Q(search_hit__isnull=False))
     # One query for both id lists (each capped): as literal ids, PostgreSQL ORs

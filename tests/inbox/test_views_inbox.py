@@ -133,6 +133,26 @@ def test_search_finds_the_same_conversations_whichever_plan_it_takes(client, age
     assert _ids_in(_list(client, q="nothing-like-this")) == []
 
 
+@pytest.mark.parametrize("plan", ["ids", "walk"])
+def test_a_one_word_search_ignores_case_and_matches_whole_words(client, agent, queue, twitter_account, monkeypatch,
+                                                               plan):
+    """The walk checks a plain word's lowercased text first, then the full-text match decides."""
+    from apps.inbox import selectors
+
+    if plan == "walk":
+        monkeypatch.setattr(selectors, "SEARCH_WALK_ABOVE", -1)
+    shouted = ConversationFactory(channel_account=twitter_account, queue=queue, priority_bucket=0)
+    MessageFactory(conversation=shouted, text="WHERE IS MY REFUND")
+    longer_word = ConversationFactory(channel_account=twitter_account, queue=queue, priority_bucket=1)
+    MessageFactory(conversation=longer_word, text="I was refunded twice")
+    plain = ConversationFactory(channel_account=twitter_account, queue=queue, priority_bucket=2)
+    MessageFactory(conversation=plain, text="hello")
+    MessageFactory(conversation=plain, text="refund?")
+    client.force_login(agent)
+    assert _ids_in(_list(client, q="Refund")) == [shouted.pk, plain.pk]
+    assert _ids_in(_list(client, q="refunded")) == [longer_word.pk]
+
+
 def test_search_past_the_id_cap_still_finds_every_conversation(client, agent, queue, twitter_account, monkeypatch):
     """The cap counts matching messages: a thread matching twice must not hide another one."""
     from apps.inbox import selectors
