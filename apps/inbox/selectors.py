@@ -7,6 +7,8 @@ import re
 
 from django.db import connection
 from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Lower
+from django.db.models.lookups import Contains
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -126,7 +128,13 @@ def _search(qs: QuerySet, q: str) -> QuerySet:
     if _estimated_rows(hits.order_by()) > SEARCH_WALK_ABOVE:
         # For each conversation in list order, its few messages (msg_thread_order). A scalar
         # subquery, not EXISTS: PostgreSQL may turn an EXISTS into a hash of every match.
-        first_hit = Subquery(hits.order_by().filter(conversation_id=OuterRef("pk")).values("pk")[:1])
+        walk_hits = hits
+        if q.isascii() and q.isalnum():
+            # One plain word: a message can only match if its lowercased text contains it
+            # (the 'simple' config lowercases with the same lower()): a far cheaper test than
+            # to_tsvector, which then runs only on the messages that pass (the walk: ~2x faster).
+            walk_hits = hits.filter(Contains(Lower("text"), q.lower()))
+        first_hit = Subquery(walk_hits.order_by().filter(conversation_id=OuterRef("pk")).values("pk")[:1])
         return qs.alias(search_hit=first_hit).filter(
             Q(identity_id__in=identities.values("pk")) | Q(search_hit__isnull=False))
     # One query for both id lists (each capped): as literal ids, PostgreSQL ORs
@@ -221,22 +229,39 @@ def conversation_list_for_user(*, user, filters: dict | None = None) -> QuerySet
     return qs.order_by("priority_bucket", F("sla_due_at").asc(nulls_last=True), "-last_message_at", "-id")
 
 
-def conversation_page_for_user(*, user, filters: dict, offset: int = 0, limit: int = 50) -> list[Conversation]:
-    """One page of the list, each row marked `unread` for this user (one query
-    for the rows, one for the tags)."""
+# What a list row shows (apps/inbox/list_rows.py turns these into display text).
+PAGE_ROW_FIELDS = (
+    "id", "status", "priority_bucket", "is_public", "subject", "last_sentiment", "last_message_at", "last_inbound_at",
+    "sla_due_at", "sla_breached", "snoozed_until", "identity__handle", "identity__display_name",
+    "channel_account__provider", "queue_id", "queue__name", "assignee_id", "assignee__username",
+    "assignee__first_name", "assignee__last_name",
+)
+
+
+def conversation_page_for_user(*, user, filters: dict, offset: int = 0, limit: int = 50) -> list[dict]:
+    """One page of the list as plain values (PAGE_ROW_FIELDS, `tags`: names, and
+    `unread` for this user): one query for the ids, one for the rows, one for the tags."""
     # Two steps: the ids of the page from the conversation table alone (sorted,
     # limited: an index scan on conv_open_order), then the rows and their joins
     # for just those ids. Joining first made PostgreSQL join every open row.
     ids = list(conversation_list_for_user(user=user, filters=filters).select_related(None)
                .prefetch_related(None).values_list("pk", flat=True)[offset:offset + limit + 1])
+    if not ids:
+        return []
     read_at = ReadMark.objects.filter(user=user, conversation=OuterRef("pk")).values("read_at")[:1]
-    # A row shows nothing of the customer record (the identity is the author shown).
-    found = Conversation.objects.filter(pk__in=ids).select_related(
-        "channel_account", "identity", "queue", "assignee"
-    ).defer(*(f for f in LIST_DEFERRED if not f.startswith("customer__"))).prefetch_related("tags").annotate(my_read_at=Subquery(read_at)).in_bulk()
+    # Values, not model instances: building a conversation, its account, identity,
+    # queue, assignee and tags as models took most of the selector's time (~8 ms a page).
+    found = {row["id"]: row for row in Conversation.objects.filter(pk__in=ids).order_by().values(
+        *PAGE_ROW_FIELDS, my_read_at=Subquery(read_at))}
+    tags = {}
+    for conversation_id, name in (Conversation.tags.through.objects.filter(conversation_id__in=ids)
+                                  .order_by("id").values_list("conversation_id", "tag__name")):
+        tags.setdefault(conversation_id, []).append(name)
     rows = [found[pk] for pk in ids if pk in found]
-    for c in rows:
-        c.unread = c.last_inbound_at is not None and (c.my_read_at is None or c.last_inbound_at > c.my_read_at)
+    for row in rows:
+        row["tags"] = tags.get(row["id"], [])
+        row["unread"] = row["last_inbound_at"] is not None and (
+            row["my_read_at"] is None or row["last_inbound_at"] > row["my_read_at"])
     return rows
 
 

@@ -133,6 +133,26 @@ def test_search_finds_the_same_conversations_whichever_plan_it_takes(client, age
     assert _ids_in(_list(client, q="nothing-like-this")) == []
 
 
+@pytest.mark.parametrize("plan", ["ids", "walk"])
+def test_a_one_word_search_ignores_case_and_matches_whole_words(client, agent, queue, twitter_account, monkeypatch,
+                                                               plan):
+    """The walk checks a plain word's lowercased text first, then the full-text match decides."""
+    from apps.inbox import selectors
+
+    if plan == "walk":
+        monkeypatch.setattr(selectors, "SEARCH_WALK_ABOVE", -1)
+    shouted = ConversationFactory(channel_account=twitter_account, queue=queue, priority_bucket=0)
+    MessageFactory(conversation=shouted, text="WHERE IS MY REFUND")
+    longer_word = ConversationFactory(channel_account=twitter_account, queue=queue, priority_bucket=1)
+    MessageFactory(conversation=longer_word, text="I was refunded twice")
+    plain = ConversationFactory(channel_account=twitter_account, queue=queue, priority_bucket=2)
+    MessageFactory(conversation=plain, text="hello")
+    MessageFactory(conversation=plain, text="refund?")
+    client.force_login(agent)
+    assert _ids_in(_list(client, q="Refund")) == [shouted.pk, plain.pk]
+    assert _ids_in(_list(client, q="refunded")) == [longer_word.pk]
+
+
 def test_search_past_the_id_cap_still_finds_every_conversation(client, agent, queue, twitter_account, monkeypatch):
     """The cap counts matching messages: a thread matching twice must not hide another one."""
     from apps.inbox import selectors
@@ -428,6 +448,62 @@ def test_user_text_is_escaped_in_list_timeline_and_audit(client, agent, conv):
     client.force_login(agent)
     for page in (_list(client), client.get(reverse("inbox:detail", args=[conv.pk])).content.decode()):
         assert "<img src=x>" not in page and "<svg onload" not in page and "<script>n()" not in page
+
+
+def _row(page: str, pk: int) -> str:
+    return re.search(rf'<li class="conv [^"]*" data-id="{pk}">.*?</li>', page, re.S).group(0)
+
+
+def test_a_list_row_shows_the_conversation_with_the_customers_text_escaped(client, agent, queue, twitter_account):
+    """Every row value is made in apps/inbox/list_rows.py: what it shows, in the agent's time
+    zone, and whatever customers, agents or admins typed printed as text, never as markup."""
+    from apps.inbox import presence
+
+    agent.time_zone = "Asia/Kolkata"  # UTC+5:30
+    agent.save()
+    helper = UserFactory(role="agent", first_name="Ann & Co", last_name="O'Hara")
+    watcher = UserFactory(role="agent", first_name="<Zed>", last_name="")
+    queue.team.members.add(helper, watcher)
+    queue.name = "Tier <2>"
+    queue.save()
+    vip, odd = Tag.objects.create(name="vip"), Tag.objects.create(name="<x>")
+    identity = SocialIdentityFactory(handle="h<b>", display_name="Jane <img src=x>")
+    due = ConversationFactory(channel_account=twitter_account, queue=queue, identity=identity,
+                              customer=identity.customer, status="open", priority_bucket=0, assignee=helper,
+                              subject="<b>" + "a" * 200, last_sentiment=-0.7, is_public=False,
+                              last_inbound_at=timezone.now(), sla_due_at=dt.datetime(2030, 3, 4, 15, 30, tzinfo=dt.UTC))
+    due.tags.add(vip, odd)
+    breached = ConversationFactory(channel_account=twitter_account, queue=queue, subject="", priority_bucket=1,
+                                   sla_due_at=timezone.now() - dt.timedelta(hours=1), sla_breached=True)
+    snoozed = ConversationFactory(channel_account=twitter_account, queue=queue, status="open",
+                                  snoozed_until=dt.datetime(2030, 1, 2, 23, 45, tzinfo=dt.UTC))
+    presence.presence_touch(conversation_id=due.pk, user=watcher, typing=True)
+    client.force_login(agent)
+
+    page = _list(client)
+    row = _row(page, due.pk)
+    assert row.startswith('<li class="conv prio-0 status-open unread"')
+    assert f'href="{reverse("inbox:detail", args=[due.pk])}"' in row
+    assert '<span class="sr-only">Unread: </span>' in row
+    assert "@h&lt;b&gt; <small>Jane &lt;img src=x&gt;</small>" in row
+    assert '<span class="badge prio">Urgent</span>' in row and '<span class="badge status">Open</span>' in row
+    assert f'<span class="badge channel">{twitter_account.get_provider_display()} · DM</span>' in row
+    assert '<span class="sentiment s-negative">negative</span>' in row
+    assert '<span class="badge tag">#vip</span>' in row and '<span class="badge tag">#&lt;x&gt;</span>' in row
+    assert '<span class="subject">&lt;b&gt;' + "a" * 156 + "…</span>" in row
+    assert "Ann &amp; Co O&#x27;Hara · Tier &lt;2&gt;" in row
+    assert f'<time datetime="{due.last_message_at.isoformat()}">' in row and " ago</time>" in row
+    assert '<span class="sla">SLA due Mar 4, 21:00</span>' in row  # 15:30 UTC in Kolkata
+    assert '<span class="viewer typing">&lt;Zed&gt; typing…</span>' in row
+    assert "<img" not in page and "<Zed>" not in page and "<b>" not in page
+
+    row = _row(page, breached.pk)
+    assert 'class="conv prio-1 status-new breached"' in row and '<span class="subject">(no text)</span>' in row
+    assert '<span class="sla sla-breached">SLA breached</span>' in row and "Unassigned · Tier &lt;2&gt;" in row
+    assert " snoozed until Jan 3, 05:15" in _row(_list(client, view="snoozed"), snoozed.pk)
+    # the live refresh swaps in the same rows
+    fragment = client.get(reverse("inbox:list"), HTTP_HX_REQUEST="true").content.decode()
+    assert _row(fragment, due.pk) == _row(page, due.pk)
 
 
 def test_load_more_returns_the_next_rows(client, agent, queue, twitter_account):
