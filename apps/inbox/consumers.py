@@ -104,3 +104,9 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
 
     async def inbox_event(self, event):
         await self.send_json({k: v for k, v in event.items() if k != "type"})
+
+    async def inbox_events(self, message):
+        """A batch pushed as one group message (realtime.inbox_push_each): the
+        browser gets each event as its own frame, as if pushed one by one."""
+        for event in message["events"]:
+            await self.send_json(event)

@@ -14,10 +14,16 @@ SCORED_LANGUAGES = {"en", ""}
 FIELDS = ["language", "sentiment", "sentiment_label", "updated_at"]
 
 
-def _score(message: Message) -> None:
-    message.language = language_detect(message.text)
-    result = sentiment_score(message.text) if message.language in SCORED_LANGUAGES else Sentiment(None, "not_scored")
-    message.sentiment, message.sentiment_label = result.compound, result.label
+def text_score(text: str) -> tuple[str, float | None, str]:
+    """(language, sentiment compound, sentiment label) of a message's text; no database."""
+    language = language_detect(text)
+    result = sentiment_score(text) if language in SCORED_LANGUAGES else Sentiment(None, "not_scored")
+    return language, result.compound, result.label
+
+
+def _score(message: Message, scores: dict | None = None) -> None:
+    score = scores.get(message.pk) if scores else None
+    message.language, message.sentiment, message.sentiment_label = score or text_score(message.text)
 
 
 def message_analyze(*, message: Message) -> Message:
@@ -26,13 +32,15 @@ def message_analyze(*, message: Message) -> Message:
     return message
 
 
-def messages_analyze(*, messages: list[Message]) -> list[Message]:
-    """message_analyze for a batch (routing): the same scores, one UPDATE."""
+def messages_analyze(*, messages: list[Message], scores: dict | None = None) -> list[Message]:
+    """message_analyze for a batch (routing): the same scores, one UPDATE.
+    `scores` (message id -> text_score) were computed beforehand, outside the
+    caller's locks; a message without one is scored here."""
     if not messages:
         return messages
     now = timezone.now()
     for message in messages:
-        _score(message)
+        _score(message, scores)
         message.updated_at = now
     rows_update(messages, FIELDS)
     return messages

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 BASE = 30
 # Bucket floors: score >= floor -> bucket (PriorityBucket: 0 urgent .. 3 low).
@@ -57,7 +57,11 @@ class PriorityInputs:
     rule_name: str = ""
 
     def to_json(self) -> dict:
-        return asdict(self)
+        # asdict() without its recursive deep copy (a routing batch scores every conversation):
+        # the only container is the urgency dict of strings, copied here
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["urgency"] = dict(self.urgency)
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> PriorityInputs:
