@@ -178,7 +178,8 @@ def ingest_latency(*, rate: float, seconds: float, workers: int, account, admin)
     """Mentions arrive one per push delivery at `rate`/s from LATENCY_SENDERS
     processes; a client polls GET /api/v1/conversations/ every 100 ms as an admin
     and notes when each mention's conversation is listed (stored) and when it
-    shows its sentiment (routed)."""
+    has its queue (routed: language, sentiment, rules, priority, SLA, queue and
+    assignee are set in one routing transaction)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -211,7 +212,7 @@ def ingest_latency(*, rate: float, seconds: float, workers: int, account, admin)
         while not stop.is_set():
             t = time.time()
             url, fresh = "/api/v1/conversations/", True
-            while url and fresh:  # newest first: follow pages until we reach what we saw
+            while url and fresh:  # newest first: follow pages until every row on one is routed
                 resp = client.get(url)
                 now = time.time()
                 data = resp.json()
@@ -220,9 +221,11 @@ def ingest_latency(*, rate: float, seconds: float, workers: int, account, admin)
                     key = row["subject"].split(" ", 1)[0]
                     if key not in seen:
                         seen[key] = now
-                        fresh = True
-                    if key not in routed and row["last_sentiment"] is not None:
-                        routed[key] = now
+                    if key not in routed:
+                        if row["queue"] is not None:
+                            routed[key] = now
+                        else:
+                            fresh = True  # still to be routed: keep reading the pages below it
                 url = data.get("next")
             poll_times.append(time.time() - t)
             stop.wait(max(0.0, 0.1 - (time.time() - t)))

@@ -76,10 +76,13 @@ def write_results(res: dict) -> str:
         lines.append("")
     if res.get("latency"):
         lines += ["## Latency: mention arriving -> visible in the inbox API (target p99 <= 1 s at 200/s)", "",
-                  "Each mention is its own `ingest.mentions` task (a push delivery), sent at a steady rate "
-                  "for the stated seconds; an admin client polls `GET /api/v1/conversations/` every 100 ms "
-                  "(resolution +-100 ms) and notes when each conversation is listed (stored) and when it shows "
-                  "its sentiment (routed). 2 worker processes.", "",
+                  "Each mention is its own push delivery, sent at a steady rate for the stated seconds from "
+                  "two sender processes through the webhook's path after its signature check "
+                  "(`push_delivery_accept`: the delivery kept in PostgreSQL, then an ingest task, one waiting "
+                  "per account); an admin client polls `GET /api/v1/conversations/` every 100 ms "
+                  "(resolution +-100 ms, reading down the pages until every row is routed) and notes when each "
+                  "conversation is listed (stored) and when it has its queue (routed: language, sentiment, "
+                  "rules, priority, SLA, queue and assignee, set in one transaction). 2 worker processes.", "",
                   "| offered rate/s | achieved send rate/s | mentions | listed | routed | stored p50 / p99 ms "
                   "| routed p50 / p99 ms | API poll p50 ms | CPU busy | load |", "|---|---|---|---|---|---|---|---|---|---|"]
         for r in res["latency"]:

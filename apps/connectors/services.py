@@ -451,7 +451,6 @@ def push_delivery_accept(*, account: ChannelAccount, mentions: list[InboundMenti
     2xx, then queued for ingest once that commits. If Redis loses the task, the
     row stays pending and push_deliveries_requeue sends it again."""
     from .providers.base import mention_to_dict
-    from .tasks import push_delivery_ingest_task
 
     payload = [mention_to_dict(m) for m in mentions]
     with transaction.atomic():
@@ -460,54 +459,91 @@ def push_delivery_accept(*, account: ChannelAccount, mentions: list[InboundMenti
             delivery = PushDelivery.objects.create(account=account, mentions=payload)
             # robust: Redis down must not turn the stored delivery into a 5xx (the
             # network would send it again); the sweep queues it once Redis is back.
-            transaction.on_commit(lambda: push_delivery_ingest_task.delay(delivery.pk), robust=True)
+            transaction.on_commit(lambda: _push_ingest_queue(account.pk, delivery.pk), robust=True)
     return len(payload)
 
 
-def push_delivery_ingest(*, delivery_id: int) -> IngestResult | None:
-    """Stores a pending delivery's mentions and marks it done in the same
-    transaction: done means stored. It takes the account's other pending
-    deliveries along (PUSH_INGEST_BATCH, SKIP LOCKED): one mention per delivery
-    arriving at 200/s would otherwise pay an ingest and a routing transaction
-    each, which 2 cores cannot keep up with; their own tasks then find them done.
-    A delivery another task holds is skipped: that task marks it done, or its
-    rollback leaves it pending for the sweep. If the batch raises, this task's
-    own delivery is tried alone, so a poison neighbour only counts against itself."""
-    from django.conf import settings
+def _push_ingest_flag(account_id: int) -> str:
+    return f"push-ingest-queued:{account_id}"
 
+
+def _push_ingest_queue(account_id: int, delivery_id: int) -> None:
+    """One ingest task waiting per account, not one per delivery: at 200 one-mention
+    deliveries a second the tasks that found their delivery already taken cost more
+    than the ingest. The flag is cleared by the task before it takes the pending
+    deliveries, so one committed after that queues a task of its own; it expires
+    after PUSH_INGEST_COALESCE_SECONDS should the task be lost (and the sweep is
+    behind that)."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    from .tasks import push_delivery_ingest_task
+
+    try:
+        first = cache.add(_push_ingest_flag(account_id), delivery_id, timeout=settings.PUSH_INGEST_COALESCE_SECONDS)
+    except Exception:  # noqa: BLE001 - the cache is Redis: queueing below fails too, the sweep sends it
+        first = True
+    if first:
+        push_delivery_ingest_task.delay(delivery_id)
+
+
+def push_delivery_ingest(*, delivery_id: int) -> IngestResult | None:
+    """Stores the pending deliveries of this delivery's account and marks them done
+    in the same transaction: done means stored. It takes up to PUSH_INGEST_BATCH of
+    them (SKIP LOCKED): one mention per delivery arriving at 200/s would otherwise
+    pay an ingest and a routing transaction each, which 2 cores cannot keep up with.
+    A delivery another task holds is skipped: that task marks it done, or its
+    rollback leaves it pending for the sweep. If the batch raises, this task's own
+    delivery is tried alone, so a poison neighbour only counts against itself
+    (the neighbours wait for the sweep, which queues each with its own task)."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    account_id = PushDelivery.objects.filter(pk=delivery_id).values_list("account_id", flat=True).first()
+    if account_id is None:
+        return None
+    try:  # before the take: a delivery committed after this queues its own task
+        cache.delete(_push_ingest_flag(account_id))
+    except Exception:  # noqa: BLE001 - the flag expires by itself
+        log.warning("push ingest flag of account %s not cleared (cache unreachable)", account_id)
+    batch = settings.PUSH_INGEST_BATCH
     taken: list[int] = []
     try:
         with transaction.atomic():
-            return _push_deliveries_ingest(delivery_id, batch=settings.PUSH_INGEST_BATCH, taken=taken)
+            result = _push_deliveries_ingest(delivery_id, account_id, batch=batch, taken=taken)
     except (OperationalError, InterfaceError):
         raise
     except Exception:
-        if len(taken) <= 1:
-            raise  # it was alone: the error is its own
+        if delivery_id not in taken or len(taken) <= 1:
+            raise  # alone, or not its own delivery's doing: counted on it / left to the sweep
         log.warning("batch of %d push deliveries failed; trying delivery %s alone", len(taken), delivery_id,
                     exc_info=True)
-    with transaction.atomic():
-        return _push_deliveries_ingest(delivery_id, batch=1, taken=[])
+        with transaction.atomic():
+            return _push_deliveries_ingest(delivery_id, account_id, batch=1, taken=[])
+    if len(taken) >= batch:  # more may be waiting, their tasks coalesced into this one
+        transaction.on_commit(lambda: _push_ingest_queue(account_id, delivery_id), robust=True)
+    return result
 
 
-def _push_deliveries_ingest(delivery_id: int, *, batch: int, taken: list[int]) -> IngestResult | None:
+def _push_deliveries_ingest(delivery_id: int, account_id: int, *, batch: int,
+                            taken: list[int]) -> IngestResult | None:
     from .providers.base import mention_from_dict
 
-    own = (PushDelivery.objects.select_for_update(of=("self",), skip_locked=True).select_related("account")
+    own = (PushDelivery.objects.select_for_update(skip_locked=True)
            .filter(pk=delivery_id, status=PushDelivery.Status.PENDING).first())
-    if own is None:
-        return None  # done, failed, gone, or being ingested by another task
-    deliveries = [own]
-    if batch > 1 and own.attempts == 0:
+    deliveries = [own] if own else []
+    if batch > 1 and (own is None or own.attempts == 0):
         # Only never-failed neighbours: one that failed before waits for its own task.
         deliveries += list(PushDelivery.objects.select_for_update(skip_locked=True)
-                           .filter(account_id=own.account_id, status=PushDelivery.Status.PENDING, attempts=0)
-                           .exclude(pk=own.pk).order_by("pk")[:batch - 1])
+                           .filter(account_id=account_id, status=PushDelivery.Status.PENDING, attempts=0)
+                           .exclude(pk=delivery_id).order_by("pk")[:batch - len(deliveries)])
+    if not deliveries:
+        return None  # done, failed, gone, or being ingested by another task
     taken.extend(d.pk for d in deliveries)
-    mentions = [mention_from_dict(m) for d in deliveries for m in d.mentions]
-    result = mentions_ingest(account=own.account, mentions=mentions)
+    account = ChannelAccount.objects.get(pk=account_id)
+    result = mentions_ingest(account=account, mentions=[mention_from_dict(m) for d in deliveries for m in d.mentions])
     now = timezone.now()
-    PushDelivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(
+    PushDelivery.objects.filter(pk__in=taken).update(
         status=PushDelivery.Status.DONE, done_at=now, attempts=F("attempts") + 1, last_error="", updated_at=now)
     return result
 

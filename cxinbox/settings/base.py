@@ -238,6 +238,9 @@ PUSH_DELIVERY_MAX_ATTEMPTS = env.int("PUSH_DELIVERY_MAX_ATTEMPTS", default=5)
 # One ingest task takes up to this many of an account's pending push deliveries
 # (one transaction, one routing batch): one-mention deliveries at 200/s need it.
 PUSH_INGEST_BATCH = env.int("PUSH_INGEST_BATCH", default=100)
+# While an account's ingest task waits in the queue, further deliveries queue none; the
+# task clears the flag as it starts. Expiry only matters should that task be lost.
+PUSH_INGEST_COALESCE_SECONDS = env.int("PUSH_INGEST_COALESCE_SECONDS", default=10)
 # Done push deliveries are kept this long (a record of what came in), then dropped by the sweep.
 PUSH_DELIVERY_KEEP_DAYS = env.int("PUSH_DELIVERY_KEEP_DAYS", default=7)
 # A customer message still unrouted this long after it was stored is routed by the sweep

@@ -144,7 +144,7 @@ def test_one_task_stores_the_accounts_waiting_deliveries_in_one_batch(
     assert sorted(Message.objects.values_list("external_id", flat=True)) == [f"chat-{n}" for n in range(6)]
     assert set(PushDelivery.objects.values_list("status", "attempts")) == {("done", 1)}
     for callback in queued[1:]:
-        with django_assert_max_num_queries(3):  # each remaining task: one look at its row (in a savepoint)
+        with django_assert_max_num_queries(5):  # each remaining task: its account, its row, the account's pending
             callback()
     assert Message.objects.count() == 6 and len(routing) >= 1
 
@@ -208,3 +208,37 @@ def test_a_delivery_held_by_another_task_is_skipped_not_waited_for(webhook):
     push_delivery_ingest(delivery_id=held.pk)
     assert sorted(Message.objects.values_list("external_id", flat=True)) == ["chat-1", "chat-2"]
     assert set(PushDelivery.objects.values_list("status", flat=True)) == {"done"}
+
+
+def test_deliveries_arriving_while_an_ingest_task_waits_queue_no_more_tasks(client, webhook, eager_celery,
+                                                                            django_capture_on_commit_callbacks):
+    """One task waiting per account: it takes every delivery that came meanwhile;
+    once it has started, the next delivery queues a task again."""
+    from unittest import mock
+
+    from apps.connectors.tasks import push_delivery_ingest_task
+
+    with mock.patch.object(push_delivery_ingest_task, "delay") as queued:
+        with django_capture_on_commit_callbacks(execute=True):
+            for n in range(5):
+                assert _deliver(client, webhook, _message(n)).status_code == 200
+    assert queued.call_count == 1 and not Message.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        push_delivery_ingest_task(*queued.call_args.args)
+    assert Message.objects.count() == 5
+    assert set(PushDelivery.objects.values_list("status", flat=True)) == {"done"}
+    with mock.patch.object(push_delivery_ingest_task, "delay") as queued_again:
+        with django_capture_on_commit_callbacks(execute=True):
+            assert _deliver(client, webhook, _message(9)).status_code == 200
+    assert queued_again.call_count == 1
+
+
+def test_a_full_batch_queues_the_next_one(client, webhook, eager_celery, settings,
+                                          django_capture_on_commit_callbacks):
+    settings.PUSH_INGEST_BATCH = 2
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        for n in range(5):
+            assert _deliver(client, webhook, _message(n)).status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        queued[0]()  # 2 taken, then the task queues itself for the rest (eager here: at once)
+    assert Message.objects.count() == 5
