@@ -45,8 +45,19 @@ def django_setup(db: str = BENCH_DB) -> None:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     import django
+    from django.apps import apps
 
-    django.setup()
+    if not apps.ready:
+        django.setup()
+        return
+    # Already set up by an earlier part (make bench runs them in one process): settings
+    # read DATABASE_URL once, so point the connection at this part's database.
+    from django.conf import settings
+    from django.db import connections
+
+    connections.close_all()
+    settings.DATABASES["default"]["NAME"] = db
+    connections["default"].settings_dict["NAME"] = db
 
 
 def pg_admin(sql: str, db_url_: str = PG_ADMIN_URL) -> None:
