@@ -212,13 +212,15 @@ def ingest_latency(*, rate: float, seconds: float, workers: int, account, admin)
         while not stop.is_set():
             t = time.time()
             url, fresh = "/api/v1/conversations/", True
-            while url and fresh:  # newest first: follow pages until every row on one is routed
+            waiting = {k for k in seen if k not in routed}  # listed before, not yet seen routed
+            while url and (fresh or waiting):  # newest first: read down until none is left to look at
                 resp = client.get(url)
                 now = time.time()
                 data = resp.json()
                 fresh = False
                 for row in data["results"]:
                     key = row["subject"].split(" ", 1)[0]
+                    waiting.discard(key)
                     if key not in seen:
                         seen[key] = now
                     if key not in routed:

@@ -592,6 +592,23 @@ def conversations_route_later(*, pairs) -> None:
         conversations_route_task.delay(pairs)
 
 
+def conversations_route_now(*, pairs) -> None:
+    """Routes `pairs` and the batches waiting on the pending list in one transaction,
+    in the caller's process; a conversation that fails is handed to the
+    single-conversation task and its retry policy."""
+    from .tasks import conversation_route_task
+
+    pairs = [[int(conversation_id), [int(m) for m in message_ids]] for conversation_id, message_ids in pairs]
+    if not pairs:
+        return
+    batch = pending_take(pairs)
+    failed = set(conversations_route(pairs=batch))
+    for conversation_id, message_ids in batch:
+        if conversation_id in failed:
+            log.warning("routing #%s failed in a batch; retrying it alone", conversation_id)
+            conversation_route_task.delay(conversation_id, message_ids, False)
+
+
 def pending_take(pairs) -> list[tuple[int, list[int]]]:
     """`pairs` plus batches waiting on the pending list (up to PENDING_TAKE of
     them, or PENDING_CONVERSATIONS conversations: one transaction stays short),

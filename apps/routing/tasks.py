@@ -51,14 +51,7 @@ def conversations_route_task(pairs: list[list]):
 
 
 def _route_with_pending(pairs: list[list]) -> None:
-    """Routes `pairs` and the pending batches in one transaction; a conversation
-    that fails is handed to the single-conversation task and its retry policy."""
-    batch = services.pending_take(pairs)
-    failed = set(services.conversations_route(pairs=batch))
-    for conversation_id, message_ids in batch:
-        if conversation_id in failed:
-            logging.getLogger(__name__).warning("routing #%s failed in a batch; retrying it alone", conversation_id)
-            conversation_route_task.delay(conversation_id, message_ids, False)
+    services.conversations_route_now(pairs=pairs)
 
 
 @shared_task(name="routing.unrouted_sweep", ignore_result=True)
