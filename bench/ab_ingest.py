@@ -36,7 +36,7 @@ def ingest_ab(*, account, n: int) -> list[dict]:
 
     before = _old_module()
     saved = after._after_ingest
-    after._after_ingest = before._after_ingest = lambda result: None
+    after._after_ingest = before._after_ingest = lambda result, **kwargs: None
     out = []
     try:
         for name, mod in (("before: per mention (21e5888)", before), ("after: batch", after)):
