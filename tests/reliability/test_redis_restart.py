@@ -93,7 +93,12 @@ def test_redis_restarted_under_load_loses_no_mention(persistent, twitter_api, tw
             time.sleep(3.5)
             redis.restart(sig=signal.SIGKILL, down_for=1.0)
         runner.join()
-        load.drain()
+        try:
+            load.drain()
+        except AssertionError as exc:  # say which mentions and what the worker logged
+            stored = set(Message.objects.filter(direction="in").values_list("external_id", flat=True))
+            missing = sorted(set(load.sent_ids) - stored)
+            raise AssertionError(f"{exc}; missing {missing[:20]}; worker log:\n{worker.log()[-4000:]}") from exc
         time.sleep(1.0)
 
         stored = list(Message.objects.filter(direction="in").values_list("external_id", flat=True))
