@@ -69,7 +69,7 @@ class Load:
                 next_poll = time.monotonic() + 0.5
             time.sleep(0.05)
 
-    def drain(self, timeout=90):
+    def drain(self, timeout=150):
         def all_in():
             """every mention sent in, stored"""
             if Message.objects.filter(direction="in").count() >= len(self.sent_ids):
