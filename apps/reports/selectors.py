@@ -333,18 +333,18 @@ WHERE s.bucket >= %(lo)s AND s.bucket < %(hi)s AND s.metric = ANY(%(metrics)s) A
 GROUP BY 1, 2, 3, 4, 5
 """
 
-SLICE_KEYS = (("channel", 2), ("account", 3), ("queue", 4), ("team", 5), ("agent", 6))
+# A slice's dimension -> the rollup column it sums over.
+SLICE_COLUMNS = {"channel": "channel", "account": "account_id", "queue": "queue_id", "team": "team_id",
+                 "agent": "agent_id"}
 
 
-def _slice_groups(params: ReportParams, metric_names, day_dims=("",), plan: SlicePlan | None = None
-                  ) -> tuple[dict, dict]:
+def _slice_groups(plan: SlicePlan, metric_names, day_dims=("",)) -> tuple[dict, dict]:
     """{(dim, key): Agg} over the whole range and {(dim, key, local day): Agg} for
     `day_dims`: counts and sums added up in SQL, duration histograms merged in
     SQL, exact values fetched only for groups small enough to use them. In a zone
     other than UTC the plan's edge hours are added or taken away from the full hour rows."""
     from .services import VALUE_METRICS
 
-    plan = plan or _slice_plan(params)
     lo, hi = plan.lo, plan.hi
     base = MetricSlice.objects.filter(bucket__gte=lo, bucket__lt=hi, metric__in=list(metric_names))
     groups: dict = defaultdict(lambda: Agg(hist=True))
@@ -356,15 +356,13 @@ def _slice_groups(params: ReportParams, metric_names, day_dims=("",), plan: Slic
                                            .annotate(c=Sum("count"), t=Sum("total")).order_by()):
         days[(dim, key, plan.day_of[bucket.date()])].add(metric, c, t, None)
     valued = [m for m in metric_names if m in VALUE_METRICS]
-    sliced_n = {id(agg): dict(agg.count) for agg in [*groups.values(), *days.values()]} if plan.day_edges else {}
+    # A group is exact when it and every slice row in it hold at most EXACT_MAX values:
+    # decided on the slices' counts, before edge hours are taken away.
+    for agg in [*groups.values(), *days.values()]:
+        agg.approx.update(m for m in valued if agg.n(m) > metrics.EXACT_MAX)
     edge_values = _edge_rows_add(plan, metric_names, valued, day_dims, groups, days)
     if not valued:
         return groups, days
-    # A group is exact when it and every slice row in it hold at most EXACT_MAX values.
-    for agg in [*groups.values(), *days.values()]:
-        for m in valued:
-            if sliced_n.get(id(agg), {}).get(m, 0) > metrics.EXACT_MAX:
-                agg.approx.add(m)
     small = Q(pk__in=[])
     for (dim, key), agg in groups.items():
         for m in valued:
@@ -423,7 +421,7 @@ def _edge_rows_add(plan: SlicePlan, metric_names, valued, day_dims, groups: dict
 
     # The range's own edges count in every dimension; the days' edges only in day_dims.
     for bucket, metric, dim, key, count, total, values in _edge_rows(list(range_sign), metric_names, valued,
-                                                                      [d for d, _ in SLICE_KEYS]):
+                                                                      list(SLICE_COLUMNS)):
         sign = range_sign[bucket]
         add(groups[(dim, key)], sign, metric, count, total, values)
         if dim == "" and bucket in start_hours and metric in BACKLOG_SIGNS:
@@ -435,10 +433,6 @@ def _edge_rows_add(plan: SlicePlan, metric_names, valued, day_dims, groups: dict
     return out
 
 
-EDGE_COLUMNS = {"channel": "channel", "account": "account_id", "queue": "queue_id", "team": "team_id",
-                "agent": "agent_id"}
-
-
 def _edge_rows(hours, metric_names, valued, dims):
     """(hour, metric, dim, key, count, total, values) of the full hour rows, summed
     over every other dimension: `dims` plus "" (all). GROUPING SETS on PostgreSQL;
@@ -448,11 +442,12 @@ def _edge_rows(hours, metric_names, valued, dims):
     if not hours:
         return []
     if connection.vendor == "postgresql":
-        cols = [EDGE_COLUMNS[d] for d in dims]
-        dim_sql = "CASE " + " ".join(f"WHEN GROUPING({c}) = 0 THEN '{d}'" for d, c in zip(dims, cols)) + \
-            " ELSE '' END" if dims else "''"
-        key_sql = "CASE " + " ".join(f"WHEN GROUPING({c}) = 0 THEN {c}::text" for c in cols) + \
-            " ELSE '' END" if dims else "''"
+        cols = [SLICE_COLUMNS[d] for d in dims]
+        dim_sql = key_sql = "''"  # the (bucket, metric) set: all
+        if dims:
+            dim_sql = "CASE " + " ".join(f"WHEN GROUPING({c}) = 0 THEN '{d}'" for d, c in zip(dims, cols)) + \
+                " ELSE '' END"
+            key_sql = "CASE " + " ".join(f"WHEN GROUPING({c}) = 0 THEN {c}::text" for c in cols) + " ELSE '' END"
         sets = ", ".join(["(bucket, metric)", *(f"(bucket, metric, {c})" for c in cols)])
         sql = (f"SELECT bucket, metric, {dim_sql}, {key_sql}, sum(count), sum(total), "
                f"jsonb_agg(\"values\") FILTER (WHERE metric = ANY(%s) AND \"values\" <> '[]'::jsonb) "
@@ -465,10 +460,10 @@ def _edge_rows(hours, metric_names, valued, dims):
                     for b, m, d, k, c, t, values in cursor.fetchall()]
     out: dict = {}
     rows = MetricRollup.objects.filter(grain=Grain.HOUR, bucket__in=hours, metric__in=list(metric_names))
-    index = dict(SLICE_KEYS)
     for bucket, metric, *cells, count, total, values in rows.values_list("bucket", "metric", *DIMENSIONS, "count",
                                                                           "total", "values"):
-        for dim, key in [("", ""), *((d, str(cells[index[d] - 2])) for d in dims)]:
+        column = dict(zip(DIMENSIONS, cells))
+        for dim, key in [("", ""), *((d, str(column[SLICE_COLUMNS[d]])) for d in dims)]:
             row = out.setdefault((bucket, metric, dim, key), [0, 0.0, []])
             row[0] += count
             row[1] += total
@@ -535,7 +530,7 @@ def service_report(*, params: ReportParams) -> dict:
             "definitions": {k: DEFINITIONS[k] for k in SERVICE_DEFINITIONS}}
     plan = _slice_plan(params)
     if plan:
-        groups, days = _slice_groups(params, SERVICE_METRICS, plan=plan)
+        groups, days = _slice_groups(plan, SERVICE_METRICS)
         return {
             **head, "totals": _service_row(groups.get(("", ""), Agg())),
             "by_day": [{"day": d.isoformat(), **_service_row(days.get(("", "", d), Agg()))} for d in params.days],
@@ -656,7 +651,7 @@ def customers_at_risk(params: ReportParams, limit: int = 50) -> list[dict]:
 def experience_report(*, params: ReportParams) -> dict:
     plan = _slice_plan(params)
     if plan:
-        groups, days = _slice_groups(params, EXPERIENCE_METRICS, plan=plan)
+        groups, days = _slice_groups(plan, EXPERIENCE_METRICS)
         figures = {
             "totals": _experience_row(groups.get(("", ""), Agg())),
             "by_channel": _slice_breakdown(groups, params, "channel", _experience_row),
@@ -759,7 +754,7 @@ def _sentiment_series(params: ReportParams) -> dict:
     """Totals, by day, by channel x day, by account and by account x day."""
     plan = _slice_plan(params)
     if plan:
-        groups, days = _slice_groups(params, SENTIMENT_METRICS, day_dims=("", "channel", "account"), plan=plan)
+        groups, days = _slice_groups(plan, SENTIMENT_METRICS, day_dims=("", "channel", "account"))
         by_account = _slice_breakdown(groups, params, "account", _sentiment_row)
         accounts = {r["account_id"]: r["account"] for r in by_account}  # labels looked up once
         return {

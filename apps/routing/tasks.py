@@ -13,7 +13,7 @@ def conversation_route_task(conversation_id: int, message_ids: list[int], take_p
     """One conversation (a one-mention push delivery, a retry), routed together
     with whatever else waits on the pending list; a retry routes its own alone."""
     if take_pending and not conversation_route_task.request.retries:
-        _route_with_pending([[conversation_id, message_ids]])
+        services.conversations_route_now(pairs=[[conversation_id, message_ids]])
     else:
         services.conversation_route(conversation_id=conversation_id, message_ids=message_ids)
 
@@ -47,10 +47,6 @@ def conversations_route_task(pairs: list[list]):
     """A whole ingest batch in one task ([[conversation_id, message_ids], ...]),
     with the batches waiting on the pending list (services.conversations_route_later):
     a task per conversation cost more than the routing itself (docs/performance.md)."""
-    _route_with_pending(pairs)
-
-
-def _route_with_pending(pairs: list[list]) -> None:
     services.conversations_route_now(pairs=pairs)
 
 
@@ -65,4 +61,4 @@ def unrouted_sweep_task():
     pairs = messages_unrouted(older_than=dt.timedelta(seconds=settings.ROUTING_UNROUTED_AFTER_SECONDS))
     if pairs:
         logging.getLogger(__name__).warning("routing sweep: %d conversations had unrouted messages", len(pairs))
-        _route_with_pending([[c, ids] for c, ids in pairs])
+        services.conversations_route_now(pairs=[[c, ids] for c, ids in pairs])
