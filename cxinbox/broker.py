@@ -52,6 +52,15 @@ class QoS(redis.QoS):
                         delivery_tag)
 
 
+    def reject(self, delivery_tag, requeue=False):
+        try:
+            return super().reject(delivery_tag, requeue=requeue)
+        except (AttributeError, *self.channel.connection_errors):
+            # Its entry stays in the unacked set: the visibility sweep hands it out again.
+            log.warning("broker connection gone: reject of %s skipped (redelivered after the visibility timeout)",
+                        delivery_tag)
+
+
 class Channel(redis.Channel):
     QoS = QoS
 

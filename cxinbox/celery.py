@@ -1,11 +1,29 @@
 import os
 
-from celery import Celery
+from celery import Celery, Task
+from celery.exceptions import Reject
 from celery.signals import task_postrun, task_prerun, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cxinbox.settings.base")
 
-app = Celery("cxinbox")
+
+class RetryOrHandBack(Task):
+    """A retry that cannot be queued (the broker is down as the task fails) hands
+    the task back instead of dropping it: Celery rejects it without requeue, which
+    on Redis deletes it, so a pushed mention or a reply's send was lost. Requeued,
+    it goes back to its queue, or, with Redis still down, stays in the unacked set
+    for the visibility sweep."""
+
+    def retry(self, *args, **kwargs):
+        try:
+            return super().retry(*args, **kwargs)
+        except Reject as exc:
+            if exc.requeue:
+                raise
+            raise Reject(exc.reason, requeue=True) from exc
+
+
+app = Celery("cxinbox", task_cls=RetryOrHandBack)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

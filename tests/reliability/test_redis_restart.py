@@ -184,3 +184,28 @@ def test_task_taken_as_redis_dies_is_run_not_dropped(tmp_path):
             assert message.body == b"mention 1"
     finally:
         redis.stop()
+
+
+def test_task_handed_back_as_redis_is_down_waits_in_the_unacked_set(tmp_path):
+    """A task handed back (Reject requeue, cxinbox/celery.py) while Redis is down:
+    the reject cannot reach Redis, and the task must still be there once it is back
+    (stock kombu raised from the dead channel instead)."""
+    from kombu import Connection
+
+    redis = RedisServer(appendonly=True, workdir=tmp_path / "redis-reject").start()
+    try:
+        with Connection(redis.url, transport="cxinbox.broker:Transport") as conn:
+            channel = conn.default_channel
+            channel.basic_publish(channel.prepare_message("mention 2"), exchange="", routing_key="ingest")
+            message = channel.Message(channel._get("ingest"), channel=channel)
+            channel.qos.append(message, message.delivery_tag)
+            redis.restart(sig=signal.SIGKILL, down_for=0.1)
+            redis.stop(signal.SIGKILL)
+            channel.qos.reject(message.delivery_tag, requeue=True)  # no exception: left for the sweep
+            redis.start()
+        # (closing the first connection may already have put it back on its queue)
+        with Connection(redis.url, transport="cxinbox.broker:Transport") as conn:
+            client = conn.default_channel.client
+            assert client.hexists(conn.default_channel.unacked_key, message.delivery_tag) or client.llen("ingest") == 1
+    finally:
+        redis.stop()
