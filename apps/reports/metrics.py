@@ -119,6 +119,12 @@ def floor_day(moment: dt.datetime) -> dt.datetime:
     return floor_hour(moment).replace(hour=0)
 
 
+def floor_week(moment: dt.datetime) -> dt.datetime:
+    """Monday 00:00 UTC of the ISO week `moment` is in."""
+    day = floor_day(moment)
+    return day - dt.timedelta(days=day.weekday())
+
+
 def local_day(moment: dt.datetime, tz: ZoneInfo) -> dt.date:
     return moment.astimezone(tz).date()
 
