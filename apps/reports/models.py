@@ -146,7 +146,8 @@ class MetricSlice(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["grain", "bucket", "metric", "dim", "key"], name="uniq_metric_slice_grain")
+            # metric before bucket: a range of buckets for a few metrics is one index range per metric
+            models.UniqueConstraint(fields=["grain", "metric", "bucket", "dim", "key"], name="uniq_metric_slice_grain")
         ]
         indexes = [models.Index(fields=["grain", "dim", "metric", "bucket"], name="slice_grain_dim_metric_bucket")]
 

@@ -34,6 +34,10 @@ FROM agg LEFT JOIN hist USING (week, metric, dim, key) LEFT JOIN exact USING (we
 """
 
 
+def unfill(apps, schema_editor):
+    apps.get_model("reports", "MetricSlice").objects.filter(grain="w").delete()
+
+
 def fill(apps, schema_editor):
     MetricSlice = apps.get_model("reports", "MetricSlice")
     if MetricSlice.objects.filter(grain="w").exists():  # built by other means: kept
@@ -88,7 +92,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='metricslice',
-            constraint=models.UniqueConstraint(fields=('grain', 'bucket', 'metric', 'dim', 'key'), name='uniq_metric_slice_grain'),
+            constraint=models.UniqueConstraint(fields=('grain', 'metric', 'bucket', 'dim', 'key'), name='uniq_metric_slice_grain'),
         ),
-        migrations.RunPython(fill, migrations.RunPython.noop),
+        migrations.RunPython(fill, unfill),
     ]
