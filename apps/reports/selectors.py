@@ -1,7 +1,8 @@
 """Reads for the reports. They read rollups and facts only, never messages.
 
 Time zones: rollups are kept per UTC hour and per UTC day. An unfiltered report
-reads the day slices (MetricSlice); in a zone other than UTC each local day is
+reads the slices (MetricSlice: its range's whole ISO weeks from week rows, the
+rest and the per-day series from day rows); in a zone other than UTC each local day is
 its nearest UTC day plus or minus the hours between the two midnights, read
 from the hour rows (SlicePlan). Filtered reports regroup the full rows, hour
 rows outside UTC. Both are exact for every zone whose offset is a whole number
