@@ -106,6 +106,9 @@ def part_inbox(res: dict) -> None:
 
 
 def part_reports(res: dict) -> None:
+    if "inbox" not in PARTS:  # run alone on a kept data set: bring it to this commit (e.g. week slices, 0009)
+        log(f"migrating {BIG_DB} to this commit")
+        migrate(BIG_DB)
     django_setup(BIG_DB)
     from .reports import reports_bench
 

@@ -54,7 +54,10 @@ def hist_score(b: int) -> int:
 
 def hist_percentile(hist: dict, q: float) -> float | None:
     """Percentile of a histogram {bin: count}, ranks spread evenly inside a bin."""
-    bins = sorted((int(b), n) for b, n in hist.items() if n)
+    return _bins_percentile(sorted((int(b), n) for b, n in hist.items() if n), q)
+
+
+def _bins_percentile(bins: list[tuple[int, int]], q: float) -> float | None:
     n = sum(c for _, c in bins)
     if not n:
         return None
@@ -69,8 +72,10 @@ def hist_percentile(hist: dict, q: float) -> float | None:
 
 
 def hist_summary(hist: dict, count: int, total: float) -> dict:
+    """As summary(), from a histogram: the bins sorted once for both percentiles."""
+    bins = sorted((int(b), n) for b, n in hist.items() if n)
     return {"count": count, "mean": (total / count) if count else None,
-            "median": hist_percentile(hist, 50), "p90": hist_percentile(hist, 90)}
+            "median": _bins_percentile(bins, 50), "p90": _bins_percentile(bins, 90)}
 
 
 def ratio(numerator: float, denominator: float) -> float | None:
@@ -117,6 +122,12 @@ def floor_hour(moment: dt.datetime) -> dt.datetime:
 
 def floor_day(moment: dt.datetime) -> dt.datetime:
     return floor_hour(moment).replace(hour=0)
+
+
+def floor_week(moment: dt.datetime) -> dt.datetime:
+    """Monday 00:00 UTC of the ISO week `moment` is in."""
+    day = floor_day(moment)
+    return day - dt.timedelta(days=day.weekday())
 
 
 def local_day(moment: dt.datetime, tz: ZoneInfo) -> dt.date:

@@ -118,15 +118,24 @@ class MetricRollup(models.Model):
         indexes = [models.Index(fields=["grain", "metric", "bucket"], name="rollup_metric_bucket")]
 
 
+class SliceGrain(models.TextChoices):
+    DAY = "d", "Day"
+    WEEK = "w", "Week"  # ISO week: Monday 00:00 UTC to the next
+
+
 class MetricSlice(models.Model):
     """The day rollups pre-aggregated along one dimension at a time (all, channel,
-    account, queue, team, agent): what an unfiltered report in UTC reads, so a
-    30-day report sums a few thousand rows, not every channel x account x queue x
-    team x agent combination. Durations keep a histogram (5% wide log bins, see
-    metrics.hist_bin) for medians and p90 over any range, and their exact values
-    while a row has at most metrics.EXACT_MAX of them."""
+    account, queue, team, agent): what an unfiltered report reads, so a 30-day
+    report sums a few thousand rows, not every channel x account x queue x team x
+    agent combination. The same again per ISO week (UTC, from Monday): a long range
+    reads its whole weeks and the days at its ends. Durations keep a histogram
+    (5% wide log bins, see metrics.hist_bin) for medians and p90 over any range,
+    and their exact values while a row has at most metrics.EXACT_MAX of them."""
 
-    bucket = models.DateTimeField(help_text="UTC day")
+    # db_default: rows inserted by SQL that predates weeks (migration 0007, the bench) are days
+    grain = models.CharField(max_length=1, choices=SliceGrain.choices, default=SliceGrain.DAY,
+                             db_default=SliceGrain.DAY)
+    bucket = models.DateTimeField(help_text="UTC day, or the Monday of a UTC week")
     metric = models.CharField(max_length=32)
     dim = models.CharField(max_length=8, blank=True, help_text="'' (all), channel, account, queue, team, agent")
     key = models.CharField(max_length=32, blank=True)
@@ -137,9 +146,10 @@ class MetricSlice(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["bucket", "metric", "dim", "key"], name="uniq_metric_slice")
+            # metric before bucket: a range of buckets for a few metrics is one index range per metric
+            models.UniqueConstraint(fields=["grain", "metric", "bucket", "dim", "key"], name="uniq_metric_slice_grain")
         ]
-        indexes = [models.Index(fields=["dim", "metric", "bucket"], name="slice_dim_metric_bucket")]
+        indexes = [models.Index(fields=["grain", "dim", "metric", "bucket"], name="slice_grain_dim_metric_bucket")]
 
 
 class TermRollup(models.Model):

@@ -43,6 +43,7 @@ from .models import (
     MetricSlice,
     RollupLock,
     new_cache_epoch,
+    SliceGrain,
     SpikeAlert,
     Survey,
     TermRollup,
@@ -524,26 +525,30 @@ SLICE_DIMS = (("channel", 3), ("account", 4), ("queue", 5), ("team", 6), ("agent
 
 
 def _apply_slices(acc: dict) -> None:
-    """Adds the day increments to the one-dimension slices (MetricSlice)."""
+    """Adds the day increments to the one-dimension slices (MetricSlice), day and week."""
     slices: dict[tuple, list] = {}
     for key, (count, total, values) in acc.items():
         if key[0] != Grain.DAY:
             continue
-        for dim, index in (("", None), *SLICE_DIMS):
-            skey = (key[1], key[2], dim, "" if index is None else str(key[index]))
-            row = slices.setdefault(skey, [0, 0.0, []])
-            row[0] += count
-            row[1] += total
-            row[2].extend(values)
+        for grain, bucket in ((SliceGrain.DAY, key[1]), (SliceGrain.WEEK, metrics.floor_week(key[1]))):
+            for dim, index in (("", None), *SLICE_DIMS):
+                skey = (grain, bucket, key[2], dim, "" if index is None else str(key[index]))
+                row = slices.setdefault(skey, [0, 0.0, []])
+                row[0] += count
+                row[1] += total
+                row[2].extend(values)
     if not slices:
         return
-    existing = {(r.bucket, r.metric, r.dim, r.key): r for r in MetricSlice.objects.filter(
-        bucket__in={k[0] for k in slices}, metric__in={k[1] for k in slices})}
+    buckets = Q(pk__in=[])
+    for grain in SliceGrain:
+        buckets |= Q(grain=grain, bucket__in={k[1] for k in slices if k[0] == grain})
+    existing = {(r.grain, r.bucket, r.metric, r.dim, r.key): r for r in MetricSlice.objects.filter(
+        buckets, metric__in={k[2] for k in slices})}
     new, changed = [], []
     for skey, (count, total, values) in slices.items():
         row = existing.get(skey)
         if row is None:
-            row = MetricSlice(bucket=skey[0], metric=skey[1], dim=skey[2], key=skey[3])
+            row = MetricSlice(grain=skey[0], bucket=skey[1], metric=skey[2], dim=skey[3], key=skey[4])
             new.append(row)
         else:
             changed.append(row)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from apps.reports import selectors, services
+from apps.reports import metrics, selectors, services
 from apps.reports.models import MetricEvent
 
 from .test_correctness import world  # noqa: F401 - the fixture history
@@ -143,6 +143,8 @@ def test_migration_fills_slices_and_day_terms_like_the_applier(world, vendor):  
                 cursor.execute(sql)
 
     import_module("apps.reports.migrations.0007_fill_slices_and_term_days").fill(apps, Editor())
+    import_module("apps.reports.migrations.0009_metric_slice_weeks").fill(apps, Editor())  # weeks from the days
+    assert MetricSlice.objects.filter(grain="w").exists()
     assert snapshot() == incremental
 
 
@@ -165,13 +167,16 @@ def _same(a, b, path="report"):
         assert a == b, path
 
 
-@pytest.mark.parametrize("zone", ZONES)
+@pytest.mark.parametrize("zone", ["UTC", *ZONES])
 @pytest.mark.parametrize("report", ["service", "experience", "marketing"])
-def test_reports_in_other_zones_read_slices_and_equal_the_hour_rows(world, zone, report):  # noqa: F811
+@pytest.mark.parametrize("start,end", [(dt.date(2026, 10, 30), dt.date(2026, 11, 5)),
+                                       (dt.date(2026, 10, 28), dt.date(2026, 11, 12))])
+def test_reports_in_other_zones_read_slices_and_equal_the_hour_rows(world, zone, report, start, end):  # noqa: F811
     """A local day is its nearest UTC day plus/minus the hours between the two
-    midnights; the range 2026-10-30..11-05 crosses New York's DST change (Nov 1)."""
-    params = selectors.ReportParams(start=dt.date(2026, 10, 30), end=dt.date(2026, 11, 5), tz=ZoneInfo(zone),
-                                    show_people=report != "marketing")
+    midnights; the range 2026-10-30..11-05 crosses New York's DST change (Nov 1).
+    10-28..11-12 holds the whole week of the history (2-8 November): read from its
+    week slices, the days around it from day slices."""
+    params = selectors.ReportParams(start=start, end=end, tz=ZoneInfo(zone), show_people=report != "marketing")
     assert selectors._slice_plan(params) is not None
     sliced = selectors.report_build(name=report, params=params)
     with full_rows():
@@ -221,3 +226,95 @@ def test_large_groups_in_another_zone_stay_within_the_histograms_error():
         day = [v for at, v in values if at.astimezone(berlin).date().isoformat() == row["day"]]
         assert row["first_response"]["count"] == len(day)
         assert row["first_response"]["median"] == pytest.approx(statistics.median(day), rel=0.025)
+
+
+WEEK_RANGES = [(dt.date(2026, 10, 5), dt.date(2026, 11, 8)),    # five whole weeks
+               (dt.date(2026, 10, 7), dt.date(2026, 11, 3)),    # Wednesday to Tuesday: edge days both ends
+               (dt.date(2026, 10, 12), dt.date(2026, 10, 18)),  # one week
+               (dt.date(2026, 10, 13), dt.date(2026, 10, 19)),  # seven days, no whole week
+               (dt.date(2026, 9, 28), dt.date(2026, 11, 15))]   # beyond the data at both ends
+
+
+def _history_over_weeks(n: int, seed: int) -> None:
+    """`n` conversations' events over five weeks (5 October - 8 November 2026, every
+    hour of the day): durations, sentiment, surveys, in three agents, two queues and
+    two channels."""
+    rng = random.Random(seed)
+    start = dt.datetime(2026, 10, 5, tzinfo=dt.timezone.utc)
+    events = []
+    for i in range(n):
+        at = start + dt.timedelta(minutes=rng.randrange(35 * 24 * 60))
+        dims = dict(channel=rng.choice(["twitter", "demo"]), account_id=1, queue_id=rng.choice([1, 2]), team_id=1,
+                    agent_id=rng.choice([1, 2, 3]), customer_id=i + 1, conversation_id=i + 1, cycle=1)
+        seconds = rng.lognormvariate(7, 1.2)
+        events += [
+            MetricEvent(key=f"open:{i}", kind="opened", occurred_at=at, **dims),
+            MetricEvent(key=f"in:{i}", kind="msg_in", occurred_at=at, value=rng.uniform(-1, 1), **dims),
+            MetricEvent(key=f"frt:{i}", kind="first_response", occurred_at=at + dt.timedelta(seconds=seconds),
+                        value=seconds, value_bh=seconds / 2, **dims),
+            MetricEvent(key=f"res:{i}", kind="resolved", occurred_at=at + dt.timedelta(seconds=3 * seconds),
+                        value=3 * seconds, **dims)]
+        if i % 3 == 0:
+            events.append(MetricEvent(key=f"csat:{i}", kind="csat", occurred_at=at + dt.timedelta(hours=5),
+                                      value=rng.randint(1, 5), **dims))
+    MetricEvent.objects.bulk_create(events)
+    services.rollups_apply()
+
+
+@contextlib.contextmanager
+def day_slices_only():
+    """The slice path before week slices: every day of the range from the day rows."""
+    spans = selectors._spans
+    selectors._spans = lambda lo, hi: [("d", lo, hi)]
+    try:
+        yield
+    finally:
+        selectors._spans = spans
+
+
+def test_week_spans_are_the_whole_weeks_inside_and_the_days_at_the_ends():
+    utc = dt.timezone.utc
+
+    def day(d):
+        return dt.datetime(2026, 10, d, tzinfo=utc)
+
+    assert selectors._spans(day(7), day(31)) == [("w", day(12), day(26)), ("d", day(7), day(12)),
+                                                 ("d", day(26), day(31))]
+    assert selectors._spans(day(13), day(20)) == [("d", day(13), day(20))]  # no whole week inside
+    assert selectors._spans(day(12), day(19)) == [("w", day(12), day(19)), ("d", day(12), day(12)),
+                                                  ("d", day(19), day(19))]
+    assert selectors._spans(None, day(14)) == [("w", None, day(12)), ("d", day(12), day(14))]  # backlog
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/New_York", "Pacific/Auckland"])
+def test_week_slices_equal_the_full_rows_over_weeks(zone):
+    """Small groups (at most 200 values): exact, from week and day slices alike."""
+    _history_over_weeks(120, seed=5)
+    from apps.reports.models import MetricSlice
+
+    assert MetricSlice.objects.filter(grain="w").count() > 0
+    for start, end in WEEK_RANGES:
+        for report in ("service", "experience", "marketing"):
+            params = selectors.ReportParams(start=start, end=end, tz=ZoneInfo(zone),
+                                            show_people=report != "marketing")
+            sliced = selectors.report_build(name=report, params=params)
+            with full_rows():
+                full = selectors.report_build(name=report, params=params)
+            _same(_strip(sliced), _strip(full), f"{report} {start}..{end}")
+            assert sliced.get("totals", {}).get("volume_in", 1) > 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "Pacific/Auckland"])
+def test_week_slices_give_the_day_slices_histograms_over_weeks(zone):
+    """Large groups: the week rows' merged histograms are the day rows' (the same bins
+    added up), and their counts and sums the same."""
+    _history_over_weeks(1200, seed=9)
+    for start, end in WEEK_RANGES:
+        params = selectors.ReportParams(start=start, end=end, tz=ZoneInfo(zone))
+        weeks = selectors.service_report(params=params)
+        with day_slices_only():
+            days = selectors.service_report(params=params)
+        _same(_strip(weeks), _strip(days), f"service {start}..{end}")
+    assert weeks["totals"]["first_response"]["count"] > metrics.EXACT_MAX  # histograms answered
