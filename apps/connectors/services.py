@@ -18,7 +18,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.contacts.models import Customer, SocialIdentity
-from apps.core.db import rows_insert, rows_update
+from apps.core.db import rows_insert, rows_insert_values, rows_update
 from apps.inbox.events import event_record, events_record_many
 from apps.inbox.models import Conversation, Message, Status
 from apps.inbox.realtime import inbox_push_many
@@ -378,23 +378,22 @@ def _mentions_store(*, account: ChannelAccount, mentions: list[InboundMention], 
     if reopened:
         rows_update(reopened.values(), [
             "cycle_started_at", "first_response_at", "resolved_at", "sla_breached", "last_assignee", "assignee"])
-    messages = rows_insert([
-        Message(
-            conversation=conv, channel_account=account, direction=Message.Direction.INBOUND,
-            kind=Message.Kind.PRIVATE if m.is_private else Message.Kind.PUBLIC,
-            external_id=m.external_id, in_reply_to_external_id=m.in_reply_to_external_id,
-            author_identity=identity, text=m.text, url=m.url,
-            raw={**m.raw, "quoted_text": m.quoted_text} if m.quoted_text else m.raw,
-            sent_at=m.created_at, send_status=Message.SendStatus.RECEIVED, created_at=now, updated_at=now,
-            language=scores[m.external_id][0], sentiment=scores[m.external_id][1],
-            sentiment_label=scores[m.external_id][2],
-        ) for m, identity, conv in rows
-    ])
-    messages_unrouted_add(message.pk for message in messages)
+    # as dicts: building 100 Message instances cost more than sending them (rows_insert_values)
+    message_ids = rows_insert_values(Message, [{
+        "conversation_id": conv.pk, "channel_account_id": account.pk, "direction": Message.Direction.INBOUND,
+        "kind": Message.Kind.PRIVATE if m.is_private else Message.Kind.PUBLIC,
+        "external_id": m.external_id, "in_reply_to_external_id": m.in_reply_to_external_id,
+        "author_identity_id": identity.pk, "text": m.text, "url": m.url,
+        "raw": {**m.raw, "quoted_text": m.quoted_text} if m.quoted_text else m.raw,
+        "sent_at": m.created_at, "send_status": Message.SendStatus.RECEIVED, "created_at": now, "updated_at": now,
+        "language": scores[m.external_id][0], "sentiment": scores[m.external_id][1],
+        "sentiment_label": scores[m.external_id][2],
+    } for m, identity, conv in rows])
+    messages_unrouted_add(message_ids)
     events_record_many(events=events)
-    for message, (_, _, conv) in zip(messages, rows):
-        result.created_message_ids.append(message.pk)
-        result.conversations.setdefault(conv.pk, []).append(message.pk)
+    for message_id, (_, _, conv) in zip(message_ids, rows):
+        result.created_message_ids.append(message_id)
+        result.conversations.setdefault(conv.pk, []).append(message_id)
 
 
 def _conversation_reopen_fields(conversation: Conversation, at: dt.datetime) -> None:

@@ -243,11 +243,16 @@ def _resolved(conversation: Conversation, state: ConversationMetricState, at: dt
                      agent_id=agent_id)
 
 
+def metrics_counts_kind(kind: str) -> bool:
+    """Whether metrics_record_for_event does anything with an audit row of this kind."""
+    return kind in AUDIT_KINDS and kind != "created"  # a new conversation is counted once routed
+
+
 def metrics_record_for_event(*, event) -> None:
     """Derives metric events from one audit row (called by event_record). A bug
     here is logged, never allowed to fail the agent's action."""
-    if event.kind not in AUDIT_KINDS or event.kind == "created":
-        return  # a new conversation is counted once routed, when its queue is known
+    if not metrics_counts_kind(event.kind):
+        return
     try:
         with transaction.atomic():
             _record_for_event(event)
