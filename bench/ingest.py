@@ -96,10 +96,21 @@ def reset_inbox() -> None:
 
 
 def _progress(account_id: int) -> tuple[int, int]:
+    """(stored, routed): ingest scores a message with the INSERT, so routed is
+    "no routing.UnroutedMessage row left", not "has a sentiment label"."""
     from apps.inbox.models import Message
 
-    qs = Message.objects.filter(channel_account_id=account_id)
-    return qs.count(), qs.exclude(sentiment_label="").count()
+    return Message.objects.filter(channel_account_id=account_id).count(), routed_count(account_id)
+
+
+def routed_count(account_id: int) -> int:
+    from django.db.models import Exists, OuterRef
+
+    from apps.inbox.models import Message
+    from apps.routing.models import UnroutedMessage
+
+    return (Message.objects.filter(channel_account_id=account_id)
+            .exclude(Exists(UnroutedMessage.objects.filter(message=OuterRef("pk")))).count())
 
 
 # --- throughput ---------------------------------------------------------------------------

@@ -18,10 +18,11 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.contacts.models import Customer, SocialIdentity
-from apps.core.db import rows_insert, rows_update
+from apps.core.db import rows_insert, rows_insert_values, rows_update
 from apps.inbox.events import event_record, events_record_many
 from apps.inbox.models import Conversation, Message, Status
 from apps.inbox.realtime import inbox_push_many
+from apps.insights.services import text_score
 
 from .models import ChannelAccount, PushDelivery
 from .providers import get_provider
@@ -98,8 +99,13 @@ def _conversation_reopen(conversation: Conversation, at: dt.datetime) -> None:
     event_record(conversation=conversation, kind="reopened", reason="new customer message")
 
 
-def mention_store(*, account: ChannelAccount, mention: InboundMention, result: IngestResult) -> Message | None:
-    """One mention, in its own savepoint: a duplicate rolls back only itself."""
+def mention_store(*, account: ChannelAccount, mention: InboundMention, result: IngestResult,
+                  score: tuple | None = None) -> Message | None:
+    """One mention, in its own savepoint: a duplicate rolls back only itself.
+    `score`: insights.text_score of its text, if computed already."""
+    from apps.routing.services import messages_unrouted_add
+
+    language, sentiment, sentiment_label = score or text_score(mention.text)
     try:
         with transaction.atomic():
             identity = identity_upsert(provider=account.provider, mention=mention)
@@ -126,7 +132,9 @@ def mention_store(*, account: ChannelAccount, mention: InboundMention, result: I
                 external_id=mention.external_id, in_reply_to_external_id=mention.in_reply_to_external_id,
                 author_identity=identity, text=mention.text, url=mention.url, raw=mention.raw,
                 sent_at=mention.created_at, send_status=Message.SendStatus.RECEIVED,
+                language=language, sentiment=sentiment, sentiment_label=sentiment_label,
             )
+            messages_unrouted_add([message.pk])
             if mention.quoted_text:
                 message.raw = {**message.raw, "quoted_text": mention.quoted_text}
                 message.save(update_fields=["raw"])
@@ -205,10 +213,13 @@ def mentions_ingest(*, account: ChannelAccount, mentions: list[InboundMention],
     result.duplicates += len(ordered) - len(fresh)
     if not fresh:
         return result
+    # language + sentiment before the transaction (no lock held meanwhile) and stored with the row:
+    # routing then never rewrites a message (docs/performance.md item 20)
+    scores = {m.external_id: text_score(m.text) for m in fresh}
     with transaction.atomic():
         try:
             with transaction.atomic():
-                _mentions_store(account=account, mentions=fresh, result=result)
+                _mentions_store(account=account, mentions=fresh, result=result, scores=scores)
         except IntegrityError:
             # A row the batch path did not expect (a concurrent writer without the
             # author lock): store one by one, each in its own savepoint.
@@ -216,7 +227,8 @@ def mentions_ingest(*, account: ChannelAccount, mentions: list[InboundMention],
             result.created_message_ids.clear()
             result.conversations.clear()
             for mention in fresh:
-                mention_store(account=account, mention=mention, result=result)
+                mention_store(account=account, mention=mention, result=result,
+                              score=scores.get(mention.external_id))
         if result.conversations:
             transaction.on_commit(lambda: _after_ingest(result, route_now=route_now))
     return result
@@ -276,9 +288,13 @@ def identities_upsert(*, provider: str, mentions: list[InboundMention]) -> dict[
     return identities
 
 
-def _mentions_store(*, account: ChannelAccount, mentions: list[InboundMention], result: IngestResult) -> None:
+def _mentions_store(*, account: ChannelAccount, mentions: list[InboundMention], result: IngestResult,
+                    scores: dict[str, tuple]) -> None:
     """Threads and stores a batch: the rules of _thread_conversation, evaluated in
-    memory over what a few queries loaded, then bulk inserts and updates."""
+    memory over what a few queries loaded, then bulk inserts and updates.
+    `scores`: external id -> insights.text_score, stored with each message."""
+    from apps.routing.services import messages_unrouted_add
+
     identities = identities_upsert(provider=account.provider, mentions=mentions)
     # Under the authors' locks a concurrent ingest of the same mention has
     # committed (or waits for us): drop what it stored.
@@ -362,20 +378,22 @@ def _mentions_store(*, account: ChannelAccount, mentions: list[InboundMention], 
     if reopened:
         rows_update(reopened.values(), [
             "cycle_started_at", "first_response_at", "resolved_at", "sla_breached", "last_assignee", "assignee"])
-    messages = rows_insert([
-        Message(
-            conversation=conv, channel_account=account, direction=Message.Direction.INBOUND,
-            kind=Message.Kind.PRIVATE if m.is_private else Message.Kind.PUBLIC,
-            external_id=m.external_id, in_reply_to_external_id=m.in_reply_to_external_id,
-            author_identity=identity, text=m.text, url=m.url,
-            raw={**m.raw, "quoted_text": m.quoted_text} if m.quoted_text else m.raw,
-            sent_at=m.created_at, send_status=Message.SendStatus.RECEIVED, created_at=now, updated_at=now,
-        ) for m, identity, conv in rows
-    ])
+    # as dicts: building 100 Message instances cost more than sending them (rows_insert_values)
+    message_ids = rows_insert_values(Message, [{
+        "conversation_id": conv.pk, "channel_account_id": account.pk, "direction": Message.Direction.INBOUND,
+        "kind": Message.Kind.PRIVATE if m.is_private else Message.Kind.PUBLIC,
+        "external_id": m.external_id, "in_reply_to_external_id": m.in_reply_to_external_id,
+        "author_identity_id": identity.pk, "text": m.text, "url": m.url,
+        "raw": {**m.raw, "quoted_text": m.quoted_text} if m.quoted_text else m.raw,
+        "sent_at": m.created_at, "send_status": Message.SendStatus.RECEIVED, "created_at": now, "updated_at": now,
+        "language": scores[m.external_id][0], "sentiment": scores[m.external_id][1],
+        "sentiment_label": scores[m.external_id][2],
+    } for m, identity, conv in rows])
+    messages_unrouted_add(message_ids)
     events_record_many(events=events)
-    for message, (_, _, conv) in zip(messages, rows):
-        result.created_message_ids.append(message.pk)
-        result.conversations.setdefault(conv.pk, []).append(message.pk)
+    for message_id, (_, _, conv) in zip(message_ids, rows):
+        result.created_message_ids.append(message_id)
+        result.conversations.setdefault(conv.pk, []).append(message_id)
 
 
 def _conversation_reopen_fields(conversation: Conversation, at: dt.datetime) -> None:

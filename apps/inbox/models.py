@@ -137,6 +137,8 @@ class Message(TimeStampedModel):
     # The draft's start: a send is refused if the thread moved on after it.
     draft_started_at = models.DateTimeField(null=True, blank=True)
 
+    # Customer messages: scored by ingest before the INSERT (insights.text_score); empty on a row
+    # stored before that, which routing scores. Whether routing has run: routing.UnroutedMessage.
     sentiment = models.FloatField(null=True, blank=True)
     sentiment_label = models.CharField(max_length=12, blank=True)
     language = models.CharField(max_length=8, blank=True)
@@ -153,10 +155,8 @@ class Message(TimeStampedModel):
         ]
         indexes = [
             models.Index(fields=["conversation", "sent_at"], name="msg_thread_order"),
-            # Customer messages stored but not yet routed (routing sets sentiment_label): tiny, and
-            # what the routing sweep reads to route what a lost task left behind.
-            models.Index(fields=["created_at"], name="msg_unrouted",
-                         condition=Q(direction="in", sentiment_label="")),
+            # No index on sentiment/sentiment_label/language: they are written with the row at ingest,
+            # and what is not routed yet is routing.UnroutedMessage, not a column here.
         ]
 
     def __str__(self):

@@ -5,7 +5,7 @@ Metric events come from:
   in the transaction of every audit row (cycle starts, replies sent, resolutions,
   SLA breaches);
 - `inbound_messages_record`, run by the `reports.apply_rollups` task: one "msg_in"
-  per customer message once routing has scored its sentiment (id watermark), and
+  per customer message once routing has run for it (id watermark), and
   the first cycle's "opened" with the queue routing chose;
 - the survey services here (sent, answered).
 Every event has a unique `key`, so a redelivered task or a repeated audit row
@@ -244,11 +244,16 @@ def _resolved(conversation: Conversation, state: ConversationMetricState, at: dt
                      agent_id=agent_id)
 
 
+def metrics_counts_kind(kind: str) -> bool:
+    """Whether metrics_record_for_event does anything with an audit row of this kind."""
+    return kind in AUDIT_KINDS and kind != "created"  # a new conversation is counted once routed
+
+
 def metrics_record_for_event(*, event) -> None:
     """Derives metric events from one audit row (called by event_record). A bug
     here is logged, never allowed to fail the agent's action."""
-    if event.kind not in AUDIT_KINDS or event.kind == "created":
-        return  # a new conversation is counted once routed, when its queue is known
+    if not metrics_counts_kind(event.kind):
+        return
     try:
         with transaction.atomic():
             _record_for_event(event)
@@ -377,12 +382,15 @@ def inbound_messages_record(*, now: dt.datetime | None = None, limit: int = 5000
                             rescan: dt.timedelta = dt.timedelta(minutes=10),
                             unscored_after: dt.timedelta = dt.timedelta(minutes=10)) -> int:
     """One msg_in event per inbound message, taken from Message rows by id
-    watermark once routing has scored them (sentiment_label is set), so reports
-    need no hook inside routing. The last 10 minutes are re-read on every run:
-    a row committed late under a lower id is still counted, and the unique
-    event key makes the re-read free of double counts. A message routing never
-    scores is counted unscored after 10 minutes. Also counts the conversation's
-    first cycle ("opened") with the queue routing gave it."""
+    watermark once routing has run for them (no routing.UnroutedMessage row left;
+    ingest stores the sentiment with the message, but the queue and team are
+    routing's), so reports need no hook inside routing. The last 10 minutes are
+    re-read on every run: a row committed late under a lower id is still counted,
+    and the unique event key makes the re-read free of double counts. A message
+    routing never takes is counted as it is after 10 minutes. Also counts the
+    conversation's first cycle ("opened") with the queue routing gave it."""
+    from apps.routing.models import UnroutedMessage
+
     now = now or timezone.now()
     lock, _ = RollupLock.objects.get_or_create(pk=1)
     candidates = list(
@@ -393,10 +401,11 @@ def inbound_messages_record(*, now: dt.datetime | None = None, limit: int = 5000
         .defer("conversation__channel_account__credentials", "conversation__channel_account__hook_secrets",
                "raw").order_by("id")[:limit])
     seen = set(MetricEvent.objects.filter(key__in=[f"in:{m.pk}" for m in candidates]).values_list("key", flat=True))
+    unrouted = set(UnroutedMessage.objects.filter(pk__in=[m.pk for m in candidates]).values_list("pk", flat=True))
     watermark, waiting_from, recorded = lock.message_watermark, None, 0
     todo: dict[int, list[Message]] = {}
     for message in candidates:
-        if not message.sentiment_label and message.created_at > now - unscored_after:
+        if message.pk in unrouted and message.created_at > now - unscored_after:
             waiting_from = waiting_from or message.pk  # not routed yet: next run
             continue
         if f"in:{message.pk}" not in seen and not message.conversation.is_spam:

@@ -185,3 +185,16 @@ class QueueMemberState(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["queue", "agent"], name="uniq_queue_member_state")]
+
+
+class UnroutedMessage(models.Model):
+    """A customer message stored and not routed yet. Ingest adds the row in the
+    message's own transaction; routing deletes it in its transaction, under the
+    conversation's lock (DELETE ... RETURNING: a message is routed once, by the
+    router that deleted its row); the unrouted sweep reads what is left. The
+    marker lives here, not on the message: ingest scores language and sentiment
+    before the message INSERT, so routing never rewrites a message row (that
+    UPDATE went through every index of the table, full-text GIN included:
+    docs/performance.md item 20). A few rows at any time: the in-flight ones."""
+
+    message = models.OneToOneField("inbox.Message", on_delete=models.CASCADE, primary_key=True, related_name="+")

@@ -1,7 +1,8 @@
 """Routing: what happens to a conversation after its messages are stored.
 
 conversations_route (queue `routing`, one task per ingested batch): language +
-sentiment -> rules (at the start of each cycle) -> priority score -> SLA due
+sentiment (scored by ingest with the message; a message stored unscored is
+scored here) -> rules (at the start of each cycle) -> priority score -> SLA due
 times -> assignment, for the whole batch in one transaction: configuration,
 agents and loads read once, rows written in bulk, audit events in one INSERT,
 one live push. conversation_route is the same path with one conversation.
@@ -35,7 +36,8 @@ from apps.inbox.realtime import inbox_push_each
 from apps.insights.services import messages_analyze, text_score
 
 from . import calendar as cal
-from .models import BusinessHours, ConversationRouting, Holiday, Queue, QueueMemberState, RoutingRule, SlaPolicy
+from .models import (BusinessHours, ConversationRouting, Holiday, Queue, QueueMemberState, RoutingRule, SlaPolicy,
+                     UnroutedMessage)
 from .rules import RuleContext, rule_matches
 from .scoring import BUCKET_NAMES, PriorityInputs, priority_score, urgency_terms
 
@@ -644,8 +646,9 @@ def conversations_route(*, pairs, cache: RoutingCache | None = None) -> list[int
     cache = cache or RoutingCache()
     pairs = [(int(conversation_id), list(message_ids)) for conversation_id, message_ids in pairs]
     scores = _scores_ahead(pairs)
-    if pairs and all(message_ids for _, message_ids in pairs) and not scores:
+    if pairs and all(message_ids for _, message_ids in pairs) and scores is None:
         return []  # every message routed already (another task took this batch): one query, no transaction
+    scores = scores or {}
     try:
         _route_and_reply(pairs, cache, scores)
         return []
@@ -671,21 +674,59 @@ def conversation_route(*, conversation_id: int, message_ids: list[int],
     return routed[conversation_id]
 
 
-def _scores_ahead(pairs) -> dict[int, tuple]:
-    """Language and sentiment of the batch's unscored messages, computed before
-    the routing transaction takes its locks (a customer's message text does not
-    change): lingua and VADER were a third of the time the conversations and
-    agents stayed locked. Message id -> insights.text_score; one query."""
+def _scores_ahead(pairs) -> dict[int, tuple] | None:
+    """Language and sentiment of the batch's messages that are not routed and were
+    stored unscored (before ingest scored them), computed before the routing
+    transaction takes its locks (a customer's message text does not change).
+    Message id -> insights.text_score; one query. None: none of the batch's
+    messages is waiting for routing (another task took this batch)."""
     ids = [m for _, message_ids in pairs for m in message_ids]
     if not ids:
         return {}
-    rows = Message.objects.filter(pk__in=ids, sentiment_label="").values_list("pk", "direction", "text")
-    return {pk: text_score(text) for pk, direction, text in rows if direction == Message.Direction.INBOUND}
+    rows = UnroutedMessage.objects.filter(pk__in=ids).values_list("pk", "message__sentiment_label")
+    unscored = [pk for pk, label in rows if not label]
+    if not rows:
+        return None
+    if not unscored:
+        return {}
+    texts = Message.objects.filter(pk__in=unscored).values_list("pk", "text")
+    return {pk: text_score(text) for pk, text in texts}
+
+
+def messages_unrouted_add(message_ids) -> None:
+    """Marks customer messages just stored as waiting for routing (ingest, in the
+    messages' transaction): one INSERT of ids."""
+    message_ids = [int(m) for m in message_ids]
+    if not message_ids:
+        return
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {UnroutedMessage._meta.db_table} (message_id) "
+                           "SELECT unnest(%s::bigint[])", [message_ids])
+    else:
+        UnroutedMessage.objects.bulk_create([UnroutedMessage(message_id=m) for m in message_ids])
+
+
+def _unrouted_take(message_ids) -> set[int]:
+    """Deletes the routing markers of `message_ids` and returns the ids that had
+    one: the messages this transaction routes. Under the conversations' locks, so
+    of two routers given the same message only the first one routes it."""
+    message_ids = sorted({int(m) for m in message_ids})
+    if not message_ids:
+        return set()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {UnroutedMessage._meta.db_table} WHERE message_id = ANY(%s) "
+                           "RETURNING message_id", [message_ids])
+            return {row[0] for row in cursor.fetchall()}
+    taken = set(UnroutedMessage.objects.select_for_update().filter(pk__in=message_ids).values_list("pk", flat=True))
+    UnroutedMessage.objects.filter(pk__in=taken).delete()
+    return taken
 
 
 def _route_and_reply(pairs: list[tuple[int, list[int]]], cache: RoutingCache,
                      scores: dict[int, tuple] | None = None) -> dict[int, Conversation]:
-    items = _route_batch(pairs, cache, _scores_ahead(pairs) if scores is None else scores)
+    items = _route_batch(pairs, cache, (_scores_ahead(pairs) or {}) if scores is None else scores)
     # auto-replies after the routing committed, each its own send; one failing does not undo the routing
     for item in items:
         if item.skipped:
@@ -720,24 +761,26 @@ def _route_batch(pairs: list[tuple[int, list[int]]], cache: RoutingCache,
                 conversation.queue = cache.queues[conversation.queue_id]
         by_conversation: dict[int, list[Message]] = defaultdict(list)
         done_before: set[int] = set()
-        for message in (Message.objects.filter(pk__in=set().union(*wanted.values()), conversation_id__in=ids,
-                                               direction=Message.Direction.INBOUND)
-                        .only(*MESSAGE_FIELDS).order_by("sent_at", "id")):
-            if message.pk not in wanted[message.conversation_id]:
-                continue
-            if message.sentiment_label:
-                # scored, so routed and committed: by a task that took this batch from the pending list,
-                # or a redelivered task. A message is routed once.
-                done_before.add(message.conversation_id)
-            else:
+        # a message with no marker left was routed and committed: by a task that took this batch from the
+        # pending list, or a redelivered task. A message is routed once.
+        messages = [m for m in Message.objects.filter(pk__in=set().union(*wanted.values()), conversation_id__in=ids,
+                                                      direction=Message.Direction.INBOUND)
+                    .only(*MESSAGE_FIELDS).order_by("sent_at", "id") if m.pk in wanted[m.conversation_id]]
+        taken = _unrouted_take(m.pk for m in messages)
+        for message in messages:
+            if message.pk in taken:
                 by_conversation[message.conversation_id].append(message)
+            else:
+                done_before.add(message.conversation_id)
         skipped = [c for c in conversations if c.pk in done_before and not by_conversation[c.pk]]
         if skipped:
             conversations = [c for c in conversations if c not in skipped]
             ids = [c.pk for c in conversations]
             if not conversations:
                 return [_Item(c, [], None, skipped=True) for c in skipped]
-        messages_analyze(messages=[m for c in conversations for m in by_conversation[c.pk]], scores=scores)
+        # stored before ingest scored messages: scored now (the only message UPDATE routing can make)
+        messages_analyze(messages=[m for c in conversations for m in by_conversation[c.pk] if not m.sentiment_label],
+                         scores=scores)
         states = _states_lock(ids)
         # each step in the order given (ingest: arrival order), as if each were routed alone in turn
         order = {conversation_id: n for n, conversation_id in enumerate(wanted)}

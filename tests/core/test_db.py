@@ -51,3 +51,27 @@ def test_rows_update_json_and_rows_insert():
     stored = list(ConversationEvent.objects.filter(conversation=conversation).order_by("id"))
     assert [(e.pk, e.kind, e.data) for e in stored] == [(e.pk, e.kind, e.data) for e in events]
     assert all(e.created_at for e in stored)
+
+
+def test_rows_insert_values_fills_defaults_and_returns_the_keys_in_order():
+    from apps.core.db import rows_insert_values
+    from apps.inbox.models import Message
+
+    conversation = ConversationFactory()
+    sent = timezone.now().replace(microsecond=654321)
+    ids = rows_insert_values(Message, [
+        {"conversation_id": conversation.pk, "channel_account_id": conversation.channel_account_id,
+         "direction": Message.Direction.INBOUND, "text": 'say "hi" ünï 😡', "sent_at": sent, "external_id": "a",
+         "raw": {"quoted_text": 'x "y"'}, "sentiment": -0.4, "sentiment_label": "negative", "language": "en"},
+        {"conversation_id": conversation.pk, "channel_account_id": conversation.channel_account_id,
+         "direction": "in", "text": "second", "sent_at": sent, "external_id": "b"},
+    ])
+    first, second = (Message.objects.get(pk=pk) for pk in ids)
+    assert (first.text, first.raw, first.sent_at, first.sentiment, first.external_id) == \
+           ('say "hi" ünï 😡', {"quoted_text": 'x "y"'}, sent, -0.4, "a")
+    # what a left-out field gets is its default, as Message(...).save() would give it
+    assert (second.kind, second.raw, second.sentiment, second.sentiment_label, second.send_attempts,
+            second.author_identity_id, second.external_id) == ("public", {}, None, "", 0, None, "b")
+    assert second.created_at is not None and second.updated_at is not None
+    with pytest.raises(TypeError):
+        rows_insert_values(Message, [{"conversation": conversation}])

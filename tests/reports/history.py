@@ -13,8 +13,8 @@ from apps.connectors.services import mentions_ingest
 from apps.inbox import services as inbox
 from apps.inbox.events import event_record
 from apps.inbox.models import Conversation, Message
-from apps.insights.services import message_analyze
 from apps.reports import services as reports
+from apps.routing.models import UnroutedMessage
 
 UTC = dt.timezone.utc
 _ids = itertools.count(900000)
@@ -49,10 +49,11 @@ class History:
             mentions_ingest(account=self.accounts[account], mentions=[mention])
         message = Message.objects.get(channel_account=self.accounts[account], external_id=ext)
         self.conversations[name] = message.conversation
-        # What routing does for reports: a queue, language and sentiment.
+        # What routing does for reports: a queue, and the message no longer waits for routing
+        # (ingest stored its language and sentiment).
         with clock(when + dt.timedelta(seconds=5)):
             Conversation.objects.filter(pk=message.conversation_id, queue__isnull=True).update(queue=self.queue)
-            message_analyze(message=message)
+            UnroutedMessage.objects.filter(message=message).delete()
         self.script.append((when, name, "in", message.sentiment))
         return message
 
