@@ -160,19 +160,9 @@ def rows_insert(objs, *, ignore_conflicts: bool = False) -> list:
     pk = meta.pk
     generated = pk.db_returning and all(getattr(obj, pk.attname) is None for obj in objs)
     fields = [f for f in meta.concrete_fields if not (generated and f is pk)]
-    q = connection.ops.quote_name
-    columns = ", ".join(q(f.column) for f in fields)
-    record = ", ".join(f"{q(f.column)} {_db_type(f, connection)}" for f in fields)
     spec = list(zip(fields, _preparers(fields)))
     rows = [{f.column: prep(f.pre_save(obj, add=True)) for f, prep in spec} for obj in objs]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {q(meta.db_table)} ({columns}) SELECT {columns} "
-            f"FROM jsonb_to_recordset(%s::jsonb) AS v ({record}) "
-            f"{'ON CONFLICT DO NOTHING ' if ignore_conflicts else ''}RETURNING {q(pk.column)}",
-            [json.dumps(rows, default=_json_default)],
-        )
-        returned = cursor.fetchall()
+    returned = _json_rows_insert(connection, meta, fields, rows, ignore_conflicts=ignore_conflicts)
     if ignore_conflicts:
         return objs[:len(returned)]  # which ones is not known: RETURNING leaves the skipped rows out
     for obj, (value,) in zip(objs, returned):
@@ -217,6 +207,13 @@ def rows_insert_values(model, rows, *, ignore_conflicts: bool = False) -> list:
     spec = [(f.attname, f.column, default(f), prep) for f, prep in zip(fields, _preparers(fields))]
     values = [{column: prep(row[attname] if attname in row else make()) for attname, column, make, prep in spec}
               for row in rows]
+    return [value for (value,) in _json_rows_insert(connection, meta, fields, values,
+                                                     ignore_conflicts=ignore_conflicts)]
+
+
+def _json_rows_insert(connection, meta, fields, rows: list[dict], *, ignore_conflicts: bool) -> list[tuple]:
+    """One INSERT of prepared rows ({column: value}) as a JSON recordset; returns
+    the new primary keys, one tuple per inserted row."""
     q = connection.ops.quote_name
     columns = ", ".join(q(f.column) for f in fields)
     record = ", ".join(f"{q(f.column)} {_db_type(f, connection)}" for f in fields)
@@ -224,7 +221,7 @@ def rows_insert_values(model, rows, *, ignore_conflicts: bool = False) -> list:
         cursor.execute(
             f"INSERT INTO {q(meta.db_table)} ({columns}) SELECT {columns} "
             f"FROM jsonb_to_recordset(%s::jsonb) AS v ({record}) "
-            f"{'ON CONFLICT DO NOTHING ' if ignore_conflicts else ''}RETURNING {q(pk.column)}",
-            [json.dumps(values, default=_json_default)],
+            f"{'ON CONFLICT DO NOTHING ' if ignore_conflicts else ''}RETURNING {q(meta.pk.column)}",
+            [json.dumps(rows, default=_json_default)],
         )
-        return [value for (value,) in cursor.fetchall()]
+        return cursor.fetchall()
