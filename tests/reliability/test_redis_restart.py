@@ -10,7 +10,10 @@ test_push_durable.py.)
 The drain used to time out now and then (issue 9): once the load stopped, the
 helper that sends polls returned without sending, so mentions added after the
 last poll of the load were never fetched; the test passed only when a late poll
-happened to run after the last mention. Polls are now sent during the drain."""
+happened to run after the last mention. Polls are now sent during the drain.
+It still failed about 1 run in 4 (issue 8): a pushed task popped by the worker
+just as Redis died was dropped by kombu before it was recorded as unacked;
+cxinbox/broker.py now runs it (the last two tests here)."""
 import datetime as dt
 import signal
 import threading
