@@ -9,4 +9,26 @@ AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 CELERY_BEAT_SCHEDULE = {}
 if not REDIS_URL:  # noqa: F405
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # The embedded file broker in a folder of the test run's own, not the checkout's
+    # .broker: tasks the tests queue were left there for the next `make run` worker,
+    # which ran them against its own database. The environment carries the folder to
+    # any worker process a test starts.
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    if "CX_TEST_BROKER_DIR" not in os.environ:  # the test run itself: it makes the folder and removes it
+        os.environ["CX_TEST_BROKER_DIR"] = tempfile.mkdtemp(prefix="cx-test-broker-")
+        atexit.register(shutil.rmtree, os.environ["CX_TEST_BROKER_DIR"], ignore_errors=True)
+    _test_broker = os.environ["CX_TEST_BROKER_DIR"]
+    for _sub in ("queue", "processed", "control"):
+        os.makedirs(os.path.join(_test_broker, _sub), exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {  # noqa: F405
+        **CELERY_BROKER_TRANSPORT_OPTIONS,  # noqa: F405
+        "data_folder_in": os.path.join(_test_broker, "queue"),
+        "data_folder_out": os.path.join(_test_broker, "queue"),
+        "processed_folder": os.path.join(_test_broker, "processed"),
+        "control_folder": os.path.join(_test_broker, "control"),
+    }
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
