@@ -249,11 +249,11 @@ def identities_upsert(*, provider: str, mentions: list[InboundMention]) -> dict[
         latest[m.author_external_id] = m
     keys = sorted(latest)
 
-    def locked() -> dict[str, SocialIdentity]:
-        qs = SocialIdentity.objects.select_for_update().filter(provider=provider, external_id__in=keys)
+    def locked(wanted: list[str]) -> dict[str, SocialIdentity]:
+        qs = SocialIdentity.objects.select_for_update().filter(provider=provider, external_id__in=wanted)
         return {i.external_id: i for i in qs.order_by("pk")}
 
-    identities = locked()
+    identities = locked(keys)
     missing = [k for k in keys if k not in identities]
     if missing:
         customers = rows_insert(
@@ -267,8 +267,9 @@ def identities_upsert(*, provider: str, mentions: list[InboundMention]) -> dict[
                 verified=latest[k].author_verified,
             ) for k, c in zip(missing, customers)
         ], ignore_conflicts=True)  # created meanwhile by a concurrent ingest: theirs stands
-        identities = locked()
-        used = {i.customer_id for i in identities.values()}
+        # only the new ones: the others are locked and loaded already (as before, in id order)
+        identities.update(locked(missing))
+        used = {identities[k].customer_id for k in missing if k in identities}
         orphans = [c.pk for c in customers if c.pk not in used]
         if orphans:
             Customer.objects.filter(pk__in=orphans).delete()
@@ -410,9 +411,10 @@ def _conversation_reopen_fields(conversation: Conversation, at: dt.datetime) -> 
 def _after_ingest(result: IngestResult, *, route_now: bool = False) -> None:
     """One routing task and one live push per batch, not one per conversation:
     the per-task and per-push overheads were most of the cost (docs/performance.md).
-    route_now (push deliveries, whose latency counts): routed here, in the task
-    that stored them, saving a queue hop; if that fails, queued as usual (and a
-    worker killed in between leaves it to the unrouted sweep)."""
+    route_now (every ingest task: pushes, polls, handed-over batches): routed here,
+    in the task that stored them, saving a queue hop and a task (item 22); if that
+    fails, queued as usual (and a worker killed in between leaves it to the
+    unrouted sweep). Without it (a caller inside a request), routing is queued."""
     from apps.routing.services import conversations_route_later, conversations_route_now
 
     pairs = list(result.conversations.items())
@@ -442,7 +444,7 @@ def account_poll(*, account: ChannelAccount) -> IngestResult:
     except ProviderError as exc:
         account_poll_failed(account=account, error=exc)
         raise
-    result = mentions_ingest(account=account, mentions=poll.mentions)
+    result = mentions_ingest(account=account, mentions=poll.mentions, route_now=True)
     # Only now, after the rows committed, does the cursor move, and only from where this
     # poll started: two polls at once (the Redis lock lost in a Redis restart) must not
     # set the cursor back; a later poll refetches from the kept one and the unique key dedupes.
