@@ -158,6 +158,55 @@ def ingest_throughput(*, workers: int, n: int, batch: int, account) -> dict:
     }
 
 
+# --- where the CPU goes -----------------------------------------------------------------------
+def cpu_stages(*, account, n: int, batch: int = 100) -> dict:
+    """Ingest end to end in this one process, as a worker runs it (batches of
+    `batch`, routed in place after each commit), with the Python CPU of each
+    stage: scoring (language + sentiment), routing, and the rest (threading and
+    storing). Wall minus Python CPU is the time spent waiting on PostgreSQL (its
+    CPU and the round trips). Sets the floor: 2 cores give 2,000 ms of CPU a
+    second, so 2,000 mentions/s needs ~1 ms of CPU per mention, both sides."""
+    import apps.connectors.services as ingest_services
+    import apps.routing.services as routing_services
+    from apps.connectors.providers.base import mention_from_dict
+
+    from .mentions import make_mentions
+
+    reset_inbox()
+    spent = {"scoring": 0.0, "routing": 0.0}
+
+    def timed(stage, fn):
+        def run(*args, **kwargs):
+            started = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[stage] += time.process_time() - started
+        return run
+
+    warm = make_mentions(2 * batch, f"w{int(time.time())}")
+    batches = [[mention_from_dict(m) for m in warm[i:i + batch]] for i in range(0, len(warm), batch)]
+    mentions = make_mentions(n, f"s{int(time.time())}")
+    timed_batches = [[mention_from_dict(m) for m in mentions[i:i + batch]] for i in range(0, n, batch)]
+    for b in batches:  # models and caches warm, as in a running worker
+        ingest_services.mentions_ingest(account=account, mentions=b, route_now=True)
+    originals = ingest_services.text_score, routing_services.conversations_route_now
+    ingest_services.text_score = timed("scoring", originals[0])
+    routing_services.conversations_route_now = timed("routing", originals[1])
+    try:
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        for b in timed_batches:
+            ingest_services.mentions_ingest(account=account, mentions=b, route_now=True)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    finally:
+        ingest_services.text_score, routing_services.conversations_route_now = originals
+    per = 1e3 / n
+    return {"mentions": n, "batch": batch, "python_ms": cpu * per, "wall_ms": wall * per,
+            "scoring_ms": spent["scoring"] * per, "routing_ms": spent["routing"] * per,
+            "storing_ms": (cpu - spent["scoring"] - spent["routing"]) * per,
+            "waiting_ms": (wall - cpu) * per, "rate": n / wall, "load": load()}
+
+
 # --- latency --------------------------------------------------------------------------------
 LATENCY_SENDERS = 2  # webhook processes: one process's GIL shared with the API poller stalls its sends
 

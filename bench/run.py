@@ -41,7 +41,7 @@ P = {
 ALL_PARTS = {"ingest", "inbox", "reports", "peer"}
 PARTS = set(os.environ.get("BENCH_PARTS", ",".join(sorted(ALL_PARTS))).split(","))
 # A partial run (BENCH_PARTS) keeps the other parts' figures from the last run, marked as such.
-KEYS = {"ingest": ("ingest_ab", "copy", "noop", "ingest", "latency"), "inbox": ("generate", "inbox"), "reports": ("reports",),
+KEYS = {"ingest": ("ingest_ab", "stages", "copy", "noop", "ingest", "latency"), "inbox": ("generate", "inbox"), "reports": ("reports",),
         "peer": ("peer",)}
 OUT = ROOT / "bench" / "RESULTS.md"
 RAW = ROOT / "bench" / "results.json"
@@ -60,6 +60,10 @@ def part_ingest(res: dict) -> None:
     res["ingest_ab"] = ingest_ab(account=fx["account"], n=P["ab_n"])
     for r in res["ingest_ab"]:
         log(f"ingest service alone, {r['what']}: {r['rate']:,.0f} mentions/s, {r['queries']:.1f} queries/mention")
+    res["stages"] = ingest.cpu_stages(account=fx["account"], n=P["ab_n"])
+    st = res["stages"]
+    log(f"CPU per mention, one process: Python {st['python_ms']:.2f} ms (scoring {st['scoring_ms']:.2f}, "
+        f"storing {st['storing_ms']:.2f}, routing {st['routing_ms']:.2f}), waiting on PostgreSQL {st['waiting_ms']:.2f}")
     res["copy"] = ingest.copy_limit(P["copy_rows"])
     log("COPY limit", f"{res['copy']['rate']:,.0f} rows/s")
     res["noop"] = []
