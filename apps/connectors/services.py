@@ -414,7 +414,7 @@ def _after_ingest(result: IngestResult, *, route_now: bool = False) -> None:
     route_now (every ingest task: pushes, polls, handed-over batches): routed here,
     in the task that stored them, saving a queue hop and a task (item 22); if that
     fails, queued as usual (and a worker killed in between leaves it to the
-    unrouted sweep). Without it (a caller inside a request), routing is queued."""
+    unrouted sweep). Without it, routing is queued."""
     from apps.routing.services import conversations_route_later, conversations_route_now
 
     pairs = list(result.conversations.items())
