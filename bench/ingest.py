@@ -238,8 +238,8 @@ def ingest_latency(*, rate: float, seconds: float, workers: int, account, admin)
     """Mentions arrive one per push delivery at `rate`/s from LATENCY_SENDERS
     processes; a client polls GET /api/v1/conversations/ every 100 ms as an admin
     and notes when each mention's conversation is listed (stored) and when it
-    has its queue (routed: language, sentiment, rules, priority, SLA, queue and
-    assignee are set in one routing transaction)."""
+    has its queue and agent (routed: language, sentiment, rules, priority, SLA,
+    queue and assignee are set in one routing transaction)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -265,30 +265,47 @@ def ingest_latency(*, rate: float, seconds: float, workers: int, account, admin)
     list(senders.map(time.sleep, [0.1] * LATENCY_SENDERS))  # started (Django set up on first use)
 
     def watcher():
+        """Each poll reads two lists of the API: the conversations whose message is
+        no older than the oldest mention not listed yet (`date_from`: each
+        mention's time orders them as they are sent), for what is new; and the
+        whole `unassigned` view, which holds what waits for routing (every routed
+        conversation here gets an agent): a listed row gone from it has been
+        routed. Reading the whole list down to the oldest unrouted row instead
+        cost this observer ~0.7 of a core at 200/s, on the cores it measures, and
+        missed rows committed out of id order."""
+        from urllib.parse import urlencode
+
         from django.db import connection
 
         client = APIClient()
         client.force_authenticate(admin)
-        while not stop.is_set():
-            t = time.time()
-            url, fresh = "/api/v1/conversations/", True
-            waiting = {k for k in seen if k not in routed}  # listed before, not yet seen routed
-            while url and (fresh or waiting):  # newest first: read down until none is left to look at
-                resp = client.get(url)
+        oldest = 0  # index of the oldest mention not listed yet
+
+        def read(url: str, now_seen: set) -> float:
+            now = time.time()
+            while url:
+                data = client.get(url).json()
                 now = time.time()
-                data = resp.json()
-                fresh = False
                 for row in data["results"]:
                     key = row["subject"].split(" ", 1)[0]
-                    waiting.discard(key)
+                    now_seen.add(key)
                     if key not in seen:
                         seen[key] = now
-                    if key not in routed:
-                        if row["queue"] is not None:
-                            routed[key] = now
-                        else:
-                            fresh = True  # still to be routed: keep reading the pages below it
+                    if key not in routed and row["queue"] is not None:
+                        routed[key] = now
                 url = data.get("next")
+            return now
+
+        while not stop.is_set():
+            t = time.time()
+            while oldest < n and mentions[oldest]["external_id"] in seen:
+                oldest += 1
+            if oldest < n:
+                read("/api/v1/conversations/?" + urlencode({"date_from": mentions[oldest]["created_at"]}), set())
+            waiting: set[str] = set()
+            now = read("/api/v1/conversations/?view=unassigned", waiting)
+            for key in [k for k in seen if k not in routed and k not in waiting]:
+                routed[key] = now  # listed before, gone from the view of what waits: it has its agent
             poll_times.append(time.time() - t)
             stop.wait(max(0.0, 0.1 - (time.time() - t)))
         connection.close()

@@ -91,9 +91,10 @@ def write_results(res: dict) -> str:
                   "two sender processes through the webhook's path after its signature check "
                   "(`push_delivery_accept`: the delivery kept in PostgreSQL, then an ingest task, one waiting "
                   "per account); an admin client polls `GET /api/v1/conversations/` every 100 ms "
-                  "(resolution +-100 ms, reading down the pages until every row is routed) and notes when each "
-                  "conversation is listed (stored) and when it has its queue (routed: language, sentiment, "
-                  "rules, priority, SLA, queue and assignee, set in one transaction). 2 worker processes.", "",
+                  "(resolution +-100 ms: the rows whose message is no older than the oldest mention not listed yet, "
+                  "then the whole `unassigned` view, which holds what waits for routing) and notes when each conversation is listed (stored) "
+                  "and when it has its queue and agent (routed: language, sentiment, rules, priority, SLA, queue "
+                  "and assignee, set in one transaction). 2 worker processes.", "",
                   "| offered rate/s | achieved send rate/s | mentions | listed | routed | stored p50 / p99 ms "
                   "| routed p50 / p99 ms | API poll p50 ms | CPU busy | load |", "|---|---|---|---|---|---|---|---|---|---|"]
         for r in res["latency"]:
