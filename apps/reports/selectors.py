@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Q, Sum, TextField
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, TruncDate
 
 from apps.accounts.models import Team
 from apps.connectors.models import ChannelAccount
@@ -370,12 +370,15 @@ def _slice_groups(plan: SlicePlan, metric_names, day_dims=("",)) -> tuple[dict, 
                                           metric__in=list(metric_names), dim__in=day_dims)
     groups: dict = defaultdict(lambda: Agg(hist=True))
     days: dict = defaultdict(lambda: Agg(hist=True))
-    for dim, key, metric, c, t in (range_rows.values_list("dim", "key", "metric")
-                                   .annotate(c=Sum("count"), t=Sum("total")).order_by()):
-        groups[(dim, key)].add(metric, c, t, None)
-    for dim, key, bucket, metric, c, t in (day_rows.values_list("dim", "key", "bucket", "metric")
-                                           .annotate(c=Sum("count"), t=Sum("total")).order_by()):
-        days[(dim, key, plan.day_of[bucket.date()])].add(metric, c, t, None)
+    for (dim, key), sums in _metric_sums(range_rows, ("dim", "key"), metric_names):
+        agg = groups[(dim, key)]
+        for metric, c, t in sums:
+            agg.add(metric, c, t, None)
+    day_of = plan.day_of
+    for (dim, key, bucket), sums in _metric_sums(day_rows, ("dim", "key", "bucket"), metric_names):
+        agg = days[(dim, key, day_of[bucket.date()])]
+        for metric, c, t in sums:
+            agg.add(metric, c, t, None)
     valued = [m for m in metric_names if m in VALUE_METRICS]
     # A group is exact when it and every slice row in it hold at most EXACT_MAX values:
     # decided on the slices' counts, before edge hours are taken away.
@@ -434,6 +437,22 @@ def _slice_groups(plan: SlicePlan, metric_names, day_dims=("",)) -> tuple[dict, 
                 b = metrics.hist_bin(v)
                 hist[b] = hist.get(b, 0) + sign
     return groups, days
+
+
+def _metric_sums(rows, fields, metric_names):
+    """((*fields), [(metric, count, total), ...]) of `rows` grouped by `fields`: one
+    row per group with a count and a sum column per metric (FILTER), not one row per
+    group and metric: 90 days of the sentiment series are 810 rows instead of 4,050,
+    and fewer rows to convert is most of what reading them costs."""
+    sums = {}
+    for i, metric in enumerate(metric_names):
+        sums[f"c{i}"] = Sum("count", filter=Q(metric=metric))
+        sums[f"t{i}"] = Sum("total", filter=Q(metric=metric))
+    n = len(fields)
+    for row in rows.values_list(*fields).annotate(**sums).order_by():
+        # a metric without rows in the group sums to NULL: left out, as when grouped by metric
+        yield row[:n], [(metric, row[n + 2 * i], row[n + 2 * i + 1]) for i, metric in enumerate(metric_names)
+                        if row[n + 2 * i] is not None]
 
 
 def _edge_rows_add(plan: SlicePlan, metric_names, valued, day_dims, groups: dict, days: dict) -> list:
@@ -568,7 +587,7 @@ def service_report(*, params: ReportParams) -> dict:
         groups, days = _slice_groups(plan, SERVICE_METRICS)
         return {
             **head, "totals": _service_row(groups.get(("", ""), Agg())),
-            "by_day": [{"day": d.isoformat(), **_service_row(days.get(("", "", d), Agg()))} for d in params.days],
+            "by_day": [{"day": d.isoformat(), **_service_row(days.get(("", "", d)) or Agg())} for d in params.days],
             **{f"by_{by}": _slice_breakdown(groups, params, by, _service_row)
                for by in ("channel", "queue", "team", "agent")},
             "backlog": _slice_backlog(params, days, plan),
@@ -690,7 +709,7 @@ def experience_report(*, params: ReportParams) -> dict:
         figures = {
             "totals": _experience_row(groups.get(("", ""), Agg())),
             "by_channel": _slice_breakdown(groups, params, "channel", _experience_row),
-            "sentiment_by_day": [{"day": d.isoformat(), **_sentiment_row(days.get(("", "", d), Agg()))}
+            "sentiment_by_day": [{"day": d.isoformat(), **_sentiment_row(days.get(("", "", d)) or Agg())}
                                  for d in params.days]}
     else:
         rows = list(_rows(params, EXPERIENCE_METRICS))
@@ -728,58 +747,76 @@ def _term_range(params: ReportParams) -> Q:
             | Q(grain=Grain.HOUR, bucket__gte=inner_hi, bucket__lt=hi))
 
 
-def themes(params: ReportParams, term_type: str, limit: int = 20) -> list[dict]:
-    qs = TermRollup.objects.filter(_term_range(params), term_type=term_type)
+def _term_rows(params: ReportParams, q: Q):
+    qs = TermRollup.objects.filter(q)
     if params.channel:
         qs = qs.filter(channel=params.channel)
     if params.account_id:
         qs = qs.filter(account_id=params.account_id)
-    acc: dict = {}
+    return qs
+
+
+TERM_SUMS = {"count": Sum("count"), "positive": Sum("positive"), "negative": Sum("negative"),
+             "neutral": Sum("neutral")}
+
+
+def themes_by_type(params: ReportParams, term_types, limit: int = 20) -> dict[str, list[dict]]:
+    """The `limit` most frequent terms of each type, with their sentiment and example
+    posts. The counts are summed in SQL (one row per term); only the listed terms'
+    examples are fetched and merged (the strongest two each way are the same whether
+    merged row by row or at once: a message is in one row of the range)."""
     from .services import _example_merge
 
-    for term, count, pos, neg, neu, total, examples in qs.values_list(
-            "term", "count", "positive", "negative", "neutral", "total", "examples"):
-        row = acc.setdefault(term, {"term": term, "count": 0, "positive": 0, "negative": 0, "neutral": 0,
-                                    "total": 0.0, "examples": []})
-        row["count"] += count
-        row["positive"] += pos
-        row["negative"] += neg
-        row["neutral"] += neu
-        row["total"] += total
-        row["examples"] = _example_merge(row["examples"], examples)
-    out = []
-    for row in acc.values():
-        scored = row["positive"] + row["negative"] + row["neutral"]
-        row["net_sentiment"] = metrics.net_sentiment(row["positive"], row["negative"], scored)
-        row.pop("total")
+    rows = _term_rows(params, _term_range(params) & Q(term_type__in=list(term_types)))
+    acc: dict = {t: [] for t in term_types}
+    for term_type, term, count, pos, neg, neu in rows.values_list("term_type", "term").annotate(
+            **TERM_SUMS).order_by():
+        acc[term_type].append({"term": term, "count": count, "positive": pos, "negative": neg, "neutral": neu,
+                               "examples": []})
+    out = {}
+    for term_type, found in acc.items():
+        found.sort(key=lambda r: (-r["count"], r["term"]))
+        out[term_type] = found[:limit]
+    listed = {(t, r["term"]): r for t, found in out.items() for r in found}
+    examples = defaultdict(list)
+    if listed:
+        for term_type, term, found in rows.filter(term__in={term for _, term in listed}).values_list(
+                "term_type", "term", "examples"):
+            if found and (term_type, term) in listed:
+                examples[(term_type, term)].extend(found)
+    for key, row in listed.items():
+        row["examples"] = _example_merge([], examples.get(key, []))
         if not params.show_people:
             for e in row["examples"]:
                 e.pop("conversation_id", None)
-        out.append(row)
-    out.sort(key=lambda r: (-r["count"], r["term"]))
-    return out[:limit]
+        row["net_sentiment"] = metrics.net_sentiment(row["positive"], row["negative"],
+                                                     row["positive"] + row["negative"] + row["neutral"])
+    return out
+
+
+def themes(params: ReportParams, term_type: str, limit: int = 20) -> list[dict]:
+    return themes_by_type(params, (term_type,), limit)[term_type]
 
 
 def terms_by_day(params: ReportParams, term_type: str, terms: list[str]) -> list[dict]:
-    """Volume and net sentiment per local day of the given terms."""
+    """Volume and net sentiment per local day of the given terms, summed in SQL per
+    local day (day rows in UTC; hour rows, each in the local day it starts in, elsewhere)."""
     lo, hi = params.utc_range
-    qs = TermRollup.objects.filter(grain=_term_grain(params), term_type=term_type, term__in=terms, bucket__gte=lo,
-                                   bucket__lt=hi)
-    if params.channel:
-        qs = qs.filter(channel=params.channel)
-    if params.account_id:
-        qs = qs.filter(account_id=params.account_id)
-    acc = defaultdict(lambda: [0, 0, 0, 0])
-    for bucket, term, count, pos, neg, neu in qs.values_list("bucket", "term", "count", "positive", "negative",
-                                                            "neutral"):
-        row = acc[(bucket.astimezone(params.tz).date(), term)]
-        row[0] += count
-        row[1] += pos
-        row[2] += neg
-        row[3] += pos + neg + neu
-    return [{"day": day.isoformat(), "term": term, "messages": acc[(day, term)][0],
-             "net_sentiment": metrics.net_sentiment(acc[(day, term)][1], acc[(day, term)][2], acc[(day, term)][3])}
-            for term in terms for day in params.days]
+    acc = {}
+    if terms:
+        rows = _term_rows(params, Q(grain=_term_grain(params), term_type=term_type, term__in=terms, bucket__gte=lo,
+                                    bucket__lt=hi))
+        for day, term, count, pos, neg, neu in rows.annotate(day=TruncDate("bucket", tzinfo=params.tz)).values_list(
+                "day", "term").annotate(**TERM_SUMS).order_by():
+            acc[(day, term)] = (count, pos, neg, pos + neg + neu)
+    empty = (0, 0, 0, 0)
+    out = []
+    for term in terms:
+        for day in params.days:
+            count, pos, neg, scored = acc.get((day, term), empty)
+            out.append({"day": day.isoformat(), "term": term, "messages": count,
+                        "net_sentiment": metrics.net_sentiment(pos, neg, scored)})
+    return out
 
 
 SENTIMENT_METRICS = ["msg_in", "sentiment", "msg_in_positive", "msg_in_negative", "msg_in_neutral"]
@@ -794,13 +831,13 @@ def _sentiment_series(params: ReportParams) -> dict:
         accounts = {r["account_id"]: r["account"] for r in by_account}  # labels looked up once
         return {
             "totals": _sentiment_row(groups.get(("", ""), Agg())),
-            "by_day": [{"day": d.isoformat(), **_sentiment_row(days.get(("", "", d), Agg()))} for d in params.days],
+            "by_day": [{"day": d.isoformat(), **_sentiment_row(days.get(("", "", d)) or Agg())} for d in params.days],
             "by_channel_day": [{"channel": c, "day": d.isoformat(),
-                                **_sentiment_row(days.get(("channel", c, d), Agg()))}
+                                **_sentiment_row(days.get(("channel", c, d)) or Agg())}
                                for c in sorted(k for dim, k in groups if dim == "channel") for d in params.days],
             "by_account": by_account,
             "by_account_day": [{"account": label, "day": d.isoformat(),
-                                **_sentiment_row(days.get(("account", str(a), d), Agg()))}
+                                **_sentiment_row(days.get(("account", str(a), d)) or Agg())}
                                for a, label in sorted(accounts.items()) for d in params.days],
         }
     rows = list(_rows(params, SENTIMENT_METRICS))
@@ -821,9 +858,8 @@ def _sentiment_series(params: ReportParams) -> dict:
 
 def marketing_report(*, params: ReportParams) -> dict:
     series = _sentiment_series(params)
-    topics = themes(params, "topic")
-    hashtags = themes(params, "hashtag")
-    keywords = themes(params, "keyword")
+    found = themes_by_type(params, ("topic", "hashtag", "keyword"))
+    topics, hashtags, keywords = found["topic"], found["hashtag"], found["keyword"]
     min_count = 2
     ranked = [t for t in topics if t["net_sentiment"] is not None and t["count"] >= min_count]
     lo, hi = params.utc_range
