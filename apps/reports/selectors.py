@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Q, Sum, TextField
+from django.db.models import Count, F, Q, Sum, TextField
 from django.db.models.functions import Cast, TruncDate
 
 from apps.accounts.models import Team
@@ -648,26 +648,31 @@ def _conversation_link(conversation_id: int, params: ReportParams) -> str | None
 
 
 def sentiment_shift(params: ReportParams, limit: int = 15) -> dict:
-    facts = list(_facts(params).filter(first_sentiment__isnull=False, last_sentiment__isnull=False).values_list(
-        "conversation_id", "channel", "first_sentiment", "last_sentiment", "inbound"))
-    turned, worsened, stayed = 0, 0, 0
-    rows = []
-    for cid, channel, first, last, inbound in facts:
-        f, l_ = metrics.sentiment_label(first), metrics.sentiment_label(last)
-        if f == "negative" and l_ != "negative":
-            turned += 1
-        elif f != "negative" and l_ == "negative":
-            worsened += 1
-        elif f == l_ == "negative":
-            stayed += 1
-        rows.append({"conversation_id": cid, "link": _conversation_link(cid, params), "channel": channel,
-                     "first": first, "last": last, "shift": last - first, "messages": inbound})
-    shifts = [r["shift"] for r in rows]
-    rows.sort(key=lambda r: (r["shift"], r["conversation_id"]))
+    """Counted in SQL, and only the listed conversations fetched: 90 days are ~200k
+    facts, which took ~0.5 s to build, label and sort in Python. (One statement
+    scanning them once, a CTE read three times, measured slower than these three
+    scans, which PostgreSQL runs in parallel.)"""
+    facts = _facts(params).filter(first_sentiment__isnull=False, last_sentiment__isnull=False)
+    # sentiment_label(v) == "negative" exactly when v <= NEGATIVE (POSITIVE is above it)
+    first_negative, last_negative = Q(first_sentiment__lte=metrics.NEGATIVE), Q(last_sentiment__lte=metrics.NEGATIVE)
+    counts = facts.aggregate(
+        conversations=Count("pk"), turned_around=Count("pk", filter=first_negative & ~last_negative),
+        worsened=Count("pk", filter=~first_negative & last_negative),
+        stayed_negative=Count("pk", filter=first_negative & last_negative),
+        shift_sum=Sum(F("last_sentiment") - F("first_sentiment")))
+    shift_sum, n = counts.pop("shift_sum"), counts["conversations"]
+    listed = facts.annotate(shift=F("last_sentiment") - F("first_sentiment")).values_list(
+        "conversation_id", "channel", "first_sentiment", "last_sentiment", "inbound")
+
+    def rows(order):
+        return [{"conversation_id": cid, "link": _conversation_link(cid, params), "channel": channel,
+                 "first": first, "last": last, "shift": last - first, "messages": inbound}
+                for cid, channel, first, last, inbound in listed.order_by(*order)[:limit]] if n else []
+
     return {
-        "conversations": len(rows), "turned_around": turned, "worsened": worsened, "stayed_negative": stayed,
-        "mean_shift": (sum(shifts) / len(shifts)) if shifts else None,
-        "most_improved": list(reversed(rows[-limit:])) if rows else [], "most_worsened": rows[:limit],
+        **counts, "mean_shift": (shift_sum / n) if n else None,
+        # ties in shift by conversation id: one sorted list read from both ends
+        "most_improved": rows(("-shift", "-conversation_id")), "most_worsened": rows(("shift", "conversation_id")),
     }
 
 
@@ -677,20 +682,23 @@ def customers_at_risk(params: ReportParams, limit: int = 50) -> list[dict]:
     if params.channel:
         qs = qs.filter(channel=params.channel)
     out = []
-    for fact in qs.order_by("-last_contact_at")[:2000]:
-        values = [v for _, v in fact.recent]
+    # rows, not models: 2,000 instances cost ~25 ms more
+    for customer_id, channel, recent, churn_words, last_contact_at, last_conversation_id in qs.order_by(
+            "-last_contact_at").values_list("customer_id", "channel", "recent", "churn_words", "last_contact_at",
+                                            "last_conversation_id")[:2000]:
+        values = [v for _, v in recent]
         reasons = []
-        if fact.churn_words:
-            reasons.append("churn words: " + ", ".join(fact.churn_words))
+        if churn_words:
+            reasons.append("churn words: " + ", ".join(churn_words))
         if len(values) >= 2 and all(v <= metrics.NEGATIVE for v in values[-2:]):
             reasons.append("last two messages negative")
         if len(values) >= 2 and values[-1] - values[0] <= -0.5:
             reasons.append(f"sentiment fell {values[0]:+.2f} → {values[-1]:+.2f}")
         if reasons:
-            out.append({"customer_id": fact.customer_id, "channel": fact.channel, "reasons": reasons,
+            out.append({"customer_id": customer_id, "channel": channel, "reasons": reasons,
                         "last_sentiment": values[-1] if values else None,
-                        "last_contact_at": fact.last_contact_at.astimezone(params.tz).isoformat(),
-                        "link": _conversation_link(fact.last_conversation_id, params)})
+                        "last_contact_at": last_contact_at.astimezone(params.tz).isoformat(),
+                        "link": _conversation_link(last_conversation_id, params)})
     out.sort(key=lambda r: (-len(r["reasons"]), r["last_sentiment"] if r["last_sentiment"] is not None else 0))
     out = out[:limit]
     if params.show_people:

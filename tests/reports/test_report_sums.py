@@ -1,7 +1,9 @@
-"""The marketing report's themes and terms by day are summed in SQL (one row per
-term, one per term and local day) and only the listed terms' examples are merged:
-the same report as the row-by-row reading it replaced, over whole weeks, partial
-weeks, filters and time zones (whole-hour, across a DST change, and half-hour)."""
+"""Report parts summed in SQL instead of row by row in Python (docs/performance.md
+item 21): the marketing report's themes (one row per term; only the listed terms'
+examples merged) and terms by day (one row per term and local day), the experience
+report's sentiment shift (counts and the two lists in SQL). Each equals the row-by-row
+reading it replaced, over whole weeks, partial weeks, filters and time zones
+(whole-hour, across a DST change, half-hour)."""
 import datetime as dt
 import random
 from collections import defaultdict
@@ -142,3 +144,96 @@ def test_marketing_report_over_weeks_equals_the_full_rows(zone):
             full = selectors.marketing_report(params=params)
         _same(_strip(sliced), _strip(full), f"marketing {start}..{end} {zone}")
         assert sum(r["messages"] for r in sliced["by_day"]) == sliced["totals"]["messages"]
+
+
+# --- experience: sentiment shift counted in SQL, customers at risk read as rows --------
+
+def sentiment_shift_row_by_row(params, limit=15):
+    """The reading before: every fact of the range labelled and sorted in Python."""
+    facts = list(selectors._facts(params).filter(first_sentiment__isnull=False, last_sentiment__isnull=False)
+                 .values_list("conversation_id", "channel", "first_sentiment", "last_sentiment", "inbound"))
+    turned, worsened, stayed = 0, 0, 0
+    rows = []
+    for cid, channel, first, last, inbound in facts:
+        f, l_ = metrics.sentiment_label(first), metrics.sentiment_label(last)
+        if f == "negative" and l_ != "negative":
+            turned += 1
+        elif f != "negative" and l_ == "negative":
+            worsened += 1
+        elif f == l_ == "negative":
+            stayed += 1
+        rows.append({"conversation_id": cid, "link": selectors._conversation_link(cid, params), "channel": channel,
+                     "first": first, "last": last, "shift": last - first, "messages": inbound})
+    shifts = [r["shift"] for r in rows]
+    rows.sort(key=lambda r: (r["shift"], r["conversation_id"]))
+    return {"conversations": len(rows), "turned_around": turned, "worsened": worsened, "stayed_negative": stayed,
+            "mean_shift": (sum(shifts) / len(shifts)) if shifts else None,
+            "most_improved": list(reversed(rows[-limit:])) if rows else [], "most_worsened": rows[:limit]}
+
+
+@pytest.mark.django_db
+def test_sentiment_shift_and_customers_at_risk_equal_the_row_by_row_reading():
+    from apps.reports.models import ConversationFact, CustomerFact
+
+    rng = random.Random(17)
+    start = dt.datetime(2026, 10, 5, tzinfo=dt.timezone.utc)
+    # on the thresholds, either side of them, ties in shift, unscored ends
+    scores = [-0.05, 0.05, -0.0499, -0.0501, 0.0, -1.0, 1.0, 0.5, -0.5, None]
+    facts, customers = [], []
+    for i in range(600):
+        first, last = rng.choice(scores + [rng.uniform(-1, 1)]), rng.choice(scores + [rng.uniform(-1, 1)])
+        at = start + dt.timedelta(minutes=rng.randrange(35 * 24 * 60))
+        facts.append(ConversationFact(conversation_id=i + 1, channel=rng.choice(["twitter", "demo"]),
+                                      account_id=1 + i % 2, queue_id=1 + i % 3, customer_id=i + 1,
+                                      last_resolved_at=at, first_sentiment=first, last_sentiment=last,
+                                      inbound=rng.randint(1, 9)))
+        recent = [[f"k{j}", rng.choice(scores[:-1])] for j in range(rng.randint(0, 4))]
+        customers.append(CustomerFact(customer_id=i + 1, recent=recent, last_contact_at=at, last_conversation_id=i + 1,
+                                      churn_words=["cancel"] if i % 11 == 0 else [], channel=facts[-1].channel))
+    ConversationFact.objects.bulk_create(facts)
+    CustomerFact.objects.bulk_create(customers)
+    for (first_day, last_day), zone, filters in [((dt.date(2026, 10, 5), dt.date(2026, 11, 8)), "UTC", {}),
+                                                 ((dt.date(2026, 10, 7), dt.date(2026, 10, 20)), "Europe/Berlin", {}),
+                                                 ((dt.date(2026, 10, 5), dt.date(2026, 11, 8)), "UTC", {"queue_id": 2}),
+                                                 ((dt.date(2026, 10, 5), dt.date(2026, 11, 8)), "UTC",
+                                                  {"channel": "demo"}),
+                                                 ((dt.date(2026, 12, 1), dt.date(2026, 12, 3)), "UTC", {})]:
+        for show_people in (True, False):
+            params = selectors.ReportParams(start=first_day, end=last_day, tz=ZoneInfo(zone),
+                                            show_people=show_people, **filters)
+            got, want = selectors.sentiment_shift(params), sentiment_shift_row_by_row(params)
+            mean, want_mean = got.pop("mean_shift"), want.pop("mean_shift")
+            assert got == want, (first_day, zone, filters)
+            # the same sum, added by the database: equal but for the order of ~hundreds of additions
+            assert mean == (pytest.approx(want_mean, rel=1e-9, abs=1e-12) if want_mean is not None else None)
+    full = selectors.sentiment_shift(selectors.ReportParams(start=dt.date(2026, 10, 5), end=dt.date(2026, 11, 8)))
+    assert full["conversations"] > 300 and full["turned_around"] and full["worsened"] and full["stayed_negative"]
+    assert any(a["shift"] == b["shift"] for a, b in zip(full["most_worsened"], full["most_worsened"][1:]))
+    params = selectors.ReportParams(start=dt.date(2026, 10, 5), end=dt.date(2026, 11, 8), tz=ZoneInfo("Europe/Berlin"))
+    at_risk = selectors.customers_at_risk(params)
+    assert len(at_risk) == 50 and at_risk == customers_at_risk_from_models(params)
+
+
+def customers_at_risk_from_models(params, limit=50):
+    """The reading before: CustomerFact instances."""
+    from apps.reports.models import CustomerFact
+
+    lo, hi = params.utc_range
+    out = []
+    for fact in CustomerFact.objects.filter(last_contact_at__gte=lo, last_contact_at__lt=hi).order_by(
+            "-last_contact_at")[:2000]:
+        values = [v for _, v in fact.recent]
+        reasons = []
+        if fact.churn_words:
+            reasons.append("churn words: " + ", ".join(fact.churn_words))
+        if len(values) >= 2 and all(v <= metrics.NEGATIVE for v in values[-2:]):
+            reasons.append("last two messages negative")
+        if len(values) >= 2 and values[-1] - values[0] <= -0.5:
+            reasons.append(f"sentiment fell {values[0]:+.2f} → {values[-1]:+.2f}")
+        if reasons:
+            out.append({"customer_id": fact.customer_id, "channel": fact.channel, "reasons": reasons,
+                        "last_sentiment": values[-1] if values else None,
+                        "last_contact_at": fact.last_contact_at.astimezone(params.tz).isoformat(),
+                        "link": selectors._conversation_link(fact.last_conversation_id, params), "customer": ""})
+    out.sort(key=lambda r: (-len(r["reasons"]), r["last_sentiment"] if r["last_sentiment"] is not None else 0))
+    return out[:limit]
