@@ -272,6 +272,10 @@ def reports_bench(*, db: str, history_conversations: int, requests: int) -> dict
     from django.conf import settings
 
     supervisor = User.objects.filter(role="supervisor").first()
+    import gc
+
+    gc.collect()
+    gc.freeze()  # as the web entry points do at start (cxinbox/wsgi.py, asgi.py)
     client = Client()
     client.force_login(supervisor)
     end = dt.date.today()
