@@ -158,8 +158,10 @@ class ConversationRouting(models.Model):
     """Routing's own state per conversation: the score inputs (so aging can
     rescore without reading messages) and the cycle the rules last ran for."""
 
+    # No database constraint: written only by routing under its conversation's row lock (the
+    # check at commit cost ~0.06 ms a new conversation: docs/performance.md item 24).
     conversation = models.OneToOneField("inbox.Conversation", on_delete=models.CASCADE, primary_key=True,
-                                        related_name="routing")
+                                        related_name="routing", db_constraint=False)
     inputs = models.JSONField(default=dict)
     reasons = models.JSONField(default=list)
     rules_cycle_at = models.DateTimeField(null=True, blank=True)
@@ -197,4 +199,7 @@ class UnroutedMessage(models.Model):
     UPDATE went through every index of the table, full-text GIN included:
     docs/performance.md item 20). A few rows at any time: the in-flight ones."""
 
-    message = models.OneToOneField("inbox.Message", on_delete=models.CASCADE, primary_key=True, related_name="+")
+    # No database constraint: the row is added in its message's own transaction and deleted by
+    # routing; the check at commit cost ~0.06 ms a message (docs/performance.md item 24).
+    message = models.OneToOneField("inbox.Message", on_delete=models.CASCADE, primary_key=True, related_name="+",
+                                   db_constraint=False)
