@@ -39,6 +39,12 @@ class IngestResult:
     # conversation id -> the new message ids in it (routing works per conversation)
     conversations: dict[int, list[int]] = field(default_factory=dict)
 
+    def add(self, other: "IngestResult") -> None:
+        self.created_message_ids += other.created_message_ids
+        self.duplicates += other.duplicates
+        for conversation_id, message_ids in other.conversations.items():
+            self.conversations.setdefault(conversation_id, []).extend(message_ids)
+
 
 def identity_upsert(*, provider: str, mention: InboundMention) -> SocialIdentity:
     identity = SocialIdentity.objects.filter(provider=provider, external_id=mention.author_external_id).first()
@@ -216,21 +222,32 @@ def mentions_ingest(*, account: ChannelAccount, mentions: list[InboundMention],
     # language + sentiment before the transaction (no lock held meanwhile) and stored with the row:
     # routing then never rewrites a message (docs/performance.md item 20)
     scores = {m.external_id: text_score(m.text) for m in fresh}
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                _mentions_store(account=account, mentions=fresh, result=result, scores=scores)
-        except IntegrityError:
-            # A row the batch path did not expect (a concurrent writer without the
-            # author lock): store one by one, each in its own savepoint.
-            log.warning("batch ingest on account %s hit a conflict; storing one by one", account.pk)
-            result.created_message_ids.clear()
-            result.conversations.clear()
-            for mention in fresh:
-                mention_store(account=account, mention=mention, result=result,
-                              score=scores.get(mention.external_id))
-        if result.conversations:
-            transaction.on_commit(lambda: _after_ingest(result, route_now=route_now))
+    # Two passes when this is its own transaction: the first skips the authors another
+    # ingest holds (their threading waits for its commit) and stores the rest at once; the
+    # second, a transaction of its own holding nothing, waits for those authors. One batch
+    # no longer waits whole on another that shares one author (docs/performance.md item 25).
+    # Inside a caller's transaction (push deliveries) one waiting pass, as locks taken in a
+    # first pass would be held while the second waits.
+    pending, wait = fresh, transaction.get_connection().in_atomic_block
+    while pending:
+        part = IngestResult()
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    deferred = _mentions_store(account=account, mentions=pending, result=part, scores=scores,
+                                               wait=wait)
+            except IntegrityError:
+                # A row the batch path did not expect (a concurrent writer without the
+                # author lock): store one by one, each in its own savepoint.
+                log.warning("batch ingest on account %s hit a conflict; storing one by one", account.pk)
+                part, deferred = IngestResult(duplicates=part.duplicates), []
+                for mention in pending:
+                    mention_store(account=account, mention=mention, result=part,
+                                  score=scores.get(mention.external_id))
+            if part.conversations:
+                transaction.on_commit(lambda part=part: _after_ingest(part, route_now=route_now))
+        result.add(part)
+        pending, wait = deferred, True
     return result
 
 
@@ -240,21 +257,28 @@ def _known_external_ids(account: ChannelAccount, ids: list[str]) -> set[str]:
     )
 
 
-def identities_upsert(*, provider: str, mentions: list[InboundMention]) -> dict[str, SocialIdentity]:
+def identities_upsert(*, provider: str, mentions: list[InboundMention],
+                      skip_locked: bool = False) -> dict[str, SocialIdentity]:
     """Customers and identities for a batch's authors, row-locked (in id order, so
     two workers never deadlock) for the rest of the transaction: the lock
-    serialises threading per author, as mention_store's does."""
+    serialises threading per author, as mention_store's does. skip_locked: the
+    authors another transaction holds are left out of the result (never waited for)."""
     latest: dict[str, InboundMention] = {}
     for m in mentions:  # oldest first: the newest profile data wins
         latest[m.author_external_id] = m
     keys = sorted(latest)
 
     def locked(wanted: list[str]) -> dict[str, SocialIdentity]:
-        qs = SocialIdentity.objects.select_for_update().filter(provider=provider, external_id__in=wanted)
+        qs = (SocialIdentity.objects.select_for_update(skip_locked=skip_locked)
+              .filter(provider=provider, external_id__in=wanted))
         return {i.external_id: i for i in qs.order_by("pk")}
 
     identities = locked(keys)
-    missing = [k for k in keys if k not in identities]
+    held: set[str] = set()
+    if skip_locked and len(identities) < len(keys):  # exist, but another transaction holds them
+        held = set(SocialIdentity.objects.filter(provider=provider, external_id__in=[
+            k for k in keys if k not in identities]).values_list("external_id", flat=True))
+    missing = [k for k in keys if k not in identities and k not in held]
     if missing:
         customers = rows_insert(
             [Customer(name=latest[k].author_name or latest[k].author_handle) for k in missing]
@@ -290,20 +314,35 @@ def identities_upsert(*, provider: str, mentions: list[InboundMention]) -> dict[
 
 
 def _mentions_store(*, account: ChannelAccount, mentions: list[InboundMention], result: IngestResult,
-                    scores: dict[str, tuple]) -> None:
+                    scores: dict[str, tuple], wait: bool = True) -> list[InboundMention]:
     """Threads and stores a batch: the rules of _thread_conversation, evaluated in
     memory over what a few queries loaded, then bulk inserts and updates.
-    `scores`: external id -> insights.text_score, stored with each message."""
+    `scores`: external id -> insights.text_score, stored with each message.
+    wait=False: the mentions of authors another transaction holds, and replies to
+    them in the batch, are not stored but returned, in order, for a later pass."""
     from apps.routing.services import messages_unrouted_add
 
-    identities = identities_upsert(provider=account.provider, mentions=mentions)
+    identities = identities_upsert(provider=account.provider, mentions=mentions, skip_locked=not wait)
+    deferred: list[InboundMention] = []
+    if len(identities) < len({m.author_external_id for m in mentions}):
+        later: set[str] = set()
+        kept = []
+        for m in mentions:  # oldest first: a reply to a deferred mention waits with it
+            if m.author_external_id not in identities or m.in_reply_to_external_id in later:
+                later.add(m.external_id)
+                deferred.append(m)
+            else:
+                kept.append(m)
+        mentions = kept
+        if not mentions:
+            return deferred
     # Under the authors' locks a concurrent ingest of the same mention has
     # committed (or waits for us): drop what it stored.
     known = _known_external_ids(account, [m.external_id for m in mentions])
     mentions = [m for m in mentions if m.external_id not in known]
     result.duplicates += len(known)
     if not mentions:
-        return
+        return deferred
     identity_ids = {i.pk for i in identities.values()}
     batch_ids = {m.external_id for m in mentions}
     parent_ids = {m.in_reply_to_external_id for m in mentions if m.in_reply_to_external_id} - batch_ids
@@ -395,6 +434,7 @@ def _mentions_store(*, account: ChannelAccount, mentions: list[InboundMention], 
     for message_id, (_, _, conv) in zip(message_ids, rows):
         result.created_message_ids.append(message_id)
         result.conversations.setdefault(conv.pk, []).append(message_id)
+    return deferred
 
 
 def _conversation_reopen_fields(conversation: Conversation, at: dt.datetime) -> None:

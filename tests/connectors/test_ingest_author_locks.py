@@ -1,0 +1,104 @@
+"""An ingest batch does not wait whole on another ingest holding one of its
+authors: the other authors' mentions are stored (and committed) at once; the
+held author's, and replies to them in the batch, once the holder commits,
+threaded as a single pass would thread them (docs/performance.md item 25)."""
+import threading
+import time
+
+import pytest
+from django.db import connection, connections, transaction
+from django.utils import timezone
+
+from apps.connectors.providers.base import InboundMention
+from apps.connectors.services import mentions_ingest
+from apps.contacts.models import SocialIdentity
+from apps.inbox.models import Message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def mention(ext, author, handle, reply_to="", thread=""):
+    return InboundMention(external_id=ext, text=f"@acme help {ext}", created_at=timezone.now(),
+                          author_external_id=author, author_handle=handle, author_name=handle,
+                          thread_id=thread or ext, in_reply_to_external_id=reply_to)
+
+
+def _in_thread(fn):
+    def run():
+        try:
+            fn()
+        finally:
+            connections.close_all()  # this thread's connection
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def _stored(*ids) -> set[str]:
+    return set(Message.objects.filter(external_id__in=ids).values_list("external_id", flat=True))
+
+
+def test_other_authors_are_stored_while_one_author_is_held(twitter_account):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    mentions_ingest(account=twitter_account, mentions=[mention("1", "42", "bob")])
+    bob = SocialIdentity.objects.get(external_id="42")
+    held, release = threading.Event(), threading.Event()
+
+    def hold_bob():  # another ingest threading one of bob's mentions
+        with transaction.atomic():
+            SocialIdentity.objects.select_for_update().get(pk=bob.pk)
+            held.set()
+            release.wait(15)
+
+    holder = _in_thread(hold_bob)
+    assert held.wait(5)
+    batch = [mention("2", "43", "eve"), mention("3", "42", "bob", reply_to="1", thread="1"),
+             mention("4", "44", "ann", reply_to="3", thread="1"), mention("5", "45", "joe")]
+    results = []
+    worker = _in_thread(lambda: results.append(mentions_ingest(account=twitter_account, mentions=batch)))
+    deadline = time.time() + 10
+    while time.time() < deadline and _stored("2", "5") != {"2", "5"}:
+        time.sleep(0.05)
+    # eve's and joe's are committed while bob is held; bob's reply, and ann's reply to it, wait
+    assert _stored("2", "3", "4", "5") == {"2", "5"}
+    release.set()
+    holder.join(10)
+    worker.join(15)
+    assert not worker.is_alive()
+    assert _stored("3", "4") == {"3", "4"}
+    bobs = Message.objects.get(external_id="1").conversation_id
+    assert set(Message.objects.filter(conversation_id=bobs).values_list("external_id", flat=True)) == {"1", "3", "4"}
+    assert Message.objects.get(external_id="2").conversation_id != Message.objects.get(external_id="5").conversation_id
+    assert len(results[0].created_message_ids) == 4 and results[0].duplicates == 0
+
+
+def test_a_batch_inside_a_callers_transaction_waits_for_its_authors(twitter_account):
+    """Push deliveries ingest inside their own transaction: one waiting pass (a
+    first pass's locks would be held while a second waited)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    mentions_ingest(account=twitter_account, mentions=[mention("1", "42", "bob")])
+    bob = SocialIdentity.objects.get(external_id="42")
+    held, release = threading.Event(), threading.Event()
+
+    def hold_bob():
+        with transaction.atomic():
+            SocialIdentity.objects.select_for_update().get(pk=bob.pk)
+            held.set()
+            release.wait(15)
+
+    holder = _in_thread(hold_bob)
+    assert held.wait(5)
+
+    def ingest_in_transaction():
+        with transaction.atomic():
+            mentions_ingest(account=twitter_account, mentions=[mention("2", "43", "eve"), mention("3", "42", "bob")])
+
+    worker = _in_thread(ingest_in_transaction)
+    time.sleep(1.0)
+    assert _stored("2", "3") == set()  # nothing committed while bob is held
+    release.set()
+    holder.join(10)
+    worker.join(15)
+    assert _stored("2", "3") == {"2", "3"}
