@@ -13,7 +13,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -279,6 +279,21 @@ def identities_upsert(*, provider: str, mentions: list[InboundMention],
         held = set(SocialIdentity.objects.filter(provider=provider, external_id__in=[
             k for k in keys if k not in identities]).values_list("external_id", flat=True))
     missing = [k for k in keys if k not in identities and k not in held]
+    if missing and connection.vendor == "postgresql":
+        # A new author is claimed before the INSERT (a transaction-scoped advisory lock on
+        # provider + id, in key order), so a batch never waits inside the INSERT for another
+        # that inserted the same author and has not committed: without waiting, what another
+        # claims is left for a later pass like a held author; waiting, in key order.
+        keyed = ("(SELECT k, hashtextextended('identity:' || %s || ':' || k, 0) AS h "
+                 "FROM unnest(%s::text[]) WITH ORDINALITY AS t(k, n) ORDER BY n) AS s")
+        with connection.cursor() as cursor:
+            if skip_locked:
+                cursor.execute(f"SELECT k FROM {keyed} WHERE pg_try_advisory_xact_lock(h)", [provider, missing])
+                claimed = {row[0] for row in cursor.fetchall()}
+                missing = [k for k in missing if k in claimed]
+            else:
+                cursor.execute(f"SELECT count(*) FROM (SELECT pg_advisory_xact_lock(h) FROM {keyed}) AS l",
+                               [provider, missing])
     if missing:
         customers = rows_insert(
             [Customer(name=latest[k].author_name or latest[k].author_handle) for k in missing]

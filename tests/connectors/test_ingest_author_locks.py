@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from apps.connectors.providers.base import InboundMention
 from apps.connectors.services import mentions_ingest
-from apps.contacts.models import SocialIdentity
+from apps.contacts.models import Customer, SocialIdentity
 from apps.inbox.models import Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -102,3 +102,38 @@ def test_a_batch_inside_a_callers_transaction_waits_for_its_authors(twitter_acco
     holder.join(10)
     worker.join(15)
     assert _stored("2", "3") == {"2", "3"}
+
+
+def test_a_new_author_another_ingest_is_creating_does_not_hold_up_the_batch(twitter_account):
+    """Another ingest inserting the same new customer, not committed yet: the
+    batch's INSERT would wait inside the unique index for it. The new author is
+    claimed first instead (an advisory lock per provider and id), and what another
+    ingest claims waits for a second pass like a held author."""
+    if connection.vendor != "postgresql":
+        pytest.skip("advisory locks are PostgreSQL's")
+    claimed, release = threading.Event(), threading.Event()
+
+    def claim_new_author():  # another ingest: claimed and inserted the author, not committed yet
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended('identity:' || %s || ':' || %s, 0))",
+                               [twitter_account.provider, "46"])
+            customer = Customer.objects.create(name="new")
+            SocialIdentity.objects.create(customer=customer, provider=twitter_account.provider, external_id="46",
+                                          handle="new")
+            claimed.set()
+            release.wait(15)
+
+    other = _in_thread(claim_new_author)
+    assert claimed.wait(5)
+    batch = [mention("6", "46", "new"), mention("7", "47", "kim")]
+    worker = _in_thread(lambda: mentions_ingest(account=twitter_account, mentions=batch))
+    deadline = time.time() + 10
+    while time.time() < deadline and not _stored("7"):
+        time.sleep(0.05)
+    assert _stored("6", "7") == {"7"}  # kim's is in; the new author's waits for the claim
+    release.set()
+    other.join(10)
+    worker.join(15)
+    assert _stored("6", "7") == {"6", "7"}
+    assert SocialIdentity.objects.filter(external_id="46").count() == 1
