@@ -274,11 +274,7 @@ def identities_upsert(*, provider: str, mentions: list[InboundMention],
         return {i.external_id: i for i in qs.order_by("pk")}
 
     identities = locked(keys)
-    held: set[str] = set()
-    if skip_locked and len(identities) < len(keys):  # exist, but another transaction holds them
-        held = set(SocialIdentity.objects.filter(provider=provider, external_id__in=[
-            k for k in keys if k not in identities]).values_list("external_id", flat=True))
-    missing = [k for k in keys if k not in identities and k not in held]
+    missing = [k for k in keys if k not in identities]
     if missing and connection.vendor == "postgresql":
         # A new author is claimed before the INSERT (a transaction-scoped advisory lock on
         # provider + id, in key order), so a batch never waits inside the INSERT for another
@@ -288,7 +284,11 @@ def identities_upsert(*, provider: str, mentions: list[InboundMention],
                  "FROM unnest(%s::text[]) WITH ORDINALITY AS t(k, n) ORDER BY n) AS s")
         with connection.cursor() as cursor:
             if skip_locked:
-                cursor.execute(f"SELECT k FROM {keyed} WHERE pg_try_advisory_xact_lock(h)", [provider, missing])
+                # one statement: the authors not stored yet that this transaction claims; one that
+                # exists (so another transaction holds its row) or another claims: a later pass
+                cursor.execute(f"SELECT k FROM {keyed} WHERE NOT EXISTS (SELECT 1 FROM "
+                               f"{SocialIdentity._meta.db_table} i WHERE i.provider = %s AND i.external_id = s.k) "
+                               f"AND pg_try_advisory_xact_lock(h)", [provider, missing, provider])
                 claimed = {row[0] for row in cursor.fetchall()}
                 missing = [k for k in missing if k in claimed]
             else:
