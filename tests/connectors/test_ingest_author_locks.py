@@ -38,14 +38,14 @@ def _stored(*ids) -> set[str]:
     return set(Message.objects.filter(external_id__in=ids).values_list("external_id", flat=True))
 
 
-def test_other_authors_are_stored_while_one_author_is_held(twitter_account):
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks are PostgreSQL's")
-    mentions_ingest(account=twitter_account, mentions=[mention("1", "42", "bob")])
+def _bob_held(account):
+    """Bob (who has written before) held by another transaction, as another ingest
+    threading one of his mentions does. Returns (its thread, the event that ends it)."""
+    mentions_ingest(account=account, mentions=[mention("1", "42", "bob")])
     bob = SocialIdentity.objects.get(external_id="42")
     held, release = threading.Event(), threading.Event()
 
-    def hold_bob():  # another ingest threading one of bob's mentions
+    def hold_bob():
         with transaction.atomic():
             SocialIdentity.objects.select_for_update().get(pk=bob.pk)
             held.set()
@@ -53,6 +53,13 @@ def test_other_authors_are_stored_while_one_author_is_held(twitter_account):
 
     holder = _in_thread(hold_bob)
     assert held.wait(5)
+    return holder, release
+
+
+def test_other_authors_are_stored_while_one_author_is_held(twitter_account):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    holder, release = _bob_held(twitter_account)
     batch = [mention("2", "43", "eve"), mention("3", "42", "bob", reply_to="1", thread="1"),
              mention("4", "44", "ann", reply_to="3", thread="1"), mention("5", "45", "joe")]
     results = []
@@ -78,18 +85,7 @@ def test_a_batch_inside_a_callers_transaction_waits_for_its_authors(twitter_acco
     first pass's locks would be held while a second waited)."""
     if connection.vendor != "postgresql":
         pytest.skip("row locks are PostgreSQL's")
-    mentions_ingest(account=twitter_account, mentions=[mention("1", "42", "bob")])
-    bob = SocialIdentity.objects.get(external_id="42")
-    held, release = threading.Event(), threading.Event()
-
-    def hold_bob():
-        with transaction.atomic():
-            SocialIdentity.objects.select_for_update().get(pk=bob.pk)
-            held.set()
-            release.wait(15)
-
-    holder = _in_thread(hold_bob)
-    assert held.wait(5)
+    holder, release = _bob_held(twitter_account)
 
     def ingest_in_transaction():
         with transaction.atomic():
