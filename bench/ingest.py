@@ -55,7 +55,7 @@ def purge() -> None:
     r = redis.Redis.from_url(REDIS_URL)
     for q in QUEUES.split(",") + ["bench"]:
         r.delete(q)
-    r.delete("unacked", "unacked_index")
+    r.delete("unacked", "unacked_index", f"routing:pending:{BENCH_DB}")  # and batches waiting to be routed
 
 
 # --- data -------------------------------------------------------------------------------
@@ -83,16 +83,68 @@ def setup_fixtures() -> dict:
     return {"account": account, "admin": admin, "queue": queue}
 
 
-def reset_inbox() -> None:
-    from django.db import connection
+# Mentions of history in the inbox before each ingest run (BENCH_INGEST_HISTORY): a
+# production inbox is never empty, and on emptied tables the planner's statistics
+# say "no rows" while a run grows them to thousands in seconds (autovacuum analyzes
+# every minute at best), so its joins fell back to hash joins over whole tables and
+# each batch cost more as the run went on (docs/performance.md item 26).
+HISTORY = int(os.environ.get("BENCH_INGEST_HISTORY", "20000"))
+HISTORY_HANDLE = "@acme-history"
 
+
+def _inbox_tables() -> list[str]:
     from apps.contacts.models import Customer, SocialIdentity
     from apps.inbox.models import Conversation, ConversationEvent, Message
+    from apps.routing.models import ConversationRouting, UnroutedMessage
 
-    tables = [m._meta.db_table for m in (Message, ConversationEvent, Conversation, SocialIdentity, Customer)]
+    # the routing rows point at conversations without a constraint (item 24): named, or no CASCADE reaches them
+    return [m._meta.db_table for m in (Message, ConversationEvent, ConversationRouting, UnroutedMessage,
+                                       Conversation, SocialIdentity, Customer)]
+
+
+def reset_inbox(history: int | None = None) -> None:
+    """Empties the inbox, then puts back `history` mentions' worth of closed
+    conversations on another account (built once per database, then copied back)."""
+    from django.db import connection
+
+    history = HISTORY if history is None else history
+    tables = _inbox_tables()
     with connection.cursor() as cur:
         cur.execute(f"TRUNCATE {', '.join(tables)} CASCADE")
+        if history:
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL", [f"bench_history_{history}_{tables[0]}"])
+            if cur.fetchone()[0]:
+                for t in reversed(tables):  # the referenced first
+                    cur.execute(f"INSERT INTO {t} SELECT * FROM bench_history_{history}_{t}")
+            else:
+                _history_build(history)
+                for t in tables:
+                    cur.execute(f"DROP TABLE IF EXISTS bench_history_{history}_{t}")
+                    cur.execute(f"CREATE TABLE bench_history_{history}_{t} AS SELECT * FROM {t}")
         cur.execute("VACUUM ANALYZE")
+
+
+def _history_build(n: int) -> None:
+    """n mentions ingested on the history account (batches of 1,000, not routed),
+    their conversations closed, as most of a working inbox's are."""
+    from apps.connectors.models import ChannelAccount
+    from apps.connectors.providers.base import mention_from_dict
+    from apps.connectors.services import mentions_ingest
+    from apps.inbox.models import Conversation, Status
+    from apps.routing.models import UnroutedMessage
+
+    from .mentions import make_mentions
+
+    started = time.time()
+    account, _ = ChannelAccount.objects.get_or_create(provider="twitter", handle=HISTORY_HANDLE,
+                                                      defaults={"name": "Acme history"})
+    mentions = make_mentions(n, f"h{int(started)}", seed=3)
+    for i in range(0, n, 1000):
+        mentions_ingest(account=account, mentions=[mention_from_dict(m) for m in mentions[i:i + 1000]])
+    Conversation.objects.filter(channel_account=account).update(status=Status.CLOSED)
+    UnroutedMessage.objects.all().delete()
+    purge()  # the routing tasks the history queued
+    log(f"ingest history: {n} mentions in {time.time() - started:.0f} s")
 
 
 def _progress(account_id: int) -> tuple[int, int]:
@@ -114,12 +166,18 @@ def routed_count(account_id: int) -> int:
 
 
 # --- throughput ---------------------------------------------------------------------------
-def ingest_throughput(*, workers: int, n: int, batch: int, account) -> dict:
-    """Preload n mentions (in tasks of `batch`, as a poll page or a push batch
-    would hand them over), start the workers, and time from the first stored
-    row until every message is stored, threaded, scored and routed."""
+def ingest_throughput(*, workers: int, n: int, batch: int, account, via: str = "tasks") -> dict:
+    """Preload n mentions, start the workers, and time from the first stored row
+    until every message is stored, threaded, scored and routed.
+    via="tasks": `ingest.mentions` tasks of `batch` mentions each, as a poll hands
+    a page (or `batch` / 100 pages) over. via="push": n push deliveries of one
+    mention each, as the webhook keeps them (Twitter's Account Activity API sends
+    one event a delivery), with the one task the first delivery queues: the
+    delivery tasks take them PUSH_INGEST_BATCH at a time (`batch` is ignored)."""
     from django.db.models import Max, Min
 
+    from apps.connectors.models import PushDelivery
+    from apps.connectors.services import _push_ingest_flag, _push_ingest_queue
     from apps.connectors.tasks import mentions_ingest_task
     from apps.inbox.models import Conversation, Message
 
@@ -129,8 +187,18 @@ def ingest_throughput(*, workers: int, n: int, batch: int, account) -> dict:
     purge()
     tag = f"t{workers}-{int(time.time())}"
     mentions = make_mentions(n, tag)
-    for i in range(0, n, batch):
-        mentions_ingest_task.apply_async(args=[account.pk, mentions[i:i + batch]])
+    if via == "push":
+        from django.conf import settings
+        from django.core.cache import cache
+
+        PushDelivery.objects.all().delete()
+        first = PushDelivery.objects.bulk_create([PushDelivery(account=account, mentions=[m]) for m in mentions])[0]
+        cache.delete(_push_ingest_flag(account.pk))
+        _push_ingest_queue(account.pk, first.pk)
+        batch = settings.PUSH_INGEST_BATCH
+    else:
+        for i in range(0, n, batch):
+            mentions_ingest_task.apply_async(args=[account.pk, mentions[i:i + batch]])
     w = Worker(workers)
     timeout = max(120, n / 50)
     try:
@@ -151,7 +219,7 @@ def ingest_throughput(*, workers: int, n: int, batch: int, account) -> dict:
     last = max(filter(None, [msgs["last"], conv_last]))
     seconds = (last - msgs["first"]).total_seconds() if scored >= n else float("nan")
     return {
-        "workers": workers, "mentions": n, "batch": batch, "stored": stored, "scored": scored,
+        "workers": workers, "via": via, "mentions": n, "batch": batch, "stored": stored, "scored": scored,
         "seconds": seconds, "rate": n / seconds if seconds else float("nan"),
         "conversations": convs.count(), "routed": convs.exclude(queue=None).count(),
         "assigned": convs.exclude(assignee=None).count(), "cpu_busy": cpu.busy, "load": load_before,

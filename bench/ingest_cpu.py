@@ -1,6 +1,6 @@
 """Where ingest's time goes, end to end: CPU per mention and lock waiting.
 
-`python -m bench.ingest_cpu` (env: N=3000 mentions, WORKERS=1,2,4, WAITS=1 to list
+`python -m bench.ingest_cpu` (env: N=3000 mentions, WORKERS=1,2,4, BATCH=100, WAITS=1 to list
 the lock waits). Like bench.ingest's throughput, but the worker is started and
 ready first, then the mentions are queued in tasks of 100; between the first task
 and the last routed row it reads, from /proc, the CPU of the worker processes
@@ -20,6 +20,7 @@ from .common import BENCH_DB, db_recreate, db_url, django_setup, load, log, migr
 
 WAITS = collections.Counter()
 TICK = os.sysconf("SC_CLK_TCK")
+BATCH = int(os.environ.get("BATCH", "100"))  # mentions per task
 
 
 def _proc_cpu(pid: int) -> float:
@@ -107,8 +108,8 @@ def run(*, workers: int, n: int, account) -> dict:
     thread = threading.Thread(target=sampler, daemon=True)
     cpu_before, pg_before = _snapshot(worker.proc.pid, mine)
     load_before = load()
-    for i in range(0, n, 100):
-        mentions_ingest_task.apply_async(args=[account.pk, mentions[i:i + 100]])
+    for i in range(0, n, BATCH):
+        mentions_ingest_task.apply_async(args=[account.pk, mentions[i:i + BATCH]])
     thread.start()
     t0 = time.time()
     try:

@@ -572,6 +572,21 @@ def _push_ingest_queue(account_id: int, delivery_id: int) -> None:
         push_delivery_ingest_task.delay(delivery_id)
 
 
+def _push_ingest_next(account_id: int, delivery_id: int) -> None:
+    """The task for the deliveries after a full batch, queued now, not after this
+    commit: another worker takes the next batch (SKIP LOCKED passes over this
+    one's) while this one stores it. After the commit, one busy account kept one
+    worker process busy however many there were (docs/performance.md item 27).
+    Run eagerly (tests), the task would run inside this transaction, which SKIP
+    LOCKED does not skip: after the commit then, as before."""
+    from cxinbox.celery import app
+
+    if app.conf.task_always_eager:
+        transaction.on_commit(lambda: _push_ingest_queue(account_id, delivery_id), robust=True)
+    else:
+        _push_ingest_queue(account_id, delivery_id)
+
+
 def push_delivery_ingest(*, delivery_id: int) -> IngestResult | None:
     """Stores the pending deliveries of this delivery's account and marks them done
     in the same transaction: done means stored. It takes up to PUSH_INGEST_BATCH of
@@ -605,8 +620,6 @@ def push_delivery_ingest(*, delivery_id: int) -> IngestResult | None:
                     exc_info=True)
         with transaction.atomic():
             return _push_deliveries_ingest(delivery_id, account_id, batch=1, taken=[])
-    if len(taken) >= batch:  # more may be waiting, their tasks coalesced into this one
-        transaction.on_commit(lambda: _push_ingest_queue(account_id, delivery_id), robust=True)
     return result
 
 
@@ -625,6 +638,8 @@ def _push_deliveries_ingest(delivery_id: int, account_id: int, *, batch: int,
     if not deliveries:
         return None  # done, failed, gone, or being ingested by another task
     taken.extend(d.pk for d in deliveries)
+    if batch > 1 and len(deliveries) >= batch:  # more may be waiting, their tasks coalesced into this one
+        _push_ingest_next(account_id, delivery_id)
     account = ChannelAccount.objects.get(pk=account_id)
     result = mentions_ingest(account=account, mentions=[mention_from_dict(m) for d in deliveries for m in d.mentions],
                              route_now=True)

@@ -242,3 +242,51 @@ def test_a_full_batch_queues_the_next_one(client, webhook, eager_celery, setting
     with django_capture_on_commit_callbacks(execute=True):
         queued[0]()  # 2 taken, then the task queues itself for the rest (eager here: at once)
     assert Message.objects.count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL (.ci/run)")
+def test_a_busy_account_is_ingested_by_two_workers_at_once(webhook, settings):
+    """A task that takes a full batch queues the next one before it stores its
+    own: a second worker stores the next deliveries while the first still holds
+    its batch, instead of one worker taking them all in turn."""
+    import threading
+    from unittest import mock
+
+    from apps.connectors import services
+    from apps.connectors.services import push_delivery_ingest
+    from apps.connectors.tasks import push_delivery_ingest_task
+
+    settings.PUSH_INGEST_BATCH = 2
+    deliveries = [PushDelivery.objects.create(account=webhook, mentions=[{
+        "external_id": f"chat-{n}", "text": f"Order {n} has not arrived", "created_at": f"2026-11-23T08:00:0{n}+00:00",
+        "author_external_id": f"visitor-{n}", "author_handle": f"guest{n}"}]) for n in range(4)]
+    storing, release = threading.Event(), threading.Event()
+    real_ingest = services.mentions_ingest
+
+    def first_worker_ingest(**kwargs):  # the first batch is stored, then its transaction stays open
+        result = real_ingest(**kwargs)
+        if threading.current_thread().name == "first":
+            storing.set()
+            release.wait(10)
+        return result
+
+    queued = []
+    with mock.patch.object(push_delivery_ingest_task, "delay", side_effect=queued.append), \
+            mock.patch.object(services, "mentions_ingest", side_effect=first_worker_ingest):
+        first = threading.Thread(target=lambda: (push_delivery_ingest(delivery_id=deliveries[0].pk),
+                                                 connection.close()), name="first")
+        first.start()
+        try:
+            assert storing.wait(5)
+            assert queued, "the next task was not queued while the first batch was being stored"
+            push_delivery_ingest(delivery_id=queued[0])  # the second worker, meanwhile
+            # the second batch is committed while the first still holds its own
+            assert sorted(Message.objects.values_list("external_id", flat=True)) == ["chat-2", "chat-3"]
+            assert list(PushDelivery.objects.filter(status="pending").order_by("pk")
+                        .values_list("pk", flat=True)) == [deliveries[0].pk, deliveries[1].pk]
+        finally:
+            release.set()
+            first.join(10)
+    assert sorted(Message.objects.values_list("external_id", flat=True)) == [f"chat-{n}" for n in range(4)]
+    assert set(PushDelivery.objects.values_list("status", flat=True)) == {"done"}
