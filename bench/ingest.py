@@ -138,7 +138,8 @@ def _history_build(n: int) -> None:
     started = time.time()
     account, _ = ChannelAccount.objects.get_or_create(provider="twitter", handle=HISTORY_HANDLE,
                                                       defaults={"name": "Acme history"})
-    mentions = make_mentions(n, f"h{int(started)}", seed=3)
+    # a month back: history, not in the time range of what a run sends (the latency observer reads by date)
+    mentions = make_mentions(n, f"h{int(started)}", seed=3, days_ago=30)
     for i in range(0, n, 1000):
         mentions_ingest(account=account, mentions=[mention_from_dict(m) for m in mentions[i:i + 1000]])
     Conversation.objects.filter(channel_account=account).update(status=Status.CLOSED)

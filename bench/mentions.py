@@ -14,11 +14,13 @@ OPENERS = DEMO_OPENERS + [
 ]
 
 
-def make_mentions(n: int, tag: str, seed: int = 8, new_share: float = 0.6, reply_share: float = 0.25) -> list[dict]:
+def make_mentions(n: int, tag: str, seed: int = 8, new_share: float = 0.6, reply_share: float = 0.25,
+                  days_ago: float = 0) -> list[dict]:
     """n mention dicts (mention_to_dict form), oldest first. Shares: new customer
-    with a new thread / reply in the author's thread / returning author, new tweet."""
+    with a new thread / reply in the author's thread / returning author, new tweet.
+    The last one `days_ago` days before now."""
     rng = random.Random(seed)
-    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=n)
+    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=n, days=days_ago)
     authors: list[tuple[str, str, str]] = []  # (author id, root id, last id)
     out = []
     for i in range(n):

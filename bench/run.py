@@ -27,7 +27,11 @@ SMALL = SCALE == "small"
 BIG_DB = common.BIG_DB if not SMALL or "BENCH_BIG_DB" in os.environ else "cx_bench_small"
 P = {
     "ingest_n": 1500 if SMALL else 6000,
-    "batch": 100,
+    # how mentions reach the workers: ingest.mentions tasks of 100 (a poll's page) and of 500 (a poll
+    # that fetched 5 pages; POLL_MAX_PAGES allows 10), and one-mention push deliveries, which the
+    # delivery tasks take PUSH_INGEST_BATCH at a time
+    "ingest_runs": [("tasks", 100), ("tasks", 500), ("push", 0)],
+    "stage_batches": [100, 500],
     "ab_n": 500 if SMALL else 2000,
     "workers": [1, 2, 4],
     "copy_rows": 50_000 if SMALL else 200_000,
@@ -41,7 +45,7 @@ P = {
 ALL_PARTS = {"ingest", "inbox", "reports", "peer"}
 PARTS = set(os.environ.get("BENCH_PARTS", ",".join(sorted(ALL_PARTS))).split(","))
 # A partial run (BENCH_PARTS) keeps the other parts' figures from the last run, marked as such.
-KEYS = {"ingest": ("ingest_ab", "stages", "copy", "noop", "ingest", "latency"), "inbox": ("generate", "inbox"), "reports": ("reports",),
+KEYS = {"ingest": ("ingest_ab", "stages", "copy", "noop", "ingest", "ingest_history", "latency"), "inbox": ("generate", "inbox"), "reports": ("reports",),
         "peer": ("peer",)}
 OUT = ROOT / "bench" / "RESULTS.md"
 RAW = ROOT / "bench" / "results.json"
@@ -60,10 +64,13 @@ def part_ingest(res: dict) -> None:
     res["ingest_ab"] = ingest_ab(account=fx["account"], n=P["ab_n"])
     for r in res["ingest_ab"]:
         log(f"ingest service alone, {r['what']}: {r['rate']:,.0f} mentions/s, {r['queries']:.1f} queries/mention")
-    res["stages"] = ingest.cpu_stages(account=fx["account"], n=P["ab_n"])
-    st = res["stages"]
-    log(f"CPU per mention, one process: Python {st['python_ms']:.2f} ms (scoring {st['scoring_ms']:.2f}, "
-        f"storing {st['storing_ms']:.2f}, routing {st['routing_ms']:.2f}), waiting on PostgreSQL {st['waiting_ms']:.2f}")
+    res["stages"] = []
+    for batch in P["stage_batches"]:
+        st = ingest.cpu_stages(account=fx["account"], n=P["ab_n"], batch=batch)
+        res["stages"].append(st)
+        log(f"CPU per mention, one process, batches of {batch}: Python {st['python_ms']:.2f} ms (scoring "
+            f"{st['scoring_ms']:.2f}, storing {st['storing_ms']:.2f}, routing {st['routing_ms']:.2f}), "
+            f"waiting on PostgreSQL {st['waiting_ms']:.2f}")
     res["copy"] = ingest.copy_limit(P["copy_rows"])
     log("COPY limit", f"{res['copy']['rate']:,.0f} rows/s")
     res["noop"] = []
@@ -71,11 +78,14 @@ def part_ingest(res: dict) -> None:
         r = ingest.noop_limit(workers=w, n=P["noop_n"])
         res["noop"].append(r)
         log(f"no-op tasks, {w} processes: {r['rate']:,.0f}/s")
+    res["ingest_history"] = ingest.HISTORY
     res["ingest"] = []
-    for w in P["workers"]:
-        r = ingest.ingest_throughput(workers=w, n=P["ingest_n"], batch=P["batch"], account=fx["account"])
-        res["ingest"].append(r)
-        log(f"ingest, {w} processes: {r['rate']:,.1f} mentions/s ({r['scored']}/{r['mentions']} routed)")
+    for via, batch in P["ingest_runs"]:
+        for w in P["workers"]:
+            r = ingest.ingest_throughput(workers=w, n=P["ingest_n"], batch=batch, account=fx["account"], via=via)
+            res["ingest"].append(r)
+            log(f"ingest via {via} ({r['batch']} a task), {w} processes: {r['rate']:,.1f} mentions/s "
+                f"({r['scored']}/{r['mentions']} routed)")
     best = max((r["rate"] for r in res["ingest"] if r["rate"] == r["rate"]), default=0)
     res["latency"] = []
     rates = [P["latency_rate"]]

@@ -118,12 +118,17 @@ def rows_update(objs, fields: list[str], *, batch_size: int = 1000) -> int:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             record = ", ".join(f"{q(f.column)} {_db_type(f, connection)}" for f in (pk, *columns))
-            sql = f"UPDATE {table} SET {sets} FROM jsonb_to_recordset(%s::jsonb) AS v ({record}) WHERE {where}"
+            # The planner takes any jsonb_to_recordset for 100 rows and, on a table of some
+            # 10-50k rows, updated 5 of them through a hash join over a scan of all (1.2-1.5 ms
+            # where 0.1 does). The keys again as an array it can count, for the primary key index.
+            sql = (f"UPDATE {table} SET {sets} FROM jsonb_to_recordset(%s::jsonb) AS v ({record}) "
+                   f"WHERE {where} AND {table}.{names[0]} = ANY(%s::{_db_type(pk, connection)}[])")
             spec = [(f.column, f.attname, prep) for f, prep in zip((pk, *columns), _preparers((pk, *columns)))]
+            pk_prep = spec[0][2]
             for start in range(0, len(objs), batch_size):
-                rows = [{column: prep(getattr(obj, attname)) for column, attname, prep in spec}
-                        for obj in objs[start:start + batch_size]]
-                cursor.execute(sql, [json.dumps(rows, default=_json_default)])
+                chunk = objs[start:start + batch_size]
+                rows = [{column: prep(getattr(obj, attname)) for column, attname, prep in spec} for obj in chunk]
+                cursor.execute(sql, [json.dumps(rows, default=_json_default), [pk_prep(obj.pk) for obj in chunk]])
                 updated += cursor.rowcount
             return updated
         # SQLite names the columns of a VALUES list column1, column2, ...

@@ -236,8 +236,10 @@ PUSH_REDELIVER_SECONDS = env.float("PUSH_REDELIVER_SECONDS", default=60.0)
 # Ingest attempts before a delivery is marked failed and shown on the connector-health page.
 PUSH_DELIVERY_MAX_ATTEMPTS = env.int("PUSH_DELIVERY_MAX_ATTEMPTS", default=5)
 # One ingest task takes up to this many of an account's pending push deliveries
-# (one transaction, one routing batch): one-mention deliveries at 200/s need it.
-PUSH_INGEST_BATCH = env.int("PUSH_INGEST_BATCH", default=100)
+# (one transaction, one routing batch): one-mention deliveries at 200/s need it. A
+# task takes what waits, so a bigger batch only matters in a backlog, where a batch
+# of 500 stores ~1.5x what 100 do per CPU second (docs/performance.md item 28).
+PUSH_INGEST_BATCH = env.int("PUSH_INGEST_BATCH", default=500)
 # While an account's ingest task waits in the queue, further deliveries queue none; the
 # task clears the flag as it starts. Expiry only matters should that task be lost.
 PUSH_INGEST_COALESCE_SECONDS = env.int("PUSH_INGEST_COALESCE_SECONDS", default=10)
