@@ -38,6 +38,10 @@ class IngestResult:
     duplicates: int = 0
     # conversation id -> the new message ids in it (routing works per conversation)
     conversations: dict[int, list[int]] = field(default_factory=dict)
+    # defer_held: the mentions not stored because another ingest holds their authors,
+    # and (push deliveries) the deliveries left pending for them
+    deferred: list[InboundMention] = field(default_factory=list)
+    deferred_deliveries: list[int] = field(default_factory=list)
 
     def add(self, other: "IngestResult") -> None:
         self.created_message_ids += other.created_message_ids
@@ -200,10 +204,13 @@ def _mention_fit(m: InboundMention) -> InboundMention:
 
 
 def mentions_ingest(*, account: ChannelAccount, mentions: list[InboundMention],
-                    route_now: bool = False) -> IngestResult:
+                    route_now: bool = False, defer_held: bool = False) -> IngestResult:
     """Stores a batch in one transaction with set-based queries (a handful of
     statements per batch, not a dozen per mention). Routing and the live push
-    fire only after the commit."""
+    fire only after the commit. defer_held: the mentions of authors another
+    ingest holds are not waited for but returned in `deferred`, for the caller
+    to store in a transaction of its own (push deliveries, which ingest inside
+    theirs)."""
     result = IngestResult()
     mentions = [_mention_fit(m) for m in mentions]
     ordered, seen = [], set()
@@ -226,9 +233,9 @@ def mentions_ingest(*, account: ChannelAccount, mentions: list[InboundMention],
     # ingest holds (their threading waits for its commit) and stores the rest at once; the
     # second, a transaction of its own holding nothing, waits for those authors. One batch
     # no longer waits whole on another that shares one author (docs/performance.md item 25).
-    # Inside a caller's transaction (push deliveries) one waiting pass, as locks taken in a
-    # first pass would be held while the second waits.
-    pending, wait = fresh, transaction.get_connection().in_atomic_block
+    # Inside a caller's transaction one waiting pass, as locks taken in a first pass would be
+    # held while the second waits; unless the caller takes the second pass (defer_held).
+    pending, wait = fresh, transaction.get_connection().in_atomic_block and not defer_held
     while pending:
         part = IngestResult()
         with transaction.atomic():
@@ -247,6 +254,9 @@ def mentions_ingest(*, account: ChannelAccount, mentions: list[InboundMention],
             if part.conversations:
                 transaction.on_commit(lambda part=part: _after_ingest(part, route_now=route_now))
         result.add(part)
+        if defer_held:
+            result.deferred = deferred
+            break
         pending, wait = deferred, True
     return result
 
@@ -619,32 +629,61 @@ def push_delivery_ingest(*, delivery_id: int) -> IngestResult | None:
         log.warning("batch of %d push deliveries failed; trying delivery %s alone", len(taken), delivery_id,
                     exc_info=True)
         with transaction.atomic():
-            return _push_deliveries_ingest(delivery_id, account_id, batch=1, taken=[])
+            result = _push_deliveries_ingest(delivery_id, account_id, batch=1, taken=[])
+    if result is not None and result.deferred:
+        # The deliveries with a mention whose author another ingest held: stored now, in a
+        # transaction that holds nothing else while it waits (docs/performance.md item 29).
+        held = result.deferred_deliveries
+        try:
+            with transaction.atomic():
+                later = _push_deliveries_ingest(held[0], account_id, batch=len(held), taken=[], only=held, wait=True)
+        except (OperationalError, InterfaceError):
+            raise  # retried: the held deliveries are pending, the retry takes them along
+        except Exception:  # noqa: BLE001 - not this task's delivery: pending, the sweep gives each its own task
+            log.warning("push deliveries %s (their authors were held) failed; left to the sweep", held, exc_info=True)
+            later = None
+        if later is not None:
+            result.add(later)
+        result.deferred, result.deferred_deliveries = [], []
     return result
 
 
-def _push_deliveries_ingest(delivery_id: int, account_id: int, *, batch: int,
-                            taken: list[int]) -> IngestResult | None:
+def _push_deliveries_ingest(delivery_id: int, account_id: int, *, batch: int, taken: list[int],
+                            only: list[int] | None = None, wait: bool = False) -> IngestResult | None:
+    """Takes and stores pending deliveries (`only`: just these), marking done those
+    whose mentions are all stored. wait=False: the mentions of authors another
+    ingest holds are not waited for; their deliveries stay pending, locked, and
+    are returned in the result's `deferred_deliveries` for a second pass."""
     from .providers.base import mention_from_dict
 
-    own = (PushDelivery.objects.select_for_update(skip_locked=True)
-           .filter(pk=delivery_id, status=PushDelivery.Status.PENDING).first())
-    deliveries = [own] if own else []
-    if batch > 1 and (own is None or own.attempts == 0):
-        # Only never-failed neighbours: one that failed before waits for its own task.
-        deliveries += list(PushDelivery.objects.select_for_update(skip_locked=True)
-                           .filter(account_id=account_id, status=PushDelivery.Status.PENDING, attempts=0)
-                           .exclude(pk=delivery_id).order_by("pk")[:batch - len(deliveries)])
+    if only is not None:
+        deliveries = list(PushDelivery.objects.select_for_update(skip_locked=True)
+                          .filter(pk__in=only, status=PushDelivery.Status.PENDING).order_by("pk"))
+    else:
+        own = (PushDelivery.objects.select_for_update(skip_locked=True)
+               .filter(pk=delivery_id, status=PushDelivery.Status.PENDING).first())
+        deliveries = [own] if own else []
+        if batch > 1 and (own is None or own.attempts == 0):
+            # Only never-failed neighbours: one that failed before waits for its own task.
+            deliveries += list(PushDelivery.objects.select_for_update(skip_locked=True)
+                               .filter(account_id=account_id, status=PushDelivery.Status.PENDING, attempts=0)
+                               .exclude(pk=delivery_id).order_by("pk")[:batch - len(deliveries)])
     if not deliveries:
         return None  # done, failed, gone, or being ingested by another task
     taken.extend(d.pk for d in deliveries)
-    if batch > 1 and len(deliveries) >= batch:  # more may be waiting, their tasks coalesced into this one
+    if only is None and batch > 1 and len(deliveries) >= batch:  # more may wait, their tasks coalesced into this
         _push_ingest_next(account_id, delivery_id)
     account = ChannelAccount.objects.get(pk=account_id)
-    result = mentions_ingest(account=account, mentions=[mention_from_dict(m) for d in deliveries for m in d.mentions],
-                             route_now=True)
+    mentions = {d.pk: [mention_from_dict(m) for m in d.mentions] for d in deliveries}
+    result = mentions_ingest(account=account, mentions=[m for d in deliveries for m in mentions[d.pk]],
+                             route_now=True, defer_held=not wait)
+    if result.deferred:
+        held = {m.external_id for m in result.deferred}
+        result.deferred_deliveries = [d.pk for d in deliveries
+                                      if any(_mention_fit(m).external_id in held for m in mentions[d.pk])]
+    done = [pk for pk in taken if pk not in set(result.deferred_deliveries)]
     now = timezone.now()
-    PushDelivery.objects.filter(pk__in=taken).update(
+    PushDelivery.objects.filter(pk__in=done).update(
         status=PushDelivery.Status.DONE, done_at=now, attempts=F("attempts") + 1, last_error="", updated_at=now)
     return result
 

@@ -133,3 +133,32 @@ def test_a_new_author_another_ingest_is_creating_does_not_hold_up_the_batch(twit
     worker.join(15)
     assert _stored("6", "7") == {"6", "7"}
     assert SocialIdentity.objects.filter(external_id="46").count() == 1
+
+
+def test_push_deliveries_of_other_authors_are_done_while_one_author_is_held(twitter_account):
+    """Push deliveries ingest inside their delivery's transaction. Those of free
+    authors are stored and marked done at once; a delivery whose author another
+    ingest holds stays pending until a second transaction, which waits for that
+    author alone, stores it (4 worker processes no longer wait whole on each other)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    from apps.connectors.models import PushDelivery
+    from apps.connectors.providers.base import mention_to_dict
+    from apps.connectors.services import push_delivery_ingest
+
+    holder, release = _bob_held(twitter_account)
+    eve, bobs, joe = (PushDelivery.objects.create(account=twitter_account, mentions=[mention_to_dict(m)]) for m in (
+        mention("2", "43", "eve"), mention("3", "42", "bob", reply_to="1", thread="1"), mention("4", "45", "joe")))
+    worker = _in_thread(lambda: push_delivery_ingest(delivery_id=eve.pk))
+    deadline = time.time() + 10
+    while time.time() < deadline and _stored("2", "4") != {"2", "4"}:
+        time.sleep(0.05)
+    assert _stored("2", "3", "4") == {"2", "4"}
+    status = dict(PushDelivery.objects.values_list("pk", "status"))
+    assert (status[eve.pk], status[bobs.pk], status[joe.pk]) == ("done", "pending", "done")
+    release.set()
+    holder.join(10)
+    worker.join(15)
+    assert not worker.is_alive()
+    assert PushDelivery.objects.get(pk=bobs.pk).status == "done"
+    assert Message.objects.get(external_id="3").conversation_id == Message.objects.get(external_id="1").conversation_id
