@@ -8,6 +8,17 @@ from apps.connectors.standins.twitter import TwitterStandIn
 from .factories import ChannelAccountFactory, QueueFactory, TeamFactory, UserFactory
 
 
+@pytest.fixture(autouse=True)
+def _routing_config_fresh():
+    """Routing shares its configuration between batches of a process; a test's
+    rows are rolled back without the signals that would tell it."""
+    from apps.routing.services import routing_config_forget
+
+    routing_config_forget()
+    yield
+    routing_config_forget()
+
+
 @pytest.fixture
 def twitter_api(settings):
     """The stand-in Twitter API v2 on 127.0.0.1; TWITTER_API_BASE_URL points at it."""
