@@ -8,6 +8,7 @@ Environment (all optional):
   BENCH_PG_ADMIN_URL       postgres://postgres@127.0.0.1:5432/postgres
   BENCH_REDIS_URL          redis://127.0.0.1:6379/7 (a Redis DB of its own: the bench purges its queues)
   BENCH_DB / BENCH_BIG_DB  cx_bench / cx_bench_big (cx_bench_small at BENCH_SCALE=small)
+  BENCH_INGEST_HISTORY     20000: mentions of history in the inbox before each ingest run
   BENCH_HELPDESK_VENV      /tmp/helpdesk-venv (the peer, django-helpdesk, in a venv of its own)
 """
 from __future__ import annotations
@@ -45,7 +46,8 @@ P = {
 ALL_PARTS = {"ingest", "inbox", "reports", "peer"}
 PARTS = set(os.environ.get("BENCH_PARTS", ",".join(sorted(ALL_PARTS))).split(","))
 # A partial run (BENCH_PARTS) keeps the other parts' figures from the last run, marked as such.
-KEYS = {"ingest": ("ingest_ab", "stages", "copy", "noop", "ingest", "ingest_history", "latency"), "inbox": ("generate", "inbox"), "reports": ("reports",),
+KEYS = {"ingest": ("ingest_ab", "stages", "copy", "noop", "ingest", "ingest_history", "latency"),
+        "inbox": ("generate", "inbox"), "reports": ("reports",),
         "peer": ("peer",)}
 OUT = ROOT / "bench" / "RESULTS.md"
 RAW = ROOT / "bench" / "results.json"
