@@ -593,8 +593,11 @@ def _push_ingest_next(account_id: int, delivery_id: int) -> None:
 
     if app.conf.task_always_eager:
         transaction.on_commit(lambda: _push_ingest_queue(account_id, delivery_id), robust=True)
-    else:
+        return
+    try:
         _push_ingest_queue(account_id, delivery_id)
+    except Exception:  # noqa: BLE001 - the broker unreachable must not fail this batch: the sweep queues the rest
+        log.warning("next push ingest task of account %s not queued; the sweep will", account_id, exc_info=True)
 
 
 def push_delivery_ingest(*, delivery_id: int) -> IngestResult | None:

@@ -290,3 +290,24 @@ def test_a_busy_account_is_ingested_by_two_workers_at_once(webhook, settings):
             first.join(10)
     assert sorted(Message.objects.values_list("external_id", flat=True)) == [f"chat-{n}" for n in range(4)]
     assert set(PushDelivery.objects.values_list("status", flat=True)) == {"done"}
+
+
+def test_a_broker_down_when_the_next_task_is_queued_loses_nothing(webhook, settings):
+    """Queueing the next batch's task fails (Redis unreachable): this batch is still
+    stored and done; the rest stay pending for the sweep."""
+    from unittest import mock
+
+    from kombu.exceptions import OperationalError as BrokerDown
+
+    from apps.connectors.services import push_delivery_ingest
+    from apps.connectors.tasks import push_delivery_ingest_task
+
+    settings.PUSH_INGEST_BATCH = 2
+    deliveries = [PushDelivery.objects.create(account=webhook, mentions=[{
+        "external_id": f"chat-{n}", "text": f"Order {n} has not arrived", "created_at": f"2026-11-23T08:00:0{n}+00:00",
+        "author_external_id": f"visitor-{n}", "author_handle": f"guest{n}"}]) for n in range(3)]
+    with mock.patch.object(push_delivery_ingest_task, "delay", side_effect=BrokerDown("Redis unreachable")) as queued:
+        push_delivery_ingest(delivery_id=deliveries[0].pk)
+    assert queued.called
+    assert sorted(Message.objects.values_list("external_id", flat=True)) == ["chat-0", "chat-1"]
+    assert list(PushDelivery.objects.order_by("pk").values_list("status", flat=True)) == ["done", "done", "pending"]
