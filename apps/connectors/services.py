@@ -586,7 +586,7 @@ def _push_ingest_next(account_id: int, delivery_id: int) -> None:
     """The task for the deliveries after a full batch, queued now, not after this
     commit: another worker takes the next batch (SKIP LOCKED passes over this
     one's) while this one stores it. After the commit, one busy account kept one
-    worker process busy however many there were (docs/performance.md item 27).
+    worker process busy however many there were (docs/performance.md item 28).
     Run eagerly (tests), the task would run inside this transaction, which SKIP
     LOCKED does not skip: after the commit then, as before."""
     from cxinbox.celery import app
