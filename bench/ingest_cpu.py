@@ -114,7 +114,7 @@ def run(*, workers: int, n: int, account) -> dict:
     t0 = time.time()
     try:
         while time.time() - t0 < max(120, n / 20):
-            if ingest.routed_count(account.pk) >= n:
+            if ingest.all_routed(account.pk, n):
                 break
             time.sleep(0.2)
         cpu_after, pg_after = _snapshot(worker.proc.pid, mine)
