@@ -116,7 +116,7 @@ def run(*, workers: int, n: int, account) -> dict:
         while time.time() - t0 < max(120, n / 20):
             if ingest.all_routed(account.pk, n):
                 break
-            time.sleep(0.2)
+            time.sleep(0.5)
         cpu_after, pg_after = _snapshot(worker.proc.pid, mine)
     finally:
         stop.set()
