@@ -38,10 +38,8 @@ class IngestResult:
     duplicates: int = 0
     # conversation id -> the new message ids in it (routing works per conversation)
     conversations: dict[int, list[int]] = field(default_factory=dict)
-    # defer_held: the mentions not stored because another ingest holds their authors,
-    # and (push deliveries) the deliveries left pending for them
+    # defer_held: the mentions not stored because another ingest holds their authors
     deferred: list[InboundMention] = field(default_factory=list)
-    deferred_deliveries: list[int] = field(default_factory=list)
 
     def add(self, other: "IngestResult") -> None:
         self.created_message_ids += other.created_message_ids
@@ -621,9 +619,17 @@ def push_delivery_ingest(*, delivery_id: int) -> IngestResult | None:
         log.warning("push ingest flag of account %s not cleared (cache unreachable)", account_id)
     batch = settings.PUSH_INGEST_BATCH
     taken: list[int] = []
+
+    def take_and_store(size: int) -> tuple[IngestResult | None, list[int]]:
+        deliveries = _push_deliveries_take(delivery_id, account_id, batch=size)
+        taken[:] = [d.pk for d in deliveries]
+        if not deliveries:
+            return None, []  # done, failed, gone, or being ingested by another task
+        return _push_deliveries_store(account_id, deliveries, wait=False)
+
     try:
         with transaction.atomic():
-            result = _push_deliveries_ingest(delivery_id, account_id, batch=batch, taken=taken)
+            result, held = take_and_store(batch)
     except (OperationalError, InterfaceError):
         raise
     except Exception:
@@ -632,63 +638,59 @@ def push_delivery_ingest(*, delivery_id: int) -> IngestResult | None:
         log.warning("batch of %d push deliveries failed; trying delivery %s alone", len(taken), delivery_id,
                     exc_info=True)
         with transaction.atomic():
-            result = _push_deliveries_ingest(delivery_id, account_id, batch=1, taken=[])
-    if result is not None and result.deferred:
+            result, held = take_and_store(1)
+    if held:
         # The deliveries with a mention whose author another ingest held: stored now, in a
         # transaction that holds nothing else while it waits (docs/performance.md item 29).
-        held = result.deferred_deliveries
         try:
             with transaction.atomic():
-                later = _push_deliveries_ingest(held[0], account_id, batch=len(held), taken=[], only=held, wait=True)
+                deliveries = list(PushDelivery.objects.select_for_update(skip_locked=True)
+                                  .filter(pk__in=held, status=PushDelivery.Status.PENDING).order_by("pk"))
+                if deliveries:  # else taken meanwhile by another task
+                    result.add(_push_deliveries_store(account_id, deliveries, wait=True)[0])
         except (OperationalError, InterfaceError):
             raise  # retried: the held deliveries are pending, the retry takes them along
         except Exception:  # noqa: BLE001 - not this task's delivery: pending, the sweep gives each its own task
             log.warning("push deliveries %s (their authors were held) failed; left to the sweep", held, exc_info=True)
-            later = None
-        if later is not None:
-            result.add(later)
-        result.deferred, result.deferred_deliveries = [], []
     return result
 
 
-def _push_deliveries_ingest(delivery_id: int, account_id: int, *, batch: int, taken: list[int],
-                            only: list[int] | None = None, wait: bool = False) -> IngestResult | None:
-    """Takes and stores pending deliveries (`only`: just these), marking done those
-    whose mentions are all stored. wait=False: the mentions of authors another
-    ingest holds are not waited for; their deliveries stay pending, locked, and
-    are returned in the result's `deferred_deliveries` for a second pass."""
+def _push_deliveries_take(delivery_id: int, account_id: int, *, batch: int) -> list[PushDelivery]:
+    """This delivery and up to `batch` - 1 pending neighbours of its account, row-locked
+    (SKIP LOCKED: what another task holds is its own). A full batch queues the next task."""
+    own = (PushDelivery.objects.select_for_update(skip_locked=True)
+           .filter(pk=delivery_id, status=PushDelivery.Status.PENDING).first())
+    deliveries = [own] if own else []
+    if batch > 1 and (own is None or own.attempts == 0):
+        # Only never-failed neighbours: one that failed before waits for its own task.
+        deliveries += list(PushDelivery.objects.select_for_update(skip_locked=True)
+                           .filter(account_id=account_id, status=PushDelivery.Status.PENDING, attempts=0)
+                           .exclude(pk=delivery_id).order_by("pk")[:batch - len(deliveries)])
+    if batch > 1 and len(deliveries) >= batch:  # more may wait, their tasks coalesced into this one
+        _push_ingest_next(account_id, delivery_id)
+    return deliveries
+
+
+def _push_deliveries_store(account_id: int, deliveries: list[PushDelivery], *,
+                           wait: bool) -> tuple[IngestResult, list[int]]:
+    """Stores the locked deliveries' mentions and marks done those all of whose
+    mentions are stored. wait=False: the mentions of authors another ingest holds
+    are not waited for; their deliveries stay pending (and locked until this
+    transaction ends), returned for a second pass."""
     from .providers.base import mention_from_dict
 
-    if only is not None:
-        deliveries = list(PushDelivery.objects.select_for_update(skip_locked=True)
-                          .filter(pk__in=only, status=PushDelivery.Status.PENDING).order_by("pk"))
-    else:
-        own = (PushDelivery.objects.select_for_update(skip_locked=True)
-               .filter(pk=delivery_id, status=PushDelivery.Status.PENDING).first())
-        deliveries = [own] if own else []
-        if batch > 1 and (own is None or own.attempts == 0):
-            # Only never-failed neighbours: one that failed before waits for its own task.
-            deliveries += list(PushDelivery.objects.select_for_update(skip_locked=True)
-                               .filter(account_id=account_id, status=PushDelivery.Status.PENDING, attempts=0)
-                               .exclude(pk=delivery_id).order_by("pk")[:batch - len(deliveries)])
-    if not deliveries:
-        return None  # done, failed, gone, or being ingested by another task
-    taken.extend(d.pk for d in deliveries)
-    if only is None and batch > 1 and len(deliveries) >= batch:  # more may wait, their tasks coalesced into this
-        _push_ingest_next(account_id, delivery_id)
     account = ChannelAccount.objects.get(pk=account_id)
     mentions = {d.pk: [mention_from_dict(m) for m in d.mentions] for d in deliveries}
     result = mentions_ingest(account=account, mentions=[m for d in deliveries for m in mentions[d.pk]],
                              route_now=True, defer_held=not wait)
-    if result.deferred:
-        held = {m.external_id for m in result.deferred}
-        result.deferred_deliveries = [d.pk for d in deliveries
-                                      if any(_mention_fit(m).external_id in held for m in mentions[d.pk])]
-    done = [pk for pk in taken if pk not in set(result.deferred_deliveries)]
+    deferred = {m.external_id for m in result.deferred}
+    held = {d.pk for d in deliveries
+            if any(_mention_fit(m).external_id in deferred for m in mentions[d.pk])} if deferred else set()
+    result.deferred = []
     now = timezone.now()
-    PushDelivery.objects.filter(pk__in=done).update(
+    PushDelivery.objects.filter(pk__in=[d.pk for d in deliveries if d.pk not in held]).update(
         status=PushDelivery.Status.DONE, done_at=now, attempts=F("attempts") + 1, last_error="", updated_at=now)
-    return result
+    return result, sorted(held)
 
 
 def push_delivery_fail(*, delivery_id: int, error: str) -> PushDelivery | None:
