@@ -379,7 +379,31 @@ def _mentions_store(*, account: ChannelAccount, mentions: list[InboundMention], 
         q |= Q(identity_id__in=identity_ids, external_thread_id__in=thread_ids)
     if parent_conv:
         q |= Q(pk__in=set(parent_conv.values()))
-    convs = {c.pk: c for c in Conversation.objects.filter(Q(channel_account=account) & q).order_by("pk")}
+    # The conversations a mention may thread onto, row-locked before any is read for
+    # threading: their status is then the one this transaction writes back. A router
+    # holds its batch's conversations until it commits; without waiting, the mentions
+    # of a conversation it holds are left for a later pass like a held author's, and
+    # the rest of the batch goes on (docs/performance.md item 31).
+    candidates = dict(Conversation.objects.filter(Q(channel_account=account) & q)
+                      .values_list("pk", "identity_id"))
+    convs = {c.pk: c for c in Conversation.objects.select_for_update(no_key=True, skip_locked=not wait)
+             .filter(pk__in=list(candidates)).order_by("pk")} if candidates else {}
+    if len(convs) < len(candidates):
+        held = set(candidates) - set(convs)
+        held_authors = {candidates[pk] for pk in held}
+        later = {m.external_id for m in deferred}
+        kept = []
+        for m in mentions:  # oldest first: a reply to a deferred mention waits with it
+            if (identities[m.author_external_id].pk in held_authors or m.in_reply_to_external_id in later
+                    or parent_conv.get(m.in_reply_to_external_id) in held):
+                later.add(m.external_id)
+                deferred.append(m)
+            else:
+                kept.append(m)
+        deferred.sort(key=lambda m: (m.created_at, m.external_id))
+        mentions = kept
+        if not mentions:
+            return deferred
     by_thread: dict[tuple[int, str], Conversation] = {}
     open_for: dict[int, Conversation] = {}
     for c in convs.values():  # ascending id: the newest wins, as order_by("-id").first() does

@@ -817,7 +817,7 @@ def _route_batch(pairs: list[tuple[int, list[int]]], cache: RoutingCache,
         # conversations first, all in one statement in id order (two batches never wait on each other in a
         # cycle), then their routing state, then the agents (_assign_batch): the order every writer uses
         conversations = list(
-            Conversation.objects.select_for_update(of=("self",)).select_related("identity", "customer")
+            Conversation.objects.select_for_update(of=("self",), no_key=True).select_related("identity", "customer")
             .filter(pk__in=list(wanted)).order_by("pk"))
         if not conversations:
             return []

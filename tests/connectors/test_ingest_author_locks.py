@@ -162,3 +162,44 @@ def test_push_deliveries_of_other_authors_are_done_while_one_author_is_held(twit
     assert not worker.is_alive()
     assert PushDelivery.objects.get(pk=bobs.pk).status == "done"
     assert Message.objects.get(external_id="3").conversation_id == Message.objects.get(external_id="1").conversation_id
+
+
+def test_a_conversation_a_router_holds_does_not_hold_up_the_batch(twitter_account):
+    """A router holds the conversations of the batch it routes until it commits.
+    A returning customer's mention into one of them waits for that commit alone:
+    the batch's other mentions are stored at once. The held mention is threaded on
+    what the router committed, not on what was read before: here the router set
+    the conversation to pending, so the customer's answer reopens it (pending ->
+    open, with its event) rather than writing back the status read earlier."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    from apps.inbox.models import Conversation, ConversationEvent, Status
+
+    mentions_ingest(account=twitter_account, mentions=[mention("1", "42", "bob")])
+    bobs = Message.objects.get(external_id="1").conversation_id
+    held, release = threading.Event(), threading.Event()
+
+    def route_bobs():  # as _route_batch does: the row locked from the start of its transaction to its commit
+        with transaction.atomic():
+            conversation = Conversation.objects.select_for_update(no_key=True).get(pk=bobs)
+            held.set()
+            release.wait(15)
+            conversation.status = Status.PENDING
+            conversation.save(update_fields=["status"])
+
+    router = _in_thread(route_bobs)
+    assert held.wait(5)
+    batch = [mention("2", "43", "eve"), mention("3", "42", "bob"), mention("4", "45", "joe")]
+    worker = _in_thread(lambda: mentions_ingest(account=twitter_account, mentions=batch))
+    deadline = time.time() + 10
+    while time.time() < deadline and _stored("2", "4") != {"2", "4"}:
+        time.sleep(0.05)
+    assert _stored("2", "3", "4") == {"2", "4"}
+    release.set()
+    router.join(10)
+    worker.join(15)
+    assert not worker.is_alive()
+    assert Message.objects.get(external_id="3").conversation_id == bobs
+    assert Conversation.objects.get(pk=bobs).status == Status.OPEN
+    assert ConversationEvent.objects.filter(conversation_id=bobs, kind="status_changed",
+                                            data__reason="customer replied").exists()
