@@ -18,7 +18,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.contacts.models import Customer, SocialIdentity
-from apps.core.db import rows_insert, rows_insert_values, rows_update
+from apps.core.db import commit_without_flush_wait, rows_insert, rows_insert_values, rows_update
 from apps.inbox.events import event_record, events_record_many
 from apps.inbox.models import Conversation, Message, Status
 from apps.inbox.realtime import inbox_push_many
@@ -653,6 +653,7 @@ def push_delivery_ingest(*, delivery_id: int) -> IngestResult | None:
 
     try:
         with transaction.atomic():
+            commit_without_flush_wait()  # lost in a crash, the deliveries are pending again: the sweep redoes them
             result, held = take_and_store(batch)
     except (OperationalError, InterfaceError):
         raise
@@ -662,12 +663,14 @@ def push_delivery_ingest(*, delivery_id: int) -> IngestResult | None:
         log.warning("batch of %d push deliveries failed; trying delivery %s alone", len(taken), delivery_id,
                     exc_info=True)
         with transaction.atomic():
+            commit_without_flush_wait()
             result, held = take_and_store(1)
     if held:
         # The deliveries with a mention whose author another ingest held: stored now, in a
         # transaction that holds nothing else while it waits (docs/performance.md item 29).
         try:
             with transaction.atomic():
+                commit_without_flush_wait()
                 deliveries = list(PushDelivery.objects.select_for_update(skip_locked=True)
                                   .filter(pk__in=held, status=PushDelivery.Status.PENDING).order_by("pk"))
                 if deliveries:  # else taken meanwhile by another task

@@ -235,3 +235,21 @@ def _json_rows_insert(connection, meta, fields, rows: list[dict], *, ignore_conf
 
 
 _INSERT_SQL: dict[tuple, str] = {}
+
+
+def commit_without_flush_wait(using: str = "default") -> None:
+    """Lets the current transaction's commit return before its WAL reaches disk
+    (PostgreSQL `SET LOCAL synchronous_commit TO off`; this transaction only). What
+    it wrote is visible to everyone at once, as usual; only a server crash within
+    ~3 x wal_writer_delay (600 ms by default) could undo it, never corrupt it, and
+    any later synchronous commit flushes it along. So only for transactions whose
+    work is redone from a record already on disk if it is lost: routing (the routing
+    markers come back with the rollback, and the unrouted sweep routes them) and
+    push-delivery ingest (the delivery stays pending for the sweep). Never for one
+    holding the only copy of something (a webhook's delivery, a mention handed over
+    in a task, an agent's reply). Saves the commit's wait for its WAL to be written
+    and flushed: the worker moves on to the next batch meanwhile."""
+    connection = connections[using]
+    if connection.vendor == "postgresql" and connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO off")

@@ -30,7 +30,7 @@ from django.db.models import Count, Exists, Min, OuterRef, Q
 from django.utils import timezone
 
 from apps.accounts.models import Presence, Role, Team, User
-from apps.core.db import rows_insert, rows_update
+from apps.core.db import commit_without_flush_wait, rows_insert, rows_update
 from apps.core.errors import DomainError
 from apps.inbox.events import events_record_many
 from apps.inbox.models import Conversation, Message, PriorityBucket, Status, Tag
@@ -814,6 +814,7 @@ def _route_batch(pairs: list[tuple[int, list[int]]], cache: RoutingCache,
         wanted[conversation_id].update(message_ids)
     trail = _Trail()
     with transaction.atomic():
+        commit_without_flush_wait()  # lost in a crash, the markers come back and the sweep routes again
         # conversations first, all in one statement in id order (two batches never wait on each other in a
         # cycle), then their routing state, then the agents (_assign_batch): the order every writer uses
         conversations = list(

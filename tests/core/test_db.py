@@ -3,6 +3,7 @@ ingest send, NULLs, JSON with quotes, microseconds), on SQLite and PostgreSQL.""
 import datetime as dt
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from apps.core.db import rows_insert, rows_update
@@ -75,3 +76,48 @@ def test_rows_insert_values_fills_defaults_and_returns_the_keys_in_order():
     assert second.created_at is not None and second.updated_at is not None
     with pytest.raises(TypeError):
         rows_insert_values(Message, [{"conversation": conversation}])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_only_transactions_redone_from_disk_commit_without_waiting_for_the_flush(twitter_account, monkeypatch):
+    """Routing and push-delivery ingest commit without waiting for their WAL flush
+    (a crash can only lose what the routing markers or the pending delivery bring
+    back); ingest of mentions handed over in a task, the only copy of them, waits
+    for it. The setting ends with each transaction."""
+    if connection.vendor != "postgresql":
+        pytest.skip("synchronous_commit is PostgreSQL's")
+    from django.utils import timezone
+
+    from apps.connectors.models import PushDelivery
+    from apps.connectors.providers.base import InboundMention, mention_to_dict
+    from apps.connectors.services import mentions_ingest, push_delivery_ingest
+    from apps.routing import services as routing
+
+    seen = []
+
+    def setting():
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return cursor.fetchone()[0]
+
+    def spy(fn, step):
+        def wrapped(*args, **kwargs):
+            seen.append((step, setting()))
+            return fn(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(routing, "messages_unrouted_add", spy(routing.messages_unrouted_add, "ingest"))
+    monkeypatch.setattr(routing, "_states_lock", spy(routing._states_lock, "routing"))
+
+    def mention(ext):
+        return InboundMention(external_id=ext, text="@acme my order is late", created_at=timezone.now(),
+                              author_external_id=f"u{ext}", author_handle=f"h{ext}", author_name="A", thread_id=ext)
+
+    mentions_ingest(account=twitter_account, mentions=[mention("1")], route_now=True)
+    assert seen == [("ingest", "on"), ("routing", "off")]
+    seen.clear()
+    delivery = PushDelivery.objects.create(account=twitter_account, mentions=[mention_to_dict(mention("2"))])
+    push_delivery_ingest(delivery_id=delivery.pk)
+    assert seen == [("ingest", "off"), ("routing", "off")]
+    assert setting() == "on"
+    assert PushDelivery.objects.get(pk=delivery.pk).status == "done"
