@@ -32,21 +32,28 @@ class Tag(models.Model):
 
 
 class Conversation(TimeStampedModel):
+    # Each index here is written by every conversation INSERT and by every UPDATE that changes an
+    # indexed column (ingest's and routing's, ~2 row versions a mention): none that a composite
+    # index below already leads with, none that no query reads (docs/performance.md item 33).
     channel_account = models.ForeignKey(ChannelAccount, on_delete=models.PROTECT, related_name="conversations")
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="conversations")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="conversations",
+                                 db_index=False)  # conv_customer_open leads with it
     identity = models.ForeignKey(SocialIdentity, on_delete=models.PROTECT, related_name="conversations")
     # The platform's thread id (Twitter conversation_id, email root Message-ID...).
-    external_thread_id = models.CharField(max_length=255, blank=True, db_index=True)
+    # Always looked up with the identity (threading), whose index finds a customer's few conversations.
+    external_thread_id = models.CharField(max_length=255, blank=True)
     subject = models.CharField(max_length=300, blank=True)
     is_public = models.BooleanField(default=True)
     language = models.CharField(max_length=8, blank=True)
 
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW, db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)  # conv_inbox_order leads
     priority = models.PositiveSmallIntegerField(default=50, help_text="Score 0-100")
     priority_bucket = models.PositiveSmallIntegerField(choices=PriorityBucket.choices, default=PriorityBucket.NORMAL)
-    queue = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations")
+    queue = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations",
+                              db_index=False)  # conv_queue_status leads with it
     assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_conversations"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_conversations",
+        db_index=False,  # conv_assignee_status leads with it
     )
     last_assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -113,7 +120,8 @@ class Message(TimeStampedModel):
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages",
+                                     db_index=False)  # msg_thread_order leads with it
     channel_account = models.ForeignKey(ChannelAccount, on_delete=models.PROTECT, related_name="messages")
     direction = models.CharField(max_length=3, choices=Direction.choices)
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.PUBLIC)
