@@ -1,7 +1,7 @@
 """Where ingest's time goes, end to end: CPU per mention and lock waiting.
 
 `python -m bench.ingest_cpu` (env: N=3000 mentions, WORKERS=1,2,4, BATCH=100, WAITS=1 to list
-the lock waits). Like bench.ingest's throughput, but the worker is started and
+the lock waits, SAMPLE=0 for CPU and rate only). Like bench.ingest's throughput, but the worker is started and
 ready first, then the mentions are queued in tasks of 100; between the first task
 and the last routed row it reads, from /proc, the CPU of the worker processes
 (parent and pool) and of their PostgreSQL backends, and samples pg_stat_activity
@@ -21,6 +21,8 @@ from .common import BENCH_DB, db_recreate, db_url, django_setup, load, log, migr
 WAITS = collections.Counter()
 TICK = os.sysconf("SC_CLK_TCK")
 BATCH = int(os.environ.get("BATCH", "100"))  # mentions per task
+# SAMPLE=0: no pg_stat_activity sampling (it costs PostgreSQL CPU of its own): CPU and rate only
+SAMPLE = os.environ.get("SAMPLE", "1") != "0"
 
 
 def _proc_cpu(pid: int) -> float:
@@ -110,7 +112,8 @@ def run(*, workers: int, n: int, account) -> dict:
     load_before = load()
     for i in range(0, n, BATCH):
         mentions_ingest_task.apply_async(args=[account.pk, mentions[i:i + BATCH]])
-    thread.start()
+    if SAMPLE:
+        thread.start()
     t0 = time.time()
     try:
         while time.time() - t0 < max(120, n / 20):
@@ -120,7 +123,8 @@ def run(*, workers: int, n: int, account) -> dict:
         cpu_after, pg_after = _snapshot(worker.proc.pid, mine)
     finally:
         stop.set()
-        thread.join()
+        if SAMPLE:
+            thread.join()
         worker.stop()
     msgs = Message.objects.filter(channel_account=account).aggregate(first=Min("created_at"), last=Max("updated_at"))
     conv_last = Conversation.objects.filter(channel_account=account).aggregate(last=Max("updated_at"))["last"]

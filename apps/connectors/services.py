@@ -23,6 +23,7 @@ from apps.inbox.events import event_record, events_record_many
 from apps.inbox.models import Conversation, Message, Status
 from apps.inbox.realtime import inbox_push_many
 from apps.insights.services import text_score
+from apps.routing.services import MessageFacts, RoutingHints
 
 from .models import ChannelAccount, PushDelivery
 from .providers import get_provider
@@ -40,10 +41,14 @@ class IngestResult:
     conversations: dict[int, list[int]] = field(default_factory=dict)
     # defer_held: the mentions not stored because another ingest holds their authors
     deferred: list[InboundMention] = field(default_factory=list)
+    # what the transaction holds of what it wrote, for routing right after its commit (PostgreSQL)
+    routing_hints: RoutingHints | None = None
 
     def add(self, other: "IngestResult") -> None:
         self.created_message_ids += other.created_message_ids
         self.duplicates += other.duplicates
+        self.routing_hints = (self.routing_hints.add(other.routing_hints) if self.routing_hints
+                              else other.routing_hints)
         for conversation_id, message_ids in other.conversations.items():
             self.conversations.setdefault(conversation_id, []).extend(message_ids)
 
@@ -481,7 +486,34 @@ def _mentions_store(*, account: ChannelAccount, mentions: list[InboundMention], 
     for message_id, (_, _, conv) in zip(message_ids, rows):
         result.created_message_ids.append(message_id)
         result.conversations.setdefault(conv.pk, []).append(message_id)
+    result.routing_hints = _routing_hints(rows, message_ids, identities, scores)
     return deferred
+
+
+def _routing_hints(rows, message_ids: list[int], identities: dict[str, SocialIdentity],
+                   scores: dict[str, tuple]) -> RoutingHints | None:
+    """The conversations just written, with their identity, and their customer messages'
+    facts, tagged with the row version this transaction wrote (the `xmin` of one of
+    them: all were written by the same (sub)transaction). Routing right after the
+    commit then reads none of it back if no one wrote them since (RoutingHints)."""
+    if connection.vendor != "postgresql" or not rows:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT xmin::text FROM {Conversation._meta.db_table} WHERE id = %s", [rows[0][2].pk])
+        hints = RoutingHints(xmin=cursor.fetchone()[0])
+    by_pk = {identity.pk: identity for identity in identities.values()}
+    for message_id, (m, _, conv) in zip(message_ids, rows):
+        if conv.pk not in hints.conversations:
+            identity = by_pk.get(conv.identity_id)
+            if identity is None:  # a reply into another customer's conversation: routing reads that one
+                continue
+            conv.identity = identity
+            hints.conversations[conv.pk] = conv
+        language, sentiment, label = scores[m.external_id]
+        hints.messages.setdefault(conv.pk, []).append(MessageFacts(
+            pk=message_id, conversation_id=conv.pk, text=m.text, sent_at=m.created_at, language=language,
+            sentiment=sentiment, sentiment_label=label))
+    return hints
 
 
 def _conversation_reopen_fields(conversation: Conversation, at: dt.datetime) -> None:
@@ -508,7 +540,7 @@ def _after_ingest(result: IngestResult, *, route_now: bool = False) -> None:
     inbox_push_many("message_received", [cid for cid, _ in pairs])
     if route_now:
         try:
-            conversations_route_now(pairs=pairs)
+            conversations_route_now(pairs=pairs, hints=result.routing_hints)
             return
         except Exception:  # noqa: BLE001 - the task path below retries it
             log.warning("routing an ingested batch in place failed; queueing it", exc_info=True)
@@ -649,11 +681,11 @@ def push_delivery_ingest(*, delivery_id: int) -> IngestResult | None:
         taken[:] = [d.pk for d in deliveries]
         if not deliveries:
             return None, []  # done, failed, gone, or being ingested by another task
+        commit_without_flush_wait()  # lost in a crash, the deliveries are pending again: the sweep redoes them
         return _push_deliveries_store(account_id, deliveries, wait=False)
 
     try:
         with transaction.atomic():
-            commit_without_flush_wait()  # lost in a crash, the deliveries are pending again: the sweep redoes them
             result, held = take_and_store(batch)
     except (OperationalError, InterfaceError):
         raise
@@ -663,17 +695,16 @@ def push_delivery_ingest(*, delivery_id: int) -> IngestResult | None:
         log.warning("batch of %d push deliveries failed; trying delivery %s alone", len(taken), delivery_id,
                     exc_info=True)
         with transaction.atomic():
-            commit_without_flush_wait()
             result, held = take_and_store(1)
     if held:
         # The deliveries with a mention whose author another ingest held: stored now, in a
         # transaction that holds nothing else while it waits (docs/performance.md item 29).
         try:
             with transaction.atomic():
-                commit_without_flush_wait()
                 deliveries = list(PushDelivery.objects.select_for_update(skip_locked=True)
                                   .filter(pk__in=held, status=PushDelivery.Status.PENDING).order_by("pk"))
                 if deliveries:  # else taken meanwhile by another task
+                    commit_without_flush_wait()
                     result.add(_push_deliveries_store(account_id, deliveries, wait=True)[0])
         except (OperationalError, InterfaceError):
             raise  # retried: the held deliveries are pending, the retry takes them along

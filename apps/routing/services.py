@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Presence, Role, Team, User
 from apps.core.db import commit_without_flush_wait, rows_insert, rows_update
+from apps.contacts.models import Customer
 from apps.core.errors import DomainError
 from apps.inbox.events import events_record_many
 from apps.inbox.models import Conversation, Message, PriorityBucket, Status, Tag
@@ -610,6 +611,40 @@ class _Item:
     status_before: str = ""
 
 
+@dataclass(slots=True)
+class MessageFacts:
+    """What routing reads of a customer message that ingest just stored (as a Message
+    loaded with MESSAGE_FIELDS would give it)."""
+    pk: int
+    conversation_id: int
+    text: str
+    sent_at: dt.datetime
+    language: str
+    sentiment: float | None
+    sentiment_label: str
+
+
+@dataclass
+class RoutingHints:
+    """What an ingest transaction that just committed holds of the conversations it
+    wrote: the rows as written (with their identity), and its customer messages.
+    Routing in the same process right after that commit uses a conversation from
+    here only if its row is still the version that transaction wrote (its `xmin`,
+    read under routing's lock); any other writer since, and it is read again.
+    Saves reading back, and building again, what was just written (item 34)."""
+    xmin: str
+    conversations: dict[int, Conversation] = field(default_factory=dict)
+    messages: dict[int, list[MessageFacts]] = field(default_factory=dict)
+
+    def add(self, other: "RoutingHints | None") -> "RoutingHints | None":
+        if other is None or other.xmin != self.xmin:
+            return self
+        self.conversations.update(other.conversations)
+        for conversation_id, facts in other.messages.items():
+            self.messages.setdefault(conversation_id, []).extend(facts)
+        return self
+
+
 # What routing reads of a customer message (not its raw payload).
 MESSAGE_FIELDS = ["conversation", "direction", "text", "sent_at", "language", "sentiment", "sentiment_label"]
 # What routing writes on a conversation, in one UPDATE for the batch.
@@ -661,17 +696,18 @@ def conversations_route_later(*, pairs) -> None:
         conversations_route_task.delay(pairs)
 
 
-def conversations_route_now(*, pairs) -> None:
+def conversations_route_now(*, pairs, hints: RoutingHints | None = None) -> None:
     """Routes `pairs` and the batches waiting on the pending list in one transaction,
     in the caller's process; a conversation that fails is handed to the
-    single-conversation task and its retry policy."""
+    single-conversation task and its retry policy. `hints`: what the ingest
+    transaction that stored `pairs` holds of them (RoutingHints)."""
     from .tasks import conversation_route_task
 
     pairs = [[int(conversation_id), [int(m) for m in message_ids]] for conversation_id, message_ids in pairs]
     if not pairs:
         return
     batch = pending_take(pairs)
-    failed = set(conversations_route(pairs=batch))
+    failed = set(conversations_route(pairs=batch, hints=hints))
     for conversation_id, message_ids in batch:
         if conversation_id in failed:
             log.warning("routing #%s failed in a batch; retrying it alone", conversation_id)
@@ -705,19 +741,22 @@ def pending_take(pairs) -> list[tuple[int, list[int]]]:
     return [(conversation_id, sorted(set(message_ids))) for conversation_id, message_ids in merged.items()]
 
 
-def conversations_route(*, pairs, cache: RoutingCache | None = None) -> list[int]:
+def conversations_route(*, pairs, cache: RoutingCache | None = None, hints: RoutingHints | None = None) -> list[int]:
     """Routes a batch ([(conversation_id, message_ids), ...]) in one transaction.
     If the batch fails as a whole (a deadlock with another writer, a bad row),
     each conversation is routed alone in its own transaction, as before batching.
     Returns the ids that failed then (the caller retries those alone)."""
     cache = cache or RoutingCache()
     pairs = [(int(conversation_id), list(message_ids)) for conversation_id, message_ids in pairs]
-    scores = _scores_ahead(pairs)
-    if pairs and all(message_ids for _, message_ids in pairs) and scores is None:
-        return []  # every message routed already (another task took this batch): one query, no transaction
-    scores = scores or {}
+    if hints is not None and all(conversation_id in hints.conversations for conversation_id, _ in pairs):
+        scores = {}  # just stored, scored by ingest: nothing to score, and its markers are there
+    else:
+        scores = _scores_ahead(pairs)
+        if pairs and all(message_ids for _, message_ids in pairs) and scores is None:
+            return []  # every message routed already (another task took this batch): one query, no transaction
+        scores = scores or {}
     try:
-        _route_and_reply(pairs, cache, scores)
+        _route_and_reply(pairs, cache, scores, hints)
         return []
     except Exception:  # noqa: BLE001 - fall back to one transaction per conversation
         log.warning("routing a batch of %d conversations failed; routing them one by one", len(pairs),
@@ -725,7 +764,7 @@ def conversations_route(*, pairs, cache: RoutingCache | None = None) -> list[int
     failed = []
     for conversation_id, message_ids in pairs:
         try:
-            _route_and_reply([(conversation_id, message_ids)], cache, scores)
+            _route_and_reply([(conversation_id, message_ids)], cache, scores, hints)
         except Exception:  # noqa: BLE001 - one conversation must not stop the batch
             log.warning("routing #%s failed in a batch", conversation_id, exc_info=True)
             failed.append(conversation_id)
@@ -792,8 +831,9 @@ def _unrouted_take(message_ids) -> set[int]:
 
 
 def _route_and_reply(pairs: list[tuple[int, list[int]]], cache: RoutingCache,
-                     scores: dict[int, tuple] | None = None) -> dict[int, Conversation]:
-    items = _route_batch(pairs, cache, (_scores_ahead(pairs) or {}) if scores is None else scores)
+                     scores: dict[int, tuple] | None = None,
+                     hints: RoutingHints | None = None) -> dict[int, Conversation]:
+    items = _route_batch(pairs, cache, (_scores_ahead(pairs) or {}) if scores is None else scores, hints)
     # auto-replies after the routing committed, each its own send; one failing does not undo the routing
     for item in items:
         if item.skipped:
@@ -807,7 +847,7 @@ def _route_and_reply(pairs: list[tuple[int, list[int]]], cache: RoutingCache,
 
 
 def _route_batch(pairs: list[tuple[int, list[int]]], cache: RoutingCache,
-                 scores: dict[int, tuple]) -> list[_Item]:
+                 scores: dict[int, tuple], hints: RoutingHints | None = None) -> list[_Item]:
     now = timezone.now()
     wanted: dict[int, set[int]] = defaultdict(set)
     for conversation_id, message_ids in pairs:
@@ -817,9 +857,11 @@ def _route_batch(pairs: list[tuple[int, list[int]]], cache: RoutingCache,
         commit_without_flush_wait()  # lost in a crash, the markers come back and the sweep routes again
         # conversations first, all in one statement in id order (two batches never wait on each other in a
         # cycle), then their routing state, then the agents (_assign_batch): the order every writer uses
-        conversations = list(
-            Conversation.objects.select_for_update(of=("self",), no_key=True).select_related("identity", "customer")
-            .filter(pk__in=list(wanted)).order_by("pk"))
+        # a hinted conversation whose wanted messages are not all in the hint (a batch of another
+        # ingest merged in from the pending list) is read back like any other
+        usable = {c for c in wanted if hints is not None and c in hints.conversations
+                  and wanted[c] <= {m.pk for m in hints.messages.get(c, ())}}
+        conversations, fresh = _conversations_lock(list(wanted), hints, usable)
         if not conversations:
             return []
         ids = [c.pk for c in conversations]
@@ -831,9 +873,12 @@ def _route_batch(pairs: list[tuple[int, list[int]]], cache: RoutingCache,
         done_before: set[int] = set()
         # a message with no marker left was routed and committed: by a task that took this batch from the
         # pending list, or a redelivered task. A message is routed once.
-        messages = [m for m in Message.objects.filter(pk__in=set().union(*wanted.values()), conversation_id__in=ids,
-                                                      direction=Message.Direction.INBOUND)
-                    .only(*MESSAGE_FIELDS).order_by("sent_at", "id") if m.pk in wanted[m.conversation_id]]
+        read = [c.pk for c in conversations if c.pk not in fresh]
+        messages = [m for m in Message.objects.filter(pk__in=set().union(*(wanted[c] for c in read)),
+                                                      conversation_id__in=read, direction=Message.Direction.INBOUND)
+                    .only(*MESSAGE_FIELDS) if m.pk in wanted[m.conversation_id]] if read else []
+        messages += [m for c in fresh for m in hints.messages.get(c, ()) if m.pk in wanted[c]]
+        messages.sort(key=lambda m: (m.sent_at, m.pk))
         taken = _unrouted_take(m.pk for m in messages)
         for message in messages:
             if message.pk in taken:
@@ -876,6 +921,32 @@ def _route_batch(pairs: list[tuple[int, list[int]]], cache: RoutingCache,
         rows_update(conversations, ROUTED_FIELDS)
         trail.write()
     return items + [_Item(c, [], None, skipped=True) for c in skipped]
+
+
+def _conversations_lock(ids: list[int], hints: RoutingHints | None,
+                        usable: set[int]) -> tuple[list[Conversation], set[int]]:
+    """The batch's conversations, row-locked in one statement in id order, with their
+    identity and customer; and the ids of those taken from `hints` (of `usable`: not
+    read back, as the row is the version the hinting ingest transaction wrote)."""
+    fresh: set[int] = set()
+    if usable and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT id, xmin::text FROM {Conversation._meta.db_table} WHERE id = ANY(%s) "
+                           "ORDER BY id FOR NO KEY UPDATE", [sorted(ids)])
+            versions = cursor.fetchall()
+        fresh = {pk for pk, xmin in versions if xmin == hints.xmin and pk in usable}
+        ids = [pk for pk, _ in versions]  # gone ones dropped
+    rest = [i for i in ids if i not in fresh]
+    conversations = list(
+        Conversation.objects.select_for_update(of=("self",), no_key=True).select_related("identity", "customer")
+        .filter(pk__in=rest).order_by("pk")) if rest else []
+    if fresh:
+        taken = [hints.conversations[pk] for pk in fresh]
+        customers = Customer.objects.in_bulk({c.customer_id for c in taken})
+        for conversation in taken:
+            conversation.customer = customers[conversation.customer_id]
+        conversations = sorted(conversations + taken, key=lambda c: c.pk)
+    return conversations, fresh
 
 
 def _states_lock(conversation_ids: list[int]) -> dict[int, ConversationRouting]:

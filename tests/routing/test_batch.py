@@ -224,3 +224,68 @@ def test_ingest_batches_waiting_are_routed_by_the_first_routing_task(world):
     tasks.conversations_route_task.run(*sent[0][1])  # the others find their messages routed
     tasks.conversations_route_task.run(*sent[2][1])
     assert ConversationEvent.objects.count() == before
+
+
+def _mention(ext, author, text):
+    from apps.connectors.providers.base import InboundMention
+
+    return InboundMention(external_id=ext, text=text, created_at=timezone.now() - dt.timedelta(minutes=2),
+                          author_external_id=author, author_handle=f"h{author}", author_name=f"A {author}",
+                          thread_id=ext, author_followers=int(author) * 3000)
+
+
+def _ingested_not_routed(world, mentions, django_capture_on_commit_callbacks):
+    """An ingest batch as a worker stores it, its routing (after the commit) not run yet."""
+    from apps.connectors.services import mentions_ingest
+
+    with django_capture_on_commit_callbacks(execute=False):
+        return mentions_ingest(account=world["account"], mentions=mentions, route_now=True)
+
+
+def test_routing_right_after_ingest_decides_as_if_it_read_the_rows_back(world, django_capture_on_commit_callbacks):
+    """Ingest hands routing what it just wrote (RoutingHints): new and returning
+    customers' conversations are routed as if read back, without reading them back."""
+    earlier = _ingested_not_routed(world, [_mention(f"e{i}", str(i), TEXTS[i]) for i in range(4)],
+                                   django_capture_on_commit_callbacks)
+    conversations_route(pairs=list(earlier.conversations.items()))  # returning customers, agents with load
+    batch = [_mention(f"n{i}", str(i), TEXTS[(i + 3) % len(TEXTS)]) for i in range(2, 9)]
+    result = _ingested_not_routed(world, batch, django_capture_on_commit_callbacks)
+    pairs = list(result.conversations.items())
+    ids = [conversation_id for conversation_id, _ in pairs]
+    assert set(ids) & set(earlier.conversations)  # some went into open conversations
+    try:
+        with transaction.atomic():
+            assert conversations_route(pairs=pairs) == []
+            read_back, turns_read_back = outcome(ids), turns()
+            raise _Undo
+    except _Undo:
+        pass
+    assert not ConversationEvent.objects.filter(conversation_id__in=ids, kind="priority_set",
+                                                data__why="new message").exists()  # undone
+    with CaptureQueriesContext(connection) as queries:
+        assert conversations_route(pairs=pairs, hints=result.routing_hints) == []
+    assert outcome(ids) == read_back
+    assert turns() == turns_read_back
+    if connection.vendor == "postgresql":
+        assert set(result.routing_hints.conversations) == set(ids)
+        reads = [q["sql"] for q in queries if 'FROM "inbox_conversation"' in q["sql"]
+                 or 'FROM "inbox_message"' in q["sql"]]
+        assert not [sql for sql in reads if '"inbox_conversation"."subject"' in sql or '"inbox_message"."text"' in sql]
+
+
+def test_routing_right_after_ingest_reads_back_a_conversation_changed_in_between(
+        world, django_capture_on_commit_callbacks):
+    """An agent takes the conversation between ingest's commit and routing: routing
+    sees the agent (the row is not the version ingest wrote) and does not assign it
+    again over them."""
+    from apps.inbox.services import conversation_assign
+
+    result = _ingested_not_routed(world, [_mention("1", "7", "@acme where is my parcel?")],
+                                  django_capture_on_commit_callbacks)
+    conversation = Conversation.objects.get(pk=next(iter(result.conversations)))
+    chosen = world["agents"][2]
+    conversation_assign(conversation=conversation, assignee=chosen, reason="taken by hand")
+    assert conversations_route(pairs=list(result.conversations.items()), hints=result.routing_hints) == []
+    conversation.refresh_from_db()
+    assert conversation.assignee == chosen and conversation.queue is not None
+    assert ConversationEvent.objects.filter(conversation=conversation, kind="assigned").count() == 1
