@@ -75,6 +75,10 @@ class PushDelivery(TimeStampedModel):
         indexes = [
             models.Index(fields=["status", "updated_at"], name="push_delivery_status_idx"),  # the sweep
             models.Index(fields=["account", "status"], name="push_delivery_account_idx"),  # health counts
+            # A delivery task takes an account's oldest pending deliveries: in id order from the pending
+            # rows alone, however many are done (or wait in a backlog): not a sort of all of them.
+            models.Index(fields=["account", "id"], name="push_delivery_pending_order",
+                         condition=models.Q(status="pending")),
         ]
 
     def __str__(self):

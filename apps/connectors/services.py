@@ -723,7 +723,9 @@ def _push_deliveries_take(delivery_id: int, account_id: int, *, batch: int) -> l
         # Only never-failed neighbours: one that failed before waits for its own task.
         deliveries += list(PushDelivery.objects.select_for_update(skip_locked=True)
                            .filter(account_id=account_id, status=PushDelivery.Status.PENDING, attempts=0)
-                           .exclude(pk=delivery_id).order_by("pk")[:batch - len(deliveries)])
+                           # the order of push_delivery_pending_order: a walk of the pending rows alone, where
+                           # "pk" alone let the planner walk the primary key through every done row first
+                           .exclude(pk=delivery_id).order_by("account_id", "pk")[:batch - len(deliveries)])
     if batch > 1 and len(deliveries) >= batch:  # more may wait, their tasks coalesced into this one
         _push_ingest_next(account_id, delivery_id)
     return deliveries
