@@ -266,7 +266,7 @@ def mentions_ingest(*, account: ChannelAccount, mentions: list[InboundMention],
 
 def _known_external_ids(account: ChannelAccount, ids: list[str]) -> set[str]:
     return set(
-        Message.objects.filter(channel_account=account, external_id__in=ids).values_list("external_id", flat=True)
+        Message.objects.filter(channel_account=account, external_id__any=ids).values_list("external_id", flat=True)
     )
 
 
@@ -283,7 +283,7 @@ def identities_upsert(*, provider: str, mentions: list[InboundMention],
 
     def locked(wanted: list[str]) -> dict[str, SocialIdentity]:
         qs = (SocialIdentity.objects.select_for_update(skip_locked=skip_locked)
-              .filter(provider=provider, external_id__in=wanted))
+              .filter(provider=provider, external_id__any=wanted))
         return {i.external_id: i for i in qs.order_by("pk")}
 
     identities = locked(keys)
@@ -375,15 +375,15 @@ def _mentions_store(*, account: ChannelAccount, mentions: list[InboundMention], 
     batch_ids = {m.external_id for m in mentions}
     parent_ids = {m.in_reply_to_external_id for m in mentions if m.in_reply_to_external_id} - batch_ids
     parent_conv: dict[str, int] = dict(
-        Message.objects.filter(channel_account=account, external_id__in=parent_ids)
+        Message.objects.filter(channel_account=account, external_id__any=parent_ids)
         .values_list("external_id", "conversation_id")
     ) if parent_ids else {}
     thread_ids = {m.thread_id for m in mentions if m.thread_id}
-    q = Q(identity_id__in=identity_ids, status__in=OPEN_STATUSES)
+    q = Q(identity_id__any=identity_ids, status__in=OPEN_STATUSES)
     if thread_ids:
-        q |= Q(identity_id__in=identity_ids, external_thread_id__in=thread_ids)
+        q |= Q(identity_id__any=identity_ids, external_thread_id__any=thread_ids)
     if parent_conv:
-        q |= Q(pk__in=set(parent_conv.values()))
+        q |= Q(pk__any=set(parent_conv.values()))
     # The conversations a mention may thread onto, row-locked before any is read for
     # threading: their status is then the one this transaction writes back. A router
     # holds its batch's conversations until it commits; without waiting, the mentions
@@ -392,7 +392,7 @@ def _mentions_store(*, account: ChannelAccount, mentions: list[InboundMention], 
     candidates = dict(Conversation.objects.filter(Q(channel_account=account) & q)
                       .values_list("pk", "identity_id"))
     convs = {c.pk: c for c in Conversation.objects.select_for_update(no_key=True, skip_locked=not wait)
-             .filter(pk__in=list(candidates)).order_by("pk")} if candidates else {}
+             .filter(pk__any=list(candidates)).order_by("pk")} if candidates else {}
     if len(convs) < len(candidates):
         held = set(candidates) - set(convs)
         held_authors = {candidates[pk] for pk in held}
@@ -748,7 +748,7 @@ def _push_deliveries_store(account_id: int, deliveries: list[PushDelivery], *,
             if any(_mention_fit(m).external_id in deferred for m in mentions[d.pk])} if deferred else set()
     result.deferred = []
     now = timezone.now()
-    PushDelivery.objects.filter(pk__in=[d.pk for d in deliveries if d.pk not in held]).update(
+    PushDelivery.objects.filter(pk__any=[d.pk for d in deliveries if d.pk not in held]).update(
         status=PushDelivery.Status.DONE, done_at=now, attempts=F("attempts") + 1, last_error="", updated_at=now)
     return result, sorted(held)
 

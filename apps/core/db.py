@@ -20,6 +20,7 @@ import decimal
 import json
 import uuid
 
+import orjson
 from django.db import connections, router
 from django.db.models.fields import DateTimeField
 
@@ -43,6 +44,16 @@ def _json_default(value):
     if isinstance(value, (decimal.Decimal, uuid.UUID)):
         return str(value)
     raise TypeError(f"rows_update cannot send {type(value).__name__}")
+
+
+def _rows_json(rows: list[dict]) -> str:
+    """The rows as one JSON document. orjson, not json: the standard encoder called
+    back into Python for every datetime and took ~3 ms for 500 message rows (~4% of
+    a worker's CPU over a batch's inserts and updates); orjson writes datetimes
+    (ISO 8601, microseconds and offset, as isoformat), UUIDs and enums itself in
+    ~0.25 ms. Integer keys become strings, as json does; NaN becomes null (json
+    wrote NaN, which PostgreSQL's jsonb refuses)."""
+    return orjson.dumps(rows, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _prep(field, value):
@@ -128,7 +139,7 @@ def rows_update(objs, fields: list[str], *, batch_size: int = 1000) -> int:
             for start in range(0, len(objs), batch_size):
                 chunk = objs[start:start + batch_size]
                 rows = [{column: prep(getattr(obj, attname)) for column, attname, prep in spec} for obj in chunk]
-                cursor.execute(sql, [json.dumps(rows, default=_json_default), [pk_prep(obj.pk) for obj in chunk]])
+                cursor.execute(sql, [_rows_json(rows), [pk_prep(obj.pk) for obj in chunk]])
                 updated += cursor.rowcount
             return updated
         # SQLite names the columns of a VALUES list column1, column2, ...
@@ -230,7 +241,7 @@ def _json_rows_insert(connection, meta, fields, rows: list[dict], *, ignore_conf
             f"FROM jsonb_to_recordset(%s::jsonb) AS v ({record}) "
             f"{'ON CONFLICT DO NOTHING ' if ignore_conflicts else ''}RETURNING {q(meta.pk.column)}")
     with connection.cursor() as cursor:
-        cursor.execute(sql, [json.dumps(rows, default=_json_default)])
+        cursor.execute(sql, [_rows_json(rows)])
         return cursor.fetchall()
 
 

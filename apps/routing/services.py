@@ -379,7 +379,7 @@ def _waiting_since_many(conversation_ids) -> dict[int, dt.datetime]:
     answered = Message.objects.filter(conversation_id=OuterRef("conversation_id"), direction=Message.Direction.OUTBOUND,
                                       is_bot=False, sent_at__gte=OuterRef("sent_at")).exclude(
         send_status=Message.SendStatus.FAILED)
-    rows = (Message.objects.filter(conversation_id__in=conversation_ids, direction=Message.Direction.INBOUND)
+    rows = (Message.objects.filter(conversation_id__any=conversation_ids, direction=Message.Direction.INBOUND)
             .exclude(Exists(answered)).values("conversation_id").annotate(since=Min("sent_at")).order_by())
     return {row["conversation_id"]: row["since"] for row in rows}
 
@@ -789,7 +789,7 @@ def _scores_ahead(pairs) -> dict[int, tuple] | None:
     ids = [m for _, message_ids in pairs for m in message_ids]
     if not ids:
         return {}
-    rows = UnroutedMessage.objects.filter(pk__in=ids).values_list("pk", "message__sentiment_label")
+    rows = UnroutedMessage.objects.filter(pk__any=ids).values_list("pk", "message__sentiment_label")
     unscored = [pk for pk, label in rows if not label]
     if not rows:
         return None
@@ -874,8 +874,8 @@ def _route_batch(pairs: list[tuple[int, list[int]]], cache: RoutingCache,
         # a message with no marker left was routed and committed: by a task that took this batch from the
         # pending list, or a redelivered task. A message is routed once.
         read = [c.pk for c in conversations if c.pk not in fresh]
-        messages = [m for m in Message.objects.filter(pk__in=set().union(*(wanted[c] for c in read)),
-                                                      conversation_id__in=read, direction=Message.Direction.INBOUND)
+        messages = [m for m in Message.objects.filter(pk__any=set().union(*(wanted[c] for c in read)),
+                                                      conversation_id__any=read, direction=Message.Direction.INBOUND)
                     .only(*MESSAGE_FIELDS) if m.pk in wanted[m.conversation_id]] if read else []
         messages += [m for c in fresh for m in hints.messages.get(c, ()) if m.pk in wanted[c]]
         messages.sort(key=lambda m: (m.sent_at, m.pk))
@@ -939,10 +939,10 @@ def _conversations_lock(ids: list[int], hints: RoutingHints | None,
     rest = [i for i in ids if i not in fresh]
     conversations = list(
         Conversation.objects.select_for_update(of=("self",), no_key=True).select_related("identity", "customer")
-        .filter(pk__in=rest).order_by("pk")) if rest else []
+        .filter(pk__any=rest).order_by("pk")) if rest else []
     if fresh:
         taken = [hints.conversations[pk] for pk in fresh]
-        customers = Customer.objects.in_bulk({c.customer_id for c in taken})
+        customers = {c.pk: c for c in Customer.objects.filter(pk__any={c.customer_id for c in taken})}
         for conversation in taken:
             conversation.customer = customers[conversation.customer_id]
         conversations = sorted(conversations + taken, key=lambda c: c.pk)
@@ -954,7 +954,7 @@ def _states_lock(conversation_ids: list[int]) -> dict[int, ConversationRouting]:
     gets a new one, inserted at the end with its values (under the
     conversation's row lock: no one else creates it meanwhile)."""
     states = {s.conversation_id: s for s in ConversationRouting.objects.select_for_update()
-              .filter(conversation_id__in=conversation_ids).order_by("conversation_id")}
+              .filter(conversation_id__any=conversation_ids).order_by("conversation_id")}
     for conversation_id in conversation_ids:
         if conversation_id not in states:
             states[conversation_id] = ConversationRouting(conversation_id=conversation_id)

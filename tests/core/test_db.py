@@ -121,3 +121,35 @@ def test_only_transactions_redone_from_disk_commit_without_waiting_for_the_flush
     assert seen == [("ingest", "off"), ("routing", "off")]
     assert setting() == "on"
     assert PushDelivery.objects.get(pk=delivery.pk).status == "done"
+
+
+def test_rows_insert_keeps_any_text_and_json_as_the_orm_would():
+    """Non-ASCII and emoji, quotes and backslashes, integer keys (as json, turned into
+    strings) and a choices enum survive the JSON document unchanged."""
+    conversation = ConversationFactory()
+    data = {"text": 'café "quoted" \\ back 😀 — ünïcode', 2: "two", "nested": {"list": [1, 2.5, None, True]},
+            "status": Conversation._meta.get_field("status").choices[1][0]}
+    event = rows_insert([ConversationEvent(conversation=conversation, kind="note_added", data=data)])[0]
+    fresh = ConversationEvent.objects.get(pk=event.pk)
+    assert fresh.data == {**{k: v for k, v in data.items() if k != 2}, "2": "two"}
+
+
+def test_any_lookup_finds_what_in_finds_with_one_parameter():
+    """`__any` (ingest's and routing's batch lookups) returns what `__in` does, for
+    keys, foreign keys and text, an empty list included; on PostgreSQL the list
+    goes as one array parameter, not one placeholder per value."""
+    from django.test.utils import CaptureQueriesContext
+
+    conversations = [ConversationFactory() for _ in range(4)]
+    ids = [c.pk for c in conversations[:3]] + [10 ** 9]
+    assert set(Conversation.objects.filter(pk__any=ids)) == set(conversations[:3])
+    customers = [c.customer_id for c in conversations[1:]]
+    assert set(Conversation.objects.filter(customer_id__any=customers)) == set(conversations[1:])
+    assert set(Conversation.objects.filter(customer__any=customers)) == set(conversations[1:])
+    threads = [conversations[0].external_thread_id, "nope", 'it\'s "quoted"']
+    assert list(Conversation.objects.filter(external_thread_id__any=threads)) == [conversations[0]]
+    assert list(Conversation.objects.filter(pk__any=[])) == []
+    with CaptureQueriesContext(connection) as queries:
+        list(Conversation.objects.filter(pk__any=ids))
+    if connection.vendor == "postgresql":
+        assert "= ANY(" in queries[0]["sql"] and " IN (" not in queries[0]["sql"]
