@@ -33,6 +33,10 @@ P = {
     # delivery tasks take PUSH_INGEST_BATCH at a time
     "ingest_runs": [("tasks", 100), ("tasks", 500), ("push", 0)],
     "stage_batches": [100, 500],
+    # sustained: a longer run at 2 processes, whose tables grow through it as a busy day's do (a
+    # 6,000-mention run lasts ~2-3 s: a burst)
+    "sustained_n": 5000 if SMALL else 30_000,
+    "sustained_runs": [("tasks", 500), ("push", 0), ("tasks", 100)],
     "ab_n": 500 if SMALL else 2000,
     "workers": [1, 2, 4],
     "copy_rows": 50_000 if SMALL else 200_000,
@@ -46,7 +50,7 @@ P = {
 ALL_PARTS = {"ingest", "inbox", "reports", "peer"}
 PARTS = set(os.environ.get("BENCH_PARTS", ",".join(sorted(ALL_PARTS))).split(","))
 # A partial run (BENCH_PARTS) keeps the other parts' figures from the last run, marked as such.
-KEYS = {"ingest": ("ingest_ab", "stages", "copy", "noop", "ingest", "ingest_history", "latency"),
+KEYS = {"ingest": ("ingest_ab", "stages", "copy", "noop", "ingest", "ingest_history", "ingest_sustained", "latency"),
         "inbox": ("generate", "inbox"), "reports": ("reports",),
         "peer": ("peer",)}
 OUT = ROOT / "bench" / "RESULTS.md"
@@ -88,6 +92,12 @@ def part_ingest(res: dict) -> None:
             res["ingest"].append(r)
             log(f"ingest via {via} ({r['batch']} a task), {w} processes: {r['rate']:,.1f} mentions/s "
                 f"({r['scored']}/{r['mentions']} routed)")
+    res["ingest_sustained"] = []
+    for via, batch in P["sustained_runs"]:
+        r = ingest.ingest_throughput(workers=2, n=P["sustained_n"], batch=batch, account=fx["account"], via=via)
+        res["ingest_sustained"].append(r)
+        log(f"sustained, via {via} ({r['batch']} a task), 2 processes, {r['mentions']:,} mentions: "
+            f"{r['rate']:,.1f} mentions/s")
     best = max((r["rate"] for r in res["ingest"] if r["rate"] == r["rate"]), default=0)
     res["latency"] = []
     rates = [P["latency_rate"]]

@@ -510,8 +510,11 @@ def _routing_hints(rows, message_ids: list[int], identities: dict[str, SocialIde
             conv.identity = identity
             hints.conversations[conv.pk] = conv
         language, sentiment, label = scores[m.external_id]
+        sent_at = m.created_at  # as the column holds it: a naive time is taken in the default zone, as Django does
+        if timezone.is_naive(sent_at):
+            sent_at = timezone.make_aware(sent_at, timezone.get_default_timezone())
         hints.messages.setdefault(conv.pk, []).append(MessageFacts(
-            pk=message_id, conversation_id=conv.pk, text=m.text, sent_at=m.created_at, language=language,
+            pk=message_id, conversation_id=conv.pk, text=m.text, sent_at=sent_at, language=language,
             sentiment=sentiment, sentiment_label=label))
     return hints
 
