@@ -41,14 +41,14 @@ class IngestResult:
     conversations: dict[int, list[int]] = field(default_factory=dict)
     # defer_held: the mentions not stored because another ingest holds their authors
     deferred: list[InboundMention] = field(default_factory=list)
-    # what the transaction holds of what it wrote, for routing right after its commit (PostgreSQL)
+    # what the transaction holds of what it wrote, for routing right after its commit (PostgreSQL);
+    # one transaction's (each pass routes its own part on commit): add() keeps the first
     routing_hints: RoutingHints | None = None
 
     def add(self, other: "IngestResult") -> None:
         self.created_message_ids += other.created_message_ids
         self.duplicates += other.duplicates
-        self.routing_hints = (self.routing_hints.add(other.routing_hints) if self.routing_hints
-                              else other.routing_hints)
+        self.routing_hints = self.routing_hints or other.routing_hints
         for conversation_id, message_ids in other.conversations.items():
             self.conversations.setdefault(conversation_id, []).extend(message_ids)
 

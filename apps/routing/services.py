@@ -636,14 +636,6 @@ class RoutingHints:
     conversations: dict[int, Conversation] = field(default_factory=dict)
     messages: dict[int, list[MessageFacts]] = field(default_factory=dict)
 
-    def add(self, other: "RoutingHints | None") -> "RoutingHints | None":
-        if other is None or other.xmin != self.xmin:
-            return self
-        self.conversations.update(other.conversations)
-        for conversation_id, facts in other.messages.items():
-            self.messages.setdefault(conversation_id, []).extend(facts)
-        return self
-
 
 # What routing reads of a customer message (not its raw payload).
 MESSAGE_FIELDS = ["conversation", "direction", "text", "sent_at", "language", "sentiment", "sentiment_label"]
