@@ -23,7 +23,7 @@ from apps.inbox.events import event_record, events_record_many
 from apps.inbox.models import Conversation, Message, Status
 from apps.inbox.realtime import inbox_push_many
 from apps.insights.services import text_score
-from apps.routing.services import MessageFacts, RoutingHints
+from apps.routing.services import MessageFacts, RoutingHints, messages_unrouted_add
 
 from .models import ChannelAccount, PushDelivery
 from .providers import get_provider
@@ -39,7 +39,7 @@ class IngestResult:
     duplicates: int = 0
     # conversation id -> the new message ids in it (routing works per conversation)
     conversations: dict[int, list[int]] = field(default_factory=dict)
-    # defer_held: the mentions not stored because another ingest holds their authors
+    # defer_held: the mentions not stored because another transaction holds their author or conversation
     deferred: list[InboundMention] = field(default_factory=list)
     # what the transaction holds of what it wrote, for routing right after its commit (PostgreSQL);
     # one transaction's (each pass routes its own part on commit): add() keeps the first
@@ -116,8 +116,6 @@ def mention_store(*, account: ChannelAccount, mention: InboundMention, result: I
                   score: tuple | None = None) -> Message | None:
     """One mention, in its own savepoint: a duplicate rolls back only itself.
     `score`: insights.text_score of its text, if computed already."""
-    from apps.routing.services import messages_unrouted_add
-
     language, sentiment, sentiment_label = score or text_score(mention.text)
     try:
         with transaction.atomic():
@@ -211,7 +209,8 @@ def mentions_ingest(*, account: ChannelAccount, mentions: list[InboundMention],
     """Stores a batch in one transaction with set-based queries (a handful of
     statements per batch, not a dozen per mention). Routing and the live push
     fire only after the commit. defer_held: the mentions of authors another
-    ingest holds are not waited for but returned in `deferred`, for the caller
+    ingest holds, or of open conversations a router holds, are not waited for
+    but returned in `deferred`, for the caller
     to store in a transaction of its own (push deliveries, which ingest inside
     theirs)."""
     result = IngestResult()
@@ -346,22 +345,13 @@ def _mentions_store(*, account: ChannelAccount, mentions: list[InboundMention], 
     """Threads and stores a batch: the rules of _thread_conversation, evaluated in
     memory over what a few queries loaded, then bulk inserts and updates.
     `scores`: external id -> insights.text_score, stored with each message.
-    wait=False: the mentions of authors another transaction holds, and replies to
-    them in the batch, are not stored but returned, in order, for a later pass."""
-    from apps.routing.services import messages_unrouted_add
-
+    wait=False: the mentions of authors another transaction holds, or of an open
+    conversation a router holds, and replies to them in the batch, are not stored
+    but returned, in order, for a later pass."""
     identities = identities_upsert(provider=account.provider, mentions=mentions, skip_locked=not wait)
     deferred: list[InboundMention] = []
     if len(identities) < len({m.author_external_id for m in mentions}):
-        later: set[str] = set()
-        kept = []
-        for m in mentions:  # oldest first: a reply to a deferred mention waits with it
-            if m.author_external_id not in identities or m.in_reply_to_external_id in later:
-                later.add(m.external_id)
-                deferred.append(m)
-            else:
-                kept.append(m)
-        mentions = kept
+        mentions = _held_set_aside(mentions, deferred, lambda m: m.author_external_id not in identities)
         if not mentions:
             return deferred
     # Under the authors' locks a concurrent ingest of the same mention has
@@ -396,17 +386,8 @@ def _mentions_store(*, account: ChannelAccount, mentions: list[InboundMention], 
     if len(convs) < len(candidates):
         held = set(candidates) - set(convs)
         held_authors = {candidates[pk] for pk in held}
-        later = {m.external_id for m in deferred}
-        kept = []
-        for m in mentions:  # oldest first: a reply to a deferred mention waits with it
-            if (identities[m.author_external_id].pk in held_authors or m.in_reply_to_external_id in later
-                    or parent_conv.get(m.in_reply_to_external_id) in held):
-                later.add(m.external_id)
-                deferred.append(m)
-            else:
-                kept.append(m)
-        deferred.sort(key=lambda m: (m.created_at, m.external_id))
-        mentions = kept
+        mentions = _held_set_aside(mentions, deferred, lambda m: identities[m.author_external_id].pk in held_authors
+                                   or parent_conv.get(m.in_reply_to_external_id) in held)
         if not mentions:
             return deferred
     by_thread: dict[tuple[int, str], Conversation] = {}
@@ -488,6 +469,21 @@ def _mentions_store(*, account: ChannelAccount, mentions: list[InboundMention], 
         result.conversations.setdefault(conv.pk, []).append(message_id)
     result.routing_hints = _routing_hints(rows, message_ids, identities, scores)
     return deferred
+
+
+def _held_set_aside(mentions: list[InboundMention], deferred: list[InboundMention], held) -> list[InboundMention]:
+    """Moves the mentions `held(mention)` says must wait, and the replies to them in the
+    batch, onto `deferred` (kept oldest first, as ingest stores); returns the others."""
+    later = {m.external_id for m in deferred}
+    kept = []
+    for m in mentions:  # oldest first: a reply to a deferred mention waits with it
+        if held(m) or m.in_reply_to_external_id in later:
+            later.add(m.external_id)
+            deferred.append(m)
+        else:
+            kept.append(m)
+    deferred.sort(key=lambda m: (m.created_at, m.external_id))
+    return kept
 
 
 def _routing_hints(rows, message_ids: list[int], identities: dict[str, SocialIdentity],
@@ -738,7 +734,7 @@ def _push_deliveries_store(account_id: int, deliveries: list[PushDelivery], *,
                            wait: bool) -> tuple[IngestResult, list[int]]:
     """Stores the locked deliveries' mentions and marks done those all of whose
     mentions are stored. wait=False: the mentions of authors another ingest holds
-    are not waited for; their deliveries stay pending (and locked until this
+    (or of conversations a router holds) are not waited for; their deliveries stay pending (and locked until this
     transaction ends), returned for a second pass."""
     from .providers.base import mention_from_dict
 

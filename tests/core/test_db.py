@@ -106,7 +106,9 @@ def test_only_transactions_redone_from_disk_commit_without_waiting_for_the_flush
             return fn(*args, **kwargs)
         return wrapped
 
-    monkeypatch.setattr(routing, "messages_unrouted_add", spy(routing.messages_unrouted_add, "ingest"))
+    from apps.connectors import services as connectors
+
+    monkeypatch.setattr(connectors, "messages_unrouted_add", spy(routing.messages_unrouted_add, "ingest"))
     monkeypatch.setattr(routing, "_states_lock", spy(routing._states_lock, "routing"))
 
     def mention(ext):
