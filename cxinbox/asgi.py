@@ -5,7 +5,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cxinbox.settings.base")
+# A deploy entry point (gunicorn, daphne, celery -A cxinbox): production unless told
+# otherwise, so a missing variable fails at start instead of serving with DEBUG on.
+# `make run` (Procfile) and the tests name their settings (docs/operations.md).
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cxinbox.settings.production")
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up)

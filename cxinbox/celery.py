@@ -4,7 +4,10 @@ from celery import Celery, Task
 from celery.exceptions import Reject
 from celery.signals import task_postrun, task_prerun, worker_init
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cxinbox.settings.base")
+# A deploy entry point (gunicorn, daphne, celery -A cxinbox): production unless told
+# otherwise, so a missing variable fails at start instead of serving with DEBUG on.
+# `make run` (Procfile) and the tests name their settings (docs/operations.md).
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cxinbox.settings.production")
 
 
 class RetryOrHandBack(Task):

@@ -3,7 +3,10 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cxinbox.settings.base")
+# A deploy entry point (gunicorn, daphne, celery -A cxinbox): production unless told
+# otherwise, so a missing variable fails at start instead of serving with DEBUG on.
+# `make run` (Procfile) and the tests name their settings (docs/operations.md).
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cxinbox.settings.production")
 application = get_wsgi_application()
 
 from apps.connectors.providers import import_all  # noqa: E402  (needs Django set up)

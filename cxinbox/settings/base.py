@@ -11,15 +11,16 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=True)
-SECRET_KEY = env("SECRET_KEY", default="dev-insecure-secret-key-change-me")
+# Development defaults, public in this repository: production refuses both (settings/production.py).
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
+DEV_FIELD_ENCRYPTION_KEY = "3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+SECRET_KEY = env("SECRET_KEY", default=DEV_SECRET_KEY)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 # Key for connector credentials at rest (Fernet, urlsafe base64 of 32 bytes).
 # Several keys may be given comma-separated: the first encrypts, all decrypt (rotation).
-FIELD_ENCRYPTION_KEYS = env.list(
-    "FIELD_ENCRYPTION_KEYS", default=["3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="]
-)
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[DEV_FIELD_ENCRYPTION_KEY])
 
 INSTALLED_APPS = [
     "daphne",
@@ -123,7 +124,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 
 # --- Redis, Celery, Channels ---------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")
@@ -226,6 +227,9 @@ BLUESKY_API_BASE_URL = env("BLUESKY_API_BASE_URL", default="https://bsky.social"
 REDDIT_OAUTH_URL = env("REDDIT_OAUTH_URL", default="https://oauth.reddit.com")
 REDDIT_URL = env("REDDIT_URL", default="https://www.reddit.com")
 REDDIT_USER_AGENT = env("REDDIT_USER_AGENT", default="cxinbox/1.0 (social customer care inbox)")
+# Longest message text stored from any network (more is cut, with a visible marker):
+# a 900 KB message held a worker for minutes (docs/connectors.md, "Hostile input at the edge").
+INGEST_MAX_TEXT_CHARS = env.int("INGEST_MAX_TEXT_CHARS", default=20000)
 # Push delivery (/hooks/<provider>/<account>/): largest body taken, and how old a signed
 # timestamp may be before the delivery counts as a replay.
 HOOKS_MAX_BODY_BYTES = env.int("HOOKS_MAX_BODY_BYTES", default=1024 * 1024)
