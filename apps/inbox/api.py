@@ -164,10 +164,37 @@ class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class QueueViewSet(viewsets.ModelViewSet):
+    """Queues of the user's teams (docs/roles.md, Ownership): another team's queue is a
+    404; supervisors change the queues of the teams they lead (admins: all). Writes go
+    through routing.services (audited; one default per team; a queue in use is not deleted)."""
+
     serializer_class = QueueSerializer
     permission_classes = [IsSupervisorOrReadOnly]
-    queryset = Queue.objects.select_related("team").order_by("name")
+    queryset = Queue.objects.none()
     pagination_class = None
+
+    def get_queryset(self):
+        from apps.routing.selectors import queues_managed_by, queues_visible_to
+
+        if self.request.method in ("GET", "HEAD", "OPTIONS"):
+            return queues_visible_to(self.request.user)
+        return queues_managed_by(self.request.user)
+
+    def perform_create(self, serializer):
+        from apps.routing.services import queue_create
+
+        serializer.instance = queue_create(actor=self.request.user, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        from apps.routing.services import queue_update
+
+        serializer.instance = queue_update(queue=serializer.instance, actor=self.request.user,
+                                           **serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        from apps.routing.services import queue_delete
+
+        queue_delete(queue=instance, actor=self.request.user)
 
 
 class _CannedInputSerializer(CannedResponseSerializer):

@@ -17,6 +17,11 @@ class Queue(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            # One default per team: two made routing's pick depend on the name order (docs/roles.md, Ownership).
+            models.UniqueConstraint(fields=["team"], condition=models.Q(is_default=True),
+                                    name="uniq_default_queue_per_team"),
+        ]
 
     def __str__(self):
         return self.name

@@ -20,3 +20,43 @@ def messages_unrouted(*, older_than: dt.timedelta, limit: int = 500) -> list[tup
     for conversation_id, message_id in rows:
         pairs[conversation_id].append(message_id)
     return list(pairs.items())
+
+
+def queues_visible_to(user):
+    """Queues a user may see (docs/roles.md, Ownership): admins all; supervisors the
+    teams they lead or belong to; agents their teams'; others none. Another team's
+    queue is a 404, like its conversations."""
+    from django.db.models import Q
+
+    from apps.accounts.models import Role, Team
+
+    from .models import Queue
+
+    qs = Queue.objects.select_related("team").order_by("name")
+    if not user.is_authenticated or not user.is_active:
+        return qs.none()
+    if user.is_superuser or user.role == Role.ADMIN:
+        return qs
+    if user.role == Role.SUPERVISOR:
+        teams = Team.objects.filter(Q(leads=user) | Q(members=user)).values("pk")
+    elif user.role == Role.AGENT:
+        teams = Team.objects.filter(members=user).values("pk")
+    else:
+        return qs.none()
+    return qs.filter(team__in=teams)
+
+
+def queues_managed_by(user):
+    """Queues a user may change: admins all, supervisors the teams they lead."""
+    from apps.accounts.models import Role, Team
+
+    from .models import Queue
+
+    qs = Queue.objects.select_related("team").order_by("name")
+    if not user.is_authenticated or not user.is_active:
+        return qs.none()
+    if user.is_superuser or user.role == Role.ADMIN:
+        return qs
+    if user.role == Role.SUPERVISOR:
+        return qs.filter(team__in=Team.objects.filter(leads=user).values("pk"))
+    return qs.none()

@@ -1480,3 +1480,71 @@ def business_hours_set(*, team: Team, actor, time_zone: str | None = None, sched
 def business_hours_delete(*, hours: BusinessHours, actor) -> None:
     _audit(actor, "business_hours.deleted", f"team {hours.team_id}", {"team_id": hours.team_id})
     hours.delete()
+
+
+# --- queues (supervisors: the teams they lead; admins: all) -------------------------------------------
+
+QUEUE_FIELDS = ["name", "team", "assignment_mode", "is_default"]
+
+
+def _queue_team_check(actor, team: Team) -> None:
+    from apps.accounts.permissions import can_manage_team
+
+    if not can_manage_team(actor, team):
+        # Not a 403: a team the actor does not lead is not theirs to name (docs/roles.md, Ownership).
+        raise DomainError("You can only put queues in teams you lead.")
+
+
+def _queue_default_check(queue: Queue) -> None:
+    """At most one default queue per team (the database says so too: uniq_default_queue_per_team)."""
+    if queue.is_default and Queue.objects.filter(team_id=queue.team_id, is_default=True).exclude(pk=queue.pk).exists():
+        raise DomainError("This team has a default queue already; unset it first.")
+
+
+@transaction.atomic
+def queue_create(*, actor, team: Team, name: str, assignment_mode: str = Queue.AssignmentMode.MANUAL,
+                 is_default: bool = False) -> Queue:
+    _queue_team_check(actor, team)
+    Team.objects.select_for_update().filter(pk=team.pk).first()  # one default-queue change per team at a time
+    queue = Queue(name=name, team=team, assignment_mode=assignment_mode, is_default=is_default)
+    _queue_default_check(queue)
+    queue.save()
+    _audit(actor, "queue.created", f"queue {queue.pk} {queue.name}",
+           {"queue_id": queue.pk, "team_id": team.pk, "is_default": queue.is_default})
+    return queue
+
+
+@transaction.atomic
+def queue_update(*, queue: Queue, actor, **values) -> Queue:
+    queue = Queue.objects.select_for_update().get(pk=queue.pk)
+    _queue_team_check(actor, queue.team)
+    new_team = values.get("team", queue.team)
+    if new_team.pk != queue.team_id:
+        # Moving a queue moves its conversations with it: the actor must lead both teams.
+        _queue_team_check(actor, new_team)
+    Team.objects.select_for_update().filter(pk__in=sorted({queue.team_id, new_team.pk})).count()
+    changed = {}
+    for key, value in values.items():
+        if key in QUEUE_FIELDS and getattr(queue, key) != value:
+            changed[key] = value.pk if isinstance(value, Team) else value
+            setattr(queue, key, value)
+    _queue_default_check(queue)
+    queue.save()
+    _audit(actor, "queue.updated", f"queue {queue.pk} {queue.name}", {"queue_id": queue.pk, "changed": changed})
+    return queue
+
+
+@transaction.atomic
+def queue_delete(*, queue: Queue, actor) -> None:
+    """Refused while conversations are in the queue: deleting it would make them
+    unrouted (seen by every supervisor) and drop its SLA policies silently."""
+    from apps.core.errors import Conflict
+
+    queue = Queue.objects.select_for_update().get(pk=queue.pk)
+    _queue_team_check(actor, queue.team)
+    if Conversation.objects.filter(queue=queue).exists():
+        raise Conflict("This queue still has conversations; move them to another queue first.")
+    policies = list(SlaPolicy.objects.filter(queue=queue).values_list("pk", flat=True))
+    _audit(actor, "queue.deleted", f"queue {queue.pk} {queue.name}",
+           {"queue_id": queue.pk, "team_id": queue.team_id, "sla_policies_deleted": policies})
+    queue.delete()
