@@ -6,6 +6,8 @@ from functools import lru_cache
 
 from lingua import Language, LanguageDetectorBuilder
 
+from .bounds import analyzed_part
+
 LANGUAGES = [
     Language.ENGLISH, Language.SPANISH, Language.FRENCH, Language.GERMAN, Language.PORTUGUESE,
     Language.ITALIAN, Language.DUTCH, Language.JAPANESE, Language.TURKISH, Language.ARABIC,
@@ -24,8 +26,9 @@ def _detector():
 
 
 def language_detect(text: str) -> str:
-    """ISO 639-1 code, or "" when the text is too short or ambiguous to tell."""
-    clean = _NOISE.sub(" ", text or "").strip()
+    """ISO 639-1 code, or "" when the text is too short or ambiguous to tell.
+    Read from the text's first ANALYZED_CHARS characters (bounds.py)."""
+    clean = _NOISE.sub(" ", analyzed_part(text)).strip()
     if len(clean) < 3:
         return ""
     detector = _detector()

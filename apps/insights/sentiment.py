@@ -17,6 +17,8 @@ from functools import lru_cache
 
 from vaderSentiment.vaderSentiment import BOOSTER_DICT, SentimentIntensityAnalyzer, SentiText
 
+from .bounds import ANALYZED_CHARS, analyzed_part
+
 POSITIVE_THRESHOLD = 0.05
 NEGATIVE_THRESHOLD = -0.05
 
@@ -98,15 +100,30 @@ class CareSentimentAnalyzer(SentimentIntensityAnalyzer):
         ids = getattr(words, "clause_ids", None)
         return ids is None or ids[j] == ids[i]
 
+    @staticmethod
+    def _window(words, i: int) -> tuple[list, int]:
+        # VADER's negation and idiom checks read at most 3 words back and 2 ahead, but
+        # lowercase the whole token list on every call: quadratic in the text (2,000
+        # emoji took ~4 s). The same words around i give the same answer.
+        start = max(0, i - 3)
+        return list(words[start:i + 3]), i - start
+
     def _negation_check(self, valence, words_and_emoticons, start_i, i):
         # A negator in an earlier clause does not reach this word.
         if not self._same_clause(words_and_emoticons, i - (start_i + 1), i):
             return valence
-        return SentimentIntensityAnalyzer._negation_check(valence, words_and_emoticons, start_i, i)
+        window, j = self._window(words_and_emoticons, i)
+        return SentimentIntensityAnalyzer._negation_check(valence, window, start_i, j)
+
+    def _special_idioms_check(self, valence, words_and_emoticons, i):
+        window, j = self._window(words_and_emoticons, i)
+        return SentimentIntensityAnalyzer._special_idioms_check(valence, window, j)
 
     def polarity_scores(self, text):
         # VADER's own loop, with the clause-aware token list and the care phrases.
-        text = self._emoji_to_words(text)
+        # Bounded again after emoji become words ("😀" -> "grinning face"): `_but_check`
+        # is still quadratic in the number of words.
+        text = self._emoji_to_words(analyzed_part(text))[:ANALYZED_CHARS]
         sentitext = _CareSentiText(text)
         sentiments = []
         words = sentitext.words_and_emoticons
@@ -151,5 +168,6 @@ def label_for(compound: float | None) -> str:
 
 
 def sentiment_score(text: str) -> Sentiment:
-    compound = round(_analyzer().polarity_scores(text or "")["compound"], 4)
+    """Of the text's first ANALYZED_CHARS characters (bounds.py)."""
+    compound = round(_analyzer().polarity_scores(analyzed_part(text))["compound"], 4)
     return Sentiment(compound, label_for(compound))

@@ -32,7 +32,8 @@ class RuleForm(forms.Form):
     channel_accounts = forms.ModelMultipleChoiceField(queryset=ChannelAccount.objects.order_by("name"),
                                                       required=False, widget=forms.CheckboxSelectMultiple)
     keywords = ListField(required=False, help_text=LIST_HELP + "; any of them matches")
-    regex = forms.CharField(required=False, max_length=500, label="Regular expression")
+    regex = forms.CharField(required=False, max_length=500, label="Regular expression",
+                            help_text="RE2 syntax, case-insensitive; no look-around or back-references")
     languages = ListField(required=False, help_text=LIST_HELP + " ISO codes, e.g. en, es")
     sentiments = forms.MultipleChoiceField(choices=SENTIMENTS, required=False, widget=forms.CheckboxSelectMultiple)
     min_followers = forms.IntegerField(required=False, min_value=0)

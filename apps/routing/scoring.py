@@ -8,6 +8,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from apps.insights.bounds import analyzed_part
+
 BASE = 30
 # Bucket floors: score >= floor -> bucket (PriorityBucket: 0 urgent .. 3 low).
 BUCKET_FLOORS = [(75, 0), (55, 1), (30, 2), (0, 3)]
@@ -34,10 +36,12 @@ _TERM_RES = {
 
 
 def urgency_terms(text: str) -> dict[str, str]:
-    """{kind: the first matching term} for each urgency kind in the text."""
+    """{kind: the first matching term} for each urgency kind in the text's first
+    ANALYZED_CHARS characters (insights/bounds.py: a hostile message must not hold routing)."""
     found = {}
+    text = analyzed_part(text)
     for kind, pattern in _TERM_RES.items():
-        match = pattern.search(text or "")
+        match = pattern.search(text)
         if match:
             found[kind] = match.group(1).lower()
     return found

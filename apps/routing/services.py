@@ -41,7 +41,7 @@ from apps.insights.services import messages_analyze, text_score
 from . import calendar as cal
 from .models import (BusinessHours, ConversationRouting, Holiday, Queue, QueueMemberState, RoutingRule, SlaPolicy,
                      UnroutedMessage)
-from .rules import RuleContext, rule_matches
+from .rules import RuleContext, regex_problem, rule_matches
 from .scoring import BUCKET_NAMES, PriorityInputs, priority_score, urgency_terms
 
 log = logging.getLogger(__name__)
@@ -1330,13 +1330,10 @@ RULE_FIELDS = [
 
 
 def _rule_check(rule: RoutingRule) -> None:
-    import re
-
-    if rule.regex:
-        try:
-            re.compile(rule.regex)
-        except re.error as exc:
-            raise DomainError(f"The regular expression does not compile: {exc}.") from None
+    # Compiled by the engine routing runs it on (RE2, rules.py), so what is saved runs.
+    problem = regex_problem(rule.regex) if rule.regex else None
+    if problem:
+        raise DomainError(f"The regular expression does not compile: {problem}.")
     for name in ("channels", "keywords", "languages", "sentiments", "customer_tags", "customer_tiers", "add_tags"):
         value = getattr(rule, name)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
