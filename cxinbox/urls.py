@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from apps.connectors.api import ChannelAccountViewSet
@@ -14,7 +14,21 @@ from apps.routing.api import BusinessHoursViewSet, RoutingRuleViewSet, SlaPolicy
 
 # No ".json" suffix routes: viewset actions do not take a `format` argument (they
 # answered 500 there); ?format=json|csv still picks the renderer.
-router = DefaultRouter()
+
+
+class IdRouter(DefaultRouter):
+    """Every resource is found by a numeric id: /users/abc/capacity/ or an id past
+    bigint is a 404 {"detail": ...} at the URL, not a ValueError (500) in a view, and the
+    schema says the id is an integer."""
+
+    def get_lookup_regex(self, viewset, lookup_prefix=""):
+        lookup_field = getattr(viewset, "lookup_field", "pk")
+        lookup_url_kwarg = getattr(viewset, "lookup_url_kwarg", None) or lookup_field
+        value = getattr(viewset, "lookup_value_regex", "[0-9]{1,18}")
+        return f"(?P<{lookup_prefix}{lookup_url_kwarg}>{value})"
+
+
+router = IdRouter()
 router.include_format_suffixes = False
 router.register("conversations", ConversationViewSet, basename="conversation")
 router.register("queues", QueueViewSet, basename="queue")
@@ -49,7 +63,8 @@ urlpatterns = [
     path("api/v1/reports/<slug:name>/", ReportView.as_view(), name="api-report"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up script as a file: no inline script (CSP).
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
 ]
 
 # JSON {"detail": ...} under /api/ even when no URL matched or the server failed.

@@ -154,18 +154,20 @@ class AuditRow:
 CSV_FIELDS = ["at", "id", "source", "actor", "action", "target", "conversation_id", "reason", "data"]
 
 
-def _parse_when(value, end=False):
-    if not value:
+def _parse_when(value, end=False, name="since"):
+    """A date (that whole day, UTC) or an ISO time; BadParameter (400) for an impossible
+    or out-of-range one (2024-02-31, 9999-12-31): once a silent 500, and a CSV export
+    that failed inside its stream."""
+    from apps.core.params import text_param, when_param
+
+    text = text_param(name, value, max_length=40)
+    if not text:
         return None
-    when = parse_datetime(str(value))
-    if when is None:
-        day = parse_date(str(value))
-        if day is None:
-            return None
-        when = dt.datetime.combine(day, dt.time.max if end else dt.time.min)
-    if timezone.is_naive(when):
-        when = timezone.make_aware(when, dt.timezone.utc)
-    return when
+    when = when_param(name, text)  # validates: raises BadParameter
+    if parse_datetime(text) is None:
+        return dt.datetime.combine(parse_date(text), dt.time.max if end else dt.time.min, tzinfo=dt.timezone.utc)
+    return when if timezone.is_aware(parse_datetime(text)) else timezone.make_aware(
+        parse_datetime(text), dt.timezone.utc)
 
 
 def _audit_querysets(*, user, filters: dict):
@@ -177,11 +179,13 @@ def _audit_querysets(*, user, filters: dict):
     if not user_has_role(user, Role.ADMIN):
         events = events.filter(conversation__in=conversations_visible_to(user).values("pk"))
     source = filters.get("source")
-    since, until = _parse_when(filters.get("since")), _parse_when(filters.get("until"), end=True)
-    before = _parse_when(filters.get("before"))
-    action = (filters.get("action") or "").strip()
-    actor = (filters.get("actor") or "").strip()
-    conversation = str(filters.get("conversation") or "").strip()
+    from apps.core.params import int_param, text_param
+
+    since, until = _parse_when(filters.get("since")), _parse_when(filters.get("until"), end=True, name="until")
+    before = _parse_when(filters.get("before"), name="before")
+    action = text_param("action", filters.get("action"), max_length=100)
+    actor = text_param("actor", filters.get("actor"), max_length=150)
+    conversation = int_param("conversation", filters.get("conversation"))
     for name, when, op in (("since", since, "gte"), ("until", until, "lte"), ("before", before, "lt")):
         if when is not None:
             events = events.filter(**{f"created_at__{op}": when})
@@ -195,10 +199,8 @@ def _audit_querysets(*, user, filters: dict):
             events, entries = events.filter(actor__isnull=True), entries.filter(actor__isnull=True)
         else:
             events, entries = events.filter(actor__username=actor), entries.filter(actor__username=actor)
-    if conversation:
-        if not conversation.isdigit():
-            return None, None
-        events = events.filter(conversation_id=int(conversation))
+    if conversation is not None:
+        events = events.filter(conversation_id=conversation)
         entries = None
     if source == "conversation":
         entries = None
@@ -246,8 +248,13 @@ def audit_log(*, user, filters: dict | None = None, limit: int = 100) -> list[Au
 
 def audit_log_iter(*, user, filters: dict | None = None, max_rows: int = 100_000) -> Iterator[AuditRow]:
     """Every matching row, newest first, streamed (CSV export): a merge of two
-    server-side cursors, never the whole log in memory."""
+    server-side cursors, never the whole log in memory. The filters are checked
+    here, at the call (BadParameter before a response starts), not in the stream."""
     events, entries = _audit_querysets(user=user, filters=filters or {})
+    return _audit_merged(events, entries, max_rows=max_rows)
+
+
+def _audit_merged(events, entries, *, max_rows: int) -> Iterator[AuditRow]:
     streams: list[Iterable[AuditRow]] = []
     if events is not None:
         streams.append(_event_row(e) for e in events.iterator(chunk_size=2000))

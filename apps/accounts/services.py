@@ -5,6 +5,7 @@ is told after commit."""
 from __future__ import annotations
 
 import logging
+import re
 
 from django.conf import settings
 from django.db import transaction
@@ -121,6 +122,9 @@ def user_capacity_set(*, user: User, capacity: int, channel_capacity: dict | Non
         raise DomainError("Capacity must be between 0 and 500.")
     cleaned = {}
     for channel, value in (channel_capacity or {}).items():
+        # A provider name (twitter, email...): a NUL in a key was a 500 at the JSONB write.
+        if not isinstance(channel, str) or not CHANNEL_KEY.fullmatch(channel):
+            raise DomainError(f"Unknown channel {str(channel)[:40]!r}: a provider name such as twitter or email.")
         try:
             value = int(value)
         except (TypeError, ValueError):
@@ -135,6 +139,9 @@ def user_capacity_set(*, user: User, capacity: int, channel_capacity: dict | Non
                  data={"from": old, "to": {"capacity": capacity, "channel_capacity": cleaned}})
     agent_availability_notify(user)
     return user
+
+
+CHANNEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
 @transaction.atomic

@@ -221,7 +221,10 @@ def team_edit(request, pk):
 # --- supervisor: reassignment -----------------------------------------------------------------------------
 
 def _bulk_filters(source) -> dict:
-    filters = {k: source.get(k) for k in BULK_FILTER_KEYS if source.get(k)}
+    from apps.inbox.filters import valid_list_filters
+
+    # A value the list cannot take (a NUL in q, an unknown status) is dropped, as on the inbox page.
+    filters = valid_list_filters({k: source.get(k) for k in BULK_FILTER_KEYS if source.get(k)})
     if "queue" in filters and not (str(filters["queue"]).isdigit() or filters["queue"] == "none"):
         filters.pop("queue")
     if "assignee" in filters and not (str(filters["assignee"]).isdigit() or filters["assignee"] in ("none", "me")):
@@ -367,9 +370,13 @@ def _csv_safe(value):
 @require_role(*SUPERVISOR_ROLES)
 def audit(request):
     filters = {k: v for k, v in request.GET.items() if v and k != "format"}
-    if request.GET.get("format") == "csv":
-        return audit_csv_response(selectors.audit_log_iter(user=request.user, filters=filters))
-    rows = selectors.audit_log(user=request.user, filters=filters, limit=100)
+    try:
+        if request.GET.get("format") == "csv":
+            return audit_csv_response(selectors.audit_log_iter(user=request.user, filters=filters))
+        rows = selectors.audit_log(user=request.user, filters=filters, limit=100)
+    except DomainError as exc:  # a filter it cannot take (2024-02-31): the form says so
+        return render(request, "supervisor/audit.html", {
+            "rows": [], "filters": filters, "error": exc.detail, "csv_query": ""}, status=400)
     next_query = urlencode(dict(filters, before=rows[-1].at.isoformat())) if len(rows) == 100 else None
     return render(request, "supervisor/audit.html", {
         "rows": rows, "filters": filters, "next_query": next_query,

@@ -1,5 +1,5 @@
 """Domain errors and the API's error shape: always JSON {"detail": ...}."""
-from django.core.exceptions import PermissionDenied, ValidationError as DjangoValidationError
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError as DjangoValidationError
 from django.db.models import ProtectedError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -38,6 +38,10 @@ def api_exception_handler(exc, context):
         # A delete refused by on_delete=PROTECT is the user's conflict, not a server error.
         return Response({"detail": "This is still in use (conversations or messages refer to it); "
                                    "deactivate it instead."}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, RequestDataTooBig):
+        # DRF reads request.body, where Django enforces DATA_UPLOAD_MAX_MEMORY_SIZE.
+        return Response({"detail": "The request body is too large."},
+                        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(detail={"detail": exc.messages})
     response = exception_handler(exc, context)

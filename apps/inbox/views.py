@@ -23,13 +23,16 @@ from apps.accounts.permissions import WORKING_ROLES, user_has_role
 from apps.connectors.models import Provider
 from apps.connectors.providers import provider_class
 from apps.core.errors import DomainError
+from apps.core.params import EARLIEST, LATEST
 
 from . import presence, selectors, services
 from .canned import canned_for_composer
+from .filters import valid_list_filters
 from .list_rows import conversation_rows
 from .models import Conversation, Message, PriorityBucket, Status, Tag
 
 PAGE_SIZE = 50
+MAX_PAGE = 100_000  # the list pages further than anyone scrolls; beyond: an empty page
 
 
 def _require_worker(request):
@@ -62,6 +65,8 @@ def _survey_available() -> bool:
 
 def _list_filters(request) -> dict:
     filters = {k: v.strip() for k, v in request.GET.items() if v and v.strip() and k not in ("page", "partial")}
+    # A value the list cannot take (an impossible date, a NUL, a bad id) is ignored, not a 500.
+    filters = valid_list_filters(filters)
     if filters.get("view") not in selectors.VIEWS:
         filters["view"] = "all"
     if filters["view"] == "queue" and not str(filters.get("queue", "")).isdigit():
@@ -79,6 +84,7 @@ def conversation_list(request):
         page = max(0, int(request.GET.get("page", 0)))
     except ValueError:
         page = 0
+    page = min(page, MAX_PAGE)  # ?page=99999999999999999999: an OFFSET past bigint was a 500
     rows = selectors.conversation_page_for_user(user=request.user, filters=filters, offset=page * PAGE_SIZE,
                                                 limit=PAGE_SIZE)
     has_more = len(rows) > PAGE_SIZE
@@ -259,9 +265,14 @@ def _parse_snooze(request) -> dt.datetime | None:
     if preset == "tomorrow":
         local = now.astimezone(tz) + dt.timedelta(days=1)
         return local.replace(hour=9, minute=0, second=0, microsecond=0)
-    until = parse_datetime(request.POST.get("until", "") or "")
+    try:
+        until = parse_datetime(request.POST.get("until", "") or "")
+    except ValueError:  # 2024-02-31T10:00: well formed, no such day
+        until = None
     if until is None:
         raise DomainError("Pick when the conversation should come back.")
+    if not EARLIEST <= until.date() <= LATEST:
+        raise DomainError(f"Pick a time before {LATEST}.")
     return until if timezone.is_aware(until) else until.replace(tzinfo=tz)
 
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Role
 from apps.core.errors import DomainError
+from apps.core.params import date_param, int_param
 
 from .selectors import ReportParams
 
@@ -15,13 +16,8 @@ MAX_DAYS = 366
 
 
 def _int(query, name) -> int:
-    raw = (query.get(name) or "").strip()
-    if not raw:
-        return 0
-    try:
-        return int(raw)
-    except ValueError:
-        raise DomainError(f"{name} must be a number.") from None
+    # An id: a whole number within bigint (99999999999999999999 was a 500 at the query).
+    return int_param(name, query.get(name), minimum=0) or 0
 
 
 def params_from_query(query, user) -> ReportParams:
@@ -31,11 +27,10 @@ def params_from_query(query, user) -> ReportParams:
     except (ZoneInfoNotFoundError, ValueError):
         raise DomainError(f"Unknown time zone {tz_name!r}.") from None
     today = timezone.now().astimezone(tz).date()
-    try:
-        end = dt.date.fromisoformat(query["end"]) if query.get("end") else today
-        start = dt.date.fromisoformat(query["start"]) if query.get("start") else end - dt.timedelta(days=6)
-    except ValueError:
-        raise DomainError("Dates are YYYY-MM-DD.") from None
+    # date_param refuses an impossible date and one outside 1970-2200: ?end=9999-12-31
+    # overflowed a day later (the next local midnight), a 500 on every report.
+    end = date_param("end", query.get("end")) or today
+    start = date_param("start", query.get("start")) or end - dt.timedelta(days=6)
     if start > end:
         raise DomainError("The start date is after the end date.")
     if (end - start).days >= MAX_DAYS:

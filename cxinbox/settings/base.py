@@ -5,6 +5,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONCE
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -58,8 +59,12 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
+    # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     # last_seen_at and presence from activity (apps/accounts, docs/roles.md)
     "apps.accounts.middleware.PresenceActivityMiddleware",
+    # Idempotency-Key on API writes; last: it runs the view inside the key's transaction
+    "apps.core.idempotency.IdempotencyMiddleware",
 ]
 
 ROOT_URLCONF = "cxinbox.urls"
@@ -253,6 +258,27 @@ PUSH_DELIVERY_KEEP_DAYS = env.int("PUSH_DELIVERY_KEEP_DAYS", default=7)
 # (well above a routing task's normal wait, so a live task is rarely doubled; routing is idempotent).
 ROUTING_UNROUTED_AFTER_SECONDS = env.float("ROUTING_UNROUTED_AFTER_SECONDS", default=120.0)
 
+# --- Content-Security-Policy (django-csp), in every environment -----------------
+# Scripts only from our own static files, or inline with the request's nonce
+# (`<script nonce="{{ request.csp_nonce }}">`); no inline event handlers. Inline
+# style attributes are allowed (they cannot carry a nonce; htmx and Chart.js set
+# styles too). Images may come from the networks' CDNs (avatars): any https URL,
+# never javascript:. Websockets go to this host ('self' covers ws/wss of it).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", NONCE],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "https:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -277,6 +303,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.core.idempotency.spectacular_idempotency_hook",  # the Idempotency-Key header
+    ],
 }
 
 LOGGING = {

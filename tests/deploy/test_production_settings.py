@@ -36,9 +36,12 @@ def start(env_changes: dict, code: str = "import django; django.setup()", settin
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 
-def test_good_environment_starts():
-    done = start({})
+def test_good_environment_starts_with_hsts_and_secure_cookies():
+    done = start({}, code="import django; django.setup(); from django.conf import settings as s; "
+                          "print(s.SECURE_HSTS_SECONDS, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.DEBUG, "
+                          "'csp.middleware.CSPMiddleware' in s.MIDDLEWARE)")
     assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["31536000", "True", "True", "False", "True"]
 
 
 @pytest.mark.parametrize(("changes", "message"), [
