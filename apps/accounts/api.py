@@ -135,9 +135,14 @@ class TeamViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         leads = data.validated_data.get("leads")
         if leads is not None and not request.user.is_admin_role:
             raise PermissionDenied("Only admins change who leads a team.")
-        services.team_members_set(
-            team=team, members=list(users.filter(pk__in=data.validated_data["members"])),
-            leads=list(users.filter(pk__in=leads)) if leads is not None else None, actor=request.user)
+        members = list(users.filter(pk__in=data.validated_data["members"]))
+        leads = list(users.filter(pk__in=leads)) if leads is not None else None
+        # An unknown id is a mistake, not "nobody": it emptied the team (a 400 now, nothing changed).
+        unknown = (set(data.validated_data["members"]) | set(data.validated_data.get("leads") or [])) - {
+            u.pk for u in members + (leads or [])}
+        if unknown:
+            raise DomainError(f"No active user with id {', '.join(str(i) for i in sorted(unknown))}.")
+        services.team_members_set(team=team, members=members, leads=leads, actor=request.user)
         return Response(TeamSerializer(Team.objects.get(pk=team.pk)).data)
 
 
@@ -185,6 +190,10 @@ class BulkAssignView(APIView):
         if "ids" in data.validated_data:
             kwargs["conversations"] = data.validated_data["ids"]
         else:
+            # An unknown key or value used to match everything the user sees: a 400 with the reason.
+            from apps.inbox.selectors import conversation_filters_check
+
+            conversation_filters_check(data.validated_data["filter"])
             kwargs["filters"] = data.validated_data["filter"]
         result = conversations_bulk_assign(actor=request.user, reason=data.validated_data["reason"],
                                            background_over=inbox_services.BULK_SYNC_MAX, **kwargs)

@@ -14,6 +14,7 @@ from django.utils import timezone
 from apps.core.errors import DomainError
 
 from .models import ApiToken, AuditEntry, Presence, Role, Team, User, token_hash
+from .permissions import user_has_role
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,14 @@ def team_members_set(*, team: Team, members, leads=None, actor) -> Team:
     """Replaces the team's members (and leads, when given). Leads are members too."""
     members = set(members)
     old_members = set(team.members.values_list("username", flat=True))
+    if not user_has_role(actor, Role.ADMIN):
+        # Moving someone in from another team is an admin's call (docs/roles.md, Ownership): a lead
+        # adds people of no team or of teams they lead.
+        led = set(Team.objects.filter(leads=actor).values_list("pk", flat=True))
+        elsewhere = sorted({u.username for u in members if u.username not in old_members
+                            and set(u.teams.values_list("pk", flat=True)) - led})
+        if elsewhere:
+            raise DomainError(f"Only an admin moves people from another team: {', '.join(elsewhere)}.")
     old_leads = set(team.leads.values_list("username", flat=True))
     if leads is not None:
         leads = set(leads)

@@ -1,7 +1,5 @@
 """REST API for conversations under /api/v1/. Views parse, call one service or
 selector, and serialise; errors are JSON {"detail": ...}."""
-from django.contrib.auth import get_user_model
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -9,6 +7,7 @@ from rest_framework.response import Response
 
 from apps.accounts.permissions import CanWorkConversations, IsSupervisorOrReadOnly
 from apps.contacts.models import Customer
+from apps.core.errors import DomainError
 from apps.core.pagination import NewestFirstCursor
 from apps.routing.models import Queue
 
@@ -75,7 +74,11 @@ class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
         data.is_valid(raise_exception=True)
         assignee = None
         if data.validated_data["assignee"] is not None:
-            assignee = get_object_or_404(get_user_model(), pk=data.validated_data["assignee"], is_active=True)
+            # The page's rule: a working user of the conversation's team, who will see it.
+            assignee = selectors.conversation_assignees(conversation=conversation, actor=request.user).filter(
+                pk=data.validated_data["assignee"]).first()
+            if assignee is None:
+                raise DomainError("That user cannot take this conversation: pick someone of its queue's team.")
         conversation = services.conversation_assign(
             conversation=conversation, assignee=assignee, actor=request.user, reason=data.validated_data["reason"]
         )
@@ -228,5 +231,9 @@ class CannedResponseViewSet(viewsets.ModelViewSet):
 class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = CustomerSerializer
     permission_classes = [CanWorkConversations]
-    queryset = Customer.objects.prefetch_related("identities").order_by("-id")
+    queryset = Customer.objects.none()
     pagination_class = NewestFirstCursor
+
+    def get_queryset(self):
+        # Customers with a conversation the user sees (docs/roles.md, Ownership); others are a 404.
+        return selectors.customers_visible_to(self.request.user).prefetch_related("identities").order_by("-id")

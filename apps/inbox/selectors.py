@@ -351,3 +351,80 @@ __all__ = [
     "inbox_counts", "queues_for_user", "conversation_thread", "customer_other_conversations",
     "canned_responses_for_user", "notifications_unread_for_user", "conversation_get_for_user",
 ]
+
+
+# --- ownership (docs/roles.md, Ownership) ----------------------------------------------------------------
+
+LIST_FILTER_KEYS = ("view", "status", "queue", "assignee", "priority", "channel", "sentiment", "tag", "date_from",
+                    "date_to", "q")
+
+
+def conversation_filters_check(filters: dict) -> None:
+    """Refuses (DomainError, a 400 with the reason) a filter the list would ignore or
+    read as "no filter": an unknown key, a view or sentiment it does not know, a status,
+    priority, queue, assignee or date that is not one. A bulk move "of all matching"
+    used to move everything the user sees when a key was misspelt."""
+    from apps.core.errors import DomainError
+
+    def bad(key, value):
+        return DomainError(f"Filter {key}={str(value)[:50]!r} is not valid.")
+
+    unknown = sorted(str(k)[:50] for k in filters if k not in LIST_FILTER_KEYS)
+    if unknown:
+        raise DomainError(f"Unknown filter(s): {', '.join(unknown)}; known: {', '.join(LIST_FILTER_KEYS)}.")
+    for key, value in filters.items():
+        value = str(value)
+        if value == "":
+            continue
+        if key == "view" and value not in VIEWS:
+            raise bad(key, value)
+        if key == "sentiment" and value not in ("positive", "negative", "neutral", "unscored"):
+            raise bad(key, value)
+        if key == "status" and not set(_csv(value)) <= set(Status.values):
+            raise bad(key, value)
+        if key == "priority" and not all(p in ("0", "1", "2", "3") for p in _csv(value)):
+            raise bad(key, value)
+        if key in ("queue", "assignee"):
+            words = ("none", "me") if key == "assignee" else ("none",)
+            if value not in words and not (value.isascii() and value.isdigit() and len(value) < 19):
+                raise bad(key, value)
+        if key in ("date_from", "date_to"):
+            try:
+                ok = _parse_when(value, end=key == "date_to")
+            except Exception:  # noqa: BLE001 - whatever the parser refuses is a bad filter here
+                ok = None
+            if not ok:
+                raise bad(key, value)
+
+
+def conversation_assignees(*, conversation: Conversation, actor):
+    """Who may be given this conversation, on the page and in the API alike: working
+    users of its queue's team (members or leads), who will then see it; for an unrouted
+    one, the working users of the teams the actor leads and the actor (admins: anyone
+    working)."""
+    from apps.accounts.models import User
+    from apps.accounts.permissions import WORKING_ROLES, user_has_role
+
+    qs = User.objects.filter(is_active=True, role__in=WORKING_ROLES)
+    if conversation.queue_id is not None:
+        from apps.routing.models import Queue
+
+        team_id = Queue.objects.filter(pk=conversation.queue_id).values("team_id")
+        return qs.filter(Q(teams__in=team_id) | Q(led_teams__in=team_id)).distinct()
+    if user_has_role(actor, Role.ADMIN):
+        return qs
+    return qs.filter(Q(teams__leads=actor) | Q(pk=actor.pk)).distinct()
+
+
+def customers_visible_to(user):
+    """Customers with a conversation the user sees (admins: all; marketing: none)."""
+    from apps.contacts.models import Customer
+
+    qs = Customer.objects.all()
+    if not user.is_authenticated or not user.is_active:
+        return qs.none()
+    if user.is_superuser or user.role == Role.ADMIN:
+        return qs
+    if user.role not in (Role.AGENT, Role.SUPERVISOR):
+        return qs.none()
+    return qs.filter(pk__in=conversations_visible_to(user).values("customer_id"))

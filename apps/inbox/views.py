@@ -131,7 +131,9 @@ def _thread_context(request, conversation, *, draft_text="", draft_started_at=No
         "conversation": conversation, "thread_messages": thread["messages"], "notes": thread["notes"],
         "timeline": _timeline(thread["messages"], thread["notes"]),
         "events": thread["events"], "statuses": Status.choices, "priorities": PriorityBucket.choices,
-        "agents": list(_agents()),
+        # The same rule as the assign API: people of the conversation's team (docs/roles.md, Ownership).
+        "agents": list(selectors.conversation_assignees(conversation=conversation, actor=request.user)
+                       .order_by("first_name", "username")),
         "other_conversations": selectors.customer_other_conversations(user=request.user, conversation=conversation),
         "canned": canned_for_composer(canned, conversation=conversation, agent=request.user),
         "max_length": provider.reply_limit(private=False), "max_private_length": provider.reply_limit(private=True),
@@ -227,7 +229,8 @@ def conversation_assign(request, pk):
     assignee_id = request.POST.get("assignee")
     if assignee_id == "me":
         assignee_id = request.user.pk
-    assignee = _agents().filter(pk=assignee_id).first() if assignee_id else None
+    assignees = selectors.conversation_assignees(conversation=conversation, actor=request.user)
+    assignee = assignees.filter(pk=assignee_id).first() if str(assignee_id or "").isdigit() else None
     if assignee_id and assignee is None:
         flash.error(request, "That person cannot take conversations.")
         return _back(pk)

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from apps.accounts.permissions import IsSupervisorOrReadOnly, can_manage_team
 
-from . import services
+from . import selectors, services
 from .models import BusinessHours, RoutingRule, SlaPolicy
 from .serializers import BusinessHoursSerializer, ReorderSerializer, RoutingRuleSerializer, SlaPolicySerializer
 
@@ -23,6 +23,13 @@ class RoutingRuleViewSet(viewsets.ModelViewSet):
     permission_classes = [IsSupervisorOrReadOnly]
     pagination_class = None
     queryset = RoutingRule.objects.prefetch_related("channel_accounts").order_by("position", "id")
+
+    def get_queryset(self):
+        # Everyone working reads the rules (global configuration); a supervisor changes only
+        # the rules that name nothing outside the teams they lead (others: 404).
+        if self.request.method in ("GET", "HEAD", "OPTIONS"):
+            return self.queryset
+        return self.queryset.filter(pk__in=selectors.rules_managed_by(self.request.user).values("pk"))
 
     def perform_create(self, serializer):
         serializer.instance = services.rule_create(actor=self.request.user, **serializer.validated_data)
@@ -49,7 +56,12 @@ class SlaPolicyViewSet(viewsets.ModelViewSet):
     serializer_class = SlaPolicySerializer
     permission_classes = [IsSupervisorOrReadOnly]
     pagination_class = None
-    queryset = SlaPolicy.objects.select_related("queue").order_by("queue__name", "priority_bucket", "id")
+    queryset = SlaPolicy.objects.none()
+
+    def get_queryset(self):
+        # Global policies and those of the user's teams' queues; another team's queue's policy is a 404.
+        return selectors.sla_policies_visible_to(
+            self.request.user, for_write=self.request.method not in ("GET", "HEAD", "OPTIONS"))
 
     def perform_create(self, serializer):
         serializer.instance = services.sla_policy_create(actor=self.request.user, **serializer.validated_data)

@@ -60,3 +60,42 @@ def queues_managed_by(user):
     if user.role == Role.SUPERVISOR:
         return qs.filter(team__in=Team.objects.filter(leads=user).values("pk"))
     return qs.none()
+
+
+def sla_policies_visible_to(user, *, for_write: bool = False):
+    """Global policies (no queue) and those of the queues the user sees (for_write:
+    manages). Another team's queue's policy is a 404."""
+    from django.db.models import Q
+
+    from .models import SlaPolicy
+
+    queues = queues_managed_by(user) if for_write else queues_visible_to(user)
+    return (SlaPolicy.objects.select_related("queue")
+            .filter(Q(queue__isnull=True) | Q(queue__in=queues.values("pk")))
+            .order_by("queue__name", "priority_bucket", "id"))
+
+
+def rules_managed_by(user):
+    """Rules are global configuration, but one that routes to a team (its queue, its
+    agent, its team, its hours) is that team's: a supervisor changes only rules that
+    name nothing outside the teams they lead. Admins: all."""
+    from django.db.models import Q
+
+    from apps.accounts.models import Role, Team, User
+
+    from .models import RoutingRule
+
+    qs = RoutingRule.objects.all()
+    if not user.is_authenticated or not user.is_active:
+        return qs.none()
+    if user.is_superuser or user.role == Role.ADMIN:
+        return qs
+    if user.role != Role.SUPERVISOR:
+        return qs.none()
+    led = Team.objects.filter(leads=user).values("pk")
+    queues = queues_managed_by(user).values("pk")
+    agents = User.objects.filter(teams__in=led).values("pk")
+    return qs.filter(Q(set_queue__isnull=True) | Q(set_queue__in=queues),
+                     Q(assign_team__isnull=True) | Q(assign_team__in=led),
+                     Q(hours_team__isnull=True) | Q(hours_team__in=led),
+                     Q(assign_agent__isnull=True) | Q(assign_agent__in=agents))

@@ -1347,6 +1347,26 @@ def _rule_check(rule: RoutingRule) -> None:
         raise DomainError("Minimum followers is above the maximum.")
 
 
+def _owned_check(actor, *, queue=None, teams=(), agent=None) -> None:
+    """The teams a supervisor's write names must be teams they lead (docs/roles.md,
+    Ownership); admins and the system (actor None) name any. A 400 with the reason."""
+    from apps.accounts.permissions import can_manage_team, user_has_role
+
+    if actor is None or user_has_role(actor, Role.ADMIN):
+        return
+    if queue is not None and not can_manage_team(actor, queue.team):
+        raise DomainError("That queue is not in a team you lead.")
+    for team in teams:
+        if team is not None and not can_manage_team(actor, team):
+            raise DomainError("That team is not one you lead.")
+    if agent is not None and not Team.objects.filter(leads=actor, members=agent).exists():
+        raise DomainError("That agent is not in a team you lead.")
+
+
+def _rule_owned_check(actor, rule: RoutingRule) -> None:
+    _owned_check(actor, queue=rule.set_queue, teams=(rule.assign_team, rule.hours_team), agent=rule.assign_agent)
+
+
 @transaction.atomic
 def rule_create(*, actor, channel_accounts=None, **values) -> RoutingRule:
     rule = RoutingRule(**{k: v for k, v in values.items() if k in RULE_FIELDS})
@@ -1354,6 +1374,7 @@ def rule_create(*, actor, channel_accounts=None, **values) -> RoutingRule:
         last = RoutingRule.objects.order_by("-position").values_list("position", flat=True).first()
         rule.position = (last or 0) + 10
     _rule_check(rule)
+    _rule_owned_check(actor, rule)
     rule.save()
     if channel_accounts is not None:
         rule.channel_accounts.set(channel_accounts)
@@ -1370,6 +1391,7 @@ def rule_update(*, rule: RoutingRule, actor, channel_accounts=None, **values) ->
             changed[key] = str(value)[:200]
             setattr(rule, key, value)
     _rule_check(rule)
+    _rule_owned_check(actor, rule)
     rule.save()
     if channel_accounts is not None:
         rule.channel_accounts.set(channel_accounts)
@@ -1417,6 +1439,7 @@ def _sla_policy_check(policy: SlaPolicy) -> None:
 def sla_policy_create(*, actor, **values) -> SlaPolicy:
     policy = SlaPolicy(**{k: v for k, v in values.items() if k in SLA_POLICY_FIELDS})
     _sla_policy_check(policy)
+    _owned_check(actor, queue=policy.queue)
     policy.save()
     _audit(actor, "sla.created", f"sla policy {policy.pk} {policy.name}", {"policy_id": policy.pk})
     return policy
@@ -1431,6 +1454,7 @@ def sla_policy_update(*, policy: SlaPolicy, actor, **values) -> SlaPolicy:
             changed[key] = str(value)
             setattr(policy, key, value)
     _sla_policy_check(policy)
+    _owned_check(actor, queue=policy.queue)
     policy.save()
     _audit(actor, "sla.updated", f"sla policy {policy.pk} {policy.name}", {"policy_id": policy.pk,
                                                                             "changed": changed})

@@ -10,9 +10,9 @@ from apps.accounts.models import Team
 from apps.accounts.permissions import SUPERVISOR_ROLES, can_manage_team, require_role
 from apps.core.errors import DomainError
 
-from . import services
+from . import selectors, services
 from .forms import BusinessHoursForm, RuleForm, SlaPolicyForm
-from .models import BusinessHours, RoutingRule, SlaPolicy
+from .models import BusinessHours, RoutingRule
 from .rules import regex_problem
 
 
@@ -33,7 +33,8 @@ def rule_list(request):
 
 @require_role(*SUPERVISOR_ROLES)
 def rule_edit(request, pk=None):
-    rule = get_object_or_404(RoutingRule, pk=pk) if pk else None
+    # A rule that routes to another team's queue, team or agent is theirs: 404 (docs/roles.md, Ownership).
+    rule = get_object_or_404(selectors.rules_managed_by(request.user), pk=pk) if pk else None
     if request.method == "POST":
         form = RuleForm(request.POST)
         if form.is_valid():
@@ -61,7 +62,7 @@ def rule_edit(request, pk=None):
 @require_role(*SUPERVISOR_ROLES)
 @require_POST
 def rule_delete(request, pk):
-    rule = get_object_or_404(RoutingRule, pk=pk)
+    rule = get_object_or_404(selectors.rules_managed_by(request.user), pk=pk)
     services.rule_delete(rule=rule, actor=request.user)
     flash.success(request, f"Rule “{rule.name}” deleted.")
     return redirect("routing:rules")
@@ -70,6 +71,7 @@ def rule_delete(request, pk):
 @require_role(*SUPERVISOR_ROLES)
 @require_POST
 def rule_move(request, pk, direction):
+    get_object_or_404(selectors.rules_managed_by(request.user), pk=pk)
     order = list(RoutingRule.objects.order_by("position", "id").values_list("pk", flat=True))
     if pk in order:
         i = order.index(pk)
@@ -82,7 +84,7 @@ def rule_move(request, pk, direction):
 
 @require_role(*SUPERVISOR_ROLES)
 def sla_list(request, pk=None):
-    policy = get_object_or_404(SlaPolicy, pk=pk) if pk else None
+    policy = get_object_or_404(selectors.sla_policies_visible_to(request.user, for_write=True), pk=pk) if pk else None
     form = SlaPolicyForm(request.POST or None, instance=policy)
     if request.method == "POST" and form.is_valid():
         values = {name: form.cleaned_data[name] for name in form.Meta.fields}
@@ -95,14 +97,14 @@ def sla_list(request, pk=None):
             return redirect("routing:sla")
         except DomainError as exc:
             form.add_error(None, exc.detail)
-    policies = SlaPolicy.objects.select_related("queue").order_by("queue__name", "priority_bucket", "id")
+    policies = selectors.sla_policies_visible_to(request.user)
     return render(request, "routing/sla.html", {"policies": policies, "form": form, "policy": policy})
 
 
 @require_role(*SUPERVISOR_ROLES)
 @require_POST
 def sla_delete(request, pk):
-    policy = get_object_or_404(SlaPolicy, pk=pk)
+    policy = get_object_or_404(selectors.sla_policies_visible_to(request.user, for_write=True), pk=pk)
     services.sla_policy_delete(policy=policy, actor=request.user)
     flash.success(request, f"SLA policy “{policy.name}” deleted.")
     return redirect("routing:sla")
