@@ -23,9 +23,12 @@ from django.core.cache import cache
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from apps.core import sanitize
+
 from . import services
 from .models import ChannelAccount
 from .providers import push_receiver
+from .providers.base import MalformedPayload
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +93,14 @@ def body_read(request) -> bytes:
 
 def json_load(body: bytes):
     try:
-        return json.loads(body or b"null")
+        data = json.loads(body or b"null")
     except ValueError:
         raise HookRefused("The body is not JSON.", 400) from None
+    except RecursionError:  # 3,000 nested "[": json's recursion gives up
+        raise HookRefused(f"The JSON nests deeper than {sanitize.MAX_DEPTH} levels.", 400) from None
+    if sanitize.depth_exceeds(data):  # parsed, but the storable copy and json.dumps recurse too
+        raise HookRefused(f"The JSON nests deeper than {sanitize.MAX_DEPTH} levels.", 400)
+    return data
 
 
 # --- the view --------------------------------------------------------------------------
@@ -102,6 +110,19 @@ def _refuse(account, request, exc: HookRefused) -> JsonResponse:
     if account is not None:
         services.push_delivery_refuse(account=account, reason=exc.detail)
     return JsonResponse({"detail": exc.detail}, status=exc.status)
+
+
+def _parse(receiver, request, body: bytes) -> list:
+    """A signed delivery of the wrong shape is the sender's error (400 with the reason),
+    never ours: the receivers check shapes (MalformedPayload), and whatever slips past
+    them while reading untrusted JSON is refused the same way, not a 500."""
+    try:
+        return receiver.push_parse(request, body)
+    except MalformedPayload as exc:
+        raise HookRefused(f"Malformed delivery: {exc}", 400) from None
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError, RecursionError) as exc:
+        log.warning("push delivery of an unexpected shape", exc_info=True)
+        raise HookRefused(f"Malformed delivery ({exc.__class__.__name__}).", 400) from None
 
 
 @csrf_exempt
@@ -120,7 +141,7 @@ def hook_receive(request, provider: str, account_id: int):
             raise HookRefused("Use POST.", 405)
         body = body_read(request)
         receiver.push_verify(request, body)
-        mentions = receiver.push_parse(request, body)
+        mentions = _parse(receiver, request, body)
     except HookRefused as exc:
         return _refuse(account, request, exc)
     accepted = services.push_delivery_accept(account=account, mentions=mentions)

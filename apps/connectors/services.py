@@ -10,7 +10,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
-import re
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
@@ -27,7 +26,7 @@ from apps.routing.services import MessageFacts, RoutingHints, messages_unrouted_
 
 from .models import ChannelAccount, PushDelivery
 from .providers import get_provider
-from .providers.base import AuthError, InboundMention, ProviderError, RateLimited
+from .providers.base import AuthError, InboundMention, ProviderError, RateLimited, mention_clean
 
 log = logging.getLogger(__name__)
 OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING)
@@ -161,21 +160,6 @@ def mention_store(*, account: ChannelAccount, mention: InboundMention, result: I
     return message
 
 
-# NUL and lone UTF-16 surrogates (broken text from a network) cannot be stored by
-# PostgreSQL or SQLite: one such mention used to fail its whole batch on every poll.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def _storable(value):
-    if isinstance(value, str):
-        return _UNSTORABLE.sub("\ufffd", value)
-    if isinstance(value, dict):
-        return {_storable(k): _storable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_storable(v) for v in value]
-    return value
-
-
 def _fit_id(value: str, limit: int) -> str:
     # Too long for its column: cut, plus a hash of the whole, so it stays unique and idempotent.
     if len(value) <= limit:
@@ -190,10 +174,7 @@ def _url_or_blank(url: str) -> str:
 def _mention_fit(m: InboundMention) -> InboundMention:
     """What a network sent, made storable: text kept as sent except characters no
     database holds (shown as U+FFFD); ids and names cut to their columns."""
-    # the fields one level deep (asdict's recursive deep copy was a fifth of ingest's CPU);
-    # _storable copies the containers it cleans (raw) anyway
-    fields = {f.name: getattr(m, f.name) for f in dataclasses.fields(m)}
-    m = InboundMention(**{**_storable(fields), "created_at": m.created_at})
+    m = mention_clean(m)  # the edge's rules (U+FFFD, text cap, http(s) URLs, sane time), for every path
     return dataclasses.replace(
         m, external_id=_fit_id(m.external_id, 255), thread_id=_fit_id(m.thread_id, 255),
         in_reply_to_external_id=_fit_id(m.in_reply_to_external_id, 255),
@@ -600,7 +581,9 @@ def push_delivery_accept(*, account: ChannelAccount, mentions: list[InboundMenti
     row stays pending and push_deliveries_requeue sends it again."""
     from .providers.base import mention_to_dict
 
-    payload = [mention_to_dict(m) for m in mentions]
+    # cleaned before the JSON is stored: a NUL or lone surrogate failed the insert (a 500, the
+    # good messages of the delivery lost); an absurd time or javascript: URL is not kept
+    payload = [mention_to_dict(mention_clean(m)) for m in mentions]
     with transaction.atomic():
         ChannelAccount.objects.filter(pk=account.pk).update(last_push_at=timezone.now(), last_push_error="")
         if payload:

@@ -235,6 +235,9 @@ REDDIT_USER_AGENT = env("REDDIT_USER_AGENT", default="cxinbox/1.0 (social custom
 # Longest message text stored from any network (more is cut, with a visible marker):
 # a 900 KB message held a worker for minutes (docs/connectors.md, "Hostile input at the edge").
 INGEST_MAX_TEXT_CHARS = env.int("INGEST_MAX_TEXT_CHARS", default=20000)
+# Longest message text stored from any network (more is cut, with a visible marker):
+# a 900 KB message held a worker for minutes (docs/connectors.md, "Hostile input at the edge").
+INGEST_MAX_TEXT_CHARS = env.int("INGEST_MAX_TEXT_CHARS", default=20000)
 # Push delivery (/hooks/<provider>/<account>/): largest body taken, and how old a signed
 # timestamp may be before the delivery counts as a replay.
 HOOKS_MAX_BODY_BYTES = env.int("HOOKS_MAX_BODY_BYTES", default=1024 * 1024)

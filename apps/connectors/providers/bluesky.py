@@ -35,6 +35,8 @@ from .base import (
     SentReply,
     TransientError,
     UnknownOutcome,
+    iso_time,
+    network_time,
 )
 
 log = logging.getLogger(__name__)
@@ -206,7 +208,8 @@ class BlueskyProvider(BaseProvider):
         return InboundMention(
             external_id=item.uri,
             text=text,
-            created_at=_parse_time(getattr(record, "created_at", None) or item.indexed_at),
+            # createdAt is the poster's claim (year 9999, year 1...): believed only when sane
+            created_at=network_time(getattr(record, "created_at", None) or item.indexed_at, iso_time),
             author_external_id=author.did,
             author_handle=author.handle,
             author_name=author.display_name or "",

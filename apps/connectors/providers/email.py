@@ -41,6 +41,8 @@ from .base import (
     SentReply,
     TransientError,
     UnknownOutcome,
+    network_time,
+    rfc2822_time,
 )
 from .mastodon import html_to_text
 
@@ -151,19 +153,18 @@ class EmailProvider(BaseProvider):
         body = msg.get_body(preferencelist=("plain", "html"))
         text = ""
         if body is not None:
-            content = body.get_content()
+            try:
+                content = body.get_content()
+            except (LookupError, ValueError, AssertionError):  # an unknown charset would fail every poll
+                content = (body.get_payload(decode=True) or b"").decode("utf-8", errors="replace")
             text = html_to_text(content) if body.get_content_type() == "text/html" else content
         text = strip_quoted(text)
         if not parents and subject:
             text = f"{subject}\n\n{text}".strip()  # a new thread: the subject is half the message
-        try:
-            created = email.utils.parsedate_to_datetime(str(msg.get("Date")))
-            if created.tzinfo is None:
-                created = created.replace(tzinfo=dt.timezone.utc)
-        except (TypeError, ValueError):
-            created = received if isinstance(received, dt.datetime) else timezone.now()
-            if created.tzinfo is None:
-                created = created.replace(tzinfo=dt.timezone.utc)
+        # The sender writes Date: (year 9999, year 1...): believed when sane, else the
+        # server's INTERNALDATE (when sane), else now.
+        arrival = network_time(received if isinstance(received, dt.datetime) else None)
+        created = network_time(str(msg.get("Date") or ""), rfc2822_time, arrival=arrival)
         reply_to = email.utils.parseaddr(str(msg.get("Reply-To", "")))[1].lower()
         return InboundMention(
             external_id=message_id,

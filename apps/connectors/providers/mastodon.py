@@ -14,10 +14,19 @@ from html.parser import HTMLParser
 from urllib.parse import urlparse
 
 from django.conf import settings
-from django.utils import timezone
 
 from . import http
-from .base import BaseProvider, InboundMention, OutboundReply, PermanentError, PollResult, SentReply
+from .base import (
+    BaseProvider,
+    InboundMention,
+    OutboundReply,
+    PermanentError,
+    PollResult,
+    SentReply,
+    iso_time,
+    lenient_count,
+    network_time,
+)
 
 NETWORK = "Mastodon"
 PAGE_SIZE = 40  # the API's maximum for notifications
@@ -50,9 +59,7 @@ def html_to_text(content: str) -> str:
 
 
 def _parse_time(value: str | None) -> dt.datetime:
-    if not value:
-        return timezone.now()
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return network_time(value, iso_time)  # year 9999 or garbage: the arrival time
 
 
 def narrowest_visibility(*values: str) -> str:
@@ -140,7 +147,7 @@ class MastodonProvider(BaseProvider):
             author_external_id=str(author["id"]),
             author_handle=acct,
             author_name=author.get("display_name") or "",
-            author_followers=int(author.get("followers_count") or 0),
+            author_followers=lenient_count(author.get("followers_count")),
             author_avatar_url=author.get("avatar") or "",
             author_profile_url=author.get("url") or "",
             author_verified=False,

@@ -9,7 +9,9 @@ client_secret, username and password, or an installed app's refresh_token."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
+import time
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -31,6 +33,8 @@ from .base import (
     SentReply,
     TransientError,
     UnknownOutcome,
+    epoch_seconds,
+    network_time,
 )
 
 NETWORK = "Reddit"
@@ -144,8 +148,13 @@ class RedditProvider(BaseProvider):
             reached_old = False
             for item in children:
                 data = item.__dict__
-                created = float(data.get("created_utc") or 0)
+                created = _cursor_time(data.get("created_utc"))
                 name = data.get("name") or f"t1_{data.get('id')}"
+                if created is None:  # garbage or far future: stored (at its arrival time), never the cursor
+                    mention = self.normalize(item)
+                    if mention and mention.author_handle.lower() != own:
+                        out.append(mention)
+                    continue
                 if newest is None or created > newest:
                     newest, newest_names = created, [name]
                 elif created == newest and name not in newest_names:
@@ -177,8 +186,7 @@ class RedditProvider(BaseProvider):
         return InboundMention(
             external_id=data.get("name") or f"t1_{data['id']}",
             text=body,
-            created_at=dt.datetime.fromtimestamp(float(data.get("created_utc") or 0), tz=dt.timezone.utc)
-            if data.get("created_utc") else timezone.now(),
+            created_at=network_time(data.get("created_utc"), epoch_seconds),
             author_external_id=data.get("author_fullname") or f"u/{author_name}",
             author_handle=author_name,
             author_name=author_name,
@@ -225,6 +233,18 @@ class RedditProvider(BaseProvider):
 
 
 _PATHS = {"mentions": "mentions", "comment_replies": "comments"}
+
+
+def _cursor_time(value) -> float | None:
+    """created_utc for the cursor, or None when it is not a believable time: a year-9999
+    item as the newest would leave every later one "older than the cursor", unfetched."""
+    try:
+        created = float(value or 0)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(created) or created > time.time() + 86400:
+        return None
+    return created
 
 
 def _rate_limit(response) -> tuple[str, dt.datetime]:

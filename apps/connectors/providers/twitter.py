@@ -24,6 +24,9 @@ from .base import (
     SentReply,
     TransientError,
     UnknownOutcome,
+    iso_time,
+    lenient_count,
+    network_time,
 )
 
 TWEEPY_HOST = "https://api.twitter.com"
@@ -51,9 +54,7 @@ class BaseURLSession(requests.Session):
 
 
 def _parse_time(value: str | None) -> dt.datetime:
-    if not value:
-        return timezone.now()
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return network_time(value, iso_time)  # year 9999 or garbage: the arrival time
 
 
 class TwitterProvider(BaseProvider):
@@ -166,7 +167,7 @@ class TwitterProvider(BaseProvider):
             author_external_id=str(author_id or handle),
             author_handle=handle,
             author_name=user.get("name", ""),
-            author_followers=int((user.get("public_metrics") or {}).get("followers_count", 0) or 0),
+            author_followers=lenient_count((user.get("public_metrics") or {}).get("followers_count")),
             author_avatar_url=user.get("profile_image_url", ""),
             author_profile_url=f"https://x.com/{handle}",
             author_verified=bool(user.get("verified")),

@@ -26,7 +26,20 @@ import time
 from django.utils import timezone
 
 from . import http
-from .base import BaseProvider, InboundMention, OutboundReply, PermanentError, PollResult, SentReply
+from .base import (
+    BaseProvider,
+    InboundMention,
+    MalformedPayload,
+    OutboundReply,
+    PermanentError,
+    PollResult,
+    SentReply,
+    iso_time,
+    network_time,
+    shape_int,
+    shape_obj,
+    shape_str,
+)
 
 NETWORK = "Webhook"
 SIGNATURE_HEADER = "X-Cxinbox-Signature"
@@ -45,15 +58,19 @@ def signed_headers(secret: str, body: bytes, *, timestamp: int | None = None) ->
 
 
 def _parse_time(value) -> dt.datetime:
-    if not value:
+    """ISO 8601 or a 400 (the integrator's bug, worth telling); a time out of any sane
+    range (year 9999, year 1 at +14:00, tomorrow's) is not believed: the arrival time."""
+    if value is None or value == "":
         return timezone.now()
+    if not isinstance(value, str):
+        raise MalformedPayload("created_at must be an ISO 8601 string")
     try:
-        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        iso_time(value)
     except ValueError:
         from apps.connectors.hooks import HookRefused
 
-        raise HookRefused(f"created_at {value!r} is not an ISO 8601 time.", 400) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+        raise HookRefused(f"created_at {value[:100]!r} is not an ISO 8601 time.", 400) from None
+    return network_time(value, iso_time)
 
 
 class WebhookProvider(BaseProvider):
@@ -114,27 +131,36 @@ class WebhookProvider(BaseProvider):
     def normalize(self, item, index: int = 0) -> InboundMention:
         from apps.connectors.hooks import HookRefused
 
+        path = f"messages[{index}]"
         if not isinstance(item, dict):
-            raise HookRefused(f"messages[{index}] is not an object.", 400)
+            raise HookRefused(f"{path} is not an object.", 400)
         author = item.get("author") if isinstance(item.get("author"), dict) else {}
         missing = [f for f, v in (("id", item.get("id")), ("text", item.get("text")), ("author.id", author.get("id")))
                    if v in (None, "")]
         if missing:
-            raise HookRefused(f"messages[{index}] lacks {', '.join(missing)}.", 400)
-        handle = str(author.get("handle") or author["id"])
+            raise HookRefused(f"{path} lacks {', '.join(missing)}.", 400)
+        author = shape_obj(item.get("author"), f"{path}.author")
+        text = shape_str(item, "text", path, required=True)
+        author_id = shape_str(author, "id", f"{path}.author", required=True)
+        handle = shape_str(author, "handle", f"{path}.author") or author_id
+        try:
+            followers = shape_int(author, "followers", f"{path}.author")
+        except MalformedPayload:
+            followers = 0  # an optional hint: not worth refusing a customer's message over
         return InboundMention(
-            external_id=str(item["id"])[:255],
-            text=str(item["text"]),
+            external_id=shape_str(item, "id", path, required=True)[:255],
+            text=text,
             created_at=_parse_time(item.get("created_at")),
-            author_external_id=str(author["id"]),
+            author_external_id=author_id,
             author_handle=handle,
-            author_name=str(author.get("name") or ""),
-            author_followers=int(author.get("followers") or 0) if str(author.get("followers") or "0").isdigit() else 0,
-            author_avatar_url=str(author.get("avatar_url") or ""),
-            author_profile_url=str(author.get("profile_url") or ""),
-            thread_id=str(item.get("thread_id") or ""),
-            in_reply_to_external_id=str(item.get("in_reply_to") or ""),
-            url=str(item.get("url") or ""),
+            author_name=shape_str(author, "name", f"{path}.author"),
+            author_followers=followers,
+            # only http(s) links are kept (mention_clean): a javascript: URL is dropped here
+            author_avatar_url=shape_str(author, "avatar_url", f"{path}.author"),
+            author_profile_url=shape_str(author, "profile_url", f"{path}.author"),
+            thread_id=shape_str(item, "thread_id", path),
+            in_reply_to_external_id=shape_str(item, "in_reply_to", path),
+            url=shape_str(item, "url", path),
             is_private=bool(item.get("private")),
             raw={"webhook": item},
         )
