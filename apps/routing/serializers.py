@@ -41,6 +41,8 @@ class RoutingRuleSerializer(serializers.ModelSerializer):
             "auto_reply", "disposition", "stop", "created_at", "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+        extra_kwargs = {"regex": {"help_text": "RE2 regular expression on the message text (case-insensitive, "
+                                               "first 5,000 characters; no look-around or back-references)"}}
 
 
 class ReorderSerializer(serializers.Serializer):
