@@ -12,8 +12,9 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Func, IntegerField, Q
 from django.utils import timezone
 
 from apps.contacts.models import Customer, SocialIdentity
@@ -218,29 +219,35 @@ def mentions_ingest(*, account: ChannelAccount, mentions: list[InboundMention],
     # no longer waits whole on another that shares one author (docs/performance.md item 25).
     # Inside a caller's transaction one waiting pass, as locks taken in a first pass would be
     # held while the second waits; unless the caller takes the second pass (defer_held).
-    pending, wait = fresh, transaction.get_connection().in_atomic_block and not defer_held
-    while pending:
-        part = IngestResult()
-        with transaction.atomic():
-            try:
-                with transaction.atomic():
-                    deferred = _mentions_store(account=account, mentions=pending, result=part, scores=scores,
-                                               wait=wait)
-            except IntegrityError:
-                # A row the batch path did not expect (a concurrent writer without the
-                # author lock): store one by one, each in its own savepoint.
-                log.warning("batch ingest on account %s hit a conflict; storing one by one", account.pk)
-                part, deferred = IngestResult(duplicates=part.duplicates), []
-                for mention in pending:
-                    mention_store(account=account, mention=mention, result=part,
-                                  score=scores.get(mention.external_id))
-            if part.conversations:
-                transaction.on_commit(lambda part=part: _after_ingest(part, route_now=route_now))
-        result.add(part)
-        if defer_held:
-            result.deferred = deferred
-            break
-        pending, wait = deferred, True
+    inside = transaction.get_connection().in_atomic_block
+    # Its own transactions hold at most PUSH_INGEST_MAX_MENTIONS mentions each (one advisory lock
+    # per new author: a big poll in one ran short of PostgreSQL's shared lock memory); oldest
+    # first, so a reply's parent is committed before it. A caller's transaction bounds itself.
+    size = len(fresh) if inside else max(1, settings.PUSH_INGEST_MAX_MENTIONS)
+    for start in range(0, len(fresh), size):
+        pending, wait = fresh[start:start + size], inside and not defer_held
+        while pending:
+            part = IngestResult()
+            with transaction.atomic():
+                try:
+                    with transaction.atomic():
+                        deferred = _mentions_store(account=account, mentions=pending, result=part, scores=scores,
+                                                   wait=wait)
+                except IntegrityError:
+                    # A row the batch path did not expect (a concurrent writer without the
+                    # author lock): store one by one, each in its own savepoint.
+                    log.warning("batch ingest on account %s hit a conflict; storing one by one", account.pk)
+                    part, deferred = IngestResult(duplicates=part.duplicates), []
+                    for mention in pending:
+                        mention_store(account=account, mention=mention, result=part,
+                                      score=scores.get(mention.external_id))
+                if part.conversations:
+                    transaction.on_commit(lambda part=part: _after_ingest(part, route_now=route_now))
+            result.add(part)
+            if defer_held:
+                result.deferred = deferred
+                break
+            pending, wait = deferred, True
     return result
 
 
@@ -584,10 +591,17 @@ def push_delivery_accept(*, account: ChannelAccount, mentions: list[InboundMenti
     # cleaned before the JSON is stored: a NUL or lone surrogate failed the insert (a 500, the
     # good messages of the delivery lost); an absurd time or javascript: URL is not kept
     payload = [mention_to_dict(mention_clean(m)) for m in mentions]
+    # Kept as deliveries of at most PUSH_INGEST_MAX_MENTIONS: ingest bounds its transactions
+    # by mentions (a 15,000-author delivery in one ran PostgreSQL out of lock memory).
+    size = max(1, settings.PUSH_INGEST_MAX_MENTIONS)
     with transaction.atomic():
         ChannelAccount.objects.filter(pk=account.pk).update(last_push_at=timezone.now(), last_push_error="")
         if payload:
-            delivery = PushDelivery.objects.create(account=account, mentions=payload)
+            if len(payload) <= size:
+                delivery = PushDelivery.objects.create(account=account, mentions=payload)
+            else:
+                delivery = PushDelivery.objects.bulk_create([PushDelivery(account=account, mentions=payload[i:i + size])
+                                                             for i in range(0, len(payload), size)])[0]
             # robust: Redis down must not turn the stored delivery into a 5xx (the
             # network would send it again); the sweep queues it once Redis is back.
             transaction.on_commit(lambda: _push_ingest_queue(account.pk, delivery.pk), robust=True)
@@ -638,77 +652,151 @@ def _push_ingest_next(account_id: int, delivery_id: int) -> None:
 
 def push_delivery_ingest(*, delivery_id: int) -> IngestResult | None:
     """Stores the pending deliveries of this delivery's account and marks them done
-    in the same transaction: done means stored. It takes up to PUSH_INGEST_BATCH of
-    them (SKIP LOCKED): one mention per delivery arriving at 200/s would otherwise
-    pay an ingest and a routing transaction each, which 2 cores cannot keep up with.
-    A delivery another task holds is skipped: that task marks it done, or its
-    rollback leaves it pending for the sweep. If the batch raises, this task's own
-    delivery is tried alone, so a poison neighbour only counts against itself
-    (the neighbours wait for the sweep, which queues each with its own task)."""
+    in the same transaction: done means stored. It takes them (SKIP LOCKED) up to
+    PUSH_INGEST_BATCH deliveries and PUSH_INGEST_MAX_MENTIONS mentions: one mention per
+    delivery arriving at 200/s would otherwise pay an ingest and a routing transaction
+    each, and the work of one transaction stays bounded by mentions (a delivery bigger
+    than that is split first). A delivery another task holds is skipped: that task
+    marks it done, or its rollback leaves it pending for the sweep.
+    Every failure counts: if a batch raises (any error, a database one included), it is
+    halved and each half tried alone, down to single deliveries, so a poison delivery
+    fails alone (an attempt counted on it, failed after PUSH_DELIVERY_MAX_ATTEMPTS) and
+    its neighbours are stored now. Raises only when the database stays unreachable
+    (the task is retried, the sweep is behind it)."""
     from django.conf import settings
     from django.core.cache import cache
 
-    account_id = PushDelivery.objects.filter(pk=delivery_id).values_list("account_id", flat=True).first()
-    if account_id is None:
+    row = (PushDelivery.objects.filter(pk=delivery_id)
+           .values_list("account_id", "status", _MentionCount("mentions")).first())
+    if row is None:
         return None
+    account_id, status, size = row
     try:  # before the take: a delivery committed after this queues its own task
         cache.delete(_push_ingest_flag(account_id))
     except Exception:  # noqa: BLE001 - the flag expires by itself
         log.warning("push ingest flag of account %s not cleared (cache unreachable)", account_id)
+    limit = max(1, settings.PUSH_INGEST_MAX_MENTIONS)
+    if status == PushDelivery.Status.PENDING and (size or 0) > limit:
+        _push_delivery_split(delivery_id=delivery_id, size=limit)  # stored before this change, or split lost
     batch = settings.PUSH_INGEST_BATCH
+    result = IngestResult()
     taken: list[int] = []
 
-    def take_and_store(size: int) -> tuple[IngestResult | None, list[int]]:
-        deliveries = _push_deliveries_take(delivery_id, account_id, batch=size)
+    def take():
+        taken[:] = [delivery_id]  # should the take itself raise, the attempt counts on this task's delivery
+        deliveries = _push_deliveries_take(delivery_id, account_id, batch=batch, max_mentions=limit)
         taken[:] = [d.pk for d in deliveries]
-        if not deliveries:
-            return None, []  # done, failed, gone, or being ingested by another task
-        commit_without_flush_wait()  # lost in a crash, the deliveries are pending again: the sweep redoes them
-        return _push_deliveries_store(account_id, deliveries, wait=False)
+        return deliveries
 
-    try:
-        with transaction.atomic():
-            result, held = take_and_store(batch)
-    except (OperationalError, InterfaceError):
-        raise
-    except Exception:
-        if delivery_id not in taken or len(taken) <= 1:
-            raise  # alone, or not its own delivery's doing: counted on it / left to the sweep
-        log.warning("batch of %d push deliveries failed; trying delivery %s alone", len(taken), delivery_id,
-                    exc_info=True)
-        with transaction.atomic():
-            result, held = take_and_store(1)
+    held = _push_deliveries_try(account_id, take, taken, wait=False, result=result)
+    if not taken:
+        return None  # done, failed, gone, or being ingested by another task
     if held:
         # The deliveries with a mention whose author another ingest held: stored now, in a
         # transaction that holds nothing else while it waits (docs/performance.md item 29).
-        try:
-            with transaction.atomic():
-                deliveries = list(PushDelivery.objects.select_for_update(skip_locked=True)
-                                  .filter(pk__in=held, status=PushDelivery.Status.PENDING).order_by("pk"))
-                if deliveries:  # else taken meanwhile by another task
-                    commit_without_flush_wait()
-                    result.add(_push_deliveries_store(account_id, deliveries, wait=True)[0])
-        except (OperationalError, InterfaceError):
-            raise  # retried: the held deliveries are pending, the retry takes them along
-        except Exception:  # noqa: BLE001 - not this task's delivery: pending, the sweep gives each its own task
-            log.warning("push deliveries %s (their authors were held) failed; left to the sweep", held, exc_info=True)
+        _push_deliveries_try(account_id, None, held, wait=True, result=result)
     return result
 
 
-def _push_deliveries_take(delivery_id: int, account_id: int, *, batch: int) -> list[PushDelivery]:
-    """This delivery and up to `batch` - 1 pending neighbours of its account, row-locked
-    (SKIP LOCKED: what another task holds is its own). A full batch queues the next task."""
+class _MentionCount(Func):
+    """How many mentions a delivery holds, read in the database (the JSON array's length)."""
+
+    function = "JSON_ARRAY_LENGTH"
+    output_field = IntegerField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, function="JSONB_ARRAY_LENGTH", **extra)
+
+
+def _push_delivery_split(*, delivery_id: int, size: int) -> None:
+    """A pending delivery of more than `size` mentions becomes several of `size`
+    (committed on its own, before any ingest): each is then a bounded ingest."""
+    with transaction.atomic():
+        delivery = (PushDelivery.objects.select_for_update(skip_locked=True)
+                    .filter(pk=delivery_id, status=PushDelivery.Status.PENDING).first())
+        if delivery is None or len(delivery.mentions) <= size:
+            return
+        chunks = [delivery.mentions[i:i + size] for i in range(0, len(delivery.mentions), size)]
+        PushDelivery.objects.bulk_create([PushDelivery(account_id=delivery.account_id, mentions=chunk,
+                                                       attempts=delivery.attempts) for chunk in chunks[1:]])
+        delivery.mentions = chunks[0]
+        delivery.save(update_fields=["mentions", "updated_at"])
+    log.info("push delivery %s split into %d deliveries of at most %d mentions", delivery_id, len(chunks), size)
+
+
+def _push_deliveries_try(account_id: int, take, ids: list[int], *, wait: bool, result: IngestResult) -> list[int]:
+    """Stores the deliveries `take()` locks (or, without it, `ids`) in one transaction;
+    returns the held ones (wait=False). If that raises, halves and tries each half
+    alone; a single delivery that raises gets the attempt counted (push_delivery_fail)."""
+    try:
+        with transaction.atomic():
+            deliveries = take() if take else list(
+                PushDelivery.objects.select_for_update(skip_locked=True)
+                .filter(pk__in=ids, status=PushDelivery.Status.PENDING).order_by("pk"))
+            if not deliveries:
+                return []  # else taken meanwhile by another task
+            commit_without_flush_wait()  # lost in a crash, the deliveries are pending again: the sweep redoes them
+            part, held = _push_deliveries_store(account_id, deliveries, wait=wait)
+    except Exception as exc:  # noqa: BLE001 - any error: counted below, never a silent loop
+        if not connection.is_usable():  # a dropped connection: a new one for what follows (or raises)
+            connection.close()
+        ids = list(ids)
+        if len(ids) <= 1:
+            if not ids:
+                raise
+            log.warning("push delivery %s could not be ingested", ids[0], exc_info=True)
+            push_delivery_fail(delivery_id=ids[0], error=f"{type(exc).__name__}: {exc}")
+            return []
+        log.warning("batch of %d push deliveries failed (%s: %s); trying each half alone", len(ids),
+                    type(exc).__name__, exc)
+        half = len(ids) // 2
+        return (_push_deliveries_try(account_id, None, ids[:half], wait=wait, result=result)
+                + _push_deliveries_try(account_id, None, ids[half:], wait=wait, result=result))
+    result.add(part)
+    return held
+
+
+class _Unlock(Exception):
+    """Rolls a savepoint back, releasing the row locks taken in it."""
+
+
+def _push_deliveries_take(delivery_id: int, account_id: int, *, batch: int, max_mentions: int) -> list[PushDelivery]:
+    """This delivery and pending neighbours of its account, row-locked (SKIP LOCKED:
+    what another task holds is its own), up to `batch` deliveries and `max_mentions`
+    mentions in all. A full take queues the next task."""
     own = (PushDelivery.objects.select_for_update(skip_locked=True)
            .filter(pk=delivery_id, status=PushDelivery.Status.PENDING).first())
     deliveries = [own] if own else []
-    if batch > 1 and (own is None or own.attempts == 0):
-        # Only never-failed neighbours: one that failed before waits for its own task.
-        deliveries += list(PushDelivery.objects.select_for_update(skip_locked=True)
-                           .filter(account_id=account_id, status=PushDelivery.Status.PENDING, attempts=0)
-                           # the order of push_delivery_pending_order: a walk of the pending rows alone, where
-                           # "pk" alone let the planner walk the primary key through every done row first
-                           .exclude(pk=delivery_id).order_by("account_id", "pk")[:batch - len(deliveries)])
-    if batch > 1 and len(deliveries) >= batch:  # more may wait, their tasks coalesced into this one
+    room = max_mentions - (len(own.mentions) if own else 0)
+    full = batch > 1 and room <= 0  # own fills the batch: the neighbours go to the next task
+    if batch > 1 and (own is None or own.attempts == 0) and room > 0:
+        # Only never-failed neighbours: one that failed before waits for its own task. One bigger
+        # than a transaction's share (stored before deliveries were split) waits for its own too.
+        neighbours = (PushDelivery.objects.select_for_update(skip_locked=True)
+                      .filter(account_id=account_id, status=PushDelivery.Status.PENDING, attempts=0)
+                      # the order of push_delivery_pending_order: a walk of the pending rows alone, where
+                      # "pk" alone let the planner walk the primary key through every done row first
+                      .exclude(pk=delivery_id).order_by("account_id", "pk"))
+        wanted = batch - len(deliveries)
+        try:
+            with transaction.atomic():  # a savepoint: rolled back if more are locked than fit
+                found = list(neighbours.annotate(n=_MentionCount("mentions"))
+                             .filter(n__lte=max_mentions).values_list("pk", "n")[:wanted])
+                fits, total = [], 0
+                for pk, n in found:
+                    if total + n > room:
+                        break
+                    fits.append(pk)
+                    total += n
+                full = len(found) >= wanted or len(fits) < len(found)
+                if len(fits) < len(found):
+                    raise _Unlock  # the ones that did not fit go back to the others (and the next task)
+        except _Unlock:
+            pass
+        if fits:
+            deliveries += list(PushDelivery.objects.select_for_update(skip_locked=True)
+                               .filter(pk__in=fits, status=PushDelivery.Status.PENDING).order_by("pk"))
+    if full:  # more may wait, their tasks coalesced into this one
         _push_ingest_next(account_id, delivery_id)
     return deliveries
 

@@ -12,7 +12,7 @@ from .models import ChannelAccount
 from .providers import polls
 from .providers.base import ProviderError, mention_from_dict
 from .services import (account_poll, mentions_ingest, push_deliveries_prune, push_deliveries_requeue,
-                       push_delivery_fail, push_delivery_ingest)
+                       push_delivery_ingest)
 
 log = logging.getLogger(__name__)
 # Long enough for a normal poll. A lock that outlives its poll (Redis restarted with
@@ -80,19 +80,13 @@ def mentions_ingest_task(account_id: int, mentions: list[dict]):
     mentions_ingest(account=account, mentions=[mention_from_dict(m) for m in mentions], route_now=True)
 
 
-# A dropped database connection is retried by Celery (nothing was written). Any other
-# error is counted on the delivery, which stays pending for the sweep, and ends
-# failed after PUSH_DELIVERY_MAX_ATTEMPTS: a poison delivery never loops.
+# Every failure is counted on its delivery by the service (a batch that raises is halved
+# until the poison one fails alone; failed after PUSH_DELIVERY_MAX_ATTEMPTS). It raises
+# only while the database is unreachable: retried by Celery, the sweep behind that.
 @shared_task(name="ingest.push_delivery", acks_late=True, ignore_result=True,
              autoretry_for=(OperationalError, InterfaceError), retry_backoff=1, retry_jitter=False, max_retries=5)
 def push_delivery_ingest_task(delivery_id: int):
-    try:
-        push_delivery_ingest(delivery_id=delivery_id)
-    except (OperationalError, InterfaceError):
-        raise
-    except Exception as exc:  # noqa: BLE001 - recorded on the delivery, see above
-        log.exception("push delivery %s could not be ingested", delivery_id)
-        push_delivery_fail(delivery_id=delivery_id, error=f"{type(exc).__name__}: {exc}")
+    push_delivery_ingest(delivery_id=delivery_id)
 
 
 @shared_task(name="connectors.push_deliveries_sweep", ignore_result=True)

@@ -144,6 +144,12 @@ class Message(TimeStampedModel):
     send_attempts = models.PositiveSmallIntegerField(default=0)
     # The draft's start: a send is refused if the thread moved on after it.
     draft_started_at = models.DateTimeField(null=True, blank=True)
+    # Outbound: when the next send attempt is due (a 429's reset, a retry's backoff); the
+    # reply sweep leaves a reply alone until then. Null: due now.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Outbound: the composer's one-time token (made as the form renders): a double submit
+    # of one draft stores one reply (unique per conversation).
+    client_token = models.CharField(max_length=255, null=True, blank=True)
 
     # Customer messages: scored by ingest before the INSERT (insights.text_score); empty on a row
     # stored before that, which routing scores. Whether routing has run: routing.UnroutedMessage.
@@ -159,10 +165,18 @@ class Message(TimeStampedModel):
                 fields=["channel_account", "external_id"],
                 condition=Q(external_id__isnull=False),
                 name="uniq_message_external_id",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["conversation", "client_token"],
+                condition=Q(client_token__isnull=False),
+                name="uniq_message_client_token",
+            ),
         ]
         indexes = [
             models.Index(fields=["conversation", "sent_at"], name="msg_thread_order"),
+            # Replies in flight only (a handful of rows): the reply sweep's look-up.
+            models.Index(fields=["updated_at"], name="msg_send_pending",
+                         condition=Q(send_status__in=["queued", "sending"])),
             # No index on sentiment/sentiment_label/language: they are written with the row at ingest,
             # and what is not routed yet is routing.UnroutedMessage, not a column here.
         ]

@@ -48,7 +48,8 @@ class MessageSerializer(serializers.ModelSerializer):
         model = Message
         fields = [
             "id", "direction", "kind", "external_id", "in_reply_to_external_id", "author", "is_bot", "text",
-            "url", "sent_at", "send_status", "failure_reason", "sentiment", "sentiment_label", "language",
+            "url", "sent_at", "send_status", "failure_reason", "next_attempt_at", "sentiment", "sentiment_label",
+            "language",
         ]
 
     def get_author(self, obj) -> str:

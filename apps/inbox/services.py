@@ -37,9 +37,14 @@ def _routing_followup(conversation_id: int, freed_agent_id: int | None = None) -
 
 def reply_create(
     *, conversation: Conversation, agent, text: str, private: bool = False,
-    draft_started_at: dt.datetime | None = None, is_bot: bool = False,
+    draft_started_at: dt.datetime | None = None, is_bot: bool = False, client_token: str | None = None,
 ) -> Message:
     """Stores the reply as `queued` and hands it to the outbound task.
+
+    One submit, one reply: the composer's `client_token` (made when the form
+    rendered) stores one reply however often the form is sent, and the same
+    text from the same agent again within REPLY_DUPLICATE_WINDOW_SECONDS (a
+    double click, a client's blind retry) is that reply, returned, not a second post.
 
     Refused when the thread moved on after the draft began: a newer customer
     message, or another agent's reply. `is_bot` marks automatic messages
@@ -61,6 +66,11 @@ def reply_create(
         raise DomainError("This conversation is closed.")
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        # Under the conversation's lock: a second submit waits for the first, then finds it.
+        earlier = _reply_same_submit(conversation=conversation, agent=agent, text=text, private=private,
+                                     is_bot=is_bot, client_token=client_token)
+        if earlier is not None:
+            return earlier
         if draft_started_at is not None:
             newer = conversation.messages.filter(created_at__gt=draft_started_at).exclude(author_user=agent)
             newer_in = newer.filter(direction=Message.Direction.INBOUND).exists()
@@ -75,6 +85,7 @@ def reply_create(
             direction=Message.Direction.OUTBOUND, kind=Message.Kind.PRIVATE if private else Message.Kind.PUBLIC,
             in_reply_to_external_id=last_in.external_id if last_in else "", author_user=agent, text=text,
             sent_at=now, send_status=Message.SendStatus.QUEUED, draft_started_at=draft_started_at, is_bot=is_bot,
+            client_token=client_token or None,
         )
         fields = ["last_message_at", "last_outbound_at", "updated_at"]
         conversation.last_message_at = conversation.last_outbound_at = now
@@ -98,6 +109,22 @@ def reply_create(
         _on_commit_push("message_sent", conversation.pk, message_id=message.pk)
         _routing_followup(conversation.pk)  # first/next response met: SLA due times move on
     return message
+
+
+def _reply_same_submit(*, conversation, agent, text, private, is_bot, client_token) -> Message | None:
+    """The reply this submit already stored, if any (see reply_create)."""
+    mine = conversation.messages.filter(direction=Message.Direction.OUTBOUND, author_user=agent)
+    if client_token:
+        earlier = mine.filter(client_token=client_token).first()
+        if earlier is not None:
+            return earlier
+    window = getattr(settings, "REPLY_DUPLICATE_WINDOW_SECONDS", 10)
+    if agent is None or is_bot or not window:
+        return None
+    return mine.filter(
+        is_bot=False, text=text, kind=Message.Kind.PRIVATE if private else Message.Kind.PUBLIC,
+        sent_at__gte=timezone.now() - dt.timedelta(seconds=window),
+    ).order_by("-id").first()
 
 
 def _outbound_reply(message: Message) -> OutboundReply:
@@ -141,7 +168,9 @@ def message_send(*, message_id: int) -> Message:
         message.send_status = Message.SendStatus.SENDING
         message.send_attempts += 1
         message.failure_reason = ""
-        message.save(update_fields=["send_status", "send_attempts", "failure_reason", "updated_at"])
+        message.next_attempt_at = None
+        message.save(update_fields=["send_status", "send_attempts", "failure_reason", "next_attempt_at",
+                                    "updated_at"])
     provider = get_provider(message.channel_account)
     reply = _outbound_reply(message)
     try:
@@ -149,20 +178,23 @@ def message_send(*, message_id: int) -> Message:
         if sent is None:
             sent = provider.send_reply(reply)
     except RateLimited as exc:
-        _message_requeue(message, exc.reason)
-        raise SendRetry(exc.reason, max(1.0, (exc.reset_at - timezone.now()).total_seconds())) from exc
+        # Not lost: it may go at the reset (shown in the thread; the sweep waits for it too).
+        countdown = max(1.0, (exc.reset_at - timezone.now()).total_seconds())
+        _message_requeue(message, exc.reason, countdown)
+        raise SendRetry(exc.reason, countdown) from exc
     except UnknownOutcome as exc:
         # stays `sending`, with the reason marking this attempt as over: the retry
         # checks the network first. (update(): updated_at keeps the attempt's start)
         Message.objects.filter(pk=message.pk, send_status=Message.SendStatus.SENDING).update(
-            failure_reason=exc.reason)
+            failure_reason=exc.reason, next_attempt_at=timezone.now() + dt.timedelta(seconds=5))
         raise SendRetry(exc.reason, 5) from exc
     except ProviderError as exc:
         # Revoked credentials fail the reply at once, with the reason shown; the
         # agent can retry after an admin reconnects the account.
         if exc.retryable and not isinstance(exc, AuthError):
-            _message_requeue(message, exc.reason)
-            raise SendRetry(exc.reason, min(5 * 2 ** message.send_attempts, 300)) from exc
+            countdown = min(5 * 2 ** message.send_attempts, 300)
+            _message_requeue(message, exc.reason, countdown)
+            raise SendRetry(exc.reason, countdown) from exc
         return message_send_failed(message_id=message.pk, reason=exc.reason)
     return message_mark_sent(message_id=message.pk, external_id=sent.external_id, url=sent.url)
 
@@ -173,9 +205,36 @@ def send_lease_seconds() -> float:
     return 2 * settings.PROVIDER_TIMEOUT_SECONDS + 5
 
 
-def _message_requeue(message: Message, reason: str) -> None:
+def _message_requeue(message: Message, reason: str, countdown: float) -> None:
     Message.objects.filter(pk=message.pk, send_status=Message.SendStatus.SENDING).update(
-        send_status=Message.SendStatus.QUEUED, failure_reason=reason)
+        send_status=Message.SendStatus.QUEUED, failure_reason=reason,
+        next_attempt_at=timezone.now() + dt.timedelta(seconds=countdown))
+
+
+def messages_send_sweep(*, now: dt.datetime | None = None, limit: int = 500) -> int:
+    """Queues again the replies left `queued`/`sending` past their due time by
+    REPLY_SWEEP_AFTER_SECONDS: their send task was lost (Redis restarted without
+    its data). message_send keeps it one post: a reply another attempt may still
+    be sending waits out its lease, and one whose outcome is unknown is looked
+    up on the network first. A reply waiting for a 429's reset is not due."""
+    from .tasks import message_send_task
+
+    now = now or timezone.now()
+    cutoff = now - dt.timedelta(seconds=settings.REPLY_SWEEP_AFTER_SECONDS)
+    with transaction.atomic():
+        due = list(
+            Message.objects.filter(send_status__in=[Message.SendStatus.QUEUED, Message.SendStatus.SENDING])
+            .filter(Q(next_attempt_at__isnull=True, updated_at__lt=cutoff) | Q(next_attempt_at__lt=cutoff))
+            .order_by("updated_at").select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit]
+        )
+        if not due:
+            return 0
+        # Due again only a sweep period after this one: a slow queue is not flooded.
+        Message.objects.filter(pk__in=due).update(next_attempt_at=now)
+        for pk in due:
+            transaction.on_commit(lambda pk=pk: message_send_task.delay(pk))
+    log.warning("reply sweep: queued %d stuck replies again: %s", len(due), due[:20])
+    return len(due)
 
 
 @transaction.atomic
@@ -209,7 +268,8 @@ def message_retry(*, message: Message, actor) -> Message:
     if message.send_status != Message.SendStatus.FAILED:
         raise DomainError("Only a failed reply can be retried.")
     message.send_status = Message.SendStatus.QUEUED
-    message.save(update_fields=["send_status", "updated_at"])
+    message.next_attempt_at = None
+    message.save(update_fields=["send_status", "next_attempt_at", "updated_at"])
     event_record(conversation=message.conversation, kind="reply_retried", actor=actor, message_id=message.pk)
     from .tasks import message_send_task
 

@@ -1,7 +1,7 @@
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from .services import SendRetry, message_send, message_send_failed
+from .services import SendRetry, message_send, message_send_failed, messages_send_sweep
 
 
 # A dropped database connection (e.g. after the post, before `sent` is written) is
@@ -18,3 +18,9 @@ def message_send_task(self, message_id: int):
             message_send_failed(message_id=message_id, reason=f"Gave up after {self.max_retries} tries: {exc.reason}")
             return
         raise self.retry(countdown=exc.countdown, exc=exc)
+
+
+@shared_task(name="outbound.send_sweep", ignore_result=True)
+def messages_send_sweep_task():
+    """Beat: replies whose send task was lost (a Redis restart) are sent again."""
+    messages_send_sweep()

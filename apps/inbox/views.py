@@ -5,6 +5,8 @@ thread) when the websocket says something changed, or every few seconds when
 there is no websocket. Every view checks the role, then visibility through the
 selectors (a conversation you may not see is a 404)."""
 import datetime as dt
+import re
+import uuid
 import zoneinfo
 
 from django.contrib import messages as flash
@@ -140,6 +142,7 @@ def _thread_context(request, conversation, *, draft_text="", draft_started_at=No
         "supports_private": provider.supports_private_replies,
         "draft_text": draft_text, "draft_private": private,
         "draft_started_at": draft_started_at or timezone.now().isoformat(),
+        "reply_token": uuid.uuid4().hex,  # this form's one reply (reply_create's client_token)
         "viewers": [v for v in viewers if v["user_id"] != request.user.pk],
         "survey_available": _survey_available(),
         "tags_text": ", ".join(t.name for t in conversation.tags.all()),
@@ -177,6 +180,11 @@ def _back(pk):
     return redirect("inbox:detail", pk=pk)
 
 
+def _reply_token(value: str) -> str | None:
+    value = (value or "").strip()
+    return value if re.fullmatch(r"[A-Za-z0-9_-]{8,64}", value) else None
+
+
 @login_required
 @require_POST
 def conversation_reply(request, pk):
@@ -190,6 +198,7 @@ def conversation_reply(request, pk):
         services.reply_create(
             conversation=conversation, agent=request.user, text=text, private=private,
             draft_started_at=parse_datetime(request.POST.get("draft_started_at", "") or "") or None,
+            client_token=_reply_token(request.POST.get("reply_token", "")),
         )
     except DomainError as exc:
         # Keep the draft: show the thread as it is now (with whatever arrived), the

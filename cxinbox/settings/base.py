@@ -210,6 +210,10 @@ CELERY_BEAT_SCHEDULE = {
     # Customer messages whose routing task was lost (Redis down when queued) are routed anyway.
     "routing-unrouted-sweep": {"task": "routing.unrouted_sweep",
                                "schedule": env.float("ROUTING_SWEEP_SECONDS", default=60.0)},
+    # Replies left queued/sending (their send task lost with Redis) are sent again (never posted twice).
+    "outbound-send-sweep": {"task": "outbound.send_sweep", "schedule": env.float("REPLY_SWEEP_SECONDS", default=60.0)},
+    # API Idempotency-Keys past their 24 h retention.
+    "core-idempotency-keys-purge": {"task": "core.idempotency_keys_purge", "schedule": 3600.0},
     # Reports: rollups stay current (services also ask for an apply after each change).
     "reports-apply-rollups": {"task": "reports.apply_rollups", "schedule": 60.0},
     "reports-weekly-digest": {"task": "reports.weekly_digest",
@@ -283,6 +287,12 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # --- REST API -----------------------------------------------------------------
+# Idempotency-Key (apps/core/idempotency.py): how long a key is kept, and how long a
+# second request waits for the first one with its key before a 409.
+IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+IDEMPOTENCY_WAIT_SECONDS = env.float("IDEMPOTENCY_WAIT_SECONDS", default=10.0)
+# A reply still queued/sending this long after it was due (its task lost) is queued again.
+REPLY_SWEEP_AFTER_SECONDS = env.float("REPLY_SWEEP_AFTER_SECONDS", default=120.0)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Named, revocable per-user tokens (apps/accounts); DRF's single token still works.

@@ -1,0 +1,120 @@
+"""Push ingest is bounded by mentions, counts every failure, and isolates a poison
+delivery (issue 18): a 15,000-author delivery no longer runs PostgreSQL out of lock
+memory, and one delivery that fails (even with a database error) neither stalls
+the account nor stops its neighbours."""
+import json
+
+import pytest
+from django.db import connection
+
+from apps.connectors.models import PushDelivery
+from apps.connectors.providers.webhook import signed_headers
+from apps.connectors.tasks import push_deliveries_sweep_task
+from apps.inbox.models import Message
+from tests.factories import ChannelAccountFactory
+
+pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="lock memory and triggers: PostgreSQL")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_replay_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture
+def webhook(db):
+    return ChannelAccountFactory(provider="webhook", name="Shop chat", handle="shop-chat", external_user_id="",
+                                 credentials={}, api_base_url="https://unused.invalid/replies",
+                                 hook_secrets={"inbound_token": "in-token-123", "signing_secret": "sign-456"})
+
+
+def _deliver(client, account, messages):
+    body = json.dumps({"messages": messages}, separators=(",", ":")).encode()
+    headers = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in signed_headers("sign-456", body).items()}
+    return client.post(f"/hooks/webhook/{account.pk}/", data=body, content_type="application/json",
+                       HTTP_AUTHORIZATION="Bearer in-token-123", **headers)
+
+
+def _msg(n: int, text: str | None = None) -> dict:
+    return {"id": f"m{n}", "text": text or f"where is order {n}", "created_at": "2026-11-23T08:00:00Z",
+            "author": {"id": f"a{n}", "handle": f"h{n}"}}
+
+
+@pytest.mark.django_db(transaction=True)  # real commits: each transaction's locks are its own
+def test_a_15000_author_delivery_is_stored_whole_in_bounded_transactions(client, webhook, eager_celery, settings):
+    settings.HOOKS_MAX_BODY_BYTES = 2 * 1024 * 1024
+    settings.PUSH_INGEST_MAX_MENTIONS = 500
+    messages = [_msg(n) for n in range(15_000)]
+    resp = _deliver(client, webhook, messages)  # accepted, then ingested (eager) chunk by chunk
+    assert resp.status_code == 200 and resp.json() == {"accepted": 15_000}
+    # kept as deliveries of at most 500 mentions: no ingest transaction takes 15,000 author locks
+    assert PushDelivery.objects.filter(account=webhook).count() == 30
+    assert set(PushDelivery.objects.values_list("status", "attempts")) == {("done", 1)}
+    assert Message.objects.filter(channel_account=webhook).count() == 15_000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_big_delivery_stored_before_the_split_is_split_at_ingest(webhook, settings):
+    """A pending delivery kept whole by an older release is cut before it is ingested."""
+    from apps.connectors.services import push_delivery_ingest
+
+    settings.PUSH_INGEST_MAX_MENTIONS = 100
+    big = PushDelivery.objects.create(account=webhook, mentions=[{
+        "external_id": f"old-{n}", "text": f"order {n}", "created_at": "2026-11-23T08:00:00+00:00",
+        "author_external_id": f"old-author-{n}", "author_handle": f"old{n}"} for n in range(250)])
+    for _ in range(3):  # what the sweep does: each pending one gets a task
+        for pk in PushDelivery.objects.filter(status="pending").values_list("pk", flat=True):
+            push_delivery_ingest(delivery_id=pk)
+    big.refresh_from_db()
+    assert len(big.mentions) == 100
+    assert sorted(len(m) for m in PushDelivery.objects.values_list("mentions", flat=True)) == [50, 100, 100]
+    assert Message.objects.filter(channel_account=webhook).count() == 250
+    assert set(PushDelivery.objects.values_list("status", flat=True)) == {"done"}
+
+
+@pytest.fixture
+def poison_trigger(db):
+    """The database refuses any message with POISON in its text, as PostgreSQL did when it
+    ran out of lock memory: SQLSTATE 53200 (an OperationalError). Rolled back with the test."""
+    with connection.cursor() as cursor:
+        cursor.execute("""
+            CREATE FUNCTION cx_test_poison() RETURNS trigger AS $$ BEGIN
+              RAISE EXCEPTION 'out of shared memory' USING ERRCODE = '53200',
+                HINT = 'You might need to increase max_locks_per_transaction.';
+            END $$ LANGUAGE plpgsql;
+            CREATE TRIGGER cx_test_poison BEFORE INSERT ON inbox_message FOR EACH ROW
+              WHEN (NEW.text LIKE '%%POISON%%') EXECUTE FUNCTION cx_test_poison();
+        """)
+
+
+def test_a_poison_delivery_fails_alone_counted_and_its_neighbours_are_stored(
+        client, webhook, eager_celery, settings, poison_trigger, admin_user, django_capture_on_commit_callbacks):
+    settings.PUSH_REDELIVER_SECONDS = 0
+    settings.PUSH_DELIVERY_MAX_ATTEMPTS = 3
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        for n, text in enumerate(["order 1 late", "order 2 late", "POISON order", "order 4 late", "order 5 late"]):
+            assert _deliver(client, webhook, [_msg(n, text)]).status_code == 200
+    poison = PushDelivery.objects.get(mentions__0__external_id="m2")
+    with django_capture_on_commit_callbacks(execute=True):
+        queued[0]()  # one task takes all five; the batch fails; halves are tried until the poison is alone
+    assert sorted(Message.objects.values_list("external_id", flat=True)) == ["m0", "m1", "m3", "m4"]
+    poison.refresh_from_db()
+    assert poison.status == "pending" and poison.attempts == 1  # an OperationalError counts too
+    assert "out of shared memory" in poison.last_error
+    assert set(PushDelivery.objects.exclude(pk=poison.pk).values_list("status", "attempts")) == {("done", 1)}
+
+    # the next deliveries of the account are not held up behind it
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _deliver(client, webhook, [_msg(9, "order 9 late")]).status_code == 200
+    assert Message.objects.filter(external_id="m9").exists()
+
+    for _ in range(4):  # the sweep tries it on its own until it is given up
+        with django_capture_on_commit_callbacks(execute=True):
+            push_deliveries_sweep_task()
+    poison.refresh_from_db()
+    assert poison.status == "failed" and poison.attempts == 3
+    client.force_login(admin_user)
+    html = client.get("/connectors/health/").content.decode()
+    assert "1 delivery failed" in html and "out of shared memory" in html
