@@ -255,6 +255,9 @@ PUSH_DELIVERY_MAX_ATTEMPTS = env.int("PUSH_DELIVERY_MAX_ATTEMPTS", default=5)
 # (one transaction, one routing batch): one-mention deliveries at 200/s need it. A
 # task takes what waits, so a bigger batch only matters in a backlog, where a batch
 # of 500 stores ~1.5x what 100 do per CPU second (docs/performance.md item 28).
+# ... and at most this many mentions in all: a transaction's locks (one advisory lock per new
+# author) stay bounded by mentions; a bigger delivery is kept as several of this size.
+PUSH_INGEST_MAX_MENTIONS = env.int("PUSH_INGEST_MAX_MENTIONS", default=500)
 PUSH_INGEST_BATCH = env.int("PUSH_INGEST_BATCH", default=500)
 # While an account's ingest task waits in the queue, further deliveries queue none; the
 # task clears the flag as it starts. Expiry only matters should that task be lost.
