@@ -1,13 +1,16 @@
 """The inbox websocket: live list and thread updates, toasts, presence.
 
-Every connected browser joins the inbox group (changes to any conversation:
-ids and kinds only, each page fetches what it may see through the normal views)
-and its user's own group (toasts for assignments and @mentions). A thread page
+Every connected browser joins the groups of what its user may see (docs/roles.md,
+Ownership: its teams' groups, the unrouted group for supervisors, the inbox group
+for admins; ids and kinds only, each page fetches what it may see through the
+normal views) and its user's own group (toasts, and the conversations assigned to
+them). Team membership is read at connect: a moved agent's next page load reconnects. A thread page
 says which conversation it shows ("view") and when its agent types ("typing");
 the consumer keeps that in apps.inbox.presence and tells the others."""
 from __future__ import annotations
 
 import logging
+from collections import deque
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
@@ -17,7 +20,7 @@ from apps.accounts.permissions import WORKING_ROLES, user_has_role
 from apps.accounts.services import user_activity_touch
 
 from . import presence
-from .realtime import INBOX_GROUP, user_group
+from .realtime import INBOX_GROUP, UNROUTED_GROUP, conversation_groups, team_group, user_group
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,18 @@ def _can_view(user, conversation_id: int) -> bool:
     return conversations_visible_to(user).filter(pk=conversation_id).exists()
 
 
+def _groups_for(user) -> list[str]:
+    """The live groups of what the user may see (the same rule as conversations_visible_to)."""
+    from apps.accounts.models import Role, Team
+
+    if user.is_superuser or user.role == Role.ADMIN:
+        return [INBOX_GROUP]
+    if user.role == Role.SUPERVISOR:
+        teams = Team.objects.filter(leads=user).values_list("pk", flat=True)
+        return [team_group(pk) for pk in teams] + [UNROUTED_GROUP]
+    return [team_group(pk) for pk in Team.objects.filter(members=user).values_list("pk", flat=True)]
+
+
 class InboxConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
@@ -36,8 +51,10 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             return
         self.user = user
         self.viewing: int | None = None
-        await self.channel_layer.group_add(INBOX_GROUP, self.channel_name)
-        await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
+        self.seen = deque(maxlen=500)  # eids of the last events: one arriving through two groups is sent once
+        self.groups_joined = await database_sync_to_async(_groups_for)(user) + [user_group(user.pk)]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         await self.send_json({"kind": "hello", "user_id": user.pk})
 
@@ -45,8 +62,8 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         if getattr(self, "user", None) is None:
             return
         await self._leave()
-        await self.channel_layer.group_discard(INBOX_GROUP, self.channel_name)
-        await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive_json(self, content, **kwargs):
         action = content.get("action") if isinstance(content, dict) else None
@@ -97,16 +114,31 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
                         exc_info=True)
 
     async def _announce(self, viewers, conversation_id=None):
-        await self.channel_layer.group_send(INBOX_GROUP, {
-            "type": "inbox.event", "kind": "presence",
-            "conversation_id": conversation_id or self.viewing, "viewers": viewers,
-        })
+        import uuid
+
+        conversation_id = conversation_id or self.viewing
+        groups = (await database_sync_to_async(conversation_groups)([conversation_id])).get(conversation_id, [])
+        event = {"type": "inbox.event", "kind": "presence", "conversation_id": conversation_id, "viewers": viewers,
+                 "eid": uuid.uuid4().hex[:16]}
+        for group in groups:  # only those who may see the conversation learn who works on it
+            await self.channel_layer.group_send(group, event)
+
+    def _fresh(self, event) -> bool:
+        eid = event.get("eid")
+        if eid is None:
+            return True
+        if eid in self.seen:
+            return False
+        self.seen.append(eid)
+        return True
 
     async def inbox_event(self, event):
-        await self.send_json({k: v for k, v in event.items() if k != "type"})
+        if self._fresh(event):
+            await self.send_json({k: v for k, v in event.items() if k not in ("type", "eid")})
 
     async def inbox_events(self, message):
         """A batch pushed as one group message (realtime.inbox_push_each): the
         browser gets each event as its own frame, as if pushed one by one."""
         for event in message["events"]:
-            await self.send_json(event)
+            if self._fresh(event):
+                await self.send_json({k: v for k, v in event.items() if k != "eid"})

@@ -4,19 +4,25 @@ Services call `inbox_push` inside `transaction.on_commit`, so nobody is told
 about a row that was rolled back. A push that fails is logged, never raised:
 the page also refreshes itself.
 
-Every browser is in the inbox group; a thread page picks the events of its own
-conversation by `conversation_id`. (A per-conversation group had no member
-ever, and sending to it doubled the Redis work of every push.)"""
+Events go only to those who may see the conversation (docs/roles.md, Ownership):
+its queue's team group (`inbox.team.<id>`: the team's agents and leading
+supervisors), or the unrouted group (supervisors) when it has no queue, its
+assignee's own group, and the "inbox" group (admins). A browser in two of them
+gets each event once (the consumer drops repeats by `eid`). A thread page picks
+the events of its own conversation by `conversation_id`. (A per-conversation
+group had no member ever, and sending to it doubled the Redis work of every push.)"""
 import asyncio
 import logging
 import os
 import threading
+import uuid
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 log = logging.getLogger(__name__)
-INBOX_GROUP = "inbox"
+INBOX_GROUP = "inbox"  # every conversation: admins
+UNROUTED_GROUP = "inbox.unrouted"  # conversations with no queue: supervisors (and admins, through "inbox")
 PUSH_TIMEOUT_SECONDS = 5
 
 _loop = None
@@ -56,6 +62,41 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
+def team_group(team_id: int) -> str:
+    """A team's conversations: its agents and the supervisors who lead it."""
+    return f"inbox.team.{team_id}"
+
+
+def conversation_groups(conversation_ids) -> dict[int, list[str]]:
+    """The groups told about each conversation (one query for them all)."""
+    from .models import Conversation
+
+    groups = {}
+    for pk, team_id, assignee_id in (Conversation.objects.filter(pk__in=set(conversation_ids))
+                                     .values_list("pk", "queue__team_id", "assignee_id")):
+        names = [INBOX_GROUP, team_group(team_id) if team_id is not None else UNROUTED_GROUP]
+        if assignee_id is not None:
+            names.append(user_group(assignee_id))
+        groups[pk] = names
+    return groups
+
+
+def _fan_out(events: list[dict]) -> list[tuple[str, dict]]:
+    """(group, message) pairs: each group gets the events it may see, batched as one message."""
+    try:
+        groups = conversation_groups([e["conversation_id"] for e in events])
+    except Exception:  # noqa: BLE001 - no database at hand: admins only, never everyone
+        log.warning("realtime: conversation groups unknown", exc_info=True)
+        groups = {}
+    per_group: dict[str, list[dict]] = {}
+    for event in events:
+        event.setdefault("eid", uuid.uuid4().hex[:16])
+        for group in groups.get(event["conversation_id"], [INBOX_GROUP]):
+            per_group.setdefault(group, []).append(event)
+    return [(group, {"type": "inbox.event", **batch[0]} if len(batch) == 1 else
+             {"type": "inbox.events", "events": batch}) for group, batch in per_group.items()]
+
+
 def user_push(user_id: int, kind: str, **data) -> None:
     layer = get_channel_layer()
     if layer is None:
@@ -70,9 +111,9 @@ def inbox_push(kind: str, conversation_id: int, **data) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    event = {"type": "inbox.event", "kind": kind, "conversation_id": conversation_id, **data}
+    event = {"kind": kind, "conversation_id": conversation_id, **data}
     try:
-        _send(layer, [(INBOX_GROUP, event)])
+        _send(layer, _fan_out([event]))
     except Exception:  # noqa: BLE001 - realtime is best-effort; the page polls as a fallback
         log.warning("realtime push failed for %s on #%s", kind, conversation_id, exc_info=True)
 
@@ -92,11 +133,7 @@ def inbox_push_each(pushes: list[tuple[str, int, dict]]) -> None:
     if layer is None or not pushes:
         return
     events = [{"kind": kind, "conversation_id": conversation_id, **data} for kind, conversation_id, data in pushes]
-    if len(events) == 1:
-        message = {"type": "inbox.event", **events[0]}
-    else:
-        message = {"type": "inbox.events", "events": events}
     try:
-        _send(layer, [(INBOX_GROUP, message)])
+        _send(layer, _fan_out(events))
     except Exception:  # noqa: BLE001 - realtime is best-effort; the page polls as a fallback
         log.warning("realtime push failed for %d events", len(pushes), exc_info=True)

@@ -84,21 +84,24 @@ def test_changes_and_toasts_arrive_and_presence_is_shared(agent, supervisor, que
     async_to_sync(run)()
 
 
-def test_a_batch_of_changes_arrives_as_one_frame_per_change_in_order(agent):
+def test_a_batch_of_changes_arrives_as_one_frame_per_change_in_order(agent, team):
     """Routing and ingest push a batch in one group message; the browser still
     gets each change as its own frame, in the order they were made."""
     from apps.inbox.realtime import inbox_push_each
+
+    # conversations of the agent's team: only those are pushed to them (docs/roles.md, Ownership)
+    c7, c8 = (ConversationFactory(queue=QueueFactory(team=team)).pk for _ in range(2))
 
     async def run():
         a, ok, _ = await _connect(agent)
         assert ok and (await a.receive_json_from())["kind"] == "hello"
         await database_sync_to_async(inbox_push_each)([
-            ("priority_changed", 7, {"priority_bucket": 0}), ("assigned", 8, {"assignee_id": agent.pk}),
-            ("conversation_updated", 7, {})])
+            ("priority_changed", c7, {"priority_bucket": 0}), ("assigned", c8, {"assignee_id": agent.pk}),
+            ("conversation_updated", c7, {})])
         frames = [await a.receive_json_from() for _ in range(3)]
-        assert frames == [{"kind": "priority_changed", "conversation_id": 7, "priority_bucket": 0},
-                          {"kind": "assigned", "conversation_id": 8, "assignee_id": agent.pk},
-                          {"kind": "conversation_updated", "conversation_id": 7}]
+        assert frames == [{"kind": "priority_changed", "conversation_id": c7, "priority_bucket": 0},
+                          {"kind": "assigned", "conversation_id": c8, "assignee_id": agent.pk},
+                          {"kind": "conversation_updated", "conversation_id": c7}]
         assert await a.receive_nothing()
         await a.disconnect()
 
