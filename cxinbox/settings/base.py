@@ -199,6 +199,18 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "poll-all-accounts": {"task": "connectors.poll_due_accounts", "schedule": env.float("POLL_INTERVAL_SECONDS", default=15.0)},
+# Every task is stopped well before the visibility timeout (3600 s): a task still running
+# then is handed to a second worker and runs twice. The soft limit raises in the task
+# (its transaction rolls back; a retrying task retries), the hard one kills the process.
+# Keep CELERY_VISIBILITY_TIMEOUT above every limit (tests/connectors/test_task_time_limits.py).
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
+# Legitimately longer: a digest to every supervisor, a bulk reassignment in chunks, rollups
+# catching up after an outage, the report cache warmed for every team.
+_LONG_TASK = {"soft_time_limit": env.int("CELERY_LONG_TASK_SOFT_TIME_LIMIT", default=1500),
+              "time_limit": env.int("CELERY_LONG_TASK_TIME_LIMIT", default=1800)}
+CELERY_TASK_ANNOTATIONS = {name: _LONG_TASK for name in (
+    "reports.weekly_digest", "reports.apply_rollups", "reports.warm_cache", "accounts.bulk_assign")}
     # Push deliveries whose ingest task was lost (Redis crash) or failed are queued again.
     "push-deliveries-sweep": {"task": "connectors.push_deliveries_sweep",
                               "schedule": env.float("PUSH_SWEEP_SECONDS", default=30.0)},
