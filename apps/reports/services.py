@@ -27,7 +27,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.core.db import rows_insert
-from apps.core.errors import DomainError
+from apps.core.errors import Conflict, DomainError
+from apps.core.sanitize import text_clean
 from apps.inbox.models import Conversation, Message
 from apps.routing.calendar import WEEKDAYS, Calendar
 from apps.routing.models import BusinessHours, Holiday
@@ -864,9 +865,12 @@ def survey_answer(*, survey: Survey, score, comment: str = "") -> Survey:
     with transaction.atomic():
         survey = Survey.objects.select_for_update().get(pk=survey.pk)
         if survey.answered_at is not None:
-            raise DomainError("This survey was already answered. Thank you!")
+            # A double-click's second request: the same thanks, nothing counted twice.
+            raise Conflict("This survey was already answered. Thank you!")
         now = timezone.now()
-        survey.score, survey.comment, survey.answered_at = score, (comment or "").strip()[:2000], now
+        # A stranger's text: NUL / lone surrogates -> U+FFFD (PostgreSQL stores neither).
+        survey.score, survey.answered_at = score, now
+        survey.comment = text_clean((comment or "").strip()[:2000])
         survey.save(update_fields=["score", "comment", "answered_at"])
         conversation = Conversation.objects.select_related("queue", "channel_account").get(pk=survey.conversation_id)
         dims = _dims(conversation)

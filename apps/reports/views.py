@@ -17,7 +17,7 @@ from django.views.decorators.csrf import csrf_protect
 from apps.accounts.models import Role
 from apps.accounts.permissions import user_has_role
 from apps.connectors.models import Provider
-from apps.core.errors import DomainError
+from apps.core.errors import Conflict, DomainError
 
 from . import cache as report_cache
 from . import export, selectors, services
@@ -100,6 +100,8 @@ def survey_page(request, token):
         try:
             services.survey_answer(survey=survey, score=request.POST.get("score"),
                                    comment=request.POST.get("comment", ""))
+        except Conflict as exc:  # answered meanwhile (a double submit): that answer stands
+            return render(request, "reports/survey.html", {**context, "closed": exc.detail})
         except DomainError as exc:
             return render(request, "reports/survey.html", {**context, "error": exc.detail}, status=400)
         return render(request, "reports/survey.html", {**context, "closed": "Thank you! Your answer is recorded."})
