@@ -22,6 +22,7 @@ import re
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.http import HttpResponse, JsonResponse
+from django.core.exceptions import RequestDataTooBig
 from django.http.request import RawPostDataException
 from django.utils import timezone
 
@@ -150,8 +151,8 @@ class IdempotencyMiddleware:
             return None
         try:
             body = request.body
-        except RawPostDataException:
-            return None
+        except (RawPostDataException, RequestDataTooBig):
+            return None  # the view answers (413 for a body past DATA_UPLOAD_MAX_MEMORY_SIZE)
         fingerprint = request_fingerprint(request, body)
         with transaction.atomic():
             row, earlier = _claim(user=user, key=key, fingerprint=fingerprint)

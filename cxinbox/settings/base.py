@@ -308,6 +308,9 @@ IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 IDEMPOTENCY_WAIT_SECONDS = env.float("IDEMPOTENCY_WAIT_SECONDS", default=10.0)
 # A reply still queued/sending this long after it was due (its task lost) is queued again.
 REPLY_SWEEP_AFTER_SECONDS = env.float("REPLY_SWEEP_AFTER_SECONDS", default=120.0)
+# The same text from the same agent on one conversation within this many seconds is one reply
+# (a double click, a blind retry): the first is returned, nothing is posted twice.
+REPLY_DUPLICATE_WINDOW_SECONDS = env.float("REPLY_DUPLICATE_WINDOW_SECONDS", default=10.0)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Named, revocable per-user tokens (apps/accounts); DRF's single token still works.
