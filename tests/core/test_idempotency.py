@@ -238,3 +238,39 @@ def test_two_identical_posts_at_once_without_a_key_store_one_reply(
     assert results[0].json()["id"] == results[1].json()["id"]
     assert Message.objects.filter(conversation=conv, direction="out").count() == 1
     assert len(twitter_api.replies_to(tweet["id"])) == 1
+
+
+def test_a_key_still_in_progress_past_the_wait_is_409_then_usable(transactional_db, settings, twitter_api,
+                                                                   twitter_account):
+    """The first request with the key holds it (uncommitted) for longer than the wait."""
+    settings.IDEMPOTENCY_WAIT_SECONDS = 0.5
+    tweet = twitter_api.add_mention("@acme hi", author_id=twitter_api.add_user("11", "alice")["id"])
+    conv, agent = _live_thread(twitter_account, tweet)
+    client = _token_client(agent)
+    holding, release = threading.Event(), threading.Event()
+
+    def first_request_running():
+        from django.db import transaction
+
+        try:
+            with transaction.atomic():
+                IdempotencyKey.objects.create(user=agent, key="slow-1", fingerprint="x" * 64)
+                holding.set()
+                release.wait(10)
+                transaction.set_rollback(True)  # it failed: nothing kept
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=first_request_running)
+    holder.start()
+    assert holding.wait(10)
+    try:
+        busy = _reply(client, conv, "hello", key="slow-1")
+        assert busy.status_code == 409 and busy["Retry-After"] == "1"
+        assert "in progress" in busy.json()["detail"]
+    finally:
+        release.set()
+        holder.join(10)
+    done = _reply(client, conv, "hello", key="slow-1")
+    assert done.status_code == 202
+    assert Message.objects.filter(conversation=conv, direction="out").count() == 1
