@@ -33,6 +33,7 @@ def bench_env(db: str = BENCH_DB, **extra) -> dict:
         "DEBUG": "False",
         "LOG_LEVEL": "WARNING",
         "CELERY_TASK_ALWAYS_EAGER": "False",
+        "API_THROTTLE_ANON_RATE": "", "API_THROTTLE_USER_RATE": "",  # measure, do not throttle
         "PYTHONPATH": str(ROOT),
     })
     env.update({k: str(v) for k, v in extra.items()})

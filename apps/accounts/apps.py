@@ -7,3 +7,4 @@ class AccountsConfig(AppConfig):
 
     def ready(self):
         from . import schema, signals  # noqa: F401 - login audit and presence receivers; OpenAPI token scheme
+        from . import lockout  # noqa: F401 - a good login clears its own user's failures

@@ -1,6 +1,7 @@
 """Settings shared by every environment. Everything comes from the environment
 (django-environ); the defaults are the embedded ones `make run` uses: SQLite and
 a Celery broker that needs no server."""
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -108,11 +109,25 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "inbox:list"
 LOGOUT_REDIRECT_URL = "login"
 
-# Login rate limiting (django-axes): 5 failures per user+IP lock for 15 minutes.
+# Login lockout (django-axes): AXES_FAILURE_LIMIT failures lock the username (from any
+# address) and, separately, the client address (over any usernames: a password spray)
+# for AXES_COOLOFF_MINUTES after the last counted failure. Attempts during a lockout are
+# refused and not counted, so they do not extend it. A good login clears only its own
+# user's failures (apps/accounts/lockout.py), never the address's.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
-AXES_COOLOFF_TIME = 0.25
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_RESET_ON_SUCCESS = True
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15.0))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = False
+# The client address for the lockout and the API throttles: REMOTE_ADDR, or, behind
+# TRUSTED_PROXY_COUNT proxies that each append to X-Forwarded-For, the entry that many
+# from the right (docs/operations.md). Never the header when no proxy is declared.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "apps.accounts.lockout.client_ip_address"
+# API throttles (DRF; 429 with Retry-After): per client address without a login, per
+# user with one. Generous: they stop floods and token guessing, not work. "" = off.
+API_THROTTLE_ANON_RATE = env("API_THROTTLE_ANON_RATE", default="300/min")
+API_THROTTLE_USER_RATE = env("API_THROTTLE_USER_RATE", default="3000/min")
 
 # Presence (apps/accounts): activity keeps agents online; the sweep marks idle ones away, then offline.
 PRESENCE_TOUCH_SECONDS = env.int("PRESENCE_TOUCH_SECONDS", default=60)
@@ -319,6 +334,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Rates: API_THROTTLE_ANON_RATE / API_THROTTLE_USER_RATE above.
+    "DEFAULT_THROTTLE_CLASSES": ["apps.accounts.lockout.AnonThrottle", "apps.accounts.lockout.UserThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",

@@ -6,6 +6,10 @@ from .base import env
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+# The whole run shares the throttles' counters (one address, cache kept across tests):
+# out of reach here; tests/accounts/test_lockout_throttle.py sets its own rates.
+API_THROTTLE_ANON_RATE = env("API_THROTTLE_ANON_RATE", default="100000/min")
+API_THROTTLE_USER_RATE = env("API_THROTTLE_USER_RATE", default="100000/min")
 CELERY_BEAT_SCHEDULE = {}
 if not REDIS_URL:  # noqa: F405
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
