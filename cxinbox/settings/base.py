@@ -197,6 +197,18 @@ CELERY_TASK_ACKS_ON_FAILURE_OR_TIMEOUT = True
 # instead of acking it as failed: with acks_late that is what "redone once" needs.
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Every task is stopped well before the visibility timeout (3600 s): a task still running
+# then is handed to a second worker and runs twice. The soft limit raises in the task
+# (its transaction rolls back; a retrying task retries), the hard one kills the process.
+# Keep CELERY_VISIBILITY_TIMEOUT above every limit (tests/connectors/test_task_time_limits.py).
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
+# Legitimately longer: a digest to every supervisor, a bulk reassignment in chunks, rollups
+# catching up after an outage, the report cache warmed for every team.
+_LONG_TASK = {"soft_time_limit": env.int("CELERY_LONG_TASK_SOFT_TIME_LIMIT", default=1500),
+              "time_limit": env.int("CELERY_LONG_TASK_TIME_LIMIT", default=1800)}
+CELERY_TASK_ANNOTATIONS = {name: _LONG_TASK for name in (
+    "reports.weekly_digest", "reports.apply_rollups", "reports.warm_cache", "accounts.bulk_assign")}
 # Celery's Django fixup closes the database connection before and after every task
 # unless this is set: a new PostgreSQL connection (and backend process) per task cost
 # more than a one-mention ingest or a routing check (docs/performance.md). Set out of
@@ -214,18 +226,6 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "poll-all-accounts": {"task": "connectors.poll_due_accounts", "schedule": env.float("POLL_INTERVAL_SECONDS", default=15.0)},
-# Every task is stopped well before the visibility timeout (3600 s): a task still running
-# then is handed to a second worker and runs twice. The soft limit raises in the task
-# (its transaction rolls back; a retrying task retries), the hard one kills the process.
-# Keep CELERY_VISIBILITY_TIMEOUT above every limit (tests/connectors/test_task_time_limits.py).
-CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
-CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
-# Legitimately longer: a digest to every supervisor, a bulk reassignment in chunks, rollups
-# catching up after an outage, the report cache warmed for every team.
-_LONG_TASK = {"soft_time_limit": env.int("CELERY_LONG_TASK_SOFT_TIME_LIMIT", default=1500),
-              "time_limit": env.int("CELERY_LONG_TASK_TIME_LIMIT", default=1800)}
-CELERY_TASK_ANNOTATIONS = {name: _LONG_TASK for name in (
-    "reports.weekly_digest", "reports.apply_rollups", "reports.warm_cache", "accounts.bulk_assign")}
     # Push deliveries whose ingest task was lost (Redis crash) or failed are queued again.
     "push-deliveries-sweep": {"task": "connectors.push_deliveries_sweep",
                               "schedule": env.float("PUSH_SWEEP_SECONDS", default=30.0)},
@@ -254,6 +254,9 @@ TWITTER_API_BASE_URL = env("TWITTER_API_BASE_URL", default="https://api.twitter.
 PROVIDER_TIMEOUT_SECONDS = env.float("PROVIDER_TIMEOUT_SECONDS", default=10.0)
 # How many pages one poll may fetch before it yields (the next poll resumes).
 POLL_MAX_PAGES = env.int("POLL_MAX_PAGES", default=10)
+# A polled account whose last successful poll is older than this shows as falling behind on the
+# connector-health page (its mentions reach the inbox late); the soak's p99 bound is the same.
+POLL_FALLING_BEHIND_SECONDS = env.int("POLL_FALLING_BEHIND_SECONDS", default=120)
 # Demo network: how many simulated mentions each poll produces.
 DEMO_MENTIONS_PER_POLL = env.int("DEMO_MENTIONS_PER_POLL", default=2)
 # Other networks (docs/connectors.md). Mastodon and Bluesky accounts may name their own
@@ -282,10 +285,10 @@ PUSH_DELIVERY_MAX_ATTEMPTS = env.int("PUSH_DELIVERY_MAX_ATTEMPTS", default=5)
 # (one transaction, one routing batch): one-mention deliveries at 200/s need it. A
 # task takes what waits, so a bigger batch only matters in a backlog, where a batch
 # of 500 stores ~1.5x what 100 do per CPU second (docs/performance.md item 28).
+PUSH_INGEST_BATCH = env.int("PUSH_INGEST_BATCH", default=500)
 # ... and at most this many mentions in all: a transaction's locks (one advisory lock per new
 # author) stay bounded by mentions; a bigger delivery is kept as several of this size.
 PUSH_INGEST_MAX_MENTIONS = env.int("PUSH_INGEST_MAX_MENTIONS", default=500)
-PUSH_INGEST_BATCH = env.int("PUSH_INGEST_BATCH", default=500)
 # While an account's ingest task waits in the queue, further deliveries queue none; the
 # task clears the flag as it starts. Expiry only matters should that task be lost.
 PUSH_INGEST_COALESCE_SECONDS = env.int("PUSH_INGEST_COALESCE_SECONDS", default=10)
