@@ -40,6 +40,7 @@ class AccountHealthSerializer(serializers.Serializer):
     state = serializers.CharField()
     polls = serializers.BooleanField()
     lag_seconds = serializers.IntegerField(allow_null=True)
+    falling_behind = serializers.BooleanField()
     retry_in_seconds = serializers.IntegerField(allow_null=True)
     last_polled_at = serializers.DateTimeField(source="account.last_polled_at", allow_null=True)
     last_success_at = serializers.DateTimeField(source="account.last_success_at", allow_null=True)

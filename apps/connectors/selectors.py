@@ -33,13 +33,16 @@ def duration_short(seconds: int | None) -> str:
 @dataclass(frozen=True)
 class AccountHealth:
     account: ChannelAccount
-    state: str  # ok, waiting, failing, rate_limited, stale, paused, push
+    state: str  # ok, waiting, failing, rate_limited, stale, behind, paused, push
     state_label: str
     polls: bool
     lag: dt.timedelta | None  # since the last successful poll (or push delivery)
     retry_in: dt.timedelta | None  # until the next poll when backing off or rate limited
     push_failed: int = 0  # push deliveries whose ingest failed for good (error on the account)
     push_pending: int = 0  # accepted push deliveries not stored yet
+    # polled, and the last successful poll is older than POLL_FALLING_BEHIND_SECONDS: what the
+    # network holds reaches the inbox late, however well the errors are retried
+    falling_behind: bool = False
 
     @property
     def lag_seconds(self) -> int | None:
@@ -58,17 +61,22 @@ class AccountHealth:
         return duration_short(self.retry_in_seconds)
 
 
-def _health(account: ChannelAccount, now: dt.datetime, stale_after: dt.timedelta) -> AccountHealth:
+def _health(account: ChannelAccount, now: dt.datetime, stale_after: dt.timedelta,
+            behind_after: dt.timedelta) -> AccountHealth:
     polled = polls(account.provider)
     since = account.last_success_at if polled else account.last_push_at
     lag = now - since if since else None
     retry_in = account.next_poll_at - now if account.next_poll_at and account.next_poll_at > now else None
+    # never a successful poll counts from when the account was added
+    behind = polled and account.is_active and now - (since or account.created_at) > behind_after
     if not account.is_active:
         state, label = "paused", "Paused"
     elif account.rate_limited_until and account.rate_limited_until > now:
         state, label = "rate_limited", "Rate limited"
     elif polled and account.consecutive_errors:
         state, label = "failing", f"Failing ({account.consecutive_errors} in a row)"
+        if behind:
+            label += " · falling behind"
     elif not polled and account.push_failed:
         state, label = "failing", f"Push only · {account.push_failed} deliveries failed"
     elif not polled:
@@ -76,11 +84,20 @@ def _health(account: ChannelAccount, now: dt.datetime, stale_after: dt.timedelta
     elif since is None:
         state, label = "waiting", "Not polled yet"
     elif lag > stale_after:
-        state, label = "stale", "Stale"
+        state, label = "stale", "Stale · falling behind"  # not polled at all: is beat running?
+    elif behind:
+        state, label = "behind", "Falling behind"
     else:
         state, label = "ok", "OK"
+    if behind and state == "rate_limited":
+        label += " · falling behind"
     return AccountHealth(account=account, state=state, state_label=label, polls=polled, lag=lag, retry_in=retry_in,
-                         push_failed=account.push_failed, push_pending=account.push_pending)
+                         push_failed=account.push_failed, push_pending=account.push_pending, falling_behind=behind)
+
+
+def falling_behind_seconds() -> int:
+    """A polled account whose last successful poll is older than this is falling behind."""
+    return int(settings.POLL_FALLING_BEHIND_SECONDS)
 
 
 def _deliveries(status: str):
@@ -97,10 +114,12 @@ def account_health_list(*, now: dt.datetime | None = None) -> list[AccountHealth
     beat = (getattr(settings, "CELERY_BEAT_SCHEDULE", {}) or {}).get("poll-all-accounts") or {}
     interval = dt.timedelta(seconds=float(beat.get("schedule") or 15.0))
     stale_after = max(interval * STALE_INTERVALS, dt.timedelta(minutes=5))
+    behind_after = dt.timedelta(seconds=falling_behind_seconds())
     accounts = (ChannelAccount.objects.defer("credentials", "hook_secrets", "poll_cursor")
                 .annotate(push_failed=_deliveries(PushDelivery.Status.FAILED),
                           push_pending=_deliveries(PushDelivery.Status.PENDING))
                 .order_by("provider", "name"))
-    rows = [_health(a, now, stale_after) for a in accounts]
-    order = {"failing": 0, "rate_limited": 1, "stale": 2, "waiting": 3, "push": 4, "ok": 5, "paused": 6}
+    rows = [_health(a, now, stale_after, behind_after) for a in accounts]
+    order = {"failing": 0, "rate_limited": 1, "stale": 2, "behind": 3, "waiting": 4, "push": 5, "ok": 6,
+             "paused": 7}
     return sorted(rows, key=lambda r: order.get(r.state, 9))

@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
+import random
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -27,7 +28,8 @@ from apps.routing.services import MessageFacts, RoutingHints, messages_unrouted_
 
 from .models import ChannelAccount, PushDelivery
 from .providers import get_provider
-from .providers.base import AuthError, InboundMention, ProviderError, RateLimited, mention_clean
+from .providers.base import (AuthError, InboundMention, PermanentError, ProviderError, RateLimited,
+                             mention_clean)
 
 log = logging.getLogger(__name__)
 OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING)
@@ -535,8 +537,29 @@ def _after_ingest(result: IngestResult, *, route_now: bool = False) -> None:
 
 
 # --- polling --------------------------------------------------------------------
-BACKOFF_BASE_SECONDS = 30
-BACKOFF_MAX_SECONDS = 3600
+# A transient error (a timeout, a 5xx, a malformed page) is retried soon: 5 s doubling, at
+# most 60 s, jittered so accounts that failed together do not retry together. It was 30 s
+# doubling to an hour: six in a row put the next poll 16 minutes out (issue 18).
+BACKOFF_BASE_SECONDS = 5
+BACKOFF_MAX_SECONDS = 60
+# Refused credentials (and a permanent refusal) rarely mend within seconds: 5 min doubling to an hour.
+AUTH_BACKOFF_BASE_SECONDS = 300
+AUTH_BACKOFF_MAX_SECONDS = 3600
+
+
+def poll_backoff_seconds(*, error: ProviderError, errors: int, now: dt.datetime) -> float:
+    """Seconds until the next poll after `errors` failures in a row, the last one `error`.
+    A 429 waits for its reset. A transient error doubles from 5 s to at most 60 s, the
+    upper half jittered (between half and all of the doubled delay); refused credentials
+    double from 5 min to an hour, plus up to a tenth."""
+    if isinstance(error, RateLimited) and error.reset_at and error.reset_at > now:
+        return (error.reset_at - now).total_seconds()
+    doublings = min(max(errors, 1) - 1, 20)
+    if isinstance(error, (AuthError, PermanentError)):
+        delay = min(AUTH_BACKOFF_BASE_SECONDS * 2 ** doublings, AUTH_BACKOFF_MAX_SECONDS)
+        return delay + random.uniform(0, delay / 10)
+    delay = min(BACKOFF_BASE_SECONDS * 2 ** doublings, BACKOFF_MAX_SECONDS)
+    return delay / 2 + random.uniform(0, delay / 2)
 
 
 def account_poll(*, account: ChannelAccount) -> IngestResult:
@@ -567,13 +590,8 @@ def account_poll(*, account: ChannelAccount) -> IngestResult:
 def account_poll_failed(*, account: ChannelAccount, error: ProviderError) -> None:
     now = timezone.now()
     errors = account.consecutive_errors + 1
-    if isinstance(error, RateLimited):
-        next_poll, limited = error.reset_at, error.reset_at
-    else:
-        delay = min(BACKOFF_BASE_SECONDS * 2 ** (errors - 1), BACKOFF_MAX_SECONDS)
-        if isinstance(error, AuthError):
-            delay = max(delay, 300)  # revoked tokens rarely come back within seconds
-        next_poll, limited = now + dt.timedelta(seconds=delay), None
+    next_poll = now + dt.timedelta(seconds=poll_backoff_seconds(error=error, errors=errors, now=now))
+    limited = error.reset_at if isinstance(error, RateLimited) else None
     ChannelAccount.objects.filter(pk=account.pk).update(
         last_polled_at=now, last_error=error.reason[:2000], consecutive_errors=errors,
         next_poll_at=next_poll, rate_limited_until=limited,

@@ -22,7 +22,8 @@ def connector_health(request):
     _require_supervisor(request)
     rows = selectors.account_health_list()
     return render(request, "connectors/health.html", {
-        "rows": rows, "troubled": sum(r.state in ("failing", "rate_limited", "stale") for r in rows),
+        "rows": rows, "troubled": sum(r.state in ("failing", "rate_limited", "stale") or r.falling_behind for r in rows),
+        "behind_after": selectors.duration_short(selectors.falling_behind_seconds()),
     })
 
 
