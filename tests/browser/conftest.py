@@ -40,17 +40,22 @@ def browser():
 
 @pytest.fixture
 def new_page(browser):
-    contexts = []
+    """A page in a fresh context; the test fails if the Content-Security-Policy
+    blocked anything on it (chromium reports each violation on the console)."""
+    contexts, blocked = [], []
 
     def make(width=1280, height=860):
         context = browser.new_context(viewport={"width": width, "height": height})
         context.set_default_timeout(8000)
         contexts.append(context)
-        return context.new_page()
+        page = context.new_page()
+        page.on("console", lambda msg: blocked.append(msg.text) if "Content Security Policy" in msg.text else None)
+        return page
 
     yield make
     for context in contexts:
         context.close()
+    assert not blocked, f"blocked by the Content-Security-Policy: {blocked}"
 
 
 def login(page, base_url, user):
