@@ -201,3 +201,19 @@ def test_a_reply_waiting_for_its_429_reset_is_not_swept_and_says_when(
     msg.refresh_from_db()
     assert msg.send_status == "sent"
     assert len(twitter_api.replies_to(tweet["id"])) == 1
+
+
+@pytest.mark.django_db
+def test_sweep_finishes_a_reply_left_sending_by_a_killed_worker(thread, agent, twitter_api, eager_celery,
+                                                                django_capture_on_commit_callbacks):
+    """`sending` with no outcome recorded, long past the send lease, its redelivery lost with
+    Redis: the sweep looks on the network first, then posts it once."""
+    conv, tweet = thread
+    with django_capture_on_commit_callbacks(execute=False):
+        msg = reply_create(conversation=conv, agent=agent, text="@alice here is your code")
+    _long_ago(msg, send_status="sending", send_attempts=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert messages_send_sweep() == 1
+    msg.refresh_from_db()
+    assert msg.send_status == "sent"
+    assert len(twitter_api.replies_to(tweet["id"])) == 1
