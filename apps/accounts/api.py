@@ -6,7 +6,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
@@ -69,8 +69,8 @@ class UserViewSet(viewsets.ReadOnlyModelViewSet):
 
     def _managed(self, pk) -> User:
         agent = selectors.agents_managed_by(self.request.user).filter(pk=pk).first()
-        if agent is None:
-            raise PermissionDenied("That user is not in a team you manage.")
+        if agent is None:  # as on the page: someone of another team is a 404 (docs/roles.md, Ownership)
+            raise NotFound("No agent with that id in your teams.")
         return agent
 
     @action(detail=False, methods=["get"])

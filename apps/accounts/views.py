@@ -332,7 +332,8 @@ def canned_edit(request, pk):
 @require_role(*SUPERVISOR_ROLES)
 @require_POST
 def canned_delete(request, pk):
-    canned = get_object_or_404(CannedResponse, pk=pk)
+    # another team's response is a 404, as on the edit page (docs/roles.md, Ownership)
+    canned = get_object_or_404(selectors.canned_responses_for(request.user), pk=pk)
     services.canned_response_delete(actor=request.user, canned=canned)
     flash.success(request, f"/{canned.shortcut} deleted.")
     return redirect("supervisor:canned")
