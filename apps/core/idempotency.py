@@ -198,7 +198,8 @@ IDEMPOTENCY_PARAMETER = {
                     "response (header Idempotent-Replayed: true); the same key with another request is a 422. "
                     "Keys are per user and kept 24 hours."),
 }
-_ERROR = {"application/json": {"schema": {"type": "object", "properties": {"detail": {"type": "string"}}}}}
+# detail: a sentence, or (a view's own 400) the fields' errors
+_ERROR = {"application/json": {"schema": {"type": "object", "properties": {"detail": {}}, "required": ["detail"]}}}
 
 
 def spectacular_idempotency_hook(result, generator, request, public):
