@@ -121,7 +121,8 @@ def _reply_same_submit(*, conversation, agent, text, private, is_bot, client_tok
     window = getattr(settings, "REPLY_DUPLICATE_WINDOW_SECONDS", 10)
     if agent is None or is_bot or not window:
         return None
-    return mine.filter(
+    # a failed one is not it: sending the text again is how an agent tries once more
+    return mine.exclude(send_status=Message.SendStatus.FAILED).filter(
         is_bot=False, text=text, kind=Message.Kind.PRIVATE if private else Message.Kind.PUBLIC,
         sent_at__gte=timezone.now() - dt.timedelta(seconds=window),
     ).order_by("-id").first()

@@ -217,3 +217,14 @@ def test_sweep_finishes_a_reply_left_sending_by_a_killed_worker(thread, agent, t
     msg.refresh_from_db()
     assert msg.send_status == "sent"
     assert len(twitter_api.replies_to(tweet["id"])) == 1
+
+
+@pytest.mark.django_db
+def test_the_same_text_after_a_failed_reply_is_a_new_reply(thread, agent):
+    conv, _ = thread
+    first = reply_create(conversation=conv, agent=agent, text="@alice sorry")
+    Message.objects.filter(pk=first.pk).update(send_status="failed", failure_reason="403")
+    again = reply_create(conversation=conv, agent=agent, text="@alice sorry")
+    assert again.pk != first.pk and again.send_status == "queued"
+    # while the first is live, the same text a moment later is the same reply
+    assert reply_create(conversation=conv, agent=agent, text="@alice sorry").pk == again.pk
