@@ -46,6 +46,12 @@ class RoutingRuleViewSet(viewsets.ModelViewSet):
     def reorder(self, request):
         data = ReorderSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        managed = set(selectors.rules_managed_by(request.user).filter(pk__in=data.validated_data["order"])
+                      .values_list("pk", flat=True))
+        if set(data.validated_data["order"]) - managed:  # another team's rule is not one to move: unknown here
+            from apps.core.errors import DomainError
+
+            raise DomainError("Unknown rule id in the new order (or a rule of a team you do not lead).")
         services.rules_reorder(rule_ids=data.validated_data["order"], actor=request.user)
         return Response(RoutingRuleSerializer(self.get_queryset(), many=True).data)
 

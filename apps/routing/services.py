@@ -1364,7 +1364,9 @@ def _owned_check(actor, *, queue=None, teams=(), agent=None) -> None:
 
 
 def _rule_owned_check(actor, rule: RoutingRule) -> None:
-    _owned_check(actor, queue=rule.set_queue, teams=(rule.assign_team, rule.hours_team), agent=rule.assign_agent)
+    auto_reply_team = rule.auto_reply.team if rule.auto_reply_id else None  # a team's canned wording is theirs
+    _owned_check(actor, queue=rule.set_queue, teams=(rule.assign_team, rule.hours_team, auto_reply_team),
+                 agent=rule.assign_agent)
 
 
 @transaction.atomic

@@ -169,3 +169,18 @@ def test_bulk_assign_by_filter_moves_only_what_the_user_sees(api_client, supervi
     assert resp.status_code == 200 and resp.json()["moved"] == 1
     assert Conversation.objects.get(pk=own_conv.pk).assignee_id == agent.pk
     assert Conversation.objects.get(pk=other_conv.pk).assignee_id is None
+
+
+def test_rules_reorder_and_auto_reply_stay_within_the_team(api_client, supervisor, queue, other_queue, other_team):
+    from apps.inbox.models import CannedResponse
+
+    theirs = RoutingRule.objects.create(name="to billing", set_queue=other_queue, position=10)
+    mine = RoutingRule.objects.create(name="mine", set_queue=queue, position=20)
+    c = as_user(api_client, supervisor)
+    resp = c.post("/api/v1/rules/reorder/", {"order": [mine.pk, theirs.pk]}, format="json")
+    assert resp.status_code == 400
+    theirs.refresh_from_db()
+    assert theirs.position == 10
+    their_words = CannedResponse.objects.create(shortcut="b", title="b", text="billing only", team=other_team)
+    resp = c.post("/api/v1/rules/", {"name": "borrow", "auto_reply": their_words.pk}, format="json")
+    assert resp.status_code == 400 and not RoutingRule.objects.filter(name="borrow").exists()
