@@ -3,8 +3,8 @@ teams, API tokens, bulk reassignment, the dashboard and the audit log.
 Errors are JSON {"detail": ...}; every endpoint checks the role."""
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.permissions import IsAuthenticated
@@ -67,6 +67,13 @@ class UserViewSet(viewsets.ReadOnlyModelViewSet):
             return [IsSupervisor()]
         return super().get_permissions()
 
+    def list(self, request, *args, **kwargs):
+        users = selectors.users_with_load(self.filter_queryset(self.get_queryset()))
+        return Response(UserSerializer(users, many=True).data)
+
+    def get_object(self):
+        return selectors.users_with_load([super().get_object()])[0]
+
     def _managed(self, pk) -> User:
         agent = selectors.agents_managed_by(self.request.user).filter(pk=pk).first()
         if agent is None:  # as on the page: someone of another team is a 404 (docs/roles.md, Ownership)
@@ -75,7 +82,7 @@ class UserViewSet(viewsets.ReadOnlyModelViewSet):
 
     @action(detail=False, methods=["get"])
     def me(self, request):
-        return Response(UserSerializer(request.user).data)
+        return Response(UserSerializer(selectors.users_with_load([request.user])[0]).data)
 
     @extend_schema(request=PresenceInputSerializer, responses=UserSerializer)
     @action(detail=False, methods=["post"], url_path="me/presence")
@@ -83,7 +90,7 @@ class UserViewSet(viewsets.ReadOnlyModelViewSet):
         data = PresenceInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = services.user_presence_set(user=request.user, presence=data.validated_data["presence"], manual=True)
-        return Response(UserSerializer(user).data)
+        return Response(UserSerializer(selectors.users_with_load([user])[0]).data)
 
     @extend_schema(request=CapacityInputSerializer, responses=UserSerializer)
     @action(detail=True, methods=["post"])
@@ -92,7 +99,7 @@ class UserViewSet(viewsets.ReadOnlyModelViewSet):
         data = CapacityInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.user_capacity_set(user=agent, actor=request.user, **data.validated_data)
-        return Response(UserSerializer(agent).data)
+        return Response(UserSerializer(selectors.users_with_load([agent])[0]).data)
 
     @extend_schema(request=WorkloadInputSerializer, responses=BulkResultSerializer)
     @action(detail=True, methods=["post"])
@@ -248,7 +255,10 @@ class AuditLogView(APIView):
     renderer_classes = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer]
     page_size = 100
 
-    @extend_schema(parameters=AUDIT_PARAMS, responses=AuditRowSerializer(many=True))
+    # The response is a page, {next, results}: the schema said a bare array.
+    @extend_schema(parameters=AUDIT_PARAMS, responses={200: inline_serializer("AuditLogPage", {
+        "next": serializers.URLField(allow_null=True, help_text="the next (older) page, or null"),
+        "results": AuditRowSerializer(many=True)})})
     def get(self, request):
         filters = {k: v for k, v in request.query_params.items() if v and k != "format"}
         if getattr(request.accepted_renderer, "format", "") == "csv":

@@ -127,6 +127,11 @@ def _with_loads(agents: list[User]) -> list[User]:
     return agents
 
 
+def users_with_load(users) -> list[User]:
+    """The users (any iterable or queryset) with `load` set: one grouped query."""
+    return _with_loads(list(users))
+
+
 def agents_with_load(*, user) -> list[User]:
     return _with_loads(list(agents_managed_by(user).prefetch_related("teams").order_by("username")))
 

@@ -6,7 +6,9 @@ from .models import ApiToken, Presence, Team, User
 class UserSerializer(serializers.ModelSerializer):
     display_name = serializers.CharField(read_only=True)
     teams = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
-    load = serializers.IntegerField(read_only=True, required=False)
+    # Open conversations assigned: always in the response (the schema says so); null
+    # where it was not counted.
+    load = serializers.IntegerField(read_only=True, allow_null=True)
 
     class Meta:
         model = User

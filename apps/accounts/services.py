@@ -163,8 +163,8 @@ def _check_time_zone(name: str) -> None:
 
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise DomainError(f"Unknown time zone {name!r}.") from None
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
+        raise DomainError(f"Unknown time zone {str(name)[:60]!r}.") from None
 
 
 @transaction.atomic

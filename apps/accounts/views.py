@@ -166,7 +166,7 @@ def _parse_target(value: str):
     if kind in ("", "none", "unassign"):
         return None
     model = {"agent": User, "team": Team, "queue": Queue}.get(kind)
-    if model is None or not pk.isdigit():
+    if model is None or not pk.isdecimal():
         raise DomainError("Pick where the conversations go.")
     obj = model.objects.filter(pk=int(pk)).first()
     if obj is None:
@@ -201,10 +201,10 @@ def team_edit(request, pk):
         raise PermissionDenied("Only the team's leads and admins can change it.")
     if request.method == "POST":
         users = User.objects.filter(is_active=True)
-        members = list(users.filter(pk__in=[v for v in request.POST.getlist("members") if v.isdigit()]))
+        members = list(users.filter(pk__in=[v for v in request.POST.getlist("members") if v.isdecimal()]))
         leads = None
         if request.user.is_admin_role:  # supervisors change members; who leads is an admin's call
-            leads = list(users.filter(pk__in=[v for v in request.POST.getlist("leads") if v.isdigit()]))
+            leads = list(users.filter(pk__in=[v for v in request.POST.getlist("leads") if v.isdecimal()]))
         try:
             services.team_members_set(team=team, members=members, leads=leads, actor=request.user)
             flash.success(request, f"Team {team.name} saved.")
@@ -248,7 +248,7 @@ def reassign(request):
             if request.POST.get("scope") == "all":
                 result = conversations_bulk_assign(filters=filters, **kwargs)
             else:
-                ids = [int(v) for v in request.POST.getlist("ids") if v.isdigit()]
+                ids = [int(v) for v in request.POST.getlist("ids") if v.isdecimal()]
                 if not ids:
                     raise DomainError("Select at least one conversation, or choose all matching the filter.")
                 result = conversations_bulk_assign(conversations=ids, **kwargs)
@@ -300,7 +300,7 @@ def canned_list(request):
 
 
 def _team_from(value):
-    if not value or not str(value).isdigit():
+    if not value or not str(value).isdecimal():
         return None
     return get_object_or_404(Team, pk=int(value))
 

@@ -6,6 +6,8 @@ number past bigint) raises BadParameter, a DomainError: the API answers
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from zoneinfo import ZoneInfo, available_timezones
 
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -84,9 +86,24 @@ def int_param(name: str, value, *, minimum: int = 0, maximum: int = BIGINT_MAX) 
     return number
 
 
+def zone_param(name: str, value) -> ZoneInfo:
+    """An IANA time zone name. ZoneInfo itself raises OSError for a long name and
+    UnicodeEncodeError for a surrogate (500s): only the known names get that far."""
+    text = _clean(name, value)
+    if text not in _zone_names():
+        raise BadParameter(f"{name}: unknown time zone {text[:60]!r}.")
+    return ZoneInfo(text)
+
+
+@functools.lru_cache(maxsize=1)
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
 def _in_range(name: str, day: dt.date) -> None:
     if not EARLIEST <= day <= LATEST:
         raise BadParameter(f"{name}: dates run from {EARLIEST} to {LATEST}.")
 
 
-__all__ = ["BadParameter", "text_param", "date_param", "when_param", "int_param", "EARLIEST", "LATEST"]
+__all__ = ["BadParameter", "text_param", "date_param", "when_param", "int_param", "zone_param", "EARLIEST",
+           "LATEST"]

@@ -50,8 +50,10 @@ class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
 
             raise Http404("No conversation with that id.")
 
+    # The whole thread as one list, in the order it happened: not paginated (the schema
+    # said it was, as the list's cursor pagination applied to every action by default).
     @extend_schema(responses=MessageSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
     def messages(self, request, pk=None):
         conversation = self.get_object()
         thread = selectors.conversation_thread(conversation=conversation)

@@ -100,7 +100,7 @@ def conversation_list(request):
         "counts": selectors.inbox_counts(user=request.user, queues=queues), "queues": queues,
         "views": selectors.VIEWS, "statuses": Status.choices, "priorities": PriorityBucket.choices,
         "channels": Provider.choices, "current_view": filters["view"],
-        "current_queue": int(filters["queue"]) if filters.get("queue", "").isdigit() else None,
+        "current_queue": int(filters["queue"]) if filters.get("queue", "").isdecimal() else None,
     }
     if _is_htmx(request) and request.GET.get("partial") == "rows":
         # "Load more": just the next rows.
@@ -386,5 +386,5 @@ def notifications(request):
 @require_POST
 def notifications_read(request):
     _require_worker(request)
-    ids = [int(i) for i in request.POST.getlist("id") if i.isdigit()] or None
+    ids = [int(i) for i in request.POST.getlist("id") if i.isdecimal()] or None
     return JsonResponse({"marked": services.notifications_mark_read(user=request.user, ids=ids)})

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.utils import timezone
 
 from apps.accounts.models import Role
 from apps.core.errors import DomainError
-from apps.core.params import date_param, int_param
+from apps.core.params import date_param, int_param, zone_param
 
 from .selectors import ReportParams
 
@@ -23,9 +22,9 @@ def _int(query, name) -> int:
 def params_from_query(query, user) -> ReportParams:
     tz_name = (query.get("tz") or getattr(user, "time_zone", "") or "UTC").strip()
     try:
-        tz = ZoneInfo(tz_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise DomainError(f"Unknown time zone {tz_name!r}.") from None
+        tz = zone_param("tz", tz_name)
+    except DomainError:
+        raise DomainError(f"Unknown time zone {tz_name[:60]!r}.") from None
     today = timezone.now().astimezone(tz).date()
     # date_param refuses an impossible date and one outside 1970-2200: ?end=9999-12-31
     # overflowed a day later (the next local midnight), a 500 on every report.

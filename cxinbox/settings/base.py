@@ -53,6 +53,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # ?x=%00 is a 400 before any view or query runs (docs/api.md, "Bad parameters")
+    "apps.core.middleware.RefuseNulQueryMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -337,6 +339,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON bodies: too deep, NUL, lone surrogates -> 400; past DATA_UPLOAD_MAX_MEMORY_SIZE -> 413 (apps/core/parsers.py)
+    "DEFAULT_PARSER_CLASSES": [
+        "apps.core.parsers.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     # Rates: API_THROTTLE_ANON_RATE / API_THROTTLE_USER_RATE above.
     "DEFAULT_THROTTLE_CLASSES": ["apps.accounts.lockout.AnonThrottle", "apps.accounts.lockout.UserThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -356,6 +364,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.core.schema.spectacular_errors_hook",  # every error: {"detail": ...} (docs/api.md)
         "apps.core.idempotency.spectacular_idempotency_hook",  # the Idempotency-Key header
     ],
 }

@@ -78,6 +78,9 @@ API_GETS = [
     "/api/v1/reports/service/?queue=99999999999999999999",
     "/api/v1/reports/service/?channel=%00",
     "/api/v1/reports/service/?tz=%00",
+    "/api/v1/reports/service/?tz=" + "a" * 300,
+    "/api/v1/reports/service/?tz=Europe/Nowhere",
+    "/api/v1/reports/service/?agent=abc",
 ]
 
 
@@ -113,6 +116,7 @@ PAGE_GETS = [
     *[f"/reports/{name}/?end=9999-12-31" for name in REPORTS],
     *[f"/reports/{name}/?end=9999-12-31&format=csv" for name in REPORTS],
     "/reports/service/?agent=99999999999999999999",
+    "/reports/service/?tz=" + "a" * 300,
 ]
 
 
@@ -170,6 +174,35 @@ def test_hostile_json_body_is_a_400(world, url, body):
     response = _api(world["admin"]).generic("POST", url, body.encode("utf-8", "surrogatepass"),
                                             content_type="application/json")
     _assert_api_400(response)
+
+
+def test_team_with_an_impossible_time_zone_is_a_400(world):
+    _assert_api_400(_api(world["admin"]).post("/api/v1/teams/", {"name": "Night", "time_zone": "a" * 300},
+                                              format="json"))
+
+
+def test_snooze_page_with_an_impossible_time_is_refused(world):
+    client = _page(world["admin"])
+    for until in ("2024-02-31T10:00", "9999-12-31T23:59"):
+        response = client.post(f"/inbox/c/{world['conversation'].pk}/snooze/", {"until": until})
+        assert response.status_code < 500, until
+    world["conversation"].refresh_from_db()
+    assert world["conversation"].snoozed_until is None
+
+
+def test_bulk_assign_page_ignores_a_nul_in_the_filter(world):
+    response = _page(world["supervisor"]).post("/supervisor/reassign/", {
+        "scope": "all", "q": "a\u0000b", "to": f"queue:{world['queue'].pk}", "reason": "x"})
+    assert response.status_code < 500
+
+
+@pytest.mark.parametrize("number", ["\u00b2", "99999999999999999999"])
+def test_page_forms_with_odd_numbers_are_not_server_errors(world, number):
+    client = _page(world["supervisor"])
+    assert client.post("/supervisor/reassign/", {"ids": [number], "to": f"queue:{number}"}).status_code < 500
+    assert client.post("/supervisor/reassign/", {"ids": [number], "to": f"queue:{world['queue'].pk}"}
+                       ).status_code < 500
+    assert client.get(f"/inbox/?view=queue&queue={number}").status_code == 200
 
 
 def test_oversized_json_body_is_a_413(world, settings):
