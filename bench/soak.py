@@ -8,18 +8,27 @@ recommends): N `celery worker` subprocesses, the stand-in Twitter API in this
 process. Load: mentions appear on the network (polled every second by a beat
 stand-in), a third of them are also pushed (the same mention by poll and push,
 twice, through the durable push path: push_delivery_accept), push-only
-mentions arrive as signed webhooks on a generic channel (POST /hooks/webhook/..,
-retried on a 5xx as a network does), the beat stand-in also sends the
-push-delivery sweep, and agents reply. Faults, one every
-few seconds at random: worker SIGKILL (whole worker or one pool process),
-Redis SIGKILL + restart, pg_terminate_backend on the workers' connections,
-and the network answering 500, 429 (with reset), timeouts, malformed JSON, and
-holding a reply's answer until the client gives up (unknown outcome).
+mentions arrive as signed webhooks on a generic channel, over real HTTP to a
+gunicorn (POST /hooks/webhook/.., retried on a 5xx or a broken connection as a
+network does), the beat stand-in also sends the push-delivery sweep, and agents
+reply. Faults, one every few seconds at random: worker SIGKILL (whole worker or
+one pool process), Redis SIGKILL + restart, pg_terminate_backend on the workers'
+connections, a gunicorn worker SIGKILLed while a burst of deliveries is being
+posted (mid-request), and the network answering 500, 429 (with reset), timeouts,
+malformed JSON, and holding a reply's answer until the client gives up (unknown
+outcome).
+
+A watcher samples the database twice a second: a customer message counts as
+routed once its routing marker is gone. Arrival -> routed latency is reported
+per path (poll, poll+push, push: from the moment the mention appeared on the
+network or was first posted) as p50/p90/p99/max.
 
 At the end it drains and checks: every mention sent in is in the database
 exactly once, no reply was posted twice, every reply ended sent, every push
-delivery ended done. Exit status 0
-only if all checks hold. Figures are printed (and written to --json)."""
+delivery ended done, every mention was routed, and every path's p99 arrival ->
+routed latency is within --routed-p99-seconds (120 s: polled mentions must not
+wait for the drain). Exit status 0 only if all checks hold. Figures are printed
+(and written to --json)."""
 from __future__ import annotations
 
 import argparse
@@ -54,6 +63,9 @@ def _setup(args):
         "CELERY_UNACKED_RESTORE_INTERVAL": "2", "CELERY_UNACKED_RESTORE_THROTTLE": "1",
         # push deliveries whose task Redis lost are queued again after 10 s (workers read it)
         "PUSH_REDELIVER_SECONDS": "10",
+        # tasks stop before the (shortened) visibility timeout, as in production (3600 s vs 240/300 s)
+        "CELERY_TASK_SOFT_TIME_LIMIT": "15", "CELERY_TASK_TIME_LIMIT": "18",
+        "CELERY_LONG_TASK_SOFT_TIME_LIMIT": "15", "CELERY_LONG_TASK_TIME_LIMIT": "18",
     })
     import django
 
@@ -86,9 +98,9 @@ class Soak:
         self.hook_account = ChannelAccountFactory(
             provider="webhook", name="Shop chat", handle="shop-chat", external_user_id="", credentials={},
             hook_secrets={"inbound_token": "soak-token", "signing_secret": "soak-secret"})
-        from django.test import Client
-
-        self.web = Client()
+        self.web = WebServer(args.database_url, redis.url, log_dir=Path(tempfile.mkdtemp(prefix="cx-soak-web-")))
+        self.web.start()
+        self.hook_url = f"{self.web.base_url}/hooks/webhook/{self.hook_account.pk}/"
         for i in range(200):
             self.net.add_user(str(10_000 + i), f"customer{i}", f"Customer {i}", followers=i * 7)
         self.broker = client_app(redis.url)
@@ -97,6 +109,9 @@ class Soak:
         self.workers = [self._worker() for _ in range(args.workers)]
         self.sent_in: dict[str, str] = {}  # external id -> how it came (poll | poll+push | push)
         self.replies: dict[int, str] = {}  # message id -> text
+        self.arrived: dict[str, float] = {}  # external id -> when it appeared on the network / was first posted
+        self.watch = RoutedWatch()
+        self.web_kills_mid_request = self.burst_n = 0
         self.faults = collections.Counter()
         self.publish_retries = 0
         self.hook_retries = collections.Counter()  # answer (or exception) -> count
@@ -106,7 +121,9 @@ class Soak:
     def _worker(self):
         return self.Worker(self.redis.url, concurrency=2, log_dir=self.log_dir, env={
             k: os.environ[k] for k in ("CELERY_VISIBILITY_TIMEOUT", "CELERY_UNACKED_RESTORE_INTERVAL",
-                                       "CELERY_UNACKED_RESTORE_THROTTLE")}).start()
+                                       "CELERY_UNACKED_RESTORE_THROTTLE", "CELERY_TASK_SOFT_TIME_LIMIT",
+                                       "CELERY_TASK_TIME_LIMIT", "CELERY_LONG_TASK_SOFT_TIME_LIMIT",
+                                       "CELERY_LONG_TASK_TIME_LIMIT")}).start()
 
     # --- load -------------------------------------------------------------------------
     def _publish(self, name, args, must=False):
@@ -128,12 +145,11 @@ class Soak:
         author = str(10_000 + self.rng.randrange(200))
         kind = self.rng.random()
         if kind < 0.15:  # push only (a webhook network)
-            ext = f"push-{self.n}"
-            self._webhook({"id": ext, "text": f"@acme pushed {self.n}", "created_at": _now().isoformat(),
-                           "author": {"id": author, "handle": f"h{author}"}})
-            self.sent_in[ext] = "push"
+            self._push_only(author)
             return
+        arrived = time.time()
         tweet = self.net.add_mention(f"@acme problem number {self.n}: {self.rng.choice(TEXTS)}", author_id=author)
+        self.arrived[tweet["id"]] = arrived
         self.sent_in[tweet["id"]] = "poll"
         if kind < 0.45:  # the same mention by push too, twice
             users = {author: self.net.users[author]}
@@ -142,24 +158,35 @@ class Soak:
                 push_delivery_accept(account=self.account, mentions=[mention])
             self.sent_in[tweet["id"]] = "poll+push"
 
-    def _webhook(self, message):
-        """Signed afresh on every try, answered 2xx only once the delivery is in
-        PostgreSQL; a 5xx or a refused connection is retried, as networks do."""
+    def _push_only(self, author, burst=False):
+        """A push-only mention (a webhook network); the bursts of the web fault are counted apart."""
+        if burst:
+            self.burst_n += 1
+        ext = f"push-burst-{self.burst_n}" if burst else f"push-{self.n}"
+        self.arrived[ext] = time.time()
+        self.sent_in[ext] = "push"
+        return self._webhook({"id": ext, "text": f"@acme pushed {ext}", "created_at": _now().isoformat(),
+                              "author": {"id": author, "handle": f"h{author}"}})
+
+    def _webhook(self, message) -> int:
+        """Over HTTP to gunicorn, signed afresh on every try, answered 2xx only once the
+        delivery is in PostgreSQL; a 5xx, a refused or broken connection (its worker
+        killed mid-request) is retried, as networks do. Returns the failed tries."""
+        import requests
+
         from apps.connectors.providers.webhook import signed_headers
 
         body = json.dumps({"messages": [message]}).encode()
-        for _ in range(600):
-            headers = {f"HTTP_{k.upper().replace('-', '_')}": v
-                       for k, v in signed_headers("soak-secret", body).items()}
+        for attempt in range(600):
+            headers = {**signed_headers("soak-secret", body), "Authorization": "Bearer soak-token",
+                       "Content-Type": "application/json"}
             try:
-                resp = self.web.post(f"/hooks/webhook/{self.hook_account.pk}/", data=body,
-                                     content_type="application/json", HTTP_AUTHORIZATION="Bearer soak-token",
-                                     **headers)
-            except Exception as exc:  # noqa: BLE001 - Redis (the replay cache) down: a 500
+                resp = requests.post(self.hook_url, data=body, headers=headers, timeout=15)
+            except requests.RequestException as exc:  # a worker killed mid-request, or being restarted
                 self.hook_retries[type(exc).__name__] += 1
             else:
                 if resp.status_code == 200:
-                    return
+                    return attempt
                 self.hook_retries[str(resp.status_code)] += 1
                 if resp.status_code < 500:
                     raise RuntimeError(f"webhook refused: {resp.status_code} {resp.content[:200]!r}")
@@ -206,6 +233,16 @@ class Soak:
             self.redis.restart(sig=signal.SIGKILL, down_for=1.0)
         elif kind == "postgres connections dropped":
             terminate_worker_connections()
+        elif kind == "web worker SIGKILL mid-request":
+            # a burst of deliveries over HTTP; one gunicorn worker is killed while they are in
+            # flight: the sender sees a broken connection and retries (the arbiter starts a new worker)
+            pids = self.web.worker_pids()
+            if pids:
+                killer = threading.Timer(self.rng.uniform(0.0, 0.08), _kill_quietly, (self.rng.choice(pids),))
+                killer.start()
+                failed = sum(self._push_only(str(10_000 + self.rng.randrange(200)), burst=True) for _ in range(8))
+                killer.join()
+                self.web_kills_mid_request += bool(failed)
         elif kind == "network 500":
             self.net.add_fault("GET", mentions_path, status=500, remaining=3)
         elif kind == "network 429":
@@ -224,6 +261,7 @@ class Soak:
     def run(self):
         from apps.connectors.models import ChannelAccount
 
+        self.watch.start()
         end = time.monotonic() + self.args.minutes * 60
         next_poll = next_reply = next_sweep = 0.0
         next_fault = time.monotonic() + self.args.fault_every
@@ -282,10 +320,12 @@ class Soak:
             pending = Message.objects.filter(pk__in=list(self.replies), send_status__in=["queued", "sending"])
             for msg_id in pending.filter(updated_at__lt=_now() - _seconds(30)).values_list("pk", flat=True):
                 self._publish("outbound.send_message", [msg_id])  # what a stale-send sweep would do
-            if self._stored() >= len(self.sent_in) and not pending.exists() and not pushes_pending:
+            if (self._stored() >= len(self.sent_in) and not pending.exists() and not pushes_pending
+                    and set(self.sent_in) <= set(self.watch.routed_at)):
                 break
             time.sleep(2)
         self.drain_seconds = time.monotonic() - started
+        self.watch.stop()
 
     def check(self) -> dict:
         from apps.connectors.models import PushDelivery
@@ -314,14 +354,40 @@ class Soak:
             "webhook_retries": dict(self.hook_retries), "push_deliveries": dict(deliveries),
             "faults": dict(self.faults),
             "faults_total": sum(self.faults.values()),
+            "web_worker_kills_that_broke_a_request": self.web_kills_mid_request,
+            "routed_p99_bound_seconds": self.args.routed_p99_seconds,
+            "arrival_to_routed_seconds": self._latency(),
         }
+        late = {path: row["p99"] for path, row in figures["arrival_to_routed_seconds"].items()
+                if row["not_routed"] or row["p99"] is None or row["p99"] > self.args.routed_p99_seconds}
+        figures["late_paths"] = late
         figures["ok"] = (not missing and not doubled and not extra and not posted_twice
                          and statuses.get("sent", 0) == len(self.replies)
-                         and set(deliveries) <= {"done"})
+                         and set(deliveries) <= {"done"} and not late)
         figures["examples"] = {"missing": missing[:5], "doubled": doubled[:5], "posted_twice": posted_twice[:3]}
         return figures
 
+    def _latency(self) -> dict:
+        """Arrival -> routed seconds per path: poll, poll+push (both), push."""
+        by_path = collections.defaultdict(list)
+        not_routed = collections.Counter()
+        for ext, path in self.sent_in.items():
+            routed = self.watch.routed_at.get(ext)
+            if routed is None:
+                not_routed[path] += 1
+            else:
+                by_path[path].append(max(0.0, routed - self.arrived[ext]))
+        out = {}
+        for path in ("poll", "poll+push", "push"):
+            values = sorted(by_path[path])
+            out[path] = {"count": len(values), "not_routed": not_routed[path],
+                         **{name: _percentile(values, q) for name, q in (("p50", 50), ("p90", 90), ("p99", 99))},
+                         "max": round(values[-1], 1) if values else None}
+        return out
+
     def stop(self):
+        self.watch.stop()
+        self.web.stop()
         for w in self.workers:
             w.kill()
         self.broker.close()
@@ -330,10 +396,122 @@ class Soak:
 
 
 FAULTS = ["worker SIGKILL", "pool process SIGKILL", "redis restart", "postgres connections dropped",
-          "network 500", "network 429", "network timeout", "malformed JSON",
+          "web worker SIGKILL mid-request", "network 500", "network 429", "network timeout", "malformed JSON",
           "reply answer held (unknown outcome)", "reply 500"]
 TEXTS = ["my order is late", "refund please!!", "the app keeps crashing", "thanks, all sorted",
          "worst service ever", "where is my parcel?", "love the new feature"]
+
+
+class RoutedWatch(threading.Thread):
+    """Samples the database: a customer message is routed once its routing marker
+    (routing.UnroutedMessage, added with the message, deleted by routing) is gone.
+    The time recorded is when that was seen (at most ~0.5 s late)."""
+
+    def __init__(self, every: float = 0.5):
+        super().__init__(daemon=True, name="routed-watch")
+        self.every, self.routed_at, self._stop_event = every, {}, threading.Event()
+        self._last_pk, self._waiting = 0, {}  # message pk -> external id
+
+    def run(self):
+        from django.db import connection
+
+        try:
+            while not self._stop_event.is_set():
+                try:
+                    self.sample()
+                except Exception:  # noqa: BLE001 - a dropped connection: the next sample sees it
+                    connection.close()
+                self._stop_event.wait(self.every)
+        finally:
+            connection.close()
+
+    def sample(self):
+        from apps.inbox.models import Message
+        from apps.routing.models import UnroutedMessage
+
+        rows = list(Message.objects.filter(direction="in", pk__gt=self._last_pk).order_by("pk")
+                    .values_list("pk", "external_id")[:20000])
+        now = time.time()
+        if rows:
+            self._last_pk = rows[-1][0]
+            self._waiting.update(rows)
+        if not self._waiting:
+            return
+        unrouted = set(UnroutedMessage.objects.filter(message_id__in=list(self._waiting))
+                       .values_list("message_id", flat=True))
+        for pk in [pk for pk in self._waiting if pk not in unrouted]:
+            self.routed_at.setdefault(self._waiting.pop(pk), now)
+
+    def stop(self):
+        if self.is_alive():
+            self._stop_event.set()
+            self.join(10)
+            self.sample()  # a last look, in this thread
+
+
+class WebServer:
+    """gunicorn serving the project on 127.0.0.1 (2 sync workers), on the soak's
+    database and Redis, in its own process group."""
+
+    def __init__(self, database_url: str, redis_url: str, *, log_dir: Path, workers: int = 2):
+        from tests.reliability.procs import free_port
+
+        self.port, self.workers, self.log_path = free_port(), workers, log_dir / "gunicorn.log"
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "cxinbox.settings.test",
+                    "DATABASE_URL": database_url + "?application_name=cx-web", "REDIS_URL": redis_url}
+        self.proc = None
+
+    def start(self):
+        import subprocess
+
+        import requests
+
+        from tests.reliability.procs import wait_for
+
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "cxinbox.wsgi:application", "-b", f"127.0.0.1:{self.port}",
+             "-w", str(self.workers), "--timeout", "30", "--graceful-timeout", "5"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+
+        def up():
+            assert self.proc.poll() is None, self.log_path.read_text(errors="replace")[-3000:]
+            try:
+                return requests.get(f"{self.base_url}/login/", timeout=2).status_code < 500
+            except requests.RequestException:
+                return False
+
+        wait_for(up, 60, interval=0.3, what="gunicorn up")
+        return self
+
+    def worker_pids(self) -> list[int]:
+        from tests.reliability.procs import children_of
+
+        return children_of(self.proc.pid) if self.proc and self.proc.poll() is None else []
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except Exception:  # noqa: BLE001
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def _kill_quietly(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _percentile(values: list[float], q: float):
+    if not values:
+        return None
+    k = max(0, min(len(values) - 1, int(round(q / 100 * len(values) + 0.5)) - 1))
+    return round(values[k], 1)
 
 
 def _now():
@@ -359,6 +537,8 @@ def main(argv=None):
     parser.add_argument("--database-url", default=os.environ.get(
         "SOAK_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cxinbox_soak"))
     parser.add_argument("--json", default="", help="write the figures here too")
+    parser.add_argument("--routed-p99-seconds", type=float, default=120.0,
+                        help="fail if any path's p99 arrival -> routed latency is above this")
     args = parser.parse_args(argv)
     redis = _setup(args)
     soak = Soak(args, redis)
@@ -373,7 +553,8 @@ def main(argv=None):
     print(json.dumps(figures, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
-    print("OK: every mention stored exactly once, no reply posted twice" if figures["ok"] else "FAILED")
+    print("OK: every mention stored exactly once and routed in time, no reply posted twice" if figures["ok"]
+          else "FAILED")
     return 0 if figures["ok"] else 1
 
 
