@@ -118,3 +118,26 @@ def test_a_poison_delivery_fails_alone_counted_and_its_neighbours_are_stored(
     client.force_login(admin_user)
     html = client.get("/connectors/health/").content.decode()
     assert "1 delivery failed" in html and "out of shared memory" in html
+
+
+@pytest.mark.django_db(transaction=True)  # the poll's own transactions, not the test's
+def test_a_big_poll_is_stored_in_bounded_transactions_with_replies_threaded(
+        twitter_api, twitter_account, eager_celery, settings):
+    from unittest import mock
+
+    from apps.connectors import services
+    from apps.connectors.tasks import poll_due_accounts_task
+
+    settings.PUSH_INGEST_MAX_MENTIONS = 2
+    for n in range(5):
+        twitter_api.add_user(str(20 + n), f"user{n}")
+    first = twitter_api.add_mention("@acme my order is late", author_id="20")
+    for n in range(1, 5):
+        twitter_api.add_mention(f"@acme problem {n}", author_id=str(20 + n))
+    reply = twitter_api.add_mention("@acme any news?", author_id="20", in_reply_to=first["id"])
+    with mock.patch.object(services, "_after_ingest", wraps=services._after_ingest) as committed:
+        poll_due_accounts_task()
+    assert Message.objects.filter(channel_account=twitter_account).count() == 6
+    assert committed.call_count == 3  # three transactions of two mentions, each routed after its commit
+    parent = Message.objects.get(external_id=first["id"])
+    assert Message.objects.get(external_id=reply["id"]).conversation_id == parent.conversation_id
