@@ -93,3 +93,24 @@ def redis_available() -> bool:
 requires_redis = pytest.mark.skipif(
     not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (a real Redis); .ci/run sets it"
 )
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, checked at the end for connections left open
+    (tests/hygiene.py) before it is dropped."""
+    yield
+    from .hygiene import database_connections_check
+
+    with django_db_blocker.unblock():
+        database_connections_check()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _redis_keys_left_behind_removed():
+    """The Redis keys this run created are deleted at its end (tests/hygiene.py)."""
+    from .hygiene import redis_keys_created_delete, redis_keys_snapshot
+
+    client, before = redis_keys_snapshot()
+    yield
+    redis_keys_created_delete(client, before)
