@@ -150,6 +150,8 @@ def team_create(*, name: str, time_zone: str = "UTC", actor) -> Team:
     name = (name or "").strip()
     if not name:
         raise DomainError("A team needs a name.")
+    if len(name) > Team._meta.get_field("name").max_length:
+        raise DomainError(f"A team name has at most {Team._meta.get_field('name').max_length} characters.")
     if Team.objects.filter(name__iexact=name).exists():
         raise DomainError(f"A team called {name!r} exists already.")
     _check_time_zone(time_zone)

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from django.contrib import messages as flash
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -51,7 +51,8 @@ def presence_set(request):
         flash.success(request, f"You are {request.user.get_presence_display().lower()}.")
     except DomainError as exc:
         flash.error(request, exc.detail)
-    return redirect(request.POST.get("next") if _safe_next(request) else "accounts:profile")
+    # A URL, never a view name: redirect("abc") would look "abc" up as one (NoReverseMatch, a 500).
+    return HttpResponseRedirect(request.POST["next"]) if _safe_next(request) else redirect("accounts:profile")
 
 
 def _safe_next(request) -> bool:

@@ -17,3 +17,33 @@ class RefuseNulQueryMiddleware:
                 return JsonResponse({"detail": MESSAGE}, status=400)
             return HttpResponseBadRequest(MESSAGE, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
+
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+class CleanFormTextMiddleware:
+    """A page's form post: NUL and lone surrogates in a field (or its name) become
+    U+FFFD before any view runs. PostgreSQL stores neither in text nor in jsonb, so
+    each service that saved or audited such a value answered 500; strangers' text is
+    already cleaned this way (apps/core/sanitize.py). The API refuses them instead
+    (its JSON parser, DRF's CharField); push deliveries are the providers' to clean."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if (request.method == "POST" and request.content_type in FORM_TYPES
+                and not request.path.startswith(("/api/", "/hooks/"))):
+            from django.http import QueryDict
+
+            from .sanitize import text_clean
+
+            post = request.POST
+            if any(text_clean(key) != key or any(text_clean(v) != v for v in values) for key, values in post.lists()):
+                cleaned = QueryDict(mutable=True)
+                for key, values in post.lists():
+                    cleaned.setlist(text_clean(key), [text_clean(v) for v in values])
+                cleaned._mutable = False
+                request.POST = cleaned
+        return self.get_response(request)

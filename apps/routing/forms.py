@@ -36,8 +36,9 @@ class RuleForm(forms.Form):
                             help_text="RE2 syntax, case-insensitive; no look-around or back-references")
     languages = ListField(required=False, help_text=LIST_HELP + " ISO codes, e.g. en, es")
     sentiments = forms.MultipleChoiceField(choices=SENTIMENTS, required=False, widget=forms.CheckboxSelectMultiple)
-    min_followers = forms.IntegerField(required=False, min_value=0)
-    max_followers = forms.IntegerField(required=False, min_value=0)
+    # the column is a PostgreSQL integer: more is a form error, not an out-of-range 500
+    min_followers = forms.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+    max_followers = forms.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
     customer_tags = ListField(required=False, help_text=LIST_HELP)
     customer_tiers = forms.MultipleChoiceField(choices=[("standard", "Standard"), ("vip", "VIP")], required=False,
                                                widget=forms.CheckboxSelectMultiple)
