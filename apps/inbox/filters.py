@@ -24,7 +24,9 @@ def _csv_of(choices, name):
         parts = selectors.csv_values(value)
         bad = [p for p in parts if p not in allowed]
         if bad:
-            raise forms.ValidationError(f"Unknown {name} {bad[0][:40]!r}: one or more of {', '.join(sorted(allowed))}.")
+            # User text goes in params: django-filter formats the message with %.
+            raise forms.ValidationError("Unknown %(name)s %(value)s: one or more of %(allowed)s.", params={
+                "name": name, "value": repr(bad[0][:40]), "allowed": ", ".join(sorted(allowed))})
     return validate
 
 
@@ -45,7 +47,7 @@ def _when(end=False):
         try:
             when_param("date", value, end=end)
         except BadParameter as exc:
-            raise forms.ValidationError(exc.detail) from None
+            raise forms.ValidationError("%(reason)s", params={"reason": exc.detail}) from None
     return validate
 
 

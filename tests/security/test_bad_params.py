@@ -61,6 +61,8 @@ API_GETS = [
     "/api/v1/conversations/?assignee=abc",
     "/api/v1/conversations/?priority=9",
     "/api/v1/conversations/?sentiment=great",
+    "/api/v1/conversations/?status=%25s%25d%25(x)s",
+    "/api/v1/conversations/?date_from=%25s%25(x)s",
     "/api/v1/conversations/?date_from=2024-02-31",
     "/api/v1/conversations/?date_to=9999-12-31",
     "/api/v1/conversations/?view=%00",
@@ -203,6 +205,14 @@ def test_page_forms_with_odd_numbers_are_not_server_errors(world, number):
     assert client.post("/supervisor/reassign/", {"ids": [number], "to": f"queue:{world['queue'].pk}"}
                        ).status_code < 500
     assert client.get(f"/inbox/?view=queue&queue={number}").status_code == 200
+
+
+@pytest.mark.parametrize("until", ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00", "2024-02-31T10:00:00Z",
+                                   "99999-01-01T00:00:00Z"])
+def test_snooze_api_with_an_impossible_time_is_a_400(world, until):
+    response = _api(world["admin"]).post(f"/api/v1/conversations/{world['conversation'].pk}/snooze/",
+                                         {"until": until}, format="json")
+    _assert_api_400(response)
 
 
 def test_oversized_json_body_is_a_413(world, settings):
