@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import time
 
 from django.conf import settings
@@ -91,9 +92,22 @@ def body_read(request) -> bytes:
     return body
 
 
+def _not_json(token: str):
+    raise ValueError(f"{token} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
 def json_load(body: bytes):
     try:
-        data = json.loads(body or b"null")
+        # NaN, Infinity and 1e999 are not JSON (RFC 8259): PostgreSQL's json refuses them when
+        # the delivery is stored, which was a 500
+        data = json.loads(body or b"null", parse_constant=_not_json, parse_float=_finite_float)
     except ValueError:
         raise HookRefused("The body is not JSON.", 400) from None
     except RecursionError:  # 3,000 nested "[": json's recursion gives up

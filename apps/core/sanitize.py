@@ -5,10 +5,12 @@
   neither, in text or JSON), and a text can be capped with a visible marker;
 - time: a claimed time outside a sane window is not believed (PostgreSQL
   stores year 10000 or BC, which psycopg then cannot read back);
-- urls: only absolute http(s) URLs are kept (no javascript:, data:, ...)."""
+- urls: only absolute http(s) URLs are kept (no javascript:, data:, ...);
+- JSON-shaped data: NaN and Infinity (which PostgreSQL's json refuses) become null."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from urllib.parse import urlsplit
 
@@ -41,6 +43,8 @@ def data_clean(value, limit: int | None = None):
                 for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [data_clean(v, limit) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN / Infinity: Python's json reads them, PostgreSQL's json refuses them
     return value
 
 

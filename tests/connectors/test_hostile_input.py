@@ -368,7 +368,7 @@ def test_generated_hostile_shapes_never_answer_500(client, twitter, webhook):
                          "message_data", "name", "screen_name", "handle", "url", "profile_url"]) | st.text(max_size=5),
         kids, max_size=4), max_leaves=12)
 
-    @hsettings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @hsettings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(tweet=anything, dm=anything, msg=anything)
     def run(tweet, dm, msg):
         from django.core.cache import cache
@@ -386,6 +386,38 @@ def test_generated_hostile_shapes_never_answer_500(client, twitter, webhook):
             assert resp.status_code in (200, 400), (resp.status_code, resp.content[:300])
 
     run()
+
+
+@pytest.mark.parametrize("body", [b'{"messages": [{"id": "1", "text": "x", "author": {"id": NaN}}]}',
+                                  b'{"messages": [{"id": "1", "text": "x", "author": {"id": "1"}, "n": Infinity}]}',
+                                  b'{"messages": [{"id": "1", "text": "x", "author": {"id": "1"}, "n": 1e999}]}'])
+def test_nan_and_infinity_are_not_json(client, webhook, body):
+    """Python's json reads them, PostgreSQL's json refuses them when the delivery is stored (a 500)."""
+    resp = _post_webhook(client, webhook, body)
+    assert resp.status_code == 400 and resp.json() == {"detail": "The body is not JSON."}
+
+
+def test_a_malformed_polled_item_is_skipped_not_a_poison_poll(settings, eager_celery,
+                                                              django_capture_on_commit_callbacks):
+    """One status of a shape normalize() cannot read (or holding NaN) used to fail the poll, and every
+    later poll, on the same page: the others are stored and the cursor moves on."""
+    from apps.connectors.standins.mastodon import MastodonStandIn
+
+    with MastodonStandIn() as mastodon:
+        settings.PROVIDER_TIMEOUT_SECONDS = 2.0
+        account = ChannelAccountFactory(provider="mastodon", handle="@acme@mastodon.example",
+                                        external_user_id=mastodon.brand["id"], api_base_url=mastodon.base_url,
+                                        credentials={"access_token": "mastodon-token"})
+        alice = mastodon.add_account("alice", "Alice")
+        mastodon.add_status("broken", author=alice)["content"] = {"html": "x"}
+        mastodon.add_status("with nan", author=alice)["poll"] = {"score": float("nan")}
+        mastodon.add_status("fine", author=alice)
+        with django_capture_on_commit_callbacks(execute=True):
+            account_poll(account=account)
+    account.refresh_from_db()
+    assert account.consecutive_errors == 0 and account.poll_cursor.get("since_id")
+    texts = sorted(Message.objects.filter(channel_account=account).values_list("text", flat=True))
+    assert texts == ["@acme fine", "@acme with nan"]
 
 
 # --- 4. deeply nested JSON ----------------------------------------------------------------

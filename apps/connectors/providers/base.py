@@ -274,3 +274,16 @@ def lenient_count(value) -> int:
         return max(0, min(int(value or 0), 2**31 - 1))
     except (TypeError, ValueError, OverflowError):
         return 0
+
+
+def normalize_or_skip(normalize, item, *args, network: str = ""):
+    """A polled item of a shape normalize() cannot read is logged and skipped: raising
+    would fail the poll, and every later poll, on the same item (a poison page)."""
+    try:
+        return normalize(item, *args)
+    except (MalformedPayload, TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError):
+        import logging
+
+        logging.getLogger("apps.connectors.providers").warning(
+            "%s: skipped a mention of an unexpected shape", network or "provider", exc_info=True)
+        return None

@@ -37,6 +37,7 @@ from .base import (
     UnknownOutcome,
     iso_time,
     network_time,
+    normalize_or_skip,
 )
 
 log = logging.getLogger(__name__)
@@ -182,7 +183,7 @@ class BlueskyProvider(BaseProvider):
                     if reached_old:
                         break
                     continue
-                mention = self.normalize(item)
+                mention = normalize_or_skip(self.normalize, item, network=NETWORK)
                 if mention and mention.author_external_id != self.did:
                     mentions.append(mention)
             page_cursor = page.cursor

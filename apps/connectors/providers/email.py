@@ -42,6 +42,7 @@ from .base import (
     TransientError,
     UnknownOutcome,
     network_time,
+    normalize_or_skip,
     rfc2822_time,
 )
 from .mastodon import html_to_text
@@ -124,8 +125,9 @@ class EmailProvider(BaseProvider):
                     raw = data.get(b"BODY[]") or data.get(b"RFC822")
                     if raw is None:
                         continue
-                    mention = self.normalize(raw, uid=uid, uidvalidity=validity,
-                                             received=data.get(b"INTERNALDATE"))
+                    mention = normalize_or_skip(
+                        lambda r: self.normalize(r, uid=uid, uidvalidity=validity,
+                                                 received=data.get(b"INTERNALDATE")), raw, network=NETWORK)
                     if mention:
                         mentions.append(mention)
         except (IMAPClientError, OSError, socket.timeout) as exc:

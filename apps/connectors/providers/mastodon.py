@@ -26,6 +26,7 @@ from .base import (
     iso_time,
     lenient_count,
     network_time,
+    normalize_or_skip,
 )
 
 NETWORK = "Mastodon"
@@ -114,7 +115,7 @@ class MastodonProvider(BaseProvider):
             if ids and newest_id is None:
                 newest_id = max(ids, key=int)
             for notification in page:
-                mention = self.normalize(notification)
+                mention = normalize_or_skip(self.normalize, notification, network=NETWORK)
                 if mention and mention.author_external_id != own:
                     mentions.append(mention)
             max_id = min(ids, key=int) if ids else None

@@ -35,6 +35,7 @@ from .base import (
     UnknownOutcome,
     epoch_seconds,
     network_time,
+    normalize_or_skip,
 )
 
 NETWORK = "Reddit"
@@ -151,7 +152,7 @@ class RedditProvider(BaseProvider):
                 created = _cursor_time(data.get("created_utc"))
                 name = data.get("name") or f"t1_{data.get('id')}"
                 if created is None:  # garbage or far future: stored (at its arrival time), never the cursor
-                    mention = self.normalize(item)
+                    mention = normalize_or_skip(self.normalize, item, network=NETWORK)
                     if mention and mention.author_handle.lower() != own:
                         out.append(mention)
                     continue
@@ -164,7 +165,7 @@ class RedditProvider(BaseProvider):
                         reached_old = True
                         break
                     continue
-                mention = self.normalize(item)
+                mention = normalize_or_skip(self.normalize, item, network=NETWORK)
                 if mention and mention.author_handle.lower() != own:
                     out.append(mention)
             after = getattr(page, "after", None) if not reached_old else None

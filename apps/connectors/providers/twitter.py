@@ -27,6 +27,7 @@ from .base import (
     iso_time,
     lenient_count,
     network_time,
+    normalize_or_skip,
 )
 
 TWEEPY_HOST = "https://api.twitter.com"
@@ -138,12 +139,12 @@ class TwitterProvider(BaseProvider):
         return PollResult(mentions, {"since_id": newest_id or since_id} if (newest_id or since_id) else {})
 
     def normalize_page(self, page: dict) -> list[InboundMention]:
-        includes = page.get("includes") or {}
-        users = {u["id"]: u for u in includes.get("users", []) if "id" in u}
-        tweets = {t["id"]: t for t in includes.get("tweets", []) if "id" in t}
+        includes = page.get("includes") if isinstance(page.get("includes"), dict) else {}
+        users = {u["id"]: u for u in _dicts(includes.get("users")) if isinstance(u.get("id"), str)}
+        tweets = {t["id"]: t for t in _dicts(includes.get("tweets")) if isinstance(t.get("id"), str)}
         out = []
-        for tweet in page.get("data") or []:
-            mention = self.normalize(tweet, users, tweets)
+        for tweet in _dicts(page.get("data")):
+            mention = normalize_or_skip(self.normalize, tweet, users, tweets, network="Twitter")
             if mention and mention.author_external_id != self.account.external_user_id:
                 out.append(mention)
         return out
@@ -212,6 +213,11 @@ class TwitterProvider(BaseProvider):
             if ("replied_to", reply.in_reply_to_external_id) in refs and tweet.get("text", "").strip() == reply.text.strip():
                 return SentReply(external_id=str(tweet["id"]), raw=tweet)
         return None
+
+
+def _dicts(value) -> list[dict]:
+    """The objects of a list in a page; anything else in it (or no list) is ignored."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def _api_message(exc: tweepy.HTTPException) -> str:
