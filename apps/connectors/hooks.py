@@ -12,6 +12,7 @@ The helpers below are what receivers use: constant-time comparisons only."""
 from __future__ import annotations
 
 import base64
+import contextvars
 import hashlib
 import hmac
 import json
@@ -74,11 +75,37 @@ def timestamp_check(value: str | None) -> int:
     return ts
 
 
+# A delivery being received claims its signature for this long; marked received (for the replay
+# window) only once it is stored. A web worker killed between the two (or a 5xx) used to leave the
+# signature taken, so the sender's retry was a "replay" (409) and the delivery was lost (the soak's
+# web fault); now the retry gets 503 until the claim lapses, then is taken.
+REPLAY_IN_FLIGHT_SECONDS = 30
+_replay_claim: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar("hook_replay", default=None)
+
+
 def replay_check(account_id: int, signature: str) -> None:
     """The same signed delivery is taken once within the replay window."""
     key = f"hook-replay:{account_id}:{hashlib.sha256(signature.encode()).hexdigest()}"
-    if not cache.add(key, 1, settings.HOOKS_REPLAY_WINDOW_SECONDS * 2):
+    if not cache.add(key, "in-flight", REPLAY_IN_FLIGHT_SECONDS):
+        if cache.get(key) == "in-flight":
+            raise HookRefused("This delivery is being received; try again shortly.", 503)
         raise HookRefused("This delivery was already received (replay).", 409)
+    _replay_claim.set((key, settings.HOOKS_REPLAY_WINDOW_SECONDS * 2))
+
+
+def _replay_settle(*, stored: bool) -> None:
+    """The claim of this request's delivery: received (stored), or given back (not stored)."""
+    claim = _replay_claim.get()
+    if claim is None:
+        return
+    _replay_claim.set(None)
+    try:
+        if stored:
+            cache.set(claim[0], "received", claim[1])
+        else:
+            cache.delete(claim[0])
+    except Exception:  # noqa: BLE001 - Redis down: the claim lapses by itself; a re-sent copy is deduped
+        log.warning("replay claim of a push delivery not settled (cache unreachable)")
 
 
 def body_read(request) -> bytes:
@@ -141,6 +168,7 @@ def _parse(receiver, request, body: bytes) -> list:
 
 @csrf_exempt
 def hook_receive(request, provider: str, account_id: int):
+    _replay_claim.set(None)
     account = ChannelAccount.objects.filter(pk=account_id, provider=provider, is_active=True).first()
     receiver = push_receiver(account) if account else None
     if receiver is None:
@@ -157,6 +185,12 @@ def hook_receive(request, provider: str, account_id: int):
         receiver.push_verify(request, body)
         mentions = _parse(receiver, request, body)
     except HookRefused as exc:
+        _replay_settle(stored=False)
         return _refuse(account, request, exc)
-    accepted = services.push_delivery_accept(account=account, mentions=mentions)
+    try:
+        accepted = services.push_delivery_accept(account=account, mentions=mentions)
+    except BaseException:
+        _replay_settle(stored=False)  # a 5xx: the sender's retry of the same signed delivery is taken
+        raise
+    _replay_settle(stored=True)
     return JsonResponse({"accepted": accepted})
