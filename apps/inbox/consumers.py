@@ -18,6 +18,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.accounts.permissions import WORKING_ROLES, user_has_role
 from apps.accounts.services import user_activity_touch
+from apps.core.sockets import JsonFrameGuard
 
 from . import presence
 from .realtime import INBOX_GROUP, UNROUTED_GROUP, conversation_groups, team_group, user_group
@@ -43,7 +44,17 @@ def _groups_for(user) -> list[str]:
     return [team_group(pk) for pk in Team.objects.filter(members=user).values_list("pk", flat=True)]
 
 
-class InboxConsumer(AsyncJsonWebsocketConsumer):
+def _conversation_id(value) -> int | None:
+    """A positive bigint from a JSON number or ASCII digits; None for anything else
+    (1e999 made int() raise OverflowError and killed the socket; true was 1)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
+        return value
+    return None
+
+
+class InboxConsumer(JsonFrameGuard, AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user_has_role(user, *WORKING_ROLES):
@@ -75,9 +86,9 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             if self.viewing is not None:
                 await self._work("active", self.viewing)
         if action == "view":
-            try:
-                conversation_id = int(content.get("conversation_id"))
-            except (TypeError, ValueError):
+            conversation_id = _conversation_id(content.get("conversation_id"))
+            if conversation_id is None:
+                await self.send_json({"kind": "error", "detail": "No conversation with that id."})
                 return
             if conversation_id != self.viewing:
                 if not await database_sync_to_async(_can_view)(self.user, conversation_id):

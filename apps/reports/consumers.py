@@ -3,13 +3,14 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.accounts.models import Role
 from apps.accounts.permissions import user_has_role
+from apps.core.sockets import JsonFrameGuard
 
 from .realtime import ALERTS_GROUP
 
 ALERT_ROLES = (Role.SUPERVISOR, Role.ADMIN, Role.MARKETING)
 
 
-class ReportsAlertConsumer(AsyncJsonWebsocketConsumer):
+class ReportsAlertConsumer(JsonFrameGuard, AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user_has_role(user, *ALERT_ROLES):
