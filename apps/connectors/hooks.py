@@ -146,6 +146,8 @@ def json_load(body: bytes):
 
 # --- the view --------------------------------------------------------------------------
 def _refuse(account, request, exc: HookRefused) -> JsonResponse:
+    # the reason may quote the sender (a created_at holding a NUL): stored on the account, so storable
+    exc.detail = sanitize.text_clean(str(exc.detail))[:500]
     log.warning("push delivery refused: %s %s account=%s from=%s status=%s: %s", request.method, request.path,
                 getattr(account, "pk", None), request.META.get("REMOTE_ADDR"), exc.status, exc.detail)
     if account is not None:

@@ -388,6 +388,14 @@ def test_generated_hostile_shapes_never_answer_500(client, twitter, webhook):
     run()
 
 
+def test_a_refusal_quoting_a_nul_is_stored_and_answered(client, webhook):
+    """The reason names the bad value; it is kept on the account (the health page), storable."""
+    resp = _post_webhook(client, webhook, {"messages": [_message(1, created_at="\u0000\ud800 not a time")]})
+    assert resp.status_code == 400 and "not a time" in resp.json()["detail"]
+    webhook.refresh_from_db()
+    assert webhook.push_refused_count == 1 and "not a time" in webhook.last_push_error
+
+
 @pytest.mark.parametrize("body", [b'{"messages": [{"id": "1", "text": "x", "author": {"id": NaN}}]}',
                                   b'{"messages": [{"id": "1", "text": "x", "author": {"id": "1"}, "n": Infinity}]}',
                                   b'{"messages": [{"id": "1", "text": "x", "author": {"id": "1"}, "n": 1e999}]}'])
