@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from apps.accounts.models import Team, User
 from apps.connectors.models import ChannelAccount
+from apps.core.sanitize import data_clean
 from apps.inbox.models import CannedResponse
 
 from .models import BusinessHours, Queue, RoutingRule, SlaPolicy
@@ -73,6 +74,13 @@ class BusinessHoursSerializer(serializers.ModelSerializer):
     class Meta:
         model = BusinessHours
         fields = ["id", "team", "time_zone", "schedule", "holidays"]
+
+    def validate_schedule(self, value):
+        # A form body's schedule is JSON text parsed here, past the JSON parser's checks: a NUL
+        # fails in jsonb and a lone surrogate echoed in an error message fails to render (500s).
+        if data_clean(value) != value:
+            raise serializers.ValidationError("The schedule holds a NUL or an unpaired surrogate.")
+        return value
 
     def to_representation(self, instance):
         data = super().to_representation(instance)

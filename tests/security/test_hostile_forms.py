@@ -324,3 +324,60 @@ def test_nul_in_free_text_is_a_form_error_or_replaced_never_stored(world):
         assert "\\u0000" not in str(event.data) and "\x00" not in str(event.data)
     for entry in AuditEntry.objects.all():
         assert "\x00" not in str(entry.data)
+
+
+# --- the API's form bodies (urlencoded / multipart: DRF's FormParser, MultiPartParser) ----------------------
+
+def _api_forms(w):
+    c, team, agent = w["conversation"], w["team"], w["agent"]
+    return [
+        ("agent", f"/api/v1/conversations/{c.pk}/notes/", {"text": "note"}),
+        ("agent", f"/api/v1/conversations/{c.pk}/reply/", {"text": "hello", "private": "false"}),
+        ("agent", f"/api/v1/conversations/{c.pk}/tags/", {"add": "vip", "remove": "old"}),
+        ("agent", f"/api/v1/conversations/{c.pk}/assign/", {"assignee": str(agent.pk), "reason": "mine"}),
+        ("agent", f"/api/v1/conversations/{c.pk}/status/", {"status": "pending", "reason": "wait"}),
+        ("agent", f"/api/v1/conversations/{c.pk}/priority/", {"priority_bucket": "1", "reason": "angry"}),
+        ("agent", f"/api/v1/conversations/{c.pk}/snooze/", {"until": "2030-01-01T09:00:00Z"}),
+        ("agent", "/api/v1/tokens/", {"name": "script"}),
+        ("agent", "/api/v1/users/me/presence/", {"presence": "online"}),
+        ("supervisor", "/api/v1/canned-responses/", {"shortcut": "s1", "title": "T", "text": "x", "team": str(team.pk)}),
+        ("supervisor", f"/api/v1/users/{agent.pk}/capacity/", {"capacity": "5", "channel_capacity.twitter": "2"}),
+        ("supervisor", f"/api/v1/users/{agent.pk}/workload/", {"to_team": str(team.pk), "reason": "leave"}),
+        ("supervisor", "/api/v1/rules/", {"name": "R", "keywords": "refund", "add_tags": "vip", "regex": "order"}),
+        ("supervisor", "/api/v1/sla-policies/", {"name": "S", "queue": str(w["queue"].pk), "priority_bucket": "2",
+                                                 "first_response_minutes": "5"}),
+        ("supervisor", "/api/v1/business-hours/", {"team": str(team.pk), "time_zone": "UTC",
+                                                   "schedule": '{"mon": [["09:00", "17:00"]]}',
+                                                   "holidays[0]date": "2026-12-25", "holidays[0]name": "Xmas"}),
+        ("supervisor", "/api/v1/conversations/bulk-assign/", {"ids": str(c.pk), "to.agent": str(agent.pk),
+                                                               "reason": "balance"}),
+        ("admin", "/api/v1/teams/", {"name": "API team", "time_zone": "UTC"}),
+        ("admin", "/api/v1/queues/", {"name": "API queue", "team": str(team.pk)}),
+    ]
+
+
+API_HOSTILE = ["a\x00b", "x" * 100_000, SCRIPT, "abc", "-1", "99999999999999999999", "",
+               '{"mon": [["09:00\\u0000", "17:00"]], "\\u0000": 1}', '{"\\ud800": "\\udfff"}']
+
+
+@pytest.mark.parametrize("index", range(18))
+def test_api_form_bodies_take_hostile_values_without_a_500(world, index):
+    from rest_framework.test import APIClient
+
+    role, url, valid = _api_forms(world)[index]
+    client = APIClient()
+    client.force_authenticate(world[role])
+    baseline = client.post(url, _encode(valid), content_type="application/x-www-form-urlencoded")
+    assert baseline.status_code < 300, (url, getattr(baseline, "data", None))
+    failures = []
+    for field in list(valid) + ["channel_capacity.tw\x00", "unexpected"]:
+        for value in API_HOSTILE:
+            for encode in ("urlencoded", "multipart"):
+                data = {**valid, field: value}
+                if encode == "urlencoded":
+                    response = client.post(url, _encode(data), content_type="application/x-www-form-urlencoded")
+                else:
+                    response = client.post(url, data, format="multipart")
+                if response.status_code >= 500:
+                    failures.append(f"{field}={value[:20]!r} ({encode}): {response.status_code}")
+    assert not failures, f"{url}: " + "; ".join(failures)
