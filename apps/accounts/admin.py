@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
+from apps.core.admin import STORABLE_JSON
+
 from .models import ApiToken, AuditEntry, Team, User
 
 
@@ -8,6 +10,7 @@ from .models import ApiToken, AuditEntry, Team, User
 class UserAdmin(BaseUserAdmin):
     list_display = ("username", "email", "role", "presence", "capacity", "is_active")
     list_filter = ("role", "presence", "is_active")
+    formfield_overrides = STORABLE_JSON
     fieldsets = BaseUserAdmin.fieldsets + (
         ("Support", {"fields": ("role", "presence", "presence_manual", "capacity", "channel_capacity", "signature",
                                 "time_zone")}),

@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from apps.core.admin import STORABLE_JSON
+
 from .models import Customer, SocialIdentity
 
 
@@ -11,6 +13,7 @@ class SocialIdentityInline(admin.TabularInline):
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
     list_display = ("id", "name", "tier", "created_at")
+    formfield_overrides = STORABLE_JSON
     search_fields = ("name", "email", "identities__handle")
     inlines = [SocialIdentityInline]
 

@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from apps.core.admin import STORABLE_JSON
+
 from .models import CannedResponse, Conversation, ConversationEvent, Message, Note, Tag
 
 
@@ -32,6 +34,7 @@ class MessageAdmin(admin.ModelAdmin):
     list_filter = ("direction", "send_status", "kind")
     search_fields = ("text", "external_id")
     raw_id_fields = ("conversation", "author_identity", "author_user")
+    formfield_overrides = STORABLE_JSON
 
 
 @admin.register(Note)
@@ -43,6 +46,7 @@ class NoteAdmin(admin.ModelAdmin):
 @admin.register(ConversationEvent)
 class ConversationEventAdmin(admin.ModelAdmin):
     list_display = ("id", "conversation", "kind", "actor", "created_at")
+    formfield_overrides = STORABLE_JSON
     list_filter = ("kind",)
     raw_id_fields = ("conversation",)
 

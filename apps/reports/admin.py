@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from apps.core.admin import STORABLE_JSON
+
 from .models import MetricEvent, SpikeAlert, Survey
 
 
@@ -19,5 +21,6 @@ class SpikeAlertAdmin(admin.ModelAdmin):
 @admin.register(MetricEvent)
 class MetricEventAdmin(admin.ModelAdmin):
     list_display = ("occurred_at", "kind", "conversation_id", "channel", "value", "rolled_up")
+    formfield_overrides = STORABLE_JSON
     list_filter = ("kind", "channel", "rolled_up")
     search_fields = ("key",)

@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from apps.core.admin import STORABLE_JSON
+
 from .models import BusinessHours, ConversationRouting, Holiday, Queue, RoutingRule, SlaPolicy
 
 
@@ -14,6 +16,7 @@ class RoutingRuleAdmin(admin.ModelAdmin):
     list_display_links = ("name",)
     list_filter = ("is_active",)
     filter_horizontal = ("channel_accounts",)
+    formfield_overrides = STORABLE_JSON
 
 
 @admin.register(SlaPolicy)
@@ -30,6 +33,7 @@ class HolidayInline(admin.TabularInline):
 @admin.register(BusinessHours)
 class BusinessHoursAdmin(admin.ModelAdmin):
     list_display = ("team", "time_zone")
+    formfield_overrides = STORABLE_JSON
     inlines = [HolidayInline]
 
 

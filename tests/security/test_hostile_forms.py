@@ -381,3 +381,57 @@ def test_api_form_bodies_take_hostile_values_without_a_500(world, index):
                 if response.status_code >= 500:
                     failures.append(f"{field}={value[:20]!r} ({encode}): {response.status_code}")
     assert not failures, f"{url}: " + "; ".join(failures)
+
+
+# --- the admin's JSON fields (JSON text typed into a textarea: "\u0000" passes every text check) -----------
+
+def _admin_form_data(page) -> dict:
+    """What the change page would post back as it is (inline formsets sent empty)."""
+    form = page.context["adminform"].form
+    data = {}
+    for name, field in form.fields.items():
+        value = form[name].value()
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            data[name] = [str(v) for v in value]
+        elif isinstance(value, bool):
+            if value:
+                data[name] = "on"
+        else:
+            data[name] = value if isinstance(value, str) else field.prepare_value(value)
+    for formset in page.context.get("inline_admin_formsets", []):
+        prefix = formset.formset.prefix
+        data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
+    return data
+
+
+@pytest.mark.parametrize("value", ['["a\\u0000b"]', '{"\\u0000": 1}', '{"k": "\\ud800"}', '"\\u0000"'])
+def test_admin_json_fields_refuse_what_postgresql_cannot_store(world, value):
+    from apps.accounts.models import User
+    from apps.contacts.models import Customer
+
+    admin = Client(raise_request_exception=False)
+    admin.force_login(world["admin"])
+    hours = BusinessHours.objects.create(team=world["team"])
+    customer = Customer.objects.first()
+    message = Message.objects.first()
+    event = ConversationEvent.objects.create(conversation=world["conversation"], kind="note_added", data={})
+    failures = []
+    for obj, fields in ((world["rule"], ["keywords", "languages", "customer_tags", "add_tags", "channels"]),
+                        (world["agent"], ["channel_capacity"]), (customer, ["tags"]), (hours, ["schedule"]),
+                        (message, ["raw"]), (event, ["data"])):
+        url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+        page = admin.get(url)
+        assert page.status_code == 200, url
+        base = _admin_form_data(page)
+        for field in fields:
+            response = admin.post(url, _encode({**base, field: value}), content_type="application/x-www-form-urlencoded")
+            if response.status_code >= 500:
+                failures.append(f"{obj._meta.model_name}.{field}: {response.status_code}")
+            elif response.status_code == 200:
+                assert b"errornote" in response.content or b"errorlist" in response.content, (url, field)
+            stored = type(obj).objects.filter(pk=obj.pk).values_list(field, flat=True).get()
+            assert "\x00" not in str(stored) and "\ud800" not in str(stored), (url, field, stored)
+    assert not failures, failures
+    assert User.objects.filter(pk=world["agent"].pk).exists()
