@@ -799,21 +799,22 @@ def _push_deliveries_take(delivery_id: int, account_id: int, *, batch: int, max_
         try:
             with transaction.atomic():  # a savepoint: rolled back if more are locked than fit
                 found = list(neighbours.annotate(n=_MentionCount("mentions"))
-                             .filter(n__lte=max_mentions).values_list("pk", "n")[:wanted])
+                             .filter(n__lte=max_mentions)[:wanted])
                 fits, total = [], 0
-                for pk, n in found:
-                    if total + n > room:
+                for delivery in found:
+                    if total + delivery.n > room:
                         break
-                    fits.append(pk)
-                    total += n
+                    fits.append(delivery)
+                    total += delivery.n
                 full = len(found) >= wanted or len(fits) < len(found)
                 if len(fits) < len(found):
                     raise _Unlock  # the ones that did not fit go back to the others (and the next task)
+            deliveries += fits  # all fit (the common case): kept locked as they are
         except _Unlock:
-            pass
-        if fits:
-            deliveries += list(PushDelivery.objects.select_for_update(skip_locked=True)
-                               .filter(pk__in=fits, status=PushDelivery.Status.PENDING).order_by("pk"))
+            if fits:  # locked again, only those that fit
+                deliveries += list(PushDelivery.objects.select_for_update(skip_locked=True)
+                                   .filter(pk__in=[d.pk for d in fits], status=PushDelivery.Status.PENDING)
+                                   .order_by("pk"))
     if full:  # more may wait, their tasks coalesced into this one
         _push_ingest_next(account_id, delivery_id)
     return deliveries

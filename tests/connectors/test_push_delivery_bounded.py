@@ -141,3 +141,22 @@ def test_a_big_poll_is_stored_in_bounded_transactions_with_replies_threaded(
     assert committed.call_count == 3  # three transactions of two mentions, each routed after its commit
     parent = Message.objects.get(external_id=first["id"])
     assert Message.objects.get(external_id=reply["id"]).conversation_id == parent.conversation_id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deliveries_are_batched_by_mentions_and_the_ones_that_do_not_fit_wait_for_the_next_task(
+        client, webhook, eager_celery, settings, django_capture_on_commit_callbacks):
+    from unittest import mock
+
+    from apps.connectors import services
+
+    settings.PUSH_INGEST_MAX_MENTIONS = 5
+    with mock.patch.object(services, "_push_ingest_queue"):  # accepted while no task runs yet
+        for n in range(4):  # 4 deliveries of 2 mentions: at most two fit a transaction
+            assert _deliver(client, webhook, [_msg(10 * n), _msg(10 * n + 1)]).status_code == 200
+    first = PushDelivery.objects.order_by("pk").first()
+    with mock.patch.object(services, "mentions_ingest", wraps=services.mentions_ingest) as ingest:
+        services.push_delivery_ingest(delivery_id=first.pk)  # takes two, queues the next task (eager: runs it)
+    assert [len(call.kwargs["mentions"]) for call in ingest.call_args_list] == [4, 4]
+    assert Message.objects.filter(channel_account=webhook).count() == 8
+    assert set(PushDelivery.objects.values_list("status", flat=True)) == {"done"}
