@@ -435,3 +435,12 @@ def test_admin_json_fields_refuse_what_postgresql_cannot_store(world, value):
             assert "\x00" not in str(stored) and "\ud800" not in str(stored), (url, field, stored)
     assert not failures, failures
     assert User.objects.filter(pk=world["agent"].pk).exists()
+
+
+def test_login_form_takes_hostile_values(db, agent):
+    client = Client(raise_request_exception=False)
+    for username in ("a\x00b", "\x00", "a\ud800b", "x" * 100_000, SCRIPT, agent.username + "\x00"):
+        for password in ("p\x00w", "x" * 100_000, ""):
+            response = _post(client, "/login/", {"username": username, "password": password})
+            assert response.status_code in (200, 400, 403, 429), (username[:20], response.status_code)
+            assert b"<script>alert(1)" not in response.content
