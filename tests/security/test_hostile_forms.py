@@ -444,3 +444,17 @@ def test_login_form_takes_hostile_values(db, agent):
             response = _post(client, "/login/", {"username": username, "password": password})
             assert response.status_code in (200, 400, 403, 429), (username[:20], response.status_code)
             assert b"<script>alert(1)" not in response.content
+
+
+def test_multipart_form_posts_with_a_nul_in_any_field(world):
+    """Browsers may send any form as multipart/form-data: the same NUL, the same outcome."""
+    clients = _clients(world)
+    failures = []
+    for role, url, valid in _forms(world):
+        for field in valid:
+            data = {**valid, field: "multi\x00part"}
+            response = clients[role].post(url, data)  # the test client's default: multipart
+            if response.status_code >= 500:
+                failures.append(f"{url} {field}: {response.status_code}")
+    assert not failures, failures
+    assert Note.objects.filter(text="multi\ufffdpart").exists()  # stored, the NUL as U+FFFD
