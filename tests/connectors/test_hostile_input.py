@@ -160,12 +160,14 @@ def test_mastodon_poll_absurd_time(client, api_client, admin_user, settings, eag
                                         credentials={"access_token": "mastodon-token"})
         alice = mastodon.add_account("alice", "Alice", followers=3)
         alice["followers_count"] = "abc"  # junk counts do not fail the poll
+        alice["url"] = alice["avatar"] = "javascript:alert(1)"
         for i, when in enumerate(ABSURD_ISO):
             mastodon.add_status(f"status {i}", author=alice)["created_at"] = when
         with django_capture_on_commit_callbacks(execute=True):
             account_poll(account=account)
     assert Message.objects.filter(channel_account=account).count() == len(ABSURD_ISO)
     _assert_all_sane(account)
+    assert not Message.objects.filter(channel_account=account, author_identity__profile_url__contains="script").exists()
     _inbox_answers(client, api_client, admin_user, account)
 
 
@@ -492,3 +494,24 @@ def test_huge_message_is_capped_with_a_marker(client, api_client, admin_user, we
     assert len(json.dumps(msg.raw)) < 3 * settings.INGEST_MAX_TEXT_CHARS  # the raw copy is capped too
     pages = _inbox_answers(client, api_client, admin_user, webhook)
     assert any("truncated" in p for p in pages)
+
+
+# --- the other direction: the webhook channel's reply receiver is a stranger's server too ------
+def test_a_hostile_reply_answer_is_stored_safely(client, webhook, agent, eager_celery,
+                                                 django_capture_on_commit_callbacks):
+    from apps.connectors.models import ChannelAccount
+    from apps.connectors.standins.server import StandInServer
+    from apps.inbox.services import message_send, reply_create
+
+    class HostileReceiver(StandInServer):
+        def dispatch(self, method, path, query, body, headers):
+            return 200, {"id": "r\u0000-1", "url": "javascript:alert(1)"}, {}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        _post_webhook(client, webhook, {"messages": [_message(1)]})
+    conv = Conversation.objects.get(channel_account=webhook)
+    with HostileReceiver() as receiver:
+        ChannelAccount.objects.filter(pk=webhook.pk).update(api_base_url=receiver.base_url + "/replies")
+        conv.channel_account.refresh_from_db()
+        msg = message_send(message_id=reply_create(conversation=conv, agent=agent, text="on it").pk)
+    assert msg.send_status == "sent" and msg.external_id == "r\ufffd-1" and msg.url == ""

@@ -25,6 +25,8 @@ import time
 
 from django.utils import timezone
 
+from apps.core import sanitize
+
 from . import http
 from .base import (
     BaseProvider,
@@ -186,6 +188,10 @@ class WebhookProvider(BaseProvider):
             answer = resp.json() if resp.content else {}
         except ValueError:
             answer = {}
-        external_id = str(answer.get("id")) if isinstance(answer, dict) and answer.get("id") else reference
-        return SentReply(external_id=external_id, url=str(answer.get("url") or "") if isinstance(answer, dict) else "",
+        answer = answer if isinstance(answer, dict) else {}
+        # the receiver is a stranger's server too: a storable id, an http(s) link or none
+        given = answer.get("id")
+        external_id = (sanitize.text_clean(str(given))[:255] if isinstance(given, (str, int)) and not
+                       isinstance(given, bool) and str(given) else reference)
+        return SentReply(external_id=external_id, url=sanitize.http_url(answer.get("url"))[:500],
                          raw={"status": resp.status_code})
