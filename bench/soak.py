@@ -10,8 +10,8 @@ stand-in), a third of them are also pushed (the same mention by poll and push,
 twice, through the durable push path: push_delivery_accept), push-only
 mentions arrive as signed webhooks on a generic channel, over real HTTP to a
 gunicorn (POST /hooks/webhook/.., retried on a 5xx or a broken connection as a
-network does), the beat stand-in also sends the push-delivery sweep, and agents
-reply. Faults, one every few seconds at random: worker SIGKILL (whole worker or
+network does), the beat stand-in also sends the push-delivery sweep and (every
+60 s, as beat does) the unrouted-message sweep, and agents reply. Faults, one every few seconds at random: worker SIGKILL (whole worker or
 one pool process), Redis SIGKILL + restart, pg_terminate_backend on the workers'
 connections, a gunicorn worker SIGKILLed while a burst of deliveries is being
 posted (mid-request), and the network answering 500, 429 (with reset), timeouts,
@@ -266,6 +266,7 @@ class Soak:
         self.watch.start()
         end = time.monotonic() + self.args.minutes * 60
         next_poll = next_reply = next_sweep = 0.0
+        next_unrouted_sweep = time.monotonic() + 60
         next_fault = time.monotonic() + self.args.fault_every
         started = time.monotonic()
         last_report = started
@@ -282,6 +283,9 @@ class Soak:
             if tick >= next_sweep:  # beat: push deliveries left pending
                 self._publish("connectors.push_deliveries_sweep", [])
                 next_sweep = tick + 5.0
+            if tick >= next_unrouted_sweep:  # beat (ROUTING_SWEEP_SECONDS): a message whose worker died before
+                self._publish("routing.unrouted_sweep", [])  # routing it is routed after 120 s
+                next_unrouted_sweep = tick + 60.0
             if tick >= next_reply:
                 self._reply()
                 next_reply = tick + self.args.reply_every
@@ -304,7 +308,7 @@ class Soak:
 
         return Message.objects.filter(direction="in").count()
 
-    def drain(self, timeout=150):
+    def drain(self, timeout=200):
         from apps.connectors.models import ChannelAccount, PushDelivery
         from apps.inbox.models import Message
 
@@ -318,6 +322,7 @@ class Soak:
             ChannelAccount.objects.filter(pk=self.account.pk).update(next_poll_at=None)
             self._publish("connectors.poll_account", [self.account.pk])
             self._publish("connectors.push_deliveries_sweep", [])
+            self._publish("routing.unrouted_sweep", [])
             pushes_pending = PushDelivery.objects.filter(status="pending").exists()
             pending = Message.objects.filter(pk__in=list(self.replies), send_status__in=["queued", "sending"])
             for msg_id in pending.filter(updated_at__lt=_now() - _seconds(30)).values_list("pk", flat=True):
