@@ -11,12 +11,14 @@ twice, through the durable push path: push_delivery_accept), push-only
 mentions arrive as signed webhooks on a generic channel, over real HTTP to a
 gunicorn (POST /hooks/webhook/.., retried on a 5xx or a broken connection as a
 network does), the beat stand-in also sends the push-delivery sweep and (every
-60 s, as beat does) the unrouted-message sweep, and agents reply. Faults, one every few seconds at random: worker SIGKILL (whole worker or
-one pool process), Redis SIGKILL + restart, pg_terminate_backend on the workers'
-connections, a gunicorn worker SIGKILLed while a burst of deliveries is being
-posted (mid-request), and the network answering 500, 429 (with reset), timeouts,
-malformed JSON, and holding a reply's answer until the client gives up (unknown
-outcome).
+60 s, as beat does) the unrouted-message sweep, and agents reply. Faults, one
+every few seconds at random: worker SIGKILL (whole worker or one pool process),
+Redis SIGKILL + restart, pg_terminate_backend on the workers' connections, a
+gunicorn worker SIGKILLed while a burst of deliveries is being posted
+(mid-request), and the network answering 500, 429 (with reset), timeouts,
+malformed JSON (each until polls took it or OUTAGE_SECONDS, 20, passed: an
+outage lasts a while, not a number of polls), and holding a reply's answer until
+the client gives up (unknown outcome).
 
 A watcher samples the database twice a second: a customer message counts as
 routed once its routing marker is gone. Arrival -> routed latency is reported
@@ -112,6 +114,7 @@ class Soak:
         self.arrived: dict[str, float] = {}  # external id -> when it appeared on the network / was first posted
         self.watch = RoutedWatch()
         self.web_kills_mid_request = self.burst_n = 0
+        self.outages: list[tuple[float, object]] = []  # (ends at, stand-in fault)
         self.faults = collections.Counter()
         self.publish_retries = 0
         self.hook_retries = collections.Counter()  # answer (or exception) -> count
@@ -246,18 +249,31 @@ class Soak:
                 killer.join()
                 self.web_kills_mid_request += bool(failed)
         elif kind == "network 500":
-            self.net.add_fault("GET", mentions_path, status=500, remaining=3)
+            self._outage(self.net.add_fault("GET", mentions_path, status=500, remaining=3))
         elif kind == "network 429":
             reset = int(time.time()) + 5
-            self.net.add_fault("GET", mentions_path, status=429, headers={"x-rate-limit-reset": str(reset)})
+            self._outage(self.net.add_fault("GET", mentions_path, status=429, headers={"x-rate-limit-reset": str(reset)}))
         elif kind == "network timeout":
-            self.net.add_fault("GET", mentions_path, delay=4, status=503)
+            self._outage(self.net.add_fault("GET", mentions_path, delay=4, status=503))
         elif kind == "malformed JSON":
-            self.net.add_fault("GET", mentions_path, status=200, body=b'{"data": [{"id": ')
+            self._outage(self.net.add_fault("GET", mentions_path, status=200, body=b'{"data": [{"id": '))
         elif kind == "reply answer held (unknown outcome)":
             self.net.add_fault("POST", "/2/tweets", delay=4, after_handling=True)
         elif kind == "reply 500":
             self.net.add_fault("POST", "/2/tweets", status=500)
+
+    def _outage(self, fault):
+        """A poll fault lasts until polls took it or OUTAGE_SECONDS passed, as a network's bad
+        minute does: one that waited for N polls however long that took made a backing-off
+        account's outage longer the longer it waited (9 stacked 500s spread over 4 minutes)."""
+        self.outages.append((time.monotonic() + OUTAGE_SECONDS, fault))
+
+    def _outages_end(self, tick):
+        ended = [f for until, f in self.outages if until <= tick]
+        if ended:
+            with self.net.lock:
+                self.net.faults[:] = [f for f in self.net.faults if all(f is not e for e in ended)]
+            self.outages = [(until, f) for until, f in self.outages if until > tick]
 
     # --- run --------------------------------------------------------------------------
     def run(self):
@@ -289,6 +305,7 @@ class Soak:
             if tick >= next_reply:
                 self._reply()
                 next_reply = tick + self.args.reply_every
+            self._outages_end(tick)
             if tick >= next_fault:
                 self._fault()
                 next_fault = tick + self.rng.uniform(0.5, 1.5) * self.args.fault_every
@@ -402,6 +419,7 @@ class Soak:
         self.redis.stop()
 
 
+OUTAGE_SECONDS = 20.0  # how long a poll fault (500, 429, timeout, malformed page) can last
 FAULTS = ["worker SIGKILL", "pool process SIGKILL", "redis restart", "postgres connections dropped",
           "web worker SIGKILL mid-request", "network 500", "network 429", "network timeout", "malformed JSON",
           "reply answer held (unknown outcome)", "reply 500"]
