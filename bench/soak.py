@@ -243,9 +243,9 @@ class Soak:
             # flight: the sender sees a broken connection and retries (the arbiter starts a new worker)
             pids = self.web.worker_pids()
             if pids:
-                killer = threading.Timer(self.rng.uniform(0.02, 0.15), _kill_quietly, (self.rng.choice(pids),))
+                killer = threading.Timer(self.rng.uniform(0.01, 0.06), _kill_quietly, (self.rng.choice(pids),))
                 killer.start()
-                failed = sum(self._push_only(str(10_000 + self.rng.randrange(200)), burst=True) for _ in range(8))
+                failed = sum(self._push_only(str(10_000 + self.rng.randrange(200)), burst=True) for _ in range(12))
                 killer.join()
                 self.web_kills_mid_request += bool(failed)
         elif kind == "network 500":
