@@ -273,9 +273,6 @@ REDDIT_USER_AGENT = env("REDDIT_USER_AGENT", default="cxinbox/1.0 (social custom
 # Longest message text stored from any network (more is cut, with a visible marker):
 # a 900 KB message held a worker for minutes (docs/connectors.md, "Hostile input at the edge").
 INGEST_MAX_TEXT_CHARS = env.int("INGEST_MAX_TEXT_CHARS", default=20000)
-# Longest message text stored from any network (more is cut, with a visible marker):
-# a 900 KB message held a worker for minutes (docs/connectors.md, "Hostile input at the edge").
-INGEST_MAX_TEXT_CHARS = env.int("INGEST_MAX_TEXT_CHARS", default=20000)
 # Push delivery (/hooks/<provider>/<account>/): largest body taken, and how old a signed
 # timestamp may be before the delivery counts as a replay.
 HOOKS_MAX_BODY_BYTES = env.int("HOOKS_MAX_BODY_BYTES", default=1024 * 1024)
@@ -341,14 +338,14 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Rates: API_THROTTLE_ANON_RATE / API_THROTTLE_USER_RATE above.
+    "DEFAULT_THROTTLE_CLASSES": ["apps.accounts.lockout.AnonThrottle", "apps.accounts.lockout.UserThrottle"],
     # JSON bodies: too deep, NUL, lone surrogates -> 400; past DATA_UPLOAD_MAX_MEMORY_SIZE -> 413 (apps/core/parsers.py)
     "DEFAULT_PARSER_CLASSES": [
         "apps.core.parsers.SafeJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    # Rates: API_THROTTLE_ANON_RATE / API_THROTTLE_USER_RATE above.
-    "DEFAULT_THROTTLE_CLASSES": ["apps.accounts.lockout.AnonThrottle", "apps.accounts.lockout.UserThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
