@@ -48,8 +48,9 @@ def _send(layer, sends: list[tuple[str, dict]]) -> None:
     keep async_to_sync: they are bound to the caller's loop."""
 
     async def send_all():
-        for group, event in sends:
-            await layer.group_send(group, event)
+        # each group gets one message; the groups of one push go out together, not one
+        # Redis round trip after another (a batch reaches its team, admins and assignees)
+        await asyncio.gather(*(layer.group_send(group, event) for group, event in sends))
 
     if type(layer).__module__.startswith("channels_redis"):
         asyncio.run_coroutine_threadsafe(send_all(), _push_loop()).result(PUSH_TIMEOUT_SECONDS)

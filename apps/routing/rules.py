@@ -2,6 +2,7 @@
 messages, and in words, why. Actions are applied in services.py."""
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Callable
@@ -45,6 +46,7 @@ class RuleContext:
     inside_hours: Callable[[int | None], bool] = field(default=lambda team_id: True)
 
 
+@functools.lru_cache(maxsize=1024)  # a batch evaluates each rule per conversation: compile once
 def regex_compile(pattern: str):
     """The rule's expression compiled by RE2 (case-insensitive); RuleError says why not."""
     if len(pattern) > MAX_REGEX_LENGTH:
