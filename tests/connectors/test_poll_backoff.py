@@ -1,5 +1,5 @@
 """Polling is never late for long (issue 18): transient errors back off briefly (5 s
-doubling, capped at a minute, jittered), a 429 waits for its reset, and an account
+doubling, capped at a poll interval of 15 s, jittered), a 429 waits for its reset, and an account
 whose last successful poll is old shows as falling behind on the connector-health
 page. The real tweepy client polls the stand-in Twitter API."""
 import datetime as dt
@@ -36,9 +36,9 @@ def test_transient_errors_back_off_briefly_and_a_success_resets_them(twitter_api
         account = _beat_when_due(twitter_account)
         assert account.consecutive_errors == n and "500" in account.last_error
         waits.append((account.next_poll_at - account.last_polled_at).total_seconds())
-    # 5 s doubling, the upper half jittered, never more than a minute: six in a row
-    # used to put the next poll 16 minutes out (30 s doubling to an hour)
-    bounds = [(2.5, 5), (5, 10), (10, 20), (20, 40), (30, 60), (30, 60)]
+    # 5 s doubling, the upper half jittered, never more than a poll interval (15 s): six in
+    # a row used to put the next poll 16 minutes out (30 s doubling to an hour)
+    bounds = [(2.5, 5), (5, 10), (7.5, 15), (7.5, 15), (7.5, 15), (7.5, 15)]
     for wait, (low, high) in zip(waits, bounds):
         assert low - 0.1 <= wait <= high + 0.1, (waits, bounds)
 
