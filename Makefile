@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run test migrate demo bench lint clean
+.PHONY: install run serve test migrate demo bench lint clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: migrate
 ## make run: set up and start web + worker + beat with demo data (http://127.0.0.1:8000)
 run: demo
 	$(VENV)/bin/honcho start
+
+## make serve: production (Procfile.production: ASGI web tier via deploy/gunicorn.conf.py after
+## collectstatic + migrate, a worker per queue group, beat); needs the production environment, e.g. in .env
+serve: install
+	VENV=$(VENV) $(VENV)/bin/honcho -f Procfile.production start
 
 ## make test: the whole suite (set DATABASE_URL / REDIS_URL for PostgreSQL + Redis)
 test: install

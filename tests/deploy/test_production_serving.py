@@ -1,0 +1,250 @@
+"""Production serving as shipped: the `web` line of Procfile.production (collectstatic,
+migrate, then gunicorn with deploy/gunicorn.conf.py serving cxinbox.asgi on uvicorn
+workers), started through honcho with the production settings, and used over real
+HTTP and a real websocket: the login page with hashed static files, a login, the
+inbox, the inbox websocket of a logged-in agent receiving an event pushed through
+Redis from another process, the origin check; slow clients that stall mid-request
+neither pin a worker nor keep another client waiting, and are cut off after the
+header timeout; the database connections stay bounded by the pool.
+
+Needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL), as `.ci/run` gives it; it makes
+and drops its own database (tests/deploy/test_production_smoke.py does the WSGI deploy)."""
+import asyncio
+import json
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+import requests
+from cryptography.fernet import Fernet
+
+from tests.deploy.test_production_smoke import _free_port, _log, _run
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+REDIS_URL = os.environ.get("REDIS_URL", "")
+WORKERS = 2
+HEADER_TIMEOUT = 5
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not DATABASE_URL.startswith(("postgres://", "postgresql://")) or not REDIS_URL,
+                       reason="needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL); .ci/run sets them"),
+]
+
+
+def _config(env_overrides: dict) -> dict:
+    """The shipped gunicorn config as gunicorn reads it, in a clean process with this environment."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("WEB_", "DJANGO_", "PYTEST_", "CX_TEST_")) and k not in ("PORT", "DB_POOL_MAX_SIZE")}
+    env.update(env_overrides)
+    code = ("import json, os, runpy; c = runpy.run_path('deploy/gunicorn.conf.py'); "
+            "keys = ('workers', 'worker_class', 'bind', 'timeout', 'graceful_timeout', 'keepalive', 'max_requests', "
+            "'max_requests_jitter', 'worker_connections'); "
+            "print(json.dumps({**{k: c[k] for k in keys}, 'cores': len(os.sched_getaffinity(0)), "
+            "'DB_POOL_MAX_SIZE': os.environ.get('DB_POOL_MAX_SIZE')}))")
+    return json.loads(_run([sys.executable, "-c", code], env).stdout)
+
+
+def test_shipped_config_sizes_workers_for_the_box():
+    config = _config({})
+    assert config["workers"] == max(2, config["cores"])  # one per core, never fewer than 2
+    assert config["worker_class"] == "cxinbox.asgi_worker.Worker"
+    assert config["bind"] == ["127.0.0.1:8000"]  # only the proxy on this host reaches it
+    assert config["DB_POOL_MAX_SIZE"] == "8"  # the ASGI tier takes connections from a pool
+    assert config["graceful_timeout"] >= 10 and config["timeout"] >= 10
+    assert config["max_requests"] > 0 and 0 < config["max_requests_jitter"] < config["max_requests"]
+    assert config["keepalive"] > 60  # above the proxy's usual upstream keepalive (nginx: 60 s)
+
+    config = _config({"WEB_CONCURRENCY": "7", "PORT": "5100", "DB_POOL_MAX_SIZE": "3"})
+    assert config["workers"] == 7 and config["bind"] == ["127.0.0.1:5100"] and config["DB_POOL_MAX_SIZE"] == "3"
+    assert _config({"WEB_BIND": "unix:/run/cx/web.sock", "PORT": "5100"})["bind"] == ["unix:/run/cx/web.sock"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """Procfile.production's web line through honcho, on a database of its own."""
+    tmp = tmp_path_factory.mktemp("serve")
+    parts = urlsplit(DATABASE_URL)
+    name = f"{parts.path.lstrip('/') or 'cxinbox'}_serve_{os.getpid()}"
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DJANGO_", "PYTEST_", "CX_TEST_", "WEB_")) and k not in ("DB_POOL_MAX_SIZE",)}
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "cxinbox.settings.production",
+        "SECRET_KEY": "serve-" + "k" * 44,
+        "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "DATABASE_URL": urlunsplit(parts._replace(path=f"/{name}")),
+        "REDIS_URL": REDIS_URL,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "STATIC_ROOT": str(tmp / "static"),
+        "LOG_LEVEL": "WARNING",
+        "VENV": str(BIN.parent),
+        "PORT": str(port),
+        "WEB_CONCURRENCY": str(WORKERS),
+        "WEB_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
+    })
+    (tmp / "empty.env").write_text("")  # not the developer's .env (honcho lets it override the environment)
+    log = open(tmp / "honcho.log", "w+")
+    web = subprocess.Popen(
+        [str(BIN / "honcho"), "-f", "Procfile.production", "-e", str(tmp / "empty.env"), "--no-colour",
+         "start", "web"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180  # collectstatic and migrate run first
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert web.poll() is None and time.monotonic() < deadline, _log(log)
+                time.sleep(0.3)
+        _run([sys.executable, "manage.py", "shell", "-c",
+              "from apps.accounts.models import User; "
+              "User.objects.create_user(username='serve', password='serve-pass-123', role='agent')"], env)
+        yield {"port": port, "base": f"http://127.0.0.1:{port}", "log": log, "env": env, "db": name,
+               "admin": admin, "static": tmp / "static"}
+    finally:
+        os.killpg(web.pid, signal.SIGTERM)
+        try:
+            web.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(web.pid, signal.SIGKILL)
+            web.wait()
+        log.close()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+PROXY = {"X-Forwarded-Proto": "https"}  # TLS ends at the proxy; cookies are Secure, carried by hand
+
+
+def _login(server) -> dict[str, str]:
+    base, origin = server["base"], f"https://127.0.0.1:{server['port']}"
+    page = requests.get(base + "/login/", headers=PROXY, timeout=30)
+    cookies = page.cookies.get_dict()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    login = requests.post(
+        base + "/login/", data={"username": "serve", "password": "serve-pass-123", "csrfmiddlewaretoken": token},
+        headers={**PROXY, "Referer": f"{origin}/login/", "Origin": origin}, cookies=cookies,
+        allow_redirects=False, timeout=30,
+    )
+    assert login.status_code == 302, (login.status_code, login.text[:500], _log(server["log"]))
+    cookies.update(login.cookies.get_dict())
+    assert "sessionid" in cookies
+    return cookies
+
+
+def _push_to_user(user_id: int, event: dict) -> None:
+    """What a Celery worker does for a toast: a group message through the Redis channel layer."""
+    from channels_redis.core import RedisChannelLayer
+
+    async def send():
+        layer = RedisChannelLayer(hosts=[REDIS_URL])
+        try:
+            await layer.group_send(f"user.{user_id}", {"type": "inbox.event", **event})
+        finally:
+            await layer.close_pools()
+
+    asyncio.run(send())
+
+
+def test_pages_static_files_and_inbox_websocket_on_the_asgi_tier(server):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    base, port, log = server["base"], server["port"], server["log"]
+    page = requests.get(base + "/login/", headers=PROXY, timeout=30)
+    assert page.status_code == 200, _log(log)
+    assert "Content-Security-Policy" in page.headers
+    assert page.headers["Strict-Transport-Security"].startswith("max-age=")
+    assets = set(re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text))
+    assert assets
+    for asset in assets:  # collectstatic ran: manifest names, served by whitenoise
+        assert re.search(r"\.[0-9a-f]{12}\.", asset), f"{asset} is not a hashed manifest name"
+        assert requests.get(base + asset, timeout=30).status_code == 200, asset
+    assert (server["static"] / "staticfiles.json").exists()
+
+    cookies = _login(server)
+    inbox = requests.get(base + "/inbox/", headers=PROXY, cookies=cookies, allow_redirects=False, timeout=30)
+    assert inbox.status_code == 200, _log(log)
+
+    url, origin = f"ws://127.0.0.1:{port}/ws/inbox/", f"https://127.0.0.1:{port}"
+    with connect(url, origin=origin, additional_headers={"Cookie": f"sessionid={cookies['sessionid']}"},
+                 proxy=None, open_timeout=15) as ws:
+        hello = json.loads(ws.recv(timeout=15))
+        assert hello["kind"] == "hello", hello
+        # an event sent by another process (a worker) reaches this socket through Redis
+        _push_to_user(hello["user_id"], {"kind": "toast", "text": "assigned to you"})
+        assert json.loads(ws.recv(timeout=15)) == {"kind": "toast", "text": "assigned to you"}
+
+    # another site's page may not open the socket with the agent's cookie (403 at the handshake)
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, origin="https://evil.example", proxy=None, open_timeout=15,
+                additional_headers={"Cookie": f"sessionid={cookies['sessionid']}"})
+    assert refused.value.response.status_code == 403
+    # without a login the handshake is refused (the consumer closes before accepting)
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, origin=origin, proxy=None, open_timeout=15)
+    assert refused.value.response.status_code == 403
+
+
+def test_slow_clients_do_not_keep_others_waiting_and_are_cut_off(server):
+    base, port, log = server["base"], server["port"], server["log"]
+    # Ten stalled clients per worker: with gunicorn's sync workers two of them took the site down.
+    slow = []
+    for i in range(10 * WORKERS):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /login/ HT" if i % 2 else b"POST /hooks/twitter/1/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-")
+        slow.append(s)
+    try:
+        time.sleep(0.5)
+        for _ in range(5):
+            started = time.monotonic()
+            r = requests.get(base + "/login/", headers=PROXY, timeout=10)
+            assert r.status_code == 200, _log(log)
+            assert time.monotonic() - started < 2, "a client waited behind the stalled ones"
+        # still waiting: nothing was answered to a half request, none was closed yet
+        readable, _, _ = select.select(slow, [], [], 0.2)
+        assert readable == []
+        # past the header timeout the server has closed every one of them
+        time.sleep(HEADER_TIMEOUT + 1.5)
+        for s in slow:
+            s.settimeout(5)
+            try:
+                assert s.recv(100) == b""
+            except ConnectionResetError:
+                pass
+    finally:
+        for s in slow:
+            s.close()
+
+
+def test_database_connections_stay_bounded_by_the_pool(server):
+    cookies = _login(server)
+    with requests.Session() as session:
+        for _ in range(40):
+            r = session.get(server["base"] + "/inbox/", headers=PROXY, cookies=cookies, allow_redirects=False,
+                            timeout=30)
+            assert r.status_code == 200, _log(server["log"])
+    with psycopg.connect(server["admin"], autocommit=True) as conn:
+        (count,) = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [server["db"]]).fetchone()
+    # One request at a time: a worker's pool lends the same connection again. Persistent connections
+    # under ASGI (CONN_MAX_AGE=60, no pool) left 16 open here after these 40 requests, one per request thread
+    # until the garbage collector found them.
+    assert 0 < count <= WORKERS * 2, count
