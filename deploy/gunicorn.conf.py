@@ -27,7 +27,7 @@ def _cores() -> int:
 # Sizing: one worker per core, at least 2. A uvicorn worker serves many requests at
 # once (each request's Django code runs in a thread of its own, PostgreSQL waits
 # overlap), but its Python runs on one core at a time (the GIL): a worker per core
-# uses them all; more only add memory (~100 MB each) and fight the Celery workers
+# uses them all; more only add memory (~130 MB each) and fight the Celery workers
 # and PostgreSQL on the same cores. Two, so a recycled or restarting worker never
 # leaves the site with none. WEB_CONCURRENCY overrides (a box of its own: cores + 1).
 workers = _int("WEB_CONCURRENCY", max(2, _cores()))
@@ -70,3 +70,21 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cxinbox.settings.production")
 accesslog = os.environ.get("WEB_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("WEB_LOG_LEVEL", "info")
+
+
+def on_starting(server):
+    """/metrics with several workers (PROMETHEUS_MULTIPROC_DIR, apps/ops): the samples of
+    the previous run's processes go before the new ones write theirs."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory and os.path.isdir(directory):
+        for entry in os.scandir(directory):
+            if entry.is_file() and entry.name.endswith(".db"):
+                os.unlink(entry.path)
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges leave the sum (prometheus-client's multiprocess mode)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

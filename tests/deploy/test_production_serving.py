@@ -71,6 +71,14 @@ def test_shipped_config_sizes_workers_for_the_box():
     assert _config({"WEB_BIND": "unix:/run/cx/web.sock", "PORT": "5100"})["bind"] == ["unix:/run/cx/web.sock"]
 
 
+def test_shipped_config_empties_the_metrics_directory_at_start(tmp_path):
+    (tmp_path / "counter_123.db").write_bytes(b"old samples")
+    (tmp_path / "keep.txt").write_text("not ours")
+    code = "import runpy; runpy.run_path('deploy/gunicorn.conf.py')['on_starting'](None)"
+    _run([sys.executable, "-c", code], {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """Procfile.production's web line through honcho, on a database of its own."""
