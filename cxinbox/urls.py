@@ -8,6 +8,7 @@ from apps.connectors.api import ChannelAccountViewSet
 from apps.core.views import healthz, home
 from apps.accounts.api import ApiTokenViewSet, AuditLogView, BulkAssignView, DashboardView, TeamViewSet, UserViewSet
 from apps.inbox.api import CannedResponseViewSet, ConversationViewSet, CustomerViewSet, QueueViewSet
+from apps.ops.views import metrics as ops_metrics
 from apps.reports.api import ReportView
 from apps.reports.views import survey_page
 from apps.routing.api import BusinessHoursViewSet, RoutingRuleViewSet, SlaPolicyViewSet
@@ -45,6 +46,7 @@ router.register("business-hours", BusinessHoursViewSet, basename="business-hours
 urlpatterns = [
     path("", home, name="home"),
     path("healthz", healthz, name="healthz"),
+    path("metrics", ops_metrics, name="metrics"),  # Prometheus; token or allow-list (apps/ops/views.py)
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("inbox/", include("apps.inbox.urls")),

@@ -48,9 +48,12 @@ INSTALLED_APPS = [
     "apps.inbox",
     "apps.insights",
     "apps.reports",
+    "apps.ops",  # /metrics: reads every app above, none reads it
 ]
 
 MIDDLEWARE = [
+    # first: times the whole stack for /metrics (webhook accept latency, 5xx rate; apps/ops)
+    "apps.ops.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # ?x=%00 is a 400 before any view or query runs (docs/api.md, "Bad parameters")
@@ -306,6 +309,12 @@ PUSH_DELIVERY_KEEP_DAYS = env.int("PUSH_DELIVERY_KEEP_DAYS", default=7)
 # A customer message still unrouted this long after it was stored is routed by the sweep
 # (well above a routing task's normal wait, so a live task is rarely doubled; routing is idempotent).
 ROUTING_UNROUTED_AFTER_SECONDS = env.float("ROUTING_UNROUTED_AFTER_SECONDS", default=120.0)
+
+# --- /metrics (Prometheus; apps/ops, docs/operations.md "Metrics") ------------------
+# 404 unless one is set: a bearer token the scraper sends (Authorization: Bearer ...),
+# and/or client addresses or networks (comma-separated, e.g. 10.0.0.0/8) let in without it.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_ALLOW_IPS = env.list("METRICS_ALLOW_IPS", default=[])
 
 # --- Content-Security-Policy (django-csp), in every environment -----------------
 # Scripts only from our own static files, or inline with the request's nonce

@@ -74,6 +74,8 @@ POLICY: dict[str, Policy] = {
     # public
     "home": PUBLIC,  # a redirect to the inbox (which then asks for login)
     "healthz": Policy(EVERYONE, may_be_503=True),
+    # Prometheus: a bearer token or an address allow-list, never a login (404 unless configured; tests/ops)
+    "metrics": Policy(EVERYONE, signed=True),
     "login": PUBLIC,
     "logout": Policy(EVERYONE, to_login=True),
     "survey": PUBLIC,  # signed token in the URL: the customer's CSAT page
