@@ -51,7 +51,7 @@ class Worker(UvicornWorker):
     CONFIG_KWARGS = {
         "loop": "uvloop",
         "http": HeaderTimeoutProtocol,
-        "ws": "websockets",
+        "ws": "websockets-sansio",
         # The client address is decided once, by the app (TRUSTED_PROXY_COUNT on
         # X-Forwarded-For, apps.accounts.lockout), not also by uvicorn with a rule of its own.
         "proxy_headers": False,

@@ -66,6 +66,11 @@ max_requests_jitter = _int("WEB_MAX_REQUESTS_JITTER", 2000)
 os.environ.setdefault("DB_POOL_MAX_SIZE", "8")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cxinbox.settings.production")
 
+# gunicorn's control socket (gunicornc) defaults to one path per user, shared by every gunicorn
+# of that user on the host; off unless WEB_CONTROL_SOCKET names one (signals do the same work).
+control_socket = os.environ.get("WEB_CONTROL_SOCKET", "")
+control_socket_disable = not control_socket
+
 # Requests are logged by the proxy; WEB_ACCESS_LOG=- logs them here too (on stdout).
 accesslog = os.environ.get("WEB_ACCESS_LOG") or None
 errorlog = "-"

@@ -125,7 +125,7 @@ def server(tmp_path_factory):
         _run([sys.executable, "manage.py", "shell", "-c",
               "from apps.accounts.models import User; "
               "User.objects.create_user(username='serve', password='serve-pass-123', role='agent')"], env)
-        yield {"port": port, "base": f"http://127.0.0.1:{port}", "log": log, "env": env, "db": name,
+        yield {"port": port, "base": f"http://127.0.0.1:{port}", "log": log, "env": env, "db": name, "honcho": web.pid,
                "admin": admin, "static": tmp / "static"}
     finally:
         os.killpg(web.pid, signal.SIGTERM)
@@ -256,3 +256,60 @@ def test_database_connections_stay_bounded_by_the_pool(server):
     # under ASGI (CONN_MAX_AGE=60, no pool) left 16 open here after these 40 requests, one per request thread
     # until the garbage collector found them.
     assert 0 < count <= WORKERS * 2, count
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _gunicorn_master(honcho: int) -> int:
+    """honcho -> its process runner -> the web line, which execs gunicorn (the master)."""
+    pending = [honcho]
+    while pending:
+        pid = pending.pop()
+        for child in _children(pid):
+            cmdline = (Path("/proc") / str(child) / "cmdline").read_bytes()
+            if b"gunicorn" in cmdline:
+                return child
+            pending.append(child)
+    raise AssertionError("no gunicorn under honcho")
+
+
+def test_graceful_restart_closes_sockets_1012_and_they_reconnect(server):
+    """A deploy's `kill -HUP` of the gunicorn master: new workers start, the old ones close
+    their websockets with 1012 (service restart) and the pages reconnect to the new ones."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    master = _gunicorn_master(server["honcho"])
+    cookies = _login(server)
+    url, origin = f"ws://127.0.0.1:{server['port']}/ws/inbox/", f"https://127.0.0.1:{server['port']}"
+    headers = {"Cookie": f"sessionid={cookies['sessionid']}"}
+    with connect(url, origin=origin, additional_headers=headers, proxy=None, open_timeout=15) as ws:
+        assert json.loads(ws.recv(timeout=15))["kind"] == "hello"
+        old_workers = set(_children(master))
+        os.kill(master, signal.SIGHUP)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=30)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012, closed.value
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with connect(url, origin=origin, additional_headers=headers, proxy=None, open_timeout=5) as ws:
+                assert json.loads(ws.recv(timeout=15))["kind"] == "hello"
+            break
+        except (OSError, ConnectionClosed):
+            assert time.monotonic() < deadline, _log(server["log"])
+            time.sleep(0.5)
+    assert requests.get(server["base"] + "/login/", headers=PROXY, timeout=30).status_code == 200
+    new_workers = set(_children(master))
+    assert len(new_workers) == WORKERS and not new_workers & old_workers, (old_workers, new_workers)
