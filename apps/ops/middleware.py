@@ -1,7 +1,7 @@
 """Times every response of the web tier for /metrics (apps/ops/metrics.py): status
 classes for a 5xx rate, and the accept latency of push deliveries (/hooks/). First in
-MIDDLEWARE, so the whole stack is inside the time. Sync and async: under ASGI it adds
-no thread hop."""
+MIDDLEWARE, so the whole stack is inside the time. Sync and async capable: it follows
+the stack below it (sync-only today, so under ASGI Django runs it in that stack's thread)."""
 import time
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction

@@ -263,3 +263,22 @@ def test_multiprocess_mode_sums_every_worker_process(tmp_path):
     scraped = samples(out)
     assert value(scraped, "cxinbox_webhook_accept_seconds_count", provider="twitter", status="2xx") == 2
     assert value(scraped, "cxinbox_http_responses_total", status="5xx") == 2
+
+
+def test_the_asgi_stack_is_timed_too(db):
+    """Production serves ASGI: requests through the ASGI handler are counted the same way
+    (the middleware below it is sync-only, so Django runs the whole stack, this one
+    included, behind one thread hop)."""
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    from apps.ops.metrics import WEBHOOK_SECONDS
+
+    def hooks_4xx() -> float:
+        return next((s.value for m in WEBHOOK_SECONDS.collect() for s in m.samples
+                     if s.name.endswith("_count") and s.labels == {"provider": "other", "status": "4xx"}), 0)
+
+    before = hooks_4xx()
+    response = async_to_sync(AsyncClient().post)("/hooks/nosuch/1/", data=b"{}", content_type="application/json")
+    assert 400 <= response.status_code < 500
+    assert hooks_4xx() == before + 1
