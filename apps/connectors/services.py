@@ -182,7 +182,7 @@ def _mention_fit(m: InboundMention) -> InboundMention:
         m, external_id=_fit_id(m.external_id, 255), thread_id=_fit_id(m.thread_id, 255),
         in_reply_to_external_id=_fit_id(m.in_reply_to_external_id, 255),
         author_external_id=_fit_id(m.author_external_id, 128), author_handle=m.author_handle[:200],
-        author_name=m.author_name[:200], author_followers=max(0, min(int(m.author_followers or 0), 2**31 - 1)),
+        author_name=m.author_name[:200],  # followers: clamped by mention_clean
         url=_url_or_blank(m.url), author_avatar_url=_url_or_blank(m.author_avatar_url),
         author_profile_url=_url_or_blank(m.author_profile_url),
     )

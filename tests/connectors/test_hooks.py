@@ -15,9 +15,9 @@ from apps.connectors.standins.server import StandInServer
 from apps.inbox.models import Conversation, Message
 from apps.inbox.services import message_send, reply_create
 from tests.factories import ChannelAccountFactory
+from .hook_accounts import CONSUMER_SECRET, twitter, webhook  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
-CONSUMER_SECRET = "twitter-consumer-secret"
 
 
 @pytest.fixture(autouse=True)
@@ -25,21 +25,6 @@ def _fresh_replay_cache():
     from django.core.cache import cache
 
     cache.clear()  # replay keys from another test's identical delivery
-
-
-@pytest.fixture
-def twitter(db):
-    return ChannelAccountFactory(external_user_id="783214",
-                                 credentials={"bearer_token": "b", "consumer_key": "ck",
-                                              "consumer_secret": CONSUMER_SECRET, "access_token": "at",
-                                              "access_token_secret": "ats"})
-
-
-@pytest.fixture
-def webhook(db):
-    return ChannelAccountFactory(provider="webhook", name="Shop chat", handle="shop-chat", external_user_id="",
-                                 credentials={}, api_base_url="https://unused.invalid/replies",
-                                 hook_secrets={"inbound_token": "in-token-123", "signing_secret": "sign-456"})
 
 
 def _tw_sig(body: bytes) -> str:

@@ -11,7 +11,7 @@ from django.test import Client
 from apps.connectors import hooks
 from apps.connectors.models import PushDelivery
 from apps.connectors.providers.webhook import signed_headers
-from tests.factories import ChannelAccountFactory
+from .hook_accounts import webhook  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
 BODY = json.dumps({"messages": [{"id": "chat-1", "text": "Is my parcel lost?", "created_at": "2026-11-23T08:00:00Z",
@@ -23,13 +23,6 @@ def _fresh_replay_cache():
     from django.core.cache import cache
 
     cache.clear()
-
-
-@pytest.fixture
-def webhook(db):
-    return ChannelAccountFactory(provider="webhook", name="Shop chat", handle="shop-chat", external_user_id="",
-                                 credentials={}, api_base_url="https://unused.invalid/replies",
-                                 hook_secrets={"inbound_token": "in-token-123", "signing_secret": "sign-456"})
 
 
 def _headers():

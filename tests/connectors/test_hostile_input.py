@@ -18,9 +18,9 @@ from apps.connectors.providers.webhook import signed_headers
 from apps.connectors.services import account_poll
 from apps.inbox.models import Conversation, Message
 from tests.factories import ChannelAccountFactory
+from .hook_accounts import CONSUMER_SECRET, twitter, webhook  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
-CONSUMER_SECRET = "twitter-consumer-secret"
 ABSURD_ISO = ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00", "2999-01-01T00:00:00Z",
               "1970-01-01T00:00:00Z"]
 
@@ -30,21 +30,6 @@ def _fresh_replay_cache():
     from django.core.cache import cache
 
     cache.clear()
-
-
-@pytest.fixture
-def twitter(db):
-    return ChannelAccountFactory(external_user_id="783214",
-                                 credentials={"bearer_token": "b", "consumer_key": "ck",
-                                              "consumer_secret": CONSUMER_SECRET, "access_token": "at",
-                                              "access_token_secret": "ats"})
-
-
-@pytest.fixture
-def webhook(db):
-    return ChannelAccountFactory(provider="webhook", name="Shop chat", handle="shop-chat", external_user_id="",
-                                 credentials={}, api_base_url="https://unused.invalid/replies",
-                                 hook_secrets={"inbound_token": "in-token-123", "signing_secret": "sign-456"})
 
 
 def _post_webhook(client, account, payload):

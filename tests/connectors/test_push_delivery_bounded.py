@@ -11,7 +11,7 @@ from apps.connectors.models import PushDelivery
 from apps.connectors.providers.webhook import signed_headers
 from apps.connectors.tasks import push_deliveries_sweep_task
 from apps.inbox.models import Message
-from tests.factories import ChannelAccountFactory
+from .hook_accounts import webhook  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="lock memory and triggers: PostgreSQL")
 
@@ -21,13 +21,6 @@ def _fresh_replay_cache():
     from django.core.cache import cache
 
     cache.clear()
-
-
-@pytest.fixture
-def webhook(db):
-    return ChannelAccountFactory(provider="webhook", name="Shop chat", handle="shop-chat", external_user_id="",
-                                 credentials={}, api_base_url="https://unused.invalid/replies",
-                                 hook_secrets={"inbound_token": "in-token-123", "signing_secret": "sign-456"})
 
 
 def _deliver(client, account, messages):
