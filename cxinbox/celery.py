@@ -2,7 +2,9 @@ import os
 
 from celery import Celery, Task
 from celery.exceptions import Reject
-from celery.signals import task_postrun, task_prerun, worker_init
+from celery.signals import before_task_publish, setup_logging, task_postrun, task_prerun, worker_init
+
+from apps.core import request_id
 
 # A deploy entry point (gunicorn, daphne, celery -A cxinbox): production unless told
 # otherwise, so a missing variable fails at start instead of serving with DEBUG on.
@@ -60,3 +62,36 @@ def _database_connections_tidy(sender=None, **_kwargs):
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@setup_logging.connect
+def _logging_kept(**_kwargs):
+    """A worker keeps Django's LOGGING (JSON lines in production, with the request and the
+    task) instead of Celery's own handlers and format: with a receiver here Celery leaves
+    the root logger alone. Django has configured it by now (the worker loads the app's
+    tasks first); if not, it is configured here. The worker's -l is then LOG_LEVEL."""
+    import logging
+    import logging.config
+
+    if not logging.getLogger().handlers:
+        from django.conf import settings
+
+        logging.config.dictConfig(settings.LOGGING)
+
+
+@before_task_publish.connect
+def _request_id_send(headers=None, **_kwargs):
+    """A task carries the request id of whatever queues it (apps/core/request_id.py)."""
+    request_id.task_headers_add(headers)
+
+
+@task_prerun.connect
+def _request_id_take(task=None, **_kwargs):
+    if task is not None:
+        request_id.task_started(task)
+
+
+@task_postrun.connect
+def _request_id_drop(task=None, **_kwargs):
+    if task is not None:
+        request_id.task_finished(task)

@@ -195,4 +195,7 @@ def hook_receive(request, provider: str, account_id: int):
         _replay_settle(stored=False)  # a 5xx: the sender's retry of the same signed delivery is taken
         raise
     _replay_settle(stored=True)
+    # the first line of a mention's trail: network ids under this request's id (the first 500; ingest names all)
+    log.info("push delivery accepted: %d mentions for account %s", accepted, account.pk,
+             extra={"account": account.pk, "network_ids": [m.external_id for m in mentions[:500]]})
     return JsonResponse({"accepted": accepted})

@@ -2,6 +2,7 @@ from django.db import models
 
 from apps.core.fields import EncryptedJSONField
 from apps.core.models import TimeStampedModel
+from apps.core.request_id import request_id_current
 
 
 class Provider(models.TextChoices):
@@ -70,6 +71,10 @@ class PushDelivery(TimeStampedModel):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     done_at = models.DateTimeField(null=True, blank=True)
+    # The X-Request-ID of the webhook request that stored it (the current request id when the
+    # row is made): ingest names it in its log line, so a mention is followed through a batch
+    # of many deliveries (docs/operations.md, "Following a mention").
+    request_id = models.CharField(max_length=64, blank=True, default=request_id_current, db_default="")
 
     class Meta:
         indexes = [

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import random
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
@@ -20,6 +21,7 @@ from django.utils import timezone
 
 from apps.contacts.models import Customer, SocialIdentity
 from apps.core.db import commit_without_flush_wait, rows_insert, rows_insert_values, rows_update
+from apps.core.request_id import request_id_current
 from apps.inbox.events import event_record, events_record_many
 from apps.inbox.models import Conversation, Message, Status
 from apps.inbox.realtime import inbox_push_many
@@ -35,12 +37,22 @@ log = logging.getLogger(__name__)
 OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING)
 
 
+class Origin(NamedTuple):
+    """When a mention reached us (the webhook's accept, the poll's fetch; not its post time on
+    the network) and the request id that brought it: kept on its routing marker, for the
+    arrival -> routed histogram and the log lines that follow a mention."""
+    received_at: dt.datetime
+    request_id: str
+
+
 @dataclass
 class IngestResult:
     created_message_ids: list[int] = field(default_factory=list)
     duplicates: int = 0
     # conversation id -> the new message ids in it (routing works per conversation)
     conversations: dict[int, list[int]] = field(default_factory=dict)
+    # external id -> (the message id it was stored as, the request id that brought it): the ingest log line
+    stored: dict[str, tuple[int, str]] = field(default_factory=dict)
     # defer_held: the mentions not stored because another transaction holds their author or conversation
     deferred: list[InboundMention] = field(default_factory=list)
     # what the transaction holds of what it wrote, for routing right after its commit (PostgreSQL);
@@ -51,6 +63,7 @@ class IngestResult:
         self.created_message_ids += other.created_message_ids
         self.duplicates += other.duplicates
         self.routing_hints = self.routing_hints or other.routing_hints
+        self.stored.update(other.stored)
         for conversation_id, message_ids in other.conversations.items():
             self.conversations.setdefault(conversation_id, []).extend(message_ids)
 
@@ -115,7 +128,7 @@ def _conversation_reopen(conversation: Conversation, at: dt.datetime) -> None:
 
 
 def mention_store(*, account: ChannelAccount, mention: InboundMention, result: IngestResult,
-                  score: tuple | None = None) -> Message | None:
+                  score: tuple | None = None, origin: Origin | None = None) -> Message | None:
     """One mention, in its own savepoint: a duplicate rolls back only itself.
     `score`: insights.text_score of its text, if computed already."""
     language, sentiment, sentiment_label = score or text_score(mention.text)
@@ -147,7 +160,8 @@ def mention_store(*, account: ChannelAccount, mention: InboundMention, result: I
                 sent_at=mention.created_at, send_status=Message.SendStatus.RECEIVED,
                 language=language, sentiment=sentiment, sentiment_label=sentiment_label,
             )
-            messages_unrouted_add([message.pk])
+            origin = origin or Origin(now, request_id_current())
+            messages_unrouted_add([message.pk], arrived_at=[origin.received_at], request_ids=[origin.request_id])
             if mention.quoted_text:
                 message.raw = {**message.raw, "quoted_text": mention.quoted_text}
                 message.save(update_fields=["raw"])
@@ -160,6 +174,7 @@ def mention_store(*, account: ChannelAccount, mention: InboundMention, result: I
         return None
     result.created_message_ids.append(message.pk)
     result.conversations.setdefault(conversation.pk, []).append(message.pk)
+    result.stored[mention.external_id] = (message.pk, origin.request_id)
     return message
 
 
@@ -189,16 +204,22 @@ def _mention_fit(m: InboundMention) -> InboundMention:
 
 
 def mentions_ingest(*, account: ChannelAccount, mentions: list[InboundMention],
-                    route_now: bool = False, defer_held: bool = False) -> IngestResult:
+                    route_now: bool = False, defer_held: bool = False,
+                    origins: list[Origin] | None = None) -> IngestResult:
     """Stores a batch in one transaction with set-based queries (a handful of
     statements per batch, not a dozen per mention). Routing and the live push
     fire only after the commit. defer_held: the mentions of authors another
     ingest holds, or of open conversations a router holds, are not waited for
     but returned in `deferred`, for the caller
     to store in a transaction of its own (push deliveries, which ingest inside
-    theirs)."""
+    theirs). `origins`, parallel to `mentions`: when and through which request each
+    reached us (default: now, through the current request)."""
     result = IngestResult()
     mentions = [_mention_fit(m) for m in mentions]
+    default_origin = Origin(timezone.now(), request_id_current())
+    origin_of: dict[str, Origin] = {}
+    for mention, origin in zip(mentions, origins or ()):
+        origin_of.setdefault(mention.external_id, origin)  # sent twice: when it first reached us
     ordered, seen = [], set()
     # oldest first, so a reply threads onto a parent from the same batch
     for mention in sorted(mentions, key=lambda m: (m.created_at, m.external_id)):
@@ -234,7 +255,7 @@ def mentions_ingest(*, account: ChannelAccount, mentions: list[InboundMention],
                 try:
                     with transaction.atomic():
                         deferred = _mentions_store(account=account, mentions=pending, result=part, scores=scores,
-                                                   wait=wait)
+                                                   wait=wait, origins=origin_of, default_origin=default_origin)
                 except IntegrityError:
                     # A row the batch path did not expect (a concurrent writer without the
                     # author lock): store one by one, each in its own savepoint.
@@ -242,9 +263,11 @@ def mentions_ingest(*, account: ChannelAccount, mentions: list[InboundMention],
                     part, deferred = IngestResult(duplicates=part.duplicates), []
                     for mention in pending:
                         mention_store(account=account, mention=mention, result=part,
-                                      score=scores.get(mention.external_id))
+                                      score=scores.get(mention.external_id),
+                                      origin=origin_of.get(mention.external_id, default_origin))
                 if part.conversations:
-                    transaction.on_commit(lambda part=part: _after_ingest(part, route_now=route_now))
+                    transaction.on_commit(lambda part=part: _after_ingest(part, route_now=route_now,
+                                                                          account_id=account.pk))
             result.add(part)
             if defer_held:
                 result.deferred = deferred
@@ -331,10 +354,12 @@ def identities_upsert(*, provider: str, mentions: list[InboundMention],
 
 
 def _mentions_store(*, account: ChannelAccount, mentions: list[InboundMention], result: IngestResult,
-                    scores: dict[str, tuple], wait: bool = True) -> list[InboundMention]:
+                    scores: dict[str, tuple], wait: bool = True, origins: dict[str, Origin] | None = None,
+                    default_origin: Origin | None = None) -> list[InboundMention]:
     """Threads and stores a batch: the rules of _thread_conversation, evaluated in
     memory over what a few queries loaded, then bulk inserts and updates.
-    `scores`: external id -> insights.text_score, stored with each message.
+    `scores`: external id -> insights.text_score, stored with each message;
+    `origins`: external id -> Origin, kept on its routing marker (else `default_origin`).
     wait=False: the mentions of authors another transaction holds, or of an open
     conversation a router holds, and replies to them in the batch, are not stored
     but returned, in order, for a later pass."""
@@ -452,11 +477,16 @@ def _mentions_store(*, account: ChannelAccount, mentions: list[InboundMention], 
         "language": scores[m.external_id][0], "sentiment": scores[m.external_id][1],
         "sentiment_label": scores[m.external_id][2],
     } for m, identity, conv in rows])
-    messages_unrouted_add(message_ids)
+    default_origin = default_origin or Origin(now, request_id_current())
+    arrived = ([origins.get(m.external_id, default_origin) for m, _, _ in rows] if origins
+               else [default_origin] * len(rows))
+    messages_unrouted_add(message_ids, arrived_at=[o.received_at for o in arrived],
+                          request_ids=[o.request_id for o in arrived])
     events_record_many(events=events)
-    for message_id, (_, _, conv) in zip(message_ids, rows):
+    for message_id, (m, _, conv), origin in zip(message_ids, rows, arrived):
         result.created_message_ids.append(message_id)
         result.conversations.setdefault(conv.pk, []).append(message_id)
+        result.stored[m.external_id] = (message_id, origin.request_id)
     result.routing_hints = _routing_hints(rows, message_ids, identities, scores)
     return deferred
 
@@ -516,7 +546,20 @@ def _conversation_reopen_fields(conversation: Conversation, at: dt.datetime) -> 
     conversation.assignee = None
 
 
-def _after_ingest(result: IngestResult, *, route_now: bool = False) -> None:
+def _ingest_logged(result: IngestResult, account_id: int | None) -> None:
+    """One line per committed ingest transaction (never one per mention: the hot path): for
+    each request id that brought mentions, their network ids and the message id each was
+    stored as (docs/operations.md, "Following a mention"). Before routing's line."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    by_request: dict[str, dict[str, int]] = {}
+    for network_id, (message_id, request_id) in result.stored.items():
+        by_request.setdefault(request_id, {})[network_id] = message_id
+    log.info("ingested %d mentions of account %s into %d conversations", len(result.stored), account_id,
+             len(result.conversations), extra={"account": account_id, "mentions": by_request})
+
+
+def _after_ingest(result: IngestResult, *, route_now: bool = False, account_id: int | None = None) -> None:
     """One routing task and one live push per batch, not one per conversation:
     the per-task and per-push overheads were most of the cost (docs/performance.md).
     route_now (every ingest task: pushes, polls, handed-over batches): routed here,
@@ -525,6 +568,7 @@ def _after_ingest(result: IngestResult, *, route_now: bool = False) -> None:
     unrouted sweep). Without it, routing is queued."""
     from apps.routing.services import conversations_route_later, conversations_route_now
 
+    _ingest_logged(result, account_id)
     pairs = list(result.conversations.items())
     inbox_push_many("message_received", [cid for cid, _ in pairs])
     if route_now:
@@ -576,7 +620,9 @@ def account_poll(*, account: ChannelAccount) -> IngestResult:
     except ProviderError as exc:
         account_poll_failed(account=account, error=exc)
         raise
-    result = mentions_ingest(account=account, mentions=poll.mentions, route_now=True)
+    fetched = Origin(timezone.now(), request_id_current())
+    result = mentions_ingest(account=account, mentions=poll.mentions, route_now=True,
+                             origins=[fetched] * len(poll.mentions))
     # Only now, after the rows committed, does the cursor move, and only from where this
     # poll started: two polls at once (the Redis lock lost in a Redis restart) must not
     # set the cursor back; a later poll refetches from the kept one and the unique key dedupes.
@@ -739,7 +785,8 @@ def _push_delivery_split(*, delivery_id: int, size: int) -> None:
             return
         chunks = [delivery.mentions[i:i + size] for i in range(0, len(delivery.mentions), size)]
         PushDelivery.objects.bulk_create([PushDelivery(account_id=delivery.account_id, mentions=chunk,
-                                                       attempts=delivery.attempts) for chunk in chunks[1:]])
+                                                       attempts=delivery.attempts, request_id=delivery.request_id)
+                                          for chunk in chunks[1:]])
         delivery.mentions = chunks[0]
         delivery.save(update_fields=["mentions", "updated_at"])
     log.info("push delivery %s split into %d deliveries of at most %d mentions", delivery_id, len(chunks), size)
@@ -834,7 +881,8 @@ def _push_deliveries_store(account_id: int, deliveries: list[PushDelivery], *,
     account = ChannelAccount.objects.get(pk=account_id)
     mentions = {d.pk: [mention_from_dict(m) for m in d.mentions] for d in deliveries}
     result = mentions_ingest(account=account, mentions=[m for d in deliveries for m in mentions[d.pk]],
-                             route_now=True, defer_held=not wait)
+                             route_now=True, defer_held=not wait,
+                             origins=[Origin(d.created_at, d.request_id) for d in deliveries for _ in mentions[d.pk]])
     deferred = {m.external_id for m in result.deferred}
     held = {d.pk for d in deliveries
             if any(_mention_fit(m).external_id in deferred for m in mentions[d.pk])} if deferred else set()

@@ -105,10 +105,19 @@ def reply_create(
 
         from .tasks import message_send_task
 
-        transaction.on_commit(lambda: message_send_task.delay(message.pk))
+        transaction.on_commit(lambda: _reply_queued(message, message_send_task))
         _on_commit_push("message_sent", conversation.pk, message_id=message.pk)
         _routing_followup(conversation.pk)  # first/next response met: SLA due times move on
     return message
+
+
+def _reply_queued(message: Message, send_task) -> None:
+    """After the reply committed: its log line, then its send task, which carries this
+    request's id (cxinbox/celery.py), so the line of the send names the agent's request too."""
+    log.info("reply %s queued on conversation %s", message.pk, message.conversation_id, extra={
+        "conversation": message.conversation_id, "reply": message.pk, "in_reply_to": message.in_reply_to_external_id,
+        "agent": message.author_user_id, "bot": message.is_bot})
+    send_task.delay(message.pk)
 
 
 def _reply_same_submit(*, conversation, agent, text, private, is_bot, client_token) -> Message | None:
@@ -197,7 +206,11 @@ def message_send(*, message_id: int) -> Message:
             _message_requeue(message, exc.reason, countdown)
             raise SendRetry(exc.reason, countdown) from exc
         return message_send_failed(message_id=message.pk, reason=exc.reason)
-    return message_mark_sent(message_id=message.pk, external_id=sent.external_id, url=sent.url)
+    message = message_mark_sent(message_id=message.pk, external_id=sent.external_id, url=sent.url)
+    log.info("reply %s sent on conversation %s", message.pk, message.conversation_id, extra={
+        "conversation": message.conversation_id, "reply": message.pk, "in_reply_to": message.in_reply_to_external_id,
+        "network_id": message.external_id})
+    return message
 
 
 def send_lease_seconds() -> float:
@@ -258,6 +271,8 @@ def message_send_failed(*, message_id: int, reason: str) -> Message:
     message.failure_reason = reason
     message.save(update_fields=["send_status", "failure_reason", "updated_at"])
     event_record(conversation=message.conversation, kind="reply_failed", message_id=message.pk, reason=reason)
+    log.warning("reply %s on conversation %s failed: %s", message.pk, message.conversation_id, reason,
+                extra={"conversation": message.conversation_id, "reply": message.pk})
     _on_commit_push("message_status", message.conversation_id, message_id=message.pk, status="failed")
     return message
 

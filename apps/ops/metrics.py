@@ -3,7 +3,8 @@
 Two kinds of figures:
 - the pipeline's state (`PipelineCollector`), computed at each scrape from PostgreSQL
   and Redis by apps/ops/selectors.py: queue depths, push backlog, poll health, replies
-  in flight, the unrouted backlog. Every web process computes the same figures, so any
+  in flight, the unrouted backlog, and the arrival -> routed latency histogram
+  (cxinbox_mention_routed_seconds). Every web process computes the same figures, so any
   one of them may answer the scrape.
 - what this web process saw (`request_observe`, from apps/ops/middleware.py): webhook
   accept latency and responses by status class. These live in process memory, so with
@@ -12,10 +13,13 @@ Two kinds of figures:
   multiprocess mode: each process writes its samples there and the scrape sums them).
   docs/operations.md, "Metrics".
 
-There is no arrival -> routed histogram: routing deletes the message's marker
-(routing.UnroutedMessage) and records no routed time, and the pipeline is not
-instrumented for this endpoint. The backlog's size and oldest age stand in for it
-(cxinbox_messages_unrouted*); bench.soak measures the latency itself."""
+The arrival -> routed histogram is recorded by routing itself, in the Celery workers:
+each routing transaction takes its messages' markers (routing.UnroutedMessage, which
+keep when each message reached us: the webhook's accept, the poll's fetch) and, once
+committed, adds their latencies to per-bucket counters in Redis, one pipelined round
+trip per batch (apps/routing/routed_latency.py). Redis, not process memory: the workers
+that route and the web processes that answer the scrape are different processes, maybe
+on different hosts. What still waits is the unrouted backlog (cxinbox_messages_unrouted*)."""
 from __future__ import annotations
 
 import logging
@@ -23,7 +27,7 @@ import os
 import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
 from apps.connectors.models import Provider
 
@@ -155,6 +159,12 @@ class PipelineCollector:
         pending = _gauge("cxinbox_routing_pending_batches", "Ingest batches waiting on routing's pending list.")
         pending.add_metric([], broker.routing_pending)
         yield pending
+        routed = HistogramMetricFamily(
+            "cxinbox_mention_routed_seconds",
+            "Customer messages from arrival (webhook accepted, poll fetched) to routed (queue, priority, SLA and "
+            "assignee committed), every routing worker's; the same figures from every web process.")
+        routed.add_metric([], buckets=broker.routed.buckets, sum_value=broker.routed.sum)
+        yield routed
 
 
 def exposition() -> tuple[bytes, str]:

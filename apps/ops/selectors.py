@@ -1,8 +1,8 @@
 """Reads for /metrics, computed when Prometheus scrapes: five indexed queries and one
 Redis pipeline, however many accounts, messages or deliveries there are (the query
-count is asserted in tests/ops/test_metrics.py). Nothing here writes, and nothing on
-the ingest, push, poll or routing paths records anything for it: what is watched is
-read from the rows those paths already keep."""
+count is asserted in tests/ops/test_metrics.py). Nothing here writes. What is watched
+is read from the rows the pipeline keeps anyway, and from the one figure routing
+records for it: the arrival -> routed histogram in Redis (apps/routing/routed_latency.py)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -17,6 +17,7 @@ from apps.connectors.models import ChannelAccount, PushDelivery
 from apps.connectors.providers import polls
 from apps.connectors.selectors import falling_behind_seconds
 from apps.inbox.models import ConversationEvent, Message
+from apps.routing import routed_latency
 from apps.routing.models import UnroutedMessage
 
 # replies_failed_recent counts the reply_failed audit events of this trailing window
@@ -143,6 +144,7 @@ class BrokerWatch:
     queues: dict[str, int]  # tasks waiting per Celery queue (all its priority lists)
     unacked: int  # taken by a worker and not acknowledged yet (running, or reserved)
     routing_pending: int  # ingest batches waiting on routing's pending list
+    routed: routed_latency.RoutedHistogram  # arrival -> routed latency of customer messages, every worker's
 
 
 def broker_watch() -> BrokerWatch | None:
@@ -165,6 +167,8 @@ def broker_watch() -> BrokerWatch | None:
             pipe.llen(key)
     pipe.hlen(prefix + Channel.unacked_key)
     pipe.llen(f"routing:pending:{connection.settings_dict['NAME']}")  # apps.routing.services._pending
+    pipe.hgetall(routed_latency.redis_key())
     replies = iter(pipe.execute())
     queues = {q: sum(next(replies) for _ in keys[q]) for q in names}
-    return BrokerWatch(queues=queues, unacked=next(replies), routing_pending=next(replies))
+    return BrokerWatch(queues=queues, unacked=next(replies), routing_pending=next(replies),
+                       routed=routed_latency.routed_histogram_parse(next(replies)))

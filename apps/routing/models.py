@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Now
 
 from apps.accounts.models import Team
 
@@ -208,3 +209,8 @@ class UnroutedMessage(models.Model):
     # routing; the check at commit cost ~0.06 ms a message (docs/performance.md item 24).
     message = models.OneToOneField("inbox.Message", on_delete=models.CASCADE, primary_key=True, related_name="+",
                                    db_constraint=False)
+    # When the message reached us (the webhook accepted it, the poll fetched it: not its post time on
+    # the network) and the request that brought it: routing takes both with the marker and records
+    # the arrival -> routed latency (routing/routed_latency.py) and logs the request ids it routed.
+    arrived_at = models.DateTimeField(db_default=Now())
+    request_id = models.CharField(max_length=64, blank=True, db_default="")

@@ -39,6 +39,7 @@ from apps.inbox.realtime import inbox_push_each
 from apps.insights.services import messages_analyze, text_score
 
 from . import calendar as cal
+from . import routed_latency
 from .models import (BusinessHours, ConversationRouting, Holiday, Queue, QueueMemberState, RoutingRule, SlaPolicy,
                      UnroutedMessage)
 from .rules import RuleContext, regex_problem, rule_matches
@@ -791,35 +792,64 @@ def _scores_ahead(pairs) -> dict[int, tuple] | None:
     return {pk: text_score(text) for pk, text in texts}
 
 
-def messages_unrouted_add(message_ids) -> None:
+def messages_unrouted_add(message_ids, *, arrived_at: list[dt.datetime] | None = None,
+                          request_ids: list[str] | None = None) -> None:
     """Marks customer messages just stored as waiting for routing (ingest, in the
-    messages' transaction): one INSERT of ids."""
+    messages' transaction): one INSERT. `arrived_at` / `request_ids`, parallel to the
+    ids: when each message reached us and the request that brought it (default: now,
+    none)."""
     message_ids = [int(m) for m in message_ids]
     if not message_ids:
         return
+    arrived_at = arrived_at or [timezone.now()] * len(message_ids)
+    request_ids = request_ids or [""] * len(message_ids)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(f"INSERT INTO {UnroutedMessage._meta.db_table} (message_id) "
-                           "SELECT unnest(%s::bigint[])", [message_ids])
+            cursor.execute(f"INSERT INTO {UnroutedMessage._meta.db_table} (message_id, arrived_at, request_id) "
+                           "SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[])",
+                           [message_ids, arrived_at, request_ids])
     else:
-        UnroutedMessage.objects.bulk_create([UnroutedMessage(message_id=m) for m in message_ids])
+        UnroutedMessage.objects.bulk_create([UnroutedMessage(message_id=m, arrived_at=at, request_id=r)
+                                             for m, at, r in zip(message_ids, arrived_at, request_ids)])
 
 
-def _unrouted_take(message_ids) -> set[int]:
-    """Deletes the routing markers of `message_ids` and returns the ids that had
-    one: the messages this transaction routes. Under the conversations' locks, so
-    of two routers given the same message only the first one routes it."""
+def _unrouted_take(message_ids) -> dict[int, tuple[dt.datetime, str]]:
+    """Deletes the routing markers of `message_ids` and returns, for the ids that had
+    one (the messages this transaction routes), when each arrived and the request that
+    brought it. Under the conversations' locks, so of two routers given the same
+    message only the first one routes it."""
     message_ids = sorted({int(m) for m in message_ids})
     if not message_ids:
-        return set()
+        return {}
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(f"DELETE FROM {UnroutedMessage._meta.db_table} WHERE message_id = ANY(%s) "
-                           "RETURNING message_id", [message_ids])
-            return {row[0] for row in cursor.fetchall()}
-    taken = set(UnroutedMessage.objects.select_for_update().filter(pk__in=message_ids).values_list("pk", flat=True))
+                           "RETURNING message_id, arrived_at, request_id", [message_ids])
+            return {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
+    taken = {m: (at, r) for m, at, r in UnroutedMessage.objects.select_for_update().filter(pk__in=message_ids)
+             .values_list("pk", "arrived_at", "request_id")}
     UnroutedMessage.objects.filter(pk__in=taken).delete()
     return taken
+
+
+def _routed_after_commit(taken: dict[int, tuple[dt.datetime, str]], items: list[_Item]) -> None:
+    """Once a routing transaction committed: each message's arrival -> routed time into
+    the histogram (routed_latency), and one log line for the batch, naming the requests
+    that brought its messages and where each conversation went (docs/operations.md,
+    "Following a mention")."""
+    now = time.time()
+    routed_latency.routed_record([max(now - at.timestamp(), 0.0) for at, _ in taken.values()])
+    if not log.isEnabledFor(logging.INFO):
+        return
+    by_request: dict[str, list[int]] = defaultdict(list)
+    for message_id, (_, request_id) in taken.items():
+        by_request[request_id].append(message_id)
+    routed = [item for item in items if item.messages]
+    log.info("routed %d messages of %d conversations", len(taken), len(routed), extra={
+        "messages": dict(by_request),  # request id -> the message ids it brought
+        # [conversation, queue, assignee, status] as committed
+        "conversations": [[i.conversation.pk, i.conversation.queue_id, i.conversation.assignee_id,
+                           i.conversation.status] for i in routed]})
 
 
 def _route_and_reply(pairs: list[tuple[int, list[int]]], cache: RoutingCache,
@@ -912,6 +942,7 @@ def _route_batch(pairs: list[tuple[int, list[int]]], cache: RoutingCache,
                 trail.push("conversation_updated", item.conversation.pk)
         rows_update(conversations, ROUTED_FIELDS)
         trail.write()
+        transaction.on_commit(lambda: _routed_after_commit(taken, items), robust=True)
     return items + [_Item(c, [], None, skipped=True) for c in skipped]
 
 

@@ -52,7 +52,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # first: times the whole stack for /metrics (webhook accept latency, 5xx rate; apps/ops)
+    # first: the request id (X-Request-ID) every log line of the request carries (apps/core/request_id.py)
+    "apps.core.request_id.RequestIdMiddleware",
+    # times the whole stack for /metrics (webhook accept latency, 5xx rate; apps/ops)
     "apps.ops.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -385,18 +387,34 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    # tweepy logs request headers (the bearer token) at DEBUG, and oauthlib /
-    # requests-oauthlib log the consumer key, access token and signed headers of
-    # every OAuth 1.0a request (tests/security/test_secrets.py): never let them through.
-    "loggers": {"tweepy": {"level": "INFO"}, "oauthlib": {"level": "INFO"},
-                "requests_oauthlib": {"level": "INFO"}, "axes": {"level": "WARNING"}},
-}
+
+def logging_config(log_format: str) -> dict:
+    """LOGGING for LOG_FORMAT: "plain" (development) or "json" (production: one JSON object a
+    line). Either way every line names its request id, and in a Celery worker its task
+    (apps/core/logging.py); Celery workers keep this configuration (cxinbox/celery.py)."""
+    if log_format not in ("plain", "json"):
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain (got {log_format!r})")
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request_context": {"()": "apps.core.logging.RequestContextFilter"}},
+        "formatters": {"plain": {"()": "apps.core.logging.PlainFormatter"},
+                       "json": {"()": "apps.core.logging.JsonFormatter"}},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": log_format,
+                                 "filters": ["request_context"]}},
+        "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+        # tweepy logs request headers (the bearer token) at DEBUG, and oauthlib /
+        # requests-oauthlib log the consumer key, access token and signed headers of
+        # every OAuth 1.0a request (tests/security/test_secrets.py): never let them through.
+        "loggers": {"tweepy": {"level": "INFO"}, "oauthlib": {"level": "INFO"},
+                    "requests_oauthlib": {"level": "INFO"}, "axes": {"level": "WARNING"}},
+    }
+
+
+LOG_FORMAT = env("LOG_FORMAT", default="plain")  # production: json (settings/production.py)
+LOGGING = logging_config(LOG_FORMAT)
 
 # --- Reports ------------------------------------------------------------------
 # Public address used in links sent to customers (survey links).

@@ -5,7 +5,7 @@ from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import DEV_FIELD_ENCRYPTION_KEY, DEV_SECRET_KEY, env
+from .base import DEV_FIELD_ENCRYPTION_KEY, DEV_SECRET_KEY, env, logging_config
 
 
 def _required(name: str) -> str:
@@ -72,3 +72,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# One JSON object a line, with the request id (docs/operations.md, "Logs"); LOG_FORMAT=plain to read by eye.
+LOG_FORMAT = env("LOG_FORMAT", default="json")
+LOGGING = logging_config(LOG_FORMAT)

@@ -59,6 +59,7 @@ def test_good_environment_starts_with_hsts_and_secure_cookies():
     ({"ALLOWED_HOSTS": None}, "ALLOWED_HOSTS is required"),
     ({"ALLOWED_HOSTS": "cx.example.com,testserver"}, "must not list 'testserver'"),
     ({"DEBUG": "true"}, "DEBUG must not be on"),
+    ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be json or plain"),
 ])
 def test_bad_environment_fails_at_start_with_the_reason(changes, message):
     done = start(changes)

@@ -234,6 +234,46 @@ def test_scrape_shows_the_backlog_an_operator_must_see(transactional_db, live_se
     assert 150 <= value(scraped, "cxinbox_messages_unrouted_oldest_age_seconds") < 180
 
 
+@requires_redis
+@pytest.mark.django_db(transaction=True)
+def test_routed_latency_is_counted_from_arrival_in_its_buckets(client, token):
+    """Mentions go through the real pipeline (push deliveries accepted 45 s and 7 s ago,
+    taken by the ingest service and routed in place; a polled batch fetched just now),
+    and the scrape's histogram has each in the bucket of its accept/fetch -> routed time,
+    not of its post time on the network (a day ago) nor of when ingest stored it."""
+    import redis
+    from django.conf import settings
+
+    from apps.connectors.providers.base import InboundMention, mention_to_dict
+    from apps.connectors.services import Origin, mentions_ingest, push_delivery_ingest
+    from apps.insights.services import text_score
+    from apps.routing import routed_latency
+
+    redis.Redis.from_url(settings.REDIS_URL).delete(routed_latency.redis_key())
+    text_score("warm the language models up before anything is timed")
+    account = ChannelAccountFactory(provider="webhook", credentials={})
+    posted = timezone.now() - dt.timedelta(days=1)
+
+    def mention(n: int) -> InboundMention:
+        return InboundMention(external_id=f"lat-{n}", text="where is my parcel", created_at=posted,
+                              author_external_id=f"author-{n}", author_handle=f"author{n}")
+
+    for age, numbers in ((45, [1, 2]), (7, [3])):
+        delivery = PushDelivery.objects.create(account=account, mentions=[mention_to_dict(mention(n)) for n in numbers])
+        PushDelivery.objects.filter(pk=delivery.pk).update(created_at=timezone.now() - dt.timedelta(seconds=age))
+    push_delivery_ingest(delivery_id=delivery.pk)  # takes all three, routes them after its commit
+    fetched = Origin(timezone.now(), "poll-req")
+    mentions_ingest(account=account, mentions=[mention(4), mention(5)], route_now=True, origins=[fetched] * 2)
+    assert not UnroutedMessage.objects.exists()
+
+    scraped = samples(client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode())
+    bucket = {le: value(scraped, "cxinbox_mention_routed_seconds_bucket", le=le)
+              for le in ("2.5", "5.0", "10.0", "30.0", "60.0", "+Inf")}
+    assert bucket == {"2.5": 2, "5.0": 2, "10.0": 3, "30.0": 3, "60.0": 5, "+Inf": 5}, bucket
+    assert value(scraped, "cxinbox_mention_routed_seconds_count") == 5
+    assert 45 * 2 + 7 <= value(scraped, "cxinbox_mention_routed_seconds_sum") < 45 * 2 + 7 + 5 * 2.5
+
+
 def test_paused_accounts_are_not_watched(client, db, token):
     paused = ChannelAccountFactory(is_active=False, consecutive_errors=9)
     scraped = samples(client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode())
