@@ -306,6 +306,9 @@ PUSH_INGEST_MAX_MENTIONS = env.int("PUSH_INGEST_MAX_MENTIONS", default=500)
 # While an account's ingest task waits in the queue, further deliveries queue none; the
 # task clears the flag as it starts. Expiry only matters should that task be lost.
 PUSH_INGEST_COALESCE_SECONDS = env.int("PUSH_INGEST_COALESCE_SECONDS", default=10)
+# An account's "last push" on the health page is written at most this often (not in every
+# delivery's transaction: that row lock serialized an account's deliveries; issue 19).
+PUSH_HEALTH_WRITE_SECONDS = env.int("PUSH_HEALTH_WRITE_SECONDS", default=5)
 # Done push deliveries are kept this long (a record of what came in), then dropped by the sweep.
 PUSH_DELIVERY_KEEP_DAYS = env.int("PUSH_DELIVERY_KEEP_DAYS", default=7)
 # A customer message still unrouted this long after it was stored is routed by the sweep
