@@ -1,6 +1,6 @@
 """Times every response of the web tier for /metrics (apps/ops/metrics.py): status
-classes for a 5xx rate, and the accept latency of push deliveries (/hooks/). First in
-MIDDLEWARE, so the whole stack is inside the time. Sync and async capable: it follows
+classes for a 5xx rate, and the accept latency of push deliveries (/hooks/). Second in
+MIDDLEWARE (after the request id, which costs microseconds), so the whole stack is inside the time. Sync and async capable: it follows
 the stack below it (sync-only today, so under ASGI Django runs it in that stack's thread)."""
 import time
 
