@@ -181,8 +181,14 @@ if REDIS_URL:
         "unacked_restore_throttle": env.int("CELERY_UNACKED_RESTORE_THROTTLE", default=10),
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # A web worker waits for its sockets' messages with BZPOPMIN of 5 s (channels-redis); redis-py 8
+    # reads every reply within 5 s by default, so a quiet 5 s raised TimeoutError in the waiting
+    # consumer and closed an agent's socket (1011) every few seconds, losing the pushes meanwhile
+    # (bench/live_inbox.py). The read timeout must outlast the blocking wait.
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                    "CONFIG": {"hosts": [{"address": REDIS_URL,
+                                          "socket_timeout": env.float("CHANNEL_LAYER_SOCKET_TIMEOUT", default=15.0)}]}}
     }
 else:
     # Embedded default: a file-system broker (kombu's filesystem transport) so
