@@ -72,6 +72,48 @@ def _matrix_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _live_lines(r: dict) -> list[str]:
+    """The live inbox under a team (bench/live_inbox.py, issue 19)."""
+    t, m, rs, cpu = r["targets"], r["memory"], r["restart"], r["cpu"]
+    agents = r["teams"] * r["agents_per_team"]
+    return [
+        f"## The live inbox under a team (targets: arrival -> the right sockets p99 <= {t['socket_p99_ms']} ms, "
+        f"list page p95 <= {t['list_p95_ms']} ms, {t['wrong_team_events']} events to another team)", "",
+        f"A small deployment on this box: the web tier as shipped (gunicorn + uvicorn workers of "
+        f"`deploy/gunicorn.conf.py`, production settings), one Celery worker (2 processes, every queue), "
+        f"PostgreSQL, Redis. {r['teams']} teams of {r['agents_per_team']} agents, each team with its queue and its "
+        f"X account (a rule routes the account to the queue, round robin); the load from another process "
+        f"(`bench/live_load.py`): {agents} agents on `ws/inbox/`, each GETting the list page every "
+        f"{r['list_every']} s (staggered), and signed X Account Activity deliveries (one new customer's tweet "
+        f"each) POSTed to `/hooks/twitter/<account>/` at {r['rate']:g}/s open loop for {r['seconds']:g} s, "
+        f"round robin over the accounts. Arrival = the POST; on a socket = the first frame naming the "
+        f"conversation (the routing push: agents are not told of unrouted work).", "",
+        "| figure | value |", "|---|---|",
+        f"| mentions sent / accepted / stored / left unrouted | {r['mentions_sent']:,} "
+        f"({_f(r['achieved_rate'], '{:.1f}')}/s) / {r['mentions_accepted']:,} / {r['stored']:,} / {r['unrouted']:,} |",
+        f"| webhook answer p50 / p99 ms | {_f(r['hook_ms']['p50'])} / {_f(r['hook_ms']['p99'])} |",
+        f"| arrival -> each right socket p50 / p99 ms ({r['socket_ms']['n']:,} deliveries, "
+        f"{r['socket_missing']:,} missing) | **{_f(r['socket_ms']['p50'])} / {_f(r['socket_ms']['p99'])}** |",
+        f"| arrival -> the whole team has it, p50 / p99 ms | {_f(r['whole_team_ms']['p50'])} / "
+        f"{_f(r['whole_team_ms']['p99'])} |",
+        f"| events on a socket of another team | **{r['wrong_team_events']}** (of {r['frames']:,} frames) |",
+        f"| list page p50 / p95 ms ({r['list_ms']['n']:,} pages, {r['list_errors']} errors) | "
+        f"{_f(r['list_ms']['p50'])} / **{_f(r['list_ms']['p95'])}** |",
+        f"| web workers' memory, before -> after {agents} sockets | {m['before']['rss_kib'] / 1024:,.0f} -> "
+        f"{m['after']['rss_kib'] / 1024:,.0f} MiB RSS ({m['before']['workers']} workers): "
+        f"**{_f(m['per_socket_kib'])} KiB a socket** (PSS {_f(m['per_socket_pss_kib'])}); "
+        f"{m['loaded']['rss_kib'] / 1024:,.0f} MiB after the run |",
+        f"| graceful restart (SIGHUP): every socket back | **{_f(rs['all_back_seconds'], '{:.1f}')} s** "
+        f"({rs['reconnected']}/{rs['sockets']}, p50 {_f(rs['reconnect_p50_s'], '{:.1f}')} s; close codes "
+        f"{', '.join(rs['close_codes'])}; {rs['handshake_failures']} failed handshakes retried) |",
+        f"| CPU over the run | machine {cpu['machine_busy']:.0%} busy of {r.get('cores', 2)} cores; web workers "
+        f"{cpu['web_workers_cpu_s'] / cpu['seconds']:.2f} cores, Celery worker "
+        f"{cpu.get('celery_cpu_s', float('nan')) / cpu['seconds']:.2f}, load generator "
+        f"{cpu['load_generator_cpu_s'] / cpu['seconds']:.2f}; load {r['load']} |",
+        "",
+    ]
+
+
 def write_results(res: dict) -> str:
     m = res["machine"]
     lines = [
@@ -207,6 +249,8 @@ def write_results(res: dict) -> str:
         lines.append("")
     if rep and rep.get("matrix"):
         lines += _matrix_lines(rep["matrix"])
+    if res.get("live"):
+        lines += _live_lines(res["live"])
     peer = res.get("peer")
     if peer:
         lines += ["## Peer: django-helpdesk on the same number of tickets", "", peer.get("note", ""), "",

@@ -2,7 +2,7 @@
 
 Environment (all optional):
   BENCH_SCALE=small        ~5 min instead of ~30 (fewer mentions, 50k conversations)
-  BENCH_PARTS=ingest,inbox,reports,peer   which parts to run (default: all)
+  BENCH_PARTS=ingest,inbox,reports,peer,live   which parts to run (default: all)
   BENCH_REGENERATE=1       rebuild the big data set even if it exists
   BENCH_DROP_BIG=1         drop the big databases at the end (they are kept for reruns)
   BENCH_PG_ADMIN_URL       postgres://postgres@127.0.0.1:5432/postgres
@@ -10,6 +10,7 @@ Environment (all optional):
   BENCH_DB / BENCH_BIG_DB  cx_bench / cx_bench_big (cx_bench_small at BENCH_SCALE=small)
   BENCH_INGEST_HISTORY     20000: mentions of history in the inbox before each ingest run
   BENCH_HELPDESK_VENV      /tmp/helpdesk-venv (the peer, django-helpdesk, in a venv of its own)
+  BENCH_LIVE_DB, BENCH_LIVE_PORT   cx_live_bench, 18110: the live part's deployment (bench/live_inbox.py)
 """
 from __future__ import annotations
 
@@ -46,13 +47,15 @@ P = {
     "conversations": 50_000 if SMALL else 1_000_000,
     "history_conversations": 50_000 if SMALL else 1_000_000,
     "requests": 20 if SMALL else 60,
+    # the live inbox under a team (bench/live_inbox.py): 200 agents on the websocket, 100 mentions/s
+    "live_seconds": 30 if SMALL else 120,
 }
-ALL_PARTS = {"ingest", "inbox", "reports", "peer"}
+ALL_PARTS = {"ingest", "inbox", "reports", "peer", "live"}
 PARTS = set(os.environ.get("BENCH_PARTS", ",".join(sorted(ALL_PARTS))).split(","))
 # A partial run (BENCH_PARTS) keeps the other parts' figures from the last run, marked as such.
 KEYS = {"ingest": ("ingest_ab", "stages", "copy", "noop", "ingest", "ingest_history", "ingest_sustained", "latency"),
         "inbox": ("generate", "inbox"), "reports": ("reports",),
-        "peer": ("peer",)}
+        "peer": ("peer",), "live": ("live",)}
 OUT = ROOT / "bench" / "RESULTS.md"
 RAW = ROOT / "bench" / "results.json"
 
@@ -148,6 +151,14 @@ def part_peer(res: dict) -> None:
     res["peer"] = peer_bench(tickets=P["conversations"], requests=P["requests"])
 
 
+def part_live(res: dict) -> None:
+    from .live_inbox import live_bench, summary_lines
+
+    res["live"] = live_bench(seconds=P["live_seconds"])
+    for line in summary_lines(res["live"]):
+        log("live:", line)
+
+
 def _meta_store(db: str, key: str, value: dict) -> None:
     import psycopg
 
@@ -176,7 +187,8 @@ def main() -> None:
                  "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                           text=True).stdout.strip(), "errors": {}}
     log("machine", res["machine"], "load", res["load_start"])
-    for name, fn in (("ingest", part_ingest), ("inbox", part_inbox), ("reports", part_reports), ("peer", part_peer)):
+    for name, fn in (("ingest", part_ingest), ("inbox", part_inbox), ("reports", part_reports), ("peer", part_peer),
+                     ("live", part_live)):
         if name not in PARTS:
             continue
         try:
