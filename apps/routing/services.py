@@ -849,7 +849,7 @@ def _routed_after_commit(taken: dict[int, tuple[dt.datetime, str]], items: list[
         "messages": dict(by_request),  # request id -> the message ids it brought
         # [conversation, queue, assignee, status] as committed
         "conversations": [[i.conversation.pk, i.conversation.queue_id, i.conversation.assignee_id,
-                           i.conversation.status] for i in routed]})
+                           str(i.conversation.status)] for i in routed]})
 
 
 def _route_and_reply(pairs: list[tuple[int, list[int]]], cache: RoutingCache,
