@@ -229,7 +229,9 @@ def analyse(plan: dict, raw: dict) -> dict:
     sockets = len(plan["agents"])
     return {
         "mentions_sent": len(sends), "mentions_accepted": len(accepted), "send_seconds": raw["sent_seconds"],
-        "achieved_rate": len(sends) / raw["sent_seconds"] if raw["sent_seconds"] else float("nan"),
+        "achieved_rate": len(sends) / raw["last_sent"] if raw.get("last_sent") else float("nan"),
+        "web_threads": {"max": max(raw["web_threads"], default=0),
+                        "p50": pct(raw["web_threads"], 50) if raw["web_threads"] else float("nan")},
         "hook_ms": _ms([s[1] for s in accepted]), "stored": len([t for t in raw["sends"] if t in stored]),
         "unrouted": unrouted,
         "socket_ms": _ms(per_socket), "whole_team_ms": _ms(per_mention), "socket_missing": missing,
@@ -254,7 +256,8 @@ def summary_lines(r: dict) -> list[str]:
         f"p99 {r['hook_ms']['p99']:.0f} ms",
         f"arrival -> socket p50 {r['socket_ms']['p50']:.0f} ms p99 {r['socket_ms']['p99']:.0f} ms "
         f"(n {r['socket_ms']['n']}, missing {r['socket_missing']}); whole team p99 {r['whole_team_ms']['p99']:.0f} ms",
-        f"wrong-team events {r['wrong_team_events']}; frames {r['frames']}",
+        f"wrong-team events {r['wrong_team_events']}; frames {r['frames']}; web workers' threads p50 "
+        f"{r['web_threads']['p50']:.0f} max {r['web_threads']['max']}",
         f"list page p50 {r['list_ms']['p50']:.0f} ms p95 {r['list_ms']['p95']:.0f} ms (n {r['list_ms']['n']}, "
         f"errors {r['list_errors']})",
         f"memory: {m['before']['rss_kib'] / 1024:.0f} -> {m['after']['rss_kib'] / 1024:.0f} MiB RSS "

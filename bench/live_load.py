@@ -71,6 +71,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
+def threads(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def workers_memory(master: int) -> dict:
     pids = children(master)
     mem = {pid: memory_kib(pid) for pid in pids}
@@ -218,6 +228,13 @@ class Run:
             tasks.append(asyncio.create_task(self.send_one(n, due)))
         await asyncio.gather(*tasks)
 
+    async def threads_sample(self, master: int) -> None:
+        """The web workers' thread count each second (a request's Django code runs in a thread of its own)."""
+        self.thread_samples = []
+        while True:
+            self.thread_samples.append(sum(threads(pid) for pid in children(master)))
+            await asyncio.sleep(1)
+
     # -- phases
     async def warm(self) -> None:
         """Pages and sockets served a few times on every worker first (templates, first-use imports,
@@ -256,8 +273,10 @@ class Run:
                       "celery": sum(map(cpu_seconds, [celery, *children(celery)]))}
         stat0 = _proc_stat()
         start = time.time() + 0.5
+        sampler = asyncio.create_task(self.threads_sample(master))
         await self.mentions(plan["rate"], plan["seconds"], start)
         out["sent_seconds"] = time.time() - start
+        out["last_sent"] = max(sent for sent, _, _ in self.sends.values()) - start
         await asyncio.sleep(plan["tail_seconds"])  # the last mentions' events
         out["window"] = [start, time.time()]
         out["cpu"] = {"machine_busy": _busy(stat0, _proc_stat()), "seconds": time.time() - start,
@@ -265,6 +284,8 @@ class Run:
                       "web_workers_cpu_s": sum(map(cpu_seconds, children(master))) - cpu_before["web"],
                       "celery_cpu_s": sum(map(cpu_seconds, [celery, *children(celery)])) - cpu_before["celery"]}
         out["memory_loaded"] = workers_memory(master)
+        sampler.cancel()
+        out["web_threads"] = self.thread_samples
 
         # a deploy: graceful restart of the web tier
         old = set(children(master))
