@@ -19,12 +19,14 @@ django_asgi_app = SlottedASGIHandler()
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up)
 
 from apps.connectors.providers import import_all  # noqa: E402
+from cxinbox.asgi_hooks import HooksHandler, http_router  # noqa: E402
 from cxinbox.routing import websocket_urlpatterns  # noqa: E402
 
 import_all()  # at start, not in a user's first thread page (docs/performance.md)
 
 application = ProtocolTypeRouter({
-    "http": django_asgi_app,
+    # /hooks/ (push deliveries) on Django's sync path in one thread: cxinbox/asgi_hooks.py
+    "http": http_router(HooksHandler(), django_asgi_app),
     "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
 })
 

@@ -21,11 +21,11 @@ import math
 import time
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from apps.core import sanitize
+from apps.core.kv import kv_add, kv_delete, kv_get, kv_set
 
 from . import services
 from .models import ChannelAccount
@@ -86,8 +86,8 @@ _replay_claim: contextvars.ContextVar[tuple[str, int] | None] = contextvars.Cont
 def replay_check(account_id: int, signature: str) -> None:
     """The same signed delivery is taken once within the replay window."""
     key = f"hook-replay:{account_id}:{hashlib.sha256(signature.encode()).hexdigest()}"
-    if not cache.add(key, "in-flight", REPLAY_IN_FLIGHT_SECONDS):
-        if cache.get(key) == "in-flight":
+    if not kv_add(key, "in-flight", REPLAY_IN_FLIGHT_SECONDS):
+        if kv_get(key) == "in-flight":
             raise HookRefused("This delivery is being received; try again shortly.", 503)
         raise HookRefused("This delivery was already received (replay).", 409)
     _replay_claim.set((key, settings.HOOKS_REPLAY_WINDOW_SECONDS * 2))
@@ -101,9 +101,9 @@ def _replay_settle(*, stored: bool) -> None:
     _replay_claim.set(None)
     try:
         if stored:
-            cache.set(claim[0], "received", claim[1])
+            kv_set(claim[0], "received", claim[1])
         else:
-            cache.delete(claim[0])
+            kv_delete(claim[0])
     except Exception:  # noqa: BLE001 - Redis down: the claim lapses by itself; a re-sent copy is deduped
         log.warning("replay claim of a push delivery not settled (cache unreachable)")
 

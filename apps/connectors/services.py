@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from apps.contacts.models import Customer, SocialIdentity
 from apps.core.db import commit_without_flush_wait, rows_insert, rows_insert_values, rows_update
+from apps.core.kv import kv_add, kv_delete
 from apps.core.request_id import request_id_current
 from apps.inbox.events import event_record, events_record_many
 from apps.inbox.models import Conversation, Message, Status
@@ -702,13 +703,10 @@ def _push_ingest_queue(account_id: int, delivery_id: int) -> None:
     deliveries, so one committed after that queues a task of its own; it expires
     after PUSH_INGEST_COALESCE_SECONDS should the task be lost (and the sweep is
     behind that)."""
-    from django.conf import settings
-    from django.core.cache import cache
-
     from .tasks import push_delivery_ingest_task
 
     try:
-        first = cache.add(_push_ingest_flag(account_id), delivery_id, timeout=settings.PUSH_INGEST_COALESCE_SECONDS)
+        first = kv_add(_push_ingest_flag(account_id), str(delivery_id), settings.PUSH_INGEST_COALESCE_SECONDS)
     except Exception:  # noqa: BLE001 - the cache is Redis: queueing below fails too, the sweep sends it
         first = True
     if first:
@@ -746,16 +744,13 @@ def push_delivery_ingest(*, delivery_id: int) -> IngestResult | None:
     fails alone (an attempt counted on it, failed after PUSH_DELIVERY_MAX_ATTEMPTS) and
     its neighbours are stored now. Raises only when the database stays unreachable
     (the task is retried, the sweep is behind it)."""
-    from django.conf import settings
-    from django.core.cache import cache
-
     row = (PushDelivery.objects.filter(pk=delivery_id)
            .values_list("account_id", "status", _MentionCount("mentions")).first())
     if row is None:
         return None
     account_id, status, size = row
     try:  # before the take: a delivery committed after this queues its own task
-        cache.delete(_push_ingest_flag(account_id))
+        kv_delete(_push_ingest_flag(account_id))
     except Exception:  # noqa: BLE001 - the flag expires by itself
         log.warning("push ingest flag of account %s not cleared (cache unreachable)", account_id)
     limit = max(1, settings.PUSH_INGEST_MAX_MENTIONS)

@@ -118,11 +118,13 @@ class BaseProvider:
         return None
 
 
-def mention_to_dict(mention: InboundMention) -> dict:
-    """JSON-safe form, for handing mentions to a task."""
-    from dataclasses import asdict
+_MENTION_FIELDS = fields(InboundMention)
 
-    data = asdict(mention)
+
+def mention_to_dict(mention: InboundMention) -> dict:
+    """JSON-safe form, for handing mentions to a task. A shallow copy: asdict() deep-copied
+    the raw payload of every mention, a tenth of a push delivery's time in the web tier."""
+    data = {f.name: getattr(mention, f.name) for f in _MENTION_FIELDS}
     data["created_at"] = mention.created_at.isoformat()
     return data
 

@@ -1,0 +1,72 @@
+"""The webhooks' HTTP under ASGI (/hooks/...): Django's sync request path, in one thread.
+
+Django's ASGI handler runs a chain of sync middleware in a thread, then hops back to the
+event loop for the view (the innermost handler is async) and out to the thread again for
+the sync view: three hand-overs per request, each waiting for the loop, which under load
+is busy with every other connection. Measured on 2 cores over HTTP, push deliveries
+topped out at ~100/s that way with the CPU mostly in those hand-overs (issue 19). The
+webhook view is sync and short (verify, parse, one INSERT), so here the body is read on
+the loop and the whole request, middleware and view, runs as the WSGI handler runs it:
+the same MIDDLEWARE, the same order, in one call on a worker thread; the response (always
+a small JSON one) goes back on the loop. Pages, the API and the websockets keep Django's
+own ASGI handler (cxinbox/asgi.py)."""
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.urls import set_script_prefix
+
+# Threads for the hooks' requests, apart from Django's: at most as many requests run at
+# once as the worker's database pool has connections (DB_POOL_MAX_SIZE), so a burst
+# waits here rather than for a pool connection with the thread held.
+HOOKS_THREADS = 6
+
+
+class HooksHandler(ASGIHandler):
+    def __init__(self, threads: int = HOOKS_THREADS):
+        super(ASGIHandler, self).__init__()  # BaseHandler: the sync middleware chain, as WSGIHandler loads it
+        self.load_middleware(is_async=False)
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hooks")
+
+    async def handle(self, scope, receive, send):
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        try:
+            response = await asyncio.get_running_loop().run_in_executor(self.executor, self._respond, scope,
+                                                                        body_file)
+            await self.send_response(response, send)
+        finally:
+            body_file.close()
+
+    def _respond(self, scope, body_file):
+        """What WSGIHandler.__call__ does, in this worker thread: the request's signals too,
+        so its database connection goes back to the pool here, in the thread that used it."""
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        response = error_response if request is None else self.get_response(request)
+        response._handler_class = self.__class__
+        response.close()  # request_finished: close_old_connections in this thread
+        return response
+
+
+def hooks_path(scope) -> bool:
+    return scope["type"] == "http" and scope.get("path", "").startswith("/hooks/")
+
+
+def http_router(hooks_app, default_app):
+    """/hooks/ to the hooks' handler, every other HTTP request to Django's ASGI handler."""
+
+    async def app(scope, receive, send):
+        if hooks_path(scope):
+            await hooks_app(scope, receive, send)
+        else:
+            await default_app(scope, receive, send)
+
+    return app
