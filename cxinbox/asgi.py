@@ -1,20 +1,15 @@
 import gc
 import os
 
-import django
 from channels.routing import ProtocolTypeRouter, URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
+from django.core.asgi import get_asgi_application
 
 # A deploy entry point (gunicorn, daphne, celery -A cxinbox): production unless told
 # otherwise, so a missing variable fails at start instead of serving with DEBUG on.
 # `make run` (Procfile) and the tests name their settings (docs/operations.md).
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cxinbox.settings.production")
-django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application() does
-
-from cxinbox.asgi_slots import SlottedASGIHandler  # noqa: E402
-
-# Django's ASGI handler, with a bound on the requests running Django's code at once (see the module)
-django_asgi_app = SlottedASGIHandler()
+django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up)
 
