@@ -142,13 +142,13 @@ def server(tmp_path_factory):
 PROXY = {"X-Forwarded-Proto": "https"}  # TLS ends at the proxy; cookies are Secure, carried by hand
 
 
-def _login(server) -> dict[str, str]:
+def _login(server, username: str = "serve", password: str = "serve-pass-123") -> dict[str, str]:
     base, origin = server["base"], f"https://127.0.0.1:{server['port']}"
     page = requests.get(base + "/login/", headers=PROXY, timeout=30)
     cookies = page.cookies.get_dict()
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
     login = requests.post(
-        base + "/login/", data={"username": "serve", "password": "serve-pass-123", "csrfmiddlewaretoken": token},
+        base + "/login/", data={"username": username, "password": password, "csrfmiddlewaretoken": token},
         headers={**PROXY, "Referer": f"{origin}/login/", "Origin": origin}, cookies=cookies,
         allow_redirects=False, timeout=30,
     )
@@ -315,3 +315,110 @@ def test_graceful_restart_closes_sockets_1012_and_they_reconnect(server):
     while (workers := set(_children(master))) & old_workers and time.monotonic() < deadline:
         time.sleep(0.2)
     assert len(workers) == WORKERS and not workers & old_workers, (old_workers, workers)
+
+
+TEAMS_SETUP = """
+import json
+from apps.accounts.models import Team, User
+from apps.connectors.models import ChannelAccount
+from apps.routing.models import Queue, RoutingRule
+out = {}
+for k in ("a", "b"):
+    team = Team.objects.create(name=f"Scope team {k}")
+    queue = Queue.objects.create(name=f"Scope queue {k}", team=team)
+    account = ChannelAccount.objects.create(
+        provider="twitter", handle=f"@scope{k}", name=f"Scope {k}", external_user_id=f"8800{ord(k)}",
+        credentials={"bearer_token": "b", "consumer_key": "ck", "consumer_secret": f"scope-secret-{k}",
+                     "access_token": "at", "access_token_secret": "ats"})
+    rule = RoutingRule.objects.create(name=f"Scope {k}", position=ord(k), set_queue=queue, stop=True)
+    rule.channel_accounts.add(account)
+    team.members.add(User.objects.create_user(username=f"scope-{k}", password="scope-pass-123", role="agent"))
+    out[k] = {"account": account.pk, "for_user": account.external_user_id, "secret": f"scope-secret-{k}"}
+print(json.dumps(out))
+"""
+
+
+def _deliver(server, account: dict, tweet_id: str) -> None:
+    """A signed X Account Activity delivery of one new customer's tweet, as X sends it."""
+    import base64
+    import hashlib
+    import hmac
+
+    tweet = {"created_at": time.strftime("%a %b %d %H:%M:%S +0000 %Y", time.gmtime()), "id_str": tweet_id,
+             "text": "@scope my parcel is lost", "in_reply_to_status_id_str": None,
+             "user": {"id_str": "9" + tweet_id[-6:], "screen_name": f"c{tweet_id[-6:]}", "name": "Cust",
+                      "followers_count": 10},
+             "entities": {"user_mentions": [{"id_str": account["for_user"]}]}}
+    body = json.dumps({"for_user_id": account["for_user"], "tweet_create_events": [tweet]}).encode()
+    signature = "sha256=" + base64.b64encode(hmac.new(account["secret"].encode(), body, hashlib.sha256).digest()).decode()
+    r = requests.post(f"{server['base']}/hooks/twitter/{account['account']}/", data=body, timeout=30,
+                      headers={**PROXY, "Content-Type": "application/json", "x-twitter-webhooks-signature": signature})
+    assert r.status_code == 200, (r.status_code, r.text[:300], _log(server["log"]))
+
+
+def _conversations_heard(ws, until_id: int | None, seconds: float) -> set[int]:
+    """The conversation ids of the frames a socket receives: until one names `until_id`, or for `seconds`."""
+    heard = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            frame = json.loads(ws.recv(timeout=max(0.05, deadline - time.monotonic())))
+        except TimeoutError:
+            break
+        if frame.get("conversation_id") is not None:
+            heard.add(frame["conversation_id"])
+            if frame["conversation_id"] == until_id:
+                break
+    return heard
+
+
+def test_a_mention_reaches_its_teams_sockets_and_no_other_team(server):
+    """Issue 19, end to end on the production tier: a signed delivery to team A's X account, ingested
+    and routed by a real Celery worker, reaches team A's agent on the websocket (through Redis) and
+    never team B's; and the other way round."""
+    from websockets.sync.client import connect
+
+    env = server["env"]
+    accounts = json.loads(_run([sys.executable, "manage.py", "shell", "-c", TEAMS_SETUP], env).stdout.splitlines()[-1])
+    worker = subprocess.Popen(
+        [str(BIN / "celery"), "-A", "cxinbox", "worker", "-Q", "ingest,routing,default", "-c", "1",
+         "-n", f"scope-{os.getpid()}@%h", "-l", "WARNING", "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=env, stdout=server["log"], stderr=subprocess.STDOUT)
+    url, origin = f"ws://127.0.0.1:{server['port']}/ws/inbox/", f"https://127.0.0.1:{server['port']}"
+    try:
+        sockets = {}
+        for k in ("a", "b"):
+            cookies = _login(server, f"scope-{k}", "scope-pass-123")
+            sockets[k] = connect(url, origin=origin, proxy=None, open_timeout=15,
+                                 additional_headers={"Cookie": f"sessionid={cookies['sessionid']}"})
+            assert json.loads(sockets[k].recv(timeout=15))["kind"] == "hello"
+
+        def conversation_of(tweet_id: str) -> int:
+            with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
+                deadline = time.monotonic() + 90  # the worker starts, ingests and routes
+                while time.monotonic() < deadline:
+                    row = conn.execute("SELECT m.conversation_id FROM inbox_message m JOIN inbox_conversation c "
+                                       "ON c.id = m.conversation_id WHERE m.external_id = %s "
+                                       "AND c.queue_id IS NOT NULL", [tweet_id]).fetchone()
+                    if row:
+                        return row[0]
+                    time.sleep(0.2)
+            raise AssertionError(f"tweet {tweet_id} was not routed: {_log(server['log'])}")
+
+        _deliver(server, accounts["a"], "1900000000000000001")
+        conv_a = conversation_of("1900000000000000001")
+        assert conv_a in _conversations_heard(sockets["a"], conv_a, 30)
+        _deliver(server, accounts["b"], "1900000000000000002")
+        conv_b = conversation_of("1900000000000000002")
+        heard_b = _conversations_heard(sockets["b"], conv_b, 30)
+        assert conv_b in heard_b and conv_a not in heard_b  # B heard its own and nothing of A's
+        assert conv_b not in _conversations_heard(sockets["a"], None, 2)  # A heard nothing of B's
+        for ws in sockets.values():
+            ws.close()
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
