@@ -267,7 +267,9 @@ def summary_lines(r: dict) -> list[str]:
         f"(p50 {rs['reconnect_p50_s']:.1f} s), close codes {rs['close_codes']}, handshake failures "
         f"{rs['handshake_failures']}",
         f"CPU: machine {r['cpu']['machine_busy']:.0%} busy; web workers {r['cpu']['web_workers_cpu_s'] / r['cpu']['seconds']:.2f} "
-        f"cores, Celery worker {r['cpu']['celery_cpu_s'] / r['cpu']['seconds']:.2f}, load generator {r['cpu']['load_generator_cpu_s'] / r['cpu']['seconds']:.2f} cores",
+        f"cores, Celery worker {r['cpu']['celery_cpu_s'] / r['cpu']['seconds']:.2f}, PostgreSQL "
+        f"{r['cpu'].get('postgres_cpu_s', float('nan')) / r['cpu']['seconds']:.2f}, Redis "
+        f"{r['cpu'].get('redis-server_cpu_s', float('nan')) / r['cpu']['seconds']:.2f}, load generator {r['cpu']['load_generator_cpu_s'] / r['cpu']['seconds']:.2f} cores",
     ]
 
 

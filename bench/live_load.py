@@ -81,6 +81,20 @@ def threads(pid: int) -> int:
     return 0
 
 
+def cpu_by_name(*names: str) -> dict[str, float]:
+    """CPU seconds of every live process with one of these names (PostgreSQL's backends, Redis)."""
+    total = dict.fromkeys(names, 0.0)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                name = (entry / "comm").read_text().strip()
+            except OSError:
+                continue
+            if name in total:
+                total[name] += cpu_seconds(int(entry.name))
+    return total
+
+
 def workers_memory(master: int) -> dict:
     pids = children(master)
     mem = {pid: memory_kib(pid) for pid in pids}
@@ -270,7 +284,8 @@ class Run:
         await asyncio.sleep(2)
         celery = plan["worker_pid"]
         cpu_before = {"load": cpu_seconds(me), "web": sum(map(cpu_seconds, children(master))),
-                      "celery": sum(map(cpu_seconds, [celery, *children(celery)]))}
+                      "celery": sum(map(cpu_seconds, [celery, *children(celery)])),
+                      "services": cpu_by_name("postgres", "redis-server")}
         stat0 = _proc_stat()
         start = time.time() + 0.5
         sampler = asyncio.create_task(self.threads_sample(master))
@@ -282,7 +297,9 @@ class Run:
         out["cpu"] = {"machine_busy": _busy(stat0, _proc_stat()), "seconds": time.time() - start,
                       "load_generator_cpu_s": cpu_seconds(me) - cpu_before["load"],
                       "web_workers_cpu_s": sum(map(cpu_seconds, children(master))) - cpu_before["web"],
-                      "celery_cpu_s": sum(map(cpu_seconds, [celery, *children(celery)])) - cpu_before["celery"]}
+                      "celery_cpu_s": sum(map(cpu_seconds, [celery, *children(celery)])) - cpu_before["celery"],
+                      **{f"{name}_cpu_s": seconds - cpu_before["services"][name]
+                         for name, seconds in cpu_by_name("postgres", "redis-server").items()}}
         out["memory_loaded"] = workers_memory(master)
         sampler.cancel()
         out["web_threads"] = self.thread_samples

@@ -108,7 +108,9 @@ def _live_lines(r: dict) -> list[str]:
         f"{', '.join(rs['close_codes'])}; {rs['handshake_failures']} failed handshakes retried) |",
         f"| CPU over the run | machine {cpu['machine_busy']:.0%} busy of {r.get('cores', 2)} cores; web workers "
         f"{cpu['web_workers_cpu_s'] / cpu['seconds']:.2f} cores, Celery worker "
-        f"{cpu.get('celery_cpu_s', float('nan')) / cpu['seconds']:.2f}, load generator "
+        f"{cpu.get('celery_cpu_s', float('nan')) / cpu['seconds']:.2f}, PostgreSQL "
+        f"{cpu.get('postgres_cpu_s', float('nan')) / cpu['seconds']:.2f}, Redis "
+        f"{cpu.get('redis-server_cpu_s', float('nan')) / cpu['seconds']:.2f}, load generator "
         f"{cpu['load_generator_cpu_s'] / cpu['seconds']:.2f}; load {r['load']} |",
         "",
     ]
