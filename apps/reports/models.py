@@ -128,7 +128,8 @@ class MetricSlice(models.Model):
     account, queue, team, agent): what an unfiltered report reads, so a 30-day
     report sums a few thousand rows, not every channel x account x queue x team x
     agent combination. The same again per ISO week (UTC, from Monday): a long range
-    reads its whole weeks and the days at its ends. Durations keep a histogram
+    reads its whole weeks and the days at its ends. Filter slices (fdim, fkey) are the
+    same restricted to one value of one dimension. Durations keep a histogram
     (5% wide log bins, see metrics.hist_bin) for medians and p90 over any range,
     and their exact values while a row has at most metrics.EXACT_MAX of them."""
 
@@ -137,6 +138,12 @@ class MetricSlice(models.Model):
                              db_default=SliceGrain.DAY)
     bucket = models.DateTimeField(help_text="UTC day, or the Monday of a UTC week")
     metric = models.CharField(max_length=32)
+    # A filter slice (a report with ?team=, ?queue=...): the same figures restricted to one
+    # value of one dimension. '' = no filter. Filter slices are kept per week for every other
+    # dimension, and per day for '' only (the per-day series and the backlog): see SLICE_FILTERS.
+    fdim = models.CharField(max_length=8, blank=True, default="", db_default="",
+                            help_text="'' (no filter), channel, account, queue, team, agent")
+    fkey = models.CharField(max_length=32, blank=True, default="", db_default="")
     dim = models.CharField(max_length=8, blank=True, help_text="'' (all), channel, account, queue, team, agent")
     key = models.CharField(max_length=32, blank=True)
     count = models.IntegerField(default=0)
@@ -146,10 +153,13 @@ class MetricSlice(models.Model):
 
     class Meta:
         constraints = [
-            # metric before bucket: a range of buckets for a few metrics is one index range per metric
-            models.UniqueConstraint(fields=["grain", "metric", "bucket", "dim", "key"], name="uniq_metric_slice_grain")
+            # the filter, then metric before bucket: a range of buckets for a few metrics of one
+            # filter (or none) is one index range per metric
+            models.UniqueConstraint(fields=["grain", "fdim", "fkey", "metric", "bucket", "dim", "key"],
+                                    name="uniq_metric_slice_filter")
         ]
-        indexes = [models.Index(fields=["grain", "dim", "metric", "bucket"], name="slice_grain_dim_metric_bucket")]
+        indexes = [models.Index(fields=["grain", "fdim", "fkey", "dim", "metric", "bucket"],
+                                name="slice_filter_dim_metric_bucket")]
 
 
 class TermRollup(models.Model):

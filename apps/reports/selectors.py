@@ -283,6 +283,26 @@ class SlicePlan:
     range_start: list  # (sign, UTC hour) at the start of the whole range
     range_end: list
     start_shift: int = 0  # backlog: the range's signed start hours (filled while reading)
+    # A filtered report's filter (fdim, fkey): it reads the filter slices, and the full rows
+    # of that value for what the filter slices don't keep (its days outside whole weeks).
+    fdim: str = ""
+    fkey: str = ""
+
+    @property
+    def slices(self):
+        return MetricSlice.objects.filter(fdim=self.fdim, fkey=self.fkey)
+
+    @property
+    def column_filter(self) -> dict:
+        """The full rollup rows' condition for this plan's filter."""
+        if not self.fdim:
+            return {}
+        return {SLICE_COLUMNS[self.fdim]: self.fkey if self.fdim == "channel" else int(self.fkey)}
+
+    @property
+    def dims(self) -> list[str]:
+        """The dimensions the range is broken down by (the filter's own is its total)."""
+        return [d for d in SLICE_COLUMNS if d != self.fdim]
 
 
 def _nearest_midnight(moment: dt.datetime) -> dt.datetime:
@@ -300,19 +320,29 @@ def _edge_hours(at: dt.datetime, midnight: dt.datetime, *, start: bool) -> list[
     return [(sign, a + dt.timedelta(hours=i)) for i in range(int((b - a).total_seconds() // 3600))]
 
 
+def _hour_ceil(moment: dt.datetime) -> dt.datetime:
+    floor = metrics.floor_hour(moment)
+    return floor if floor == moment else floor + dt.timedelta(hours=1)
+
+
 def _slice_plan(params: ReportParams) -> SlicePlan | None:
-    """None when the report must read the full rollup rows: a filter (slices have one
-    dimension), or a zone whose offset is not a whole number of hours."""
-    if params.filters():
+    """None when the report must read the full rollup rows: two filters or more (the
+    filter slices have one). A zone whose offset is not a whole number of hours (India)
+    gives each UTC hour to the local day it starts in, as the hour rows always did: its
+    local days are read from UTC hour boundaries (the next whole hour after each midnight)."""
+    filters = params.filters()
+    if len(filters) > 1:
         return None
+    fdim, fkey = "", ""
+    if filters:
+        (column, value), = filters.items()
+        fdim, fkey = {c: d for d, c in SLICE_COLUMNS.items()}[column], str(value)
     lo, hi = params.utc_range
     if params.tz.key == "UTC":
-        return SlicePlan(lo, hi, {d: d for d in params.days}, [], [], [])
-    if not metrics.whole_hour_offsets(params.tz, lo, hi):
-        return None
+        return SlicePlan(lo, hi, {d: d for d in params.days}, [], [], [], fdim=fdim, fkey=fkey)
     day_of, day_edges, bounds = {}, [], []
     for day in params.days:
-        a, b = metrics.local_range_utc(day, day, params.tz)
+        a, b = (_hour_ceil(t) for t in metrics.local_range_utc(day, day, params.tz))
         da, db = _nearest_midnight(a), _nearest_midnight(b)
         u = da
         while u < db:
@@ -321,7 +351,8 @@ def _slice_plan(params: ReportParams) -> SlicePlan | None:
         starts, ends = _edge_hours(a, da, start=True), _edge_hours(b, db, start=False)
         day_edges += [(sign, hour, day) for sign, hour in starts + ends]
         bounds.append((da, db, starts, ends))
-    return SlicePlan(bounds[0][0], bounds[-1][1], day_of, day_edges, bounds[0][2], bounds[-1][3])
+    return SlicePlan(bounds[0][0], bounds[-1][1], day_of, day_edges, bounds[0][2], bounds[-1][3], fdim=fdim,
+                     fkey=fkey)
 
 
 def _spans(lo: dt.datetime | None, hi: dt.datetime) -> list[tuple[str, dt.datetime | None, dt.datetime]]:
@@ -365,9 +396,19 @@ def _slice_groups(plan: SlicePlan, metric_names, day_dims=("",)) -> tuple[dict, 
 
     lo, hi = plan.lo, plan.hi
     spans = _spans(lo, hi)
-    range_rows = MetricSlice.objects.filter(_spans_q(spans, metric__in=list(metric_names)))
-    day_rows = MetricSlice.objects.filter(grain=SliceGrain.DAY, bucket__gte=lo, bucket__lt=hi,
-                                          metric__in=list(metric_names), dim__in=day_dims)
+    range_days = []
+    if plan.fdim:
+        # filter slices keep weeks only, besides the total: the range's other days come
+        # from the filter's full day rows (a few days of one value's rows), like edge hours
+        for grain, a, b in spans:
+            while grain == SliceGrain.DAY and a < b:
+                range_days.append(a)
+                a += dt.timedelta(days=1)
+        spans = [span for span in spans if span[0] == SliceGrain.WEEK]
+        day_dims = ("",)
+    range_rows = plan.slices.filter(_spans_q(spans, metric__in=list(metric_names)))
+    day_rows = plan.slices.filter(grain=SliceGrain.DAY, bucket__gte=lo, bucket__lt=hi,
+                                  metric__in=list(metric_names), dim__in=day_dims)
     groups: dict = defaultdict(lambda: Agg(hist=True))
     days: dict = defaultdict(lambda: Agg(hist=True))
     for dim, key, metric, c, t in (range_rows.values_list("dim", "key", "metric")
@@ -388,9 +429,9 @@ def _slice_groups(plan: SlicePlan, metric_names, day_dims=("",)) -> tuple[dict, 
     # decided on the slices' counts, before edge hours are taken away.
     for agg in [*groups.values(), *days.values()]:
         agg.approx.update(m for m in valued if agg.n(m) > metrics.EXACT_MAX)
-    edge_values = _edge_rows_add(plan, metric_names, valued, day_dims, groups, days)
+    edge_values = _edge_rows_add(plan, metric_names, valued, day_dims, groups, days, range_days)
     if not valued:
-        return groups, days
+        return _filter_total(plan, groups), days
     small_range, small_days = Q(pk__in=[]), Q(pk__in=[])
     for (dim, key), agg in groups.items():
         for m in valued:
@@ -407,8 +448,8 @@ def _slice_groups(plan: SlicePlan, metric_names, day_dims=("",)) -> tuple[dict, 
         # one query: a row counts for its range group if it is one of the range's rows,
         # for its day if it is a day row (a day inside a whole week is only the latter)
         edge_days = [(a, b) for grain, a, b in spans if grain == SliceGrain.DAY]
-        rows = MetricSlice.objects.filter((_spans_q(spans, metric__in=valued) & small_range)
-                                          | (Q(grain=SliceGrain.DAY) & small_days))
+        rows = plan.slices.filter((_spans_q(spans, metric__in=valued) & small_range)
+                                  | (Q(grain=SliceGrain.DAY) & small_days))
         for grain, dim, key, bucket, metric, values in rows.values_list("grain", "dim", "key", "bucket", "metric",
                                                                          "values"):
             in_range = grain == SliceGrain.WEEK or any(a <= bucket < b for a, b in edge_days)
@@ -419,7 +460,7 @@ def _slice_groups(plan: SlicePlan, metric_names, day_dims=("",)) -> tuple[dict, 
                 if agg.exact(metric):
                     agg.values[metric].extend(values)
     if any(not agg.exact(m) for agg in [*groups.values(), *days.values()] for m in valued if agg.n(m)):
-        for (dim, key, metric), hist in _range_hists(spans, valued).items():
+        for (dim, key, metric), hist in _range_hists(plan, spans, valued).items():
             groups[(dim, key)].hist[metric] = hist
         # a day's histogram is its one day row's (or two, in a zone where a local day
         # takes in two UTC days): read as they are, no merge in SQL
@@ -428,7 +469,8 @@ def _slice_groups(plan: SlicePlan, metric_names, day_dims=("",)) -> tuple[dict, 
             merged = days[(dim, key, plan.day_of[bucket.date()])].hist[metric]
             for b, n in hist.items():
                 merged[int(b)] = merged.get(int(b), 0) + n
-    for agg, metric, sign, values in edge_values:
+    # additions first: a filtered range's day (+1) holds the values its edge hours (-1) take out
+    for agg, metric, sign, values in sorted(edge_values, key=lambda e: -e[2]):
         if agg.exact(metric):
             for v in values:
                 if sign > 0:
@@ -440,7 +482,19 @@ def _slice_groups(plan: SlicePlan, metric_names, day_dims=("",)) -> tuple[dict, 
             for v in values:
                 b = metrics.hist_bin(v)
                 hist[b] = hist.get(b, 0) + sign
-    return groups, days
+    return _filter_total(plan, groups), days
+
+
+def _filter_total(plan: SlicePlan, groups: dict) -> dict:
+    """The range's groups as a report lists them. Under a filter, the breakdown by the
+    filter's own dimension is its total (by team with ?team=2: team 2 alone), as when the
+    full rows are grouped. A key whose rows the edges took out again (a day added, its
+    hours before a local midnight taken away) has nothing in the range: left out, as the
+    full rows leave it out."""
+    groups = {k: agg for k, agg in groups.items() if k == ("", "") or any(agg.count.values())}
+    if plan.fdim and ("", "") in groups:
+        groups[(plan.fdim, plan.fkey)] = groups[("", "")]
+    return groups
 
 
 # The day rows of a report reading at most this many metrics come one row per key and
@@ -466,10 +520,12 @@ def _metric_sums(rows, fields, metric_names):
                         if row[n + 2 * i] is not None]
 
 
-def _edge_rows_add(plan: SlicePlan, metric_names, valued, day_dims, groups: dict, days: dict) -> list:
+def _edge_rows_add(plan: SlicePlan, metric_names, valued, day_dims, groups: dict, days: dict,
+                   range_days=()) -> list:
     """Adds the plan's signed edge hours (full hour rollup rows, projected on each
-    dimension) to the range's groups and the local days; returns the signed values
-    of the duration metrics, which are added once the exact/histogram choice is made."""
+    dimension) to the range's groups and the local days, and a filtered range's days
+    outside whole weeks (full day rows) to its groups; returns the signed values of the
+    duration metrics, which are added once the exact/histogram choice is made."""
     range_sign = {hour: sign for sign, hour in plan.range_start + plan.range_end}
     start_hours = {hour for _, hour in plan.range_start}
     day_signs = defaultdict(list)
@@ -484,23 +540,29 @@ def _edge_rows_add(plan: SlicePlan, metric_names, valued, day_dims, groups: dict
             out.append((agg, metric, sign, values))
 
     # The range's own edges count in every dimension; the days' edges only in day_dims.
+    where = plan.column_filter
     for bucket, metric, dim, key, count, total, values in _edge_rows(list(range_sign), metric_names, valued,
-                                                                      list(SLICE_COLUMNS)):
+                                                                      plan.dims, where):
         sign = range_sign[bucket]
         add(groups[(dim, key)], sign, metric, count, total, values)
         if dim == "" and bucket in start_hours and metric in BACKLOG_SIGNS:
             plan.start_shift += sign * BACKLOG_SIGNS[metric] * count
+    for _, metric, dim, key, count, total, values in _edge_rows(range_days, metric_names, valued, plan.dims, where,
+                                                                grain=Grain.DAY):
+        add(groups[(dim, key)], 1, metric, count, total, values)
     for bucket, metric, dim, key, count, total, values in _edge_rows(list(day_signs), metric_names, valued,
-                                                                      [d for d in day_dims if d]):
+                                                                      [d for d in day_dims if d], where):
         for sign, day in day_signs[bucket]:
             add(days[(dim, key, day)], sign, metric, count, total, values)
     return out
 
 
-def _edge_rows(hours, metric_names, valued, dims):
-    """(hour, metric, dim, key, count, total, values) of the full hour rows, summed
-    over every other dimension: `dims` plus "" (all). GROUPING SETS on PostgreSQL;
-    projected here on the embedded SQLite (its small data sets)."""
+def _edge_rows(hours, metric_names, valued, dims, where=None, grain=Grain.HOUR):
+    """(hour, metric, dim, key, count, total, values) of the full hour rows (or day rows,
+    `grain`) matching `where` (a filter: {column: value}), summed over every other
+    dimension: `dims` plus "" (all). GROUPING SETS on PostgreSQL; projected here on the
+    embedded SQLite (its small data sets)."""
+    where = where or {}
     from django.db import connection
 
     if not hours:
@@ -513,17 +575,18 @@ def _edge_rows(hours, metric_names, valued, dims):
                 " ELSE '' END"
             key_sql = "CASE " + " ".join(f"WHEN GROUPING({c}) = 0 THEN {c}::text" for c in cols) + " ELSE '' END"
         sets = ", ".join(["(bucket, metric)", *(f"(bucket, metric, {c})" for c in cols)])
+        cond = "".join(f" AND {column} = %s" for column in where)  # columns of SLICE_COLUMNS, never input
         sql = (f"SELECT bucket, metric, {dim_sql}, {key_sql}, sum(count), sum(total), "
                f"jsonb_agg(\"values\") FILTER (WHERE metric = ANY(%s) AND \"values\" <> '[]'::jsonb) "
-               f"FROM reports_metricrollup WHERE grain = 'h' AND bucket = ANY(%s) AND metric = ANY(%s) "
+               f"FROM reports_metricrollup WHERE grain = %s AND bucket = ANY(%s) AND metric = ANY(%s){cond} "
                f"GROUP BY GROUPING SETS ({sets})")
         with connection.cursor() as cursor:
-            cursor.execute(sql, (list(valued), list(hours), list(metric_names)))
+            cursor.execute(sql, (list(valued), grain, list(hours), list(metric_names), *where.values()))
             # Django's connection hands jsonb over as text (JSONField decodes it itself)
             return [(b, m, d, k, c, t, [v for vs in json.loads(values or "[]") for v in vs])
                     for b, m, d, k, c, t, values in cursor.fetchall()]
     out: dict = {}
-    rows = MetricRollup.objects.filter(grain=Grain.HOUR, bucket__in=hours, metric__in=list(metric_names))
+    rows = MetricRollup.objects.filter(grain=grain, bucket__in=hours, metric__in=list(metric_names), **where)
     for bucket, metric, *cells, count, total, values in rows.values_list("bucket", "metric", *DIMENSIONS, "count",
                                                                           "total", "values"):
         column = dict(zip(DIMENSIONS, cells))
@@ -536,14 +599,14 @@ def _edge_rows(hours, metric_names, valued, dims):
     return [(*k, c, t, v) for k, (c, t, v) in out.items()]
 
 
-def _range_hists(spans, valued) -> dict:
+def _range_hists(plan: SlicePlan, spans, valued) -> dict:
     """{(dim, key, metric): {bin: count}}: the range rows' histograms merged here, not
     in SQL: 90 days are ~2,600 rows x ~50 bins, which PostgreSQL expands into rows,
     sorts and groups in 90-200 ms, and Python adds up in about a third of that. The
     JSON is decoded here (as text: no per-row field converters)."""
     merged: dict = {}
     loads = json.loads
-    rows = MetricSlice.objects.filter(_spans_q(spans, metric__in=valued)).values_list(
+    rows = plan.slices.filter(_spans_q(spans, metric__in=valued)).values_list(
         "dim", "key", "metric", Cast("hist", TextField()))
     for dim, key, metric, text in rows:
         hist = loads(text)
@@ -574,7 +637,7 @@ BACKLOG_SIGNS = {"opened": 1, "reopened": 1, "resolved": -1, "dismissed": -1}
 def _slice_backlog(params: ReportParams, days: dict, plan: SlicePlan) -> list[dict]:
     """Open cycles before the range (the slices before its first UTC day, less the
     plan's signed start hours) plus the running sum of each local day."""
-    start = sum(BACKLOG_SIGNS[m] * (c or 0) for m, c in MetricSlice.objects.filter(
+    start = sum(BACKLOG_SIGNS[m] * (c or 0) for m, c in plan.slices.filter(
         _spans_q(_spans(None, plan.lo), dim="", metric__in=list(BACKLOG_SIGNS))).values_list("metric")
         .annotate(c=Sum("count")).order_by()) - plan.start_shift
     out, running = [], start
@@ -846,6 +909,8 @@ def _sentiment_series(params: ReportParams) -> dict:
     plan = _slice_plan(params)
     if plan:
         groups, days = _slice_groups(plan, SENTIMENT_METRICS, day_dims=("", "channel", "account"))
+        if plan.fdim:
+            _full_days_add(params, SENTIMENT_METRICS, days)
         by_account = _slice_breakdown(groups, params, "account", _sentiment_row)
         accounts = {r["account_id"]: r["account"] for r in by_account}  # labels looked up once
         return {
@@ -873,6 +938,22 @@ def _sentiment_series(params: ReportParams) -> dict:
     return {"totals": _sentiment_row(_group(rows, params, None).get("all", Agg())),
             "by_day": _breakdown(rows, params, "day", _sentiment_row), "by_channel_day": by_channel_day,
             "by_account": _breakdown(rows, params, "account", _sentiment_row), "by_account_day": by_account_day}
+
+
+def _full_days_add(params: ReportParams, metric_names, days: dict) -> None:
+    """A filtered report's per-day series by channel and by account (the filter slices keep
+    only the filter's own total per day): the filter's full rows of the count metrics summed
+    per local day, channel and account in SQL (day rows in UTC; elsewhere hour rows, each
+    in the local day it starts in, as the slice plan counts them)."""
+    lo, hi = params.utc_range
+    grain = Grain.DAY if params.tz.key == "UTC" else Grain.HOUR
+    rows = MetricRollup.objects.filter(grain=grain, bucket__gte=lo, bucket__lt=hi, metric__in=list(metric_names),
+                                       **params.filters())
+    for day, channel, account_id, metric, c, t in (
+            rows.annotate(day=TruncDate("bucket", tzinfo=params.tz)).values_list("day", "channel", "account_id", "metric")
+            .annotate(c=Sum("count"), t=Sum("total")).order_by()):
+        days[("channel", channel, day)].add(metric, c, t, None)
+        days[("account", str(account_id), day)].add(metric, c, t, None)
 
 
 def marketing_report(*, params: ReportParams) -> dict:

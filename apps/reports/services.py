@@ -534,31 +534,49 @@ def _apply_metric_rows(events: list[MetricEvent]) -> None:
 SLICE_DIMS = (("channel", 3), ("account", 4), ("queue", 5), ("team", 6), ("agent", 7))
 
 
+def _slice_keys(key: tuple):
+    """The slice rows a day rollup row adds to, as (grain, fdim, fkey, dim, key): unfiltered,
+    by day and week, along each dimension; filtered by each dimension's value (the filter
+    slices), by day and week in total and by week along each other dimension."""
+    cells = [(dim, str(key[index])) for dim, index in SLICE_DIMS]
+    for grain in (SliceGrain.DAY, SliceGrain.WEEK):
+        yield grain, "", "", "", ""
+        for dim, value in cells:
+            yield grain, "", "", dim, value
+            yield grain, dim, value, "", ""
+    for fdim, fkey in cells:
+        for dim, value in cells:
+            if dim != fdim:
+                yield SliceGrain.WEEK, fdim, fkey, dim, value
+
+
 def _apply_slices(acc: dict) -> None:
-    """Adds the day increments to the one-dimension slices (MetricSlice), day and week."""
+    """Adds the day increments to the slices (MetricSlice): one dimension at a time, day and
+    week, and the filter slices (see _slice_keys)."""
     slices: dict[tuple, list] = {}
     for key, (count, total, values) in acc.items():
         if key[0] != Grain.DAY:
             continue
-        for grain, bucket in ((SliceGrain.DAY, key[1]), (SliceGrain.WEEK, metrics.floor_week(key[1]))):
-            for dim, index in (("", None), *SLICE_DIMS):
-                skey = (grain, bucket, key[2], dim, "" if index is None else str(key[index]))
-                row = slices.setdefault(skey, [0, 0.0, []])
-                row[0] += count
-                row[1] += total
-                row[2].extend(values)
+        week = metrics.floor_week(key[1])
+        for grain, fdim, fkey, dim, value in _slice_keys(key):
+            skey = (grain, key[1] if grain == SliceGrain.DAY else week, key[2], fdim, fkey, dim, value)
+            row = slices.setdefault(skey, [0, 0.0, []])
+            row[0] += count
+            row[1] += total
+            row[2].extend(values)
     if not slices:
         return
     buckets = Q(pk__in=[])
     for grain in SliceGrain:
         buckets |= Q(grain=grain, bucket__in={k[1] for k in slices if k[0] == grain})
-    existing = {(r.grain, r.bucket, r.metric, r.dim, r.key): r for r in MetricSlice.objects.filter(
+    existing = {(r.grain, r.bucket, r.metric, r.fdim, r.fkey, r.dim, r.key): r for r in MetricSlice.objects.filter(
         buckets, metric__in={k[2] for k in slices})}
     new, changed = [], []
     for skey, (count, total, values) in slices.items():
         row = existing.get(skey)
         if row is None:
-            row = MetricSlice(grain=skey[0], bucket=skey[1], metric=skey[2], dim=skey[3], key=skey[4])
+            row = MetricSlice(grain=skey[0], bucket=skey[1], metric=skey[2], fdim=skey[3], fkey=skey[4], dim=skey[5],
+                              key=skey[6])
             new.append(row)
         else:
             changed.append(row)

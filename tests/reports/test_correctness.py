@@ -206,7 +206,7 @@ def snapshot():
                     r.neutral, round(r.total, 6), str(r.examples)) for r in TermRollup.objects.all())
     facts = sorted(tuple(getattr(f, x.name) for x in ConversationFact._meta.fields) for f in ConversationFact.objects.all())
     customers = sorted(tuple(str(getattr(c, x.name)) for x in CustomerFact._meta.fields) for c in CustomerFact.objects.all())
-    slices = sorted((r.grain, r.bucket, r.metric, r.dim, r.key, r.count, round(r.total, 6), tuple(r.values),
+    slices = sorted((r.grain, r.bucket, r.metric, r.fdim, r.fkey, r.dim, r.key, r.count, round(r.total, 6), tuple(r.values),
                      tuple(sorted(r.hist.items()))) for r in MetricSlice.objects.all())
     return rollups, terms, facts, customers, slices
 

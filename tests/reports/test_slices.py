@@ -144,11 +144,13 @@ def test_migration_fills_slices_and_day_terms_like_the_applier(world, vendor):  
 
     import_module("apps.reports.migrations.0007_fill_slices_and_term_days").fill(apps, Editor())
     import_module("apps.reports.migrations.0009_metric_slice_weeks").fill(apps, Editor())  # weeks from the days
+    import_module("apps.reports.migrations.0010_metric_slice_filters").fill(apps, Editor())  # filter slices
     assert MetricSlice.objects.filter(grain="w").exists()
+    assert MetricSlice.objects.filter(grain="w", fdim="team").exclude(dim="").exists()
     assert snapshot() == incremental
 
 
-ZONES = ["Europe/Berlin", "America/New_York", "Asia/Tokyo", "Pacific/Auckland"]
+ZONES = ["Europe/Berlin", "America/New_York", "Asia/Tokyo", "Pacific/Auckland", "Asia/Kolkata"]
 
 
 def _same(a, b, path="report"):
@@ -194,9 +196,12 @@ def test_a_berlin_day_reads_two_hours_of_full_rows_not_twenty_four():
     assert plan.range_start == [(1, dt.datetime(2026, 11, 1, 23, tzinfo=utc))]  # Monday starts at 23:00 UTC
     assert plan.range_end == [(-1, dt.datetime(2026, 11, 3, 23, tzinfo=utc))]   # Tuesday ends an hour early
     assert len(plan.day_edges) == 4
-    # a zone whose offset is not whole hours reads the full rows
-    assert selectors._slice_plan(selectors.ReportParams(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 3),
-                                                        tz=ZoneInfo("Asia/Kolkata"))) is None
+    # a zone whose offset is not whole hours reads the slices too, each UTC hour in the local
+    # day it starts in (as the hour rows always counted it): Monday starts at 19:00 UTC, not 18:30
+    plan = selectors._slice_plan(selectors.ReportParams(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 3),
+                                                        tz=ZoneInfo("Asia/Kolkata")))
+    assert plan.lo == dt.datetime(2026, 11, 2, tzinfo=utc)
+    assert plan.range_start == [(1, dt.datetime(2026, 11, 1, h, tzinfo=utc)) for h in range(19, 24)]
 
 
 @pytest.mark.django_db
