@@ -121,6 +121,9 @@ class MetricRollup(models.Model):
 class SliceGrain(models.TextChoices):
     DAY = "d", "Day"
     WEEK = "w", "Week"  # ISO week: Monday 00:00 UTC to the next
+    # UTC hour, the total only (dim ''), unfiltered and per channel, account, queue and team
+    # value: the hours a local day takes from or gives to its UTC day (services.HOUR_SLICE_FILTERS)
+    HOUR = "h", "Hour"
 
 
 class MetricSlice(models.Model):

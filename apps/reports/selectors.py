@@ -470,13 +470,17 @@ def _slice_groups(plan: SlicePlan, metric_names, day_dims=("",)) -> tuple[dict, 
             for b, n in hist.items():
                 merged[int(b)] = merged.get(int(b), 0) + n
     # additions first: a filtered range's day (+1) holds the values its edge hours (-1) take out
-    for agg, metric, sign, values in sorted(edge_values, key=lambda e: -e[2]):
+    for agg, metric, sign, values, edge_hist in sorted(edge_values, key=lambda e: -e[2]):
         if agg.exact(metric):
-            for v in values:
+            for v in values or ():
                 if sign > 0:
                     agg.values[metric].append(v)
                 elif v in agg.values[metric]:
                     agg.values[metric].remove(v)
+        elif edge_hist is not None:
+            hist = agg.hist[metric]
+            for b, n in edge_hist.items():
+                hist[b] = hist.get(b, 0) + sign * n
         else:
             hist = agg.hist[metric]
             for v in values:
@@ -533,11 +537,13 @@ def _edge_rows_add(plan: SlicePlan, metric_names, valued, day_dims, groups: dict
         day_signs[hour].append((sign, day))
     out = []
 
-    def add(agg, sign, metric, count, total, values):
+    def add(agg, sign, metric, count, total, values, hist=None):
         agg.count[metric] += sign * count
         agg.total[metric] += sign * total
-        if values and metric in valued:
-            out.append((agg, metric, sign, values))
+        if metric in valued and (values or hist):
+            if not values and count > metrics.EXACT_MAX:
+                agg.approx.add(metric)  # an hour slice too big for its values: the histograms answer
+            out.append((agg, metric, sign, values, hist))
 
     # The range's own edges count in every dimension; the days' edges only in day_dims.
     where = plan.column_filter
@@ -550,10 +556,43 @@ def _edge_rows_add(plan: SlicePlan, metric_names, valued, day_dims, groups: dict
     for _, metric, dim, key, count, total, values in _edge_rows(range_days, metric_names, valued, plan.dims, where,
                                                                 grain=Grain.DAY):
         add(groups[(dim, key)], 1, metric, count, total, values)
-    for bucket, metric, dim, key, count, total, values in _edge_rows(list(day_signs), metric_names, valued,
-                                                                      [d for d in day_dims if d], where):
+    for bucket, metric, dim, key, count, total, values, hist in _day_edge_rows(plan, list(day_signs), metric_names,
+                                                                                valued, day_dims):
         for sign, day in day_signs[bucket]:
-            add(days[(dim, key, day)], sign, metric, count, total, values)
+            add(days[(dim, key, day)], sign, metric, count, total, values, hist)
+    return out
+
+
+def _day_edge_rows(plan: SlicePlan, hours, metric_names, valued, day_dims):
+    """The hours the local days take from or give to their UTC days, per day dimension, as
+    (hour, metric, dim, key, count, total, values, hist): from the hour slices (an hour's
+    total, unfiltered or for one value: a channel's or account's hour is the unfiltered
+    report's channel or account row of that hour), a few rows an hour instead of every
+    combination; an agent's from its full hour rows (agents have no hour slices)."""
+    from .services import HOUR_SLICE_FILTERS
+
+    if not hours:
+        return []
+    if plan.fdim not in HOUR_SLICE_FILTERS:
+        return [(*row, None) for row in _edge_rows(hours, metric_names, valued, [d for d in day_dims if d],
+                                                   plan.column_filter)]
+    views = Q(fdim=plan.fdim, fkey=plan.fkey) if "" in day_dims else Q(pk__in=[])
+    if not plan.fdim:
+        for dim in day_dims:
+            if dim:
+                views |= Q(fdim=dim)
+    loads = json.loads
+    rows = MetricSlice.objects.filter(views, grain=SliceGrain.HOUR, dim="", bucket__in=hours,
+                                      metric__in=list(metric_names)).values_list(
+        "fdim", "fkey", "bucket", "metric", "count", "total", "values", Cast("hist", TextField()))
+    out = []
+    for fdim, fkey, bucket, metric, count, total, values, hist in rows:
+        dim, key = ("", "") if fdim == plan.fdim else (fdim, fkey)
+        if metric in valued:
+            out.append((bucket, metric, dim, key, count, total, values,
+                        {int(b): n for b, n in loads(hist).items()}))
+        else:
+            out.append((bucket, metric, dim, key, count, total, None, None))
     return out
 
 

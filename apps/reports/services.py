@@ -534,6 +534,10 @@ def _apply_metric_rows(events: list[MetricEvent]) -> None:
 SLICE_DIMS = (("channel", 3), ("account", 4), ("queue", 5), ("team", 6), ("agent", 7))
 
 
+# The hour slices' filters: not agent (tens of keys an hour; one agent's full hour rows are few).
+HOUR_SLICE_FILTERS = ("", "channel", "account", "queue", "team")
+
+
 def _slice_keys(key: tuple):
     """The slice rows a day rollup row adds to, as (grain, fdim, fkey, dim, key): unfiltered,
     by day and week, along each dimension; filtered by each dimension's value (the filter
@@ -552,10 +556,17 @@ def _slice_keys(key: tuple):
 
 def _apply_slices(acc: dict) -> None:
     """Adds the day increments to the slices (MetricSlice): one dimension at a time, day and
-    week, and the filter slices (see _slice_keys)."""
+    week, and the filter slices (see _slice_keys); the hour increments to the hour slices."""
     slices: dict[tuple, list] = {}
     for key, (count, total, values) in acc.items():
-        if key[0] != Grain.DAY:
+        if key[0] == Grain.HOUR:
+            cells = dict((dim, str(key[index])) for dim, index in SLICE_DIMS)
+            for fdim in HOUR_SLICE_FILTERS:
+                row = slices.setdefault((SliceGrain.HOUR, key[1], key[2], fdim, cells.get(fdim, ""), "", ""),
+                                        [0, 0.0, []])
+                row[0] += count
+                row[1] += total
+                row[2].extend(values)
             continue
         week = metrics.floor_week(key[1])
         for grain, fdim, fkey, dim, value in _slice_keys(key):
