@@ -14,7 +14,6 @@ from apps.connectors.services import push_delivery_ingest
 from apps.core import request_id as rid
 from apps.inbox.models import Conversation, Message
 from tests.conftest import requires_redis
-from tests.core.logs import json_log  # noqa: F401 - fixture
 from tests.factories import ChannelAccountFactory
 from tests.integration.conftest import celery_worker_on_redis  # noqa: F401 - fixture
 

@@ -1,7 +1,8 @@
 """GET /metrics (apps/ops): guarded, no session, cheap, and showing an operator what the
 pipeline holds: a pending push delivery and its age, a Celery task waiting in its
-queue, a failing poll account, a queued and a failed reply, an unrouted message, and
-the webhook accept latency (scraped over real HTTP, parsed as Prometheus parses it)."""
+queue, a failing poll account, a queued and a failed reply, an unrouted message, the
+webhook accept latency (scraped over real HTTP, parsed as Prometheus parses it), and the
+arrival -> routed latency of mentions routed by the real pipeline."""
 import base64
 import datetime as dt
 import hashlib
