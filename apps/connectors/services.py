@@ -795,9 +795,11 @@ def _push_delivery_split(*, delivery_id: int, size: int) -> None:
         if delivery is None or len(delivery.mentions) <= size:
             return
         chunks = [delivery.mentions[i:i + size] for i in range(0, len(delivery.mentions), size)]
-        PushDelivery.objects.bulk_create([PushDelivery(account_id=delivery.account_id, mentions=chunk,
-                                                       attempts=delivery.attempts, request_id=delivery.request_id)
-                                          for chunk in chunks[1:]])
+        parts = PushDelivery.objects.bulk_create([
+            PushDelivery(account_id=delivery.account_id, mentions=chunk, attempts=delivery.attempts,
+                         request_id=delivery.request_id) for chunk in chunks[1:]])
+        # accepted when the whole was (auto_now_add gave them now): their arrival -> routed time and backlog age
+        PushDelivery.objects.filter(pk__in=[p.pk for p in parts]).update(created_at=delivery.created_at)
         delivery.mentions = chunks[0]
         delivery.save(update_fields=["mentions", "updated_at"])
     log.info("push delivery %s split into %d deliveries of at most %d mentions", delivery_id, len(chunks), size)

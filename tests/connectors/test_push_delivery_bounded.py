@@ -56,7 +56,8 @@ def test_a_big_delivery_stored_before_the_split_is_split_at_ingest(webhook, sett
     settings.PUSH_INGEST_MAX_MENTIONS = 100
     big = PushDelivery.objects.create(account=webhook, mentions=[{
         "external_id": f"old-{n}", "text": f"order {n}", "created_at": "2026-11-23T08:00:00+00:00",
-        "author_external_id": f"old-author-{n}", "author_handle": f"old{n}"} for n in range(250)])
+        "author_external_id": f"old-author-{n}", "author_handle": f"old{n}"} for n in range(250)], request_id="old-req")
+    accepted = big.created_at
     for _ in range(3):  # what the sweep does: each pending one gets a task
         for pk in PushDelivery.objects.filter(status="pending").values_list("pk", flat=True):
             push_delivery_ingest(delivery_id=pk)
@@ -65,6 +66,8 @@ def test_a_big_delivery_stored_before_the_split_is_split_at_ingest(webhook, sett
     assert sorted(len(m) for m in PushDelivery.objects.values_list("mentions", flat=True)) == [50, 100, 100]
     assert Message.objects.filter(channel_account=webhook).count() == 250
     assert set(PushDelivery.objects.values_list("status", flat=True)) == {"done"}
+    # the parts keep when and through which request the whole arrived (the routed histogram, the logs)
+    assert set(PushDelivery.objects.values_list("created_at", "request_id")) == {(accepted, "old-req")}
 
 
 @pytest.fixture
