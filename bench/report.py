@@ -116,6 +116,45 @@ def _live_lines(r: dict) -> list[str]:
     ]
 
 
+def _edge_lines(r: dict) -> list[str]:
+    """Push over HTTP from the edge (bench/edge_push.py, issue 19)."""
+    lines = ["## Push over HTTP, from the edge (targets: >= 1,000 deliveries/s accepted, 0 lost, 0 errors; "
+             "arrival -> routed p99 <= 1 s at 200/s for 5 min, <= 2 s at 500/s)", "",
+             "A small deployment on this box: the production web tier (gunicorn + uvicorn workers of "
+             "`deploy/gunicorn.conf.py`, production settings), one Celery worker of 2 processes on every queue and "
+             "beat, PostgreSQL and Redis. A separate process sends signed X Account Activity deliveries (one tweet "
+             "each: 60% a new customer, 25% a reply in the customer's thread, 15% a returning customer) to "
+             "`/hooks/twitter/<account>/` at a steady rate, open loop (a late answer never slows the offered "
+             "rate; HTTP latency timed from each delivery's due time). An observer reads the database every "
+             "100 ms: stored (the message row) and routed (its routing marker gone: queue, priority, SLA and "
+             "agent committed). Sender, observer, web tier, worker and PostgreSQL share the 2 cores.", "",
+             "| offered/s x s | accepted | errors | accepted/s | HTTP p50 / p99 ms | stored p50 / p99 ms | "
+             "routed p50 / p99 ms | lost | CPU busy | load |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for x in r.get("runs", []):
+        errors = sum(n for status, n in x["statuses"].items() if not status.startswith("2"))
+        lines.append(
+            f"| {x['rate']:,.0f} x {x['seconds']:.0f} | {x['accepted']:,}/{x['sent']:,} | {errors} | "
+            f"**{x['throughput']:,.0f}** | {x['http_ms']['p50']:,.0f} / {x['http_ms']['p99']:,.0f} | "
+            f"{x['stored_ms']['p50']:,.0f} / {x['stored_ms']['p99']:,.0f} | "
+            f"**{x['routed_ms']['p50']:,.0f} / {x['routed_ms']['p99']:,.0f}** | {x['lost']} | "
+            f"{x['cpu_busy']:.0%} | {x['load']} |")
+    lines.append("")
+    alone, ins = r.get("web_alone"), r.get("insert_limit")
+    if alone or ins:
+        lines.append("The limits beside it, same run:")
+        if alone:
+            lines.append(f"- The web tier alone (no worker running), offered {alone['rate']:,.0f}/s for "
+                         f"{alone['seconds']:.0f} s: **{alone['throughput']:,.0f} deliveries/s** accepted "
+                         f"({alone['accepted']:,}/{alone['sent']:,}; statuses {alone['statuses']}), HTTP p50 / p99 "
+                         f"{alone['http_ms']['p50']:,.0f} / {alone['http_ms']['p99']:,.0f} ms, CPU busy "
+                         f"{alone['cpu_busy']:.0%}.")
+        if ins:
+            lines.append(f"- PostgreSQL alone: one-row INSERT transactions into the delivery table from "
+                         f"{ins['threads']} connections: **{ins['rate']:,.0f}/s**.")
+        lines.append("")
+    return lines
+
+
 def write_results(res: dict) -> str:
     m = res["machine"]
     lines = [
@@ -251,6 +290,8 @@ def write_results(res: dict) -> str:
         lines.append("")
     if rep and rep.get("matrix"):
         lines += _matrix_lines(rep["matrix"])
+    if res.get("edge"):
+        lines += _edge_lines(res["edge"])
     if res.get("live"):
         lines += _live_lines(res["live"])
     peer = res.get("peer")

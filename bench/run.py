@@ -2,7 +2,7 @@
 
 Environment (all optional):
   BENCH_SCALE=small        ~5 min instead of ~30 (fewer mentions, 50k conversations)
-  BENCH_PARTS=ingest,inbox,reports,peer,live   which parts to run (default: all)
+  BENCH_PARTS=ingest,inbox,reports,peer,live,edge   which parts to run (default: all)
   BENCH_REGENERATE=1       rebuild the big data set even if it exists
   BENCH_DROP_BIG=1         drop the big databases at the end (they are kept for reruns)
   BENCH_PG_ADMIN_URL       postgres://postgres@127.0.0.1:5432/postgres
@@ -49,13 +49,16 @@ P = {
     "requests": 20 if SMALL else 60,
     # the live inbox under a team (bench/live_inbox.py): 200 agents on the websocket, 100 mentions/s
     "live_seconds": 30 if SMALL else 120,
+    # push over HTTP from the edge (bench/edge_push.py): (deliveries/s, seconds), open loop; 200/s for 5 minutes
+    "edge_runs": [(100, 15), (200, 30), (500, 15), (1000, 15)] if SMALL else [(100, 30), (200, 300), (500, 60),
+                                                                                (1000, 30)],
 }
-ALL_PARTS = {"ingest", "inbox", "reports", "peer", "live"}
+ALL_PARTS = {"ingest", "inbox", "reports", "peer", "live", "edge"}
 PARTS = set(os.environ.get("BENCH_PARTS", ",".join(sorted(ALL_PARTS))).split(","))
 # A partial run (BENCH_PARTS) keeps the other parts' figures from the last run, marked as such.
 KEYS = {"ingest": ("ingest_ab", "stages", "copy", "noop", "ingest", "ingest_history", "ingest_sustained", "latency"),
         "inbox": ("generate", "inbox"), "reports": ("reports",),
-        "peer": ("peer",), "live": ("live",)}
+        "peer": ("peer",), "live": ("live",), "edge": ("edge",)}
 OUT = ROOT / "bench" / "RESULTS.md"
 RAW = ROOT / "bench" / "results.json"
 
@@ -159,6 +162,12 @@ def part_live(res: dict) -> None:
         log("live:", line)
 
 
+def part_edge(res: dict) -> None:
+    from .edge_push import edge_push_bench
+
+    res["edge"] = edge_push_bench(P["edge_runs"])
+
+
 def _meta_store(db: str, key: str, value: dict) -> None:
     import psycopg
 
@@ -188,7 +197,7 @@ def main() -> None:
                                           text=True).stdout.strip(), "errors": {}}
     log("machine", res["machine"], "load", res["load_start"])
     for name, fn in (("ingest", part_ingest), ("inbox", part_inbox), ("reports", part_reports), ("peer", part_peer),
-                     ("live", part_live)):
+                     ("live", part_live), ("edge", part_edge)):
         if name not in PARTS:
             continue
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import logging
 import random
@@ -662,18 +663,39 @@ def push_delivery_accept(*, account: ChannelAccount, mentions: list[InboundMenti
     # Kept as deliveries of at most PUSH_INGEST_MAX_MENTIONS: ingest bounds its transactions
     # by mentions (a 15,000-author delivery in one ran PostgreSQL out of lock memory).
     size = max(1, settings.PUSH_INGEST_MAX_MENTIONS)
-    with transaction.atomic():
-        if payload:
-            if len(payload) <= size:
-                delivery = PushDelivery.objects.create(account=account, mentions=payload)
-            else:
+    if payload:
+        if len(payload) <= size:
+            # One statement committing by itself (autocommit): one round trip to PostgreSQL where
+            # BEGIN, INSERT and COMMIT took three. Still committed before the 2xx.
+            delivery = _push_delivery_insert(PushDelivery(account=account, mentions=payload))
+        else:
+            with transaction.atomic():
                 delivery = PushDelivery.objects.bulk_create([PushDelivery(account=account, mentions=payload[i:i + size])
                                                              for i in range(0, len(payload), size)])[0]
-            # robust: Redis down must not turn the stored delivery into a 5xx (the
-            # network would send it again); the sweep queues it once Redis is back.
-            transaction.on_commit(lambda: _push_ingest_queue(account.pk, delivery.pk), robust=True)
+        # Now (autocommit), or at the commit of a caller's transaction. robust: Redis down must not
+        # turn the stored delivery into a 5xx (the network would send it again); the sweep queues it.
+        transaction.on_commit(lambda: _push_ingest_queue(account.pk, delivery.pk), robust=True)
     push_health_touch(account=account)
     return len(payload)
+
+
+def _push_delivery_insert(delivery: PushDelivery) -> PushDelivery:
+    """delivery.save(), less the ORM's SQL compile for a statement that never changes (a tenth
+    of the web tier's Python time per delivery): every concrete field, as save() sends them."""
+    fields = [f for f in PushDelivery._meta.concrete_fields if not f.primary_key]
+    values = [f.get_db_prep_save(f.pre_save(delivery, True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(_push_delivery_insert_sql(tuple(f.column for f in fields)), values)
+        delivery.pk = cursor.fetchone()[0]
+    delivery._state.adding = False
+    return delivery
+
+
+@functools.lru_cache(maxsize=4)
+def _push_delivery_insert_sql(columns: tuple[str, ...]) -> str:
+    qn = connection.ops.quote_name
+    return (f"INSERT INTO {qn(PushDelivery._meta.db_table)} ({', '.join(qn(c) for c in columns)}) "
+            f"VALUES ({', '.join(['%s'] * len(columns))}) RETURNING {qn(PushDelivery._meta.pk.column)}")
 
 
 def push_health_touch(*, account: ChannelAccount) -> None:
