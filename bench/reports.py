@@ -93,7 +93,7 @@ FROM agg LEFT JOIN hist USING (bucket, metric, dim, key) LEFT JOIN exact USING (
 WEEK_SLICES_SQL = import_module("apps.reports.migrations.0009_metric_slice_weeks").WEEK_SLICES_SQL
 # The filter slices (issue 19): the same SQL as migration 0010.
 _FILTERS = import_module("apps.reports.migrations.0010_metric_slice_filters")
-FILTER_SLICES_SQL = (_FILTERS.FILTER_TOTALS_SQL, _FILTERS.FILTER_WEEKS_SQL)
+FILTER_SLICES_SQL = (_FILTERS.FILTER_TOTALS_SQL, *_FILTERS.FILTER_WEEKS_SQL)
 # The hour slices: migration 0011's SQL.
 HOUR_SLICES_SQL = import_module("apps.reports.migrations.0011_metric_slice_hours").HOUR_SLICES_SQL
 

@@ -57,6 +57,7 @@ def fill(apps, schema_editor):
     if MetricSlice.objects.filter(grain="h").exists():  # built by other means: kept
         return
     if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("SET LOCAL work_mem = '256MB'")
         schema_editor.execute(HOUR_SLICES_SQL)
         return
     hours = {}
