@@ -6,15 +6,17 @@ the sync view: three hand-overs per request, each waiting for the loop, which un
 is busy with every other connection. Measured on 2 cores over HTTP, push deliveries
 topped out at ~100/s that way with the CPU mostly in those hand-overs (issue 19). The
 webhook view is sync and short (verify, parse, one INSERT), so here the body is read on
-the loop and the whole request, middleware and view, runs as the WSGI handler runs it:
-the same MIDDLEWARE, the same order, in one call on a worker thread; the response (always
-a small JSON one) goes back on the loop. Pages, the API and the websockets keep Django's
+the loop and the whole request, middleware and view, runs as the WSGI handler runs it, in
+one call on a worker thread; the response (always a small JSON one) goes back on the loop.
+Its middleware is HOOKS_MIDDLEWARE (settings: request id, metrics, security headers, the NUL
+check), not the pages' sessions, CSRF, users, CSP and presence. Pages, the API and the websockets keep Django's
 own ASGI handler (cxinbox/asgi.py)."""
 from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
+from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
@@ -28,8 +30,15 @@ HOOKS_THREADS = 6
 
 class HooksHandler(ASGIHandler):
     def __init__(self, threads: int = HOOKS_THREADS):
-        super(ASGIHandler, self).__init__()  # BaseHandler: the sync middleware chain, as WSGIHandler loads it
-        self.load_middleware(is_async=False)
+        super(ASGIHandler, self).__init__()  # BaseHandler: a sync middleware chain, as WSGIHandler loads it
+        # ... of HOOKS_MIDDLEWARE, not MIDDLEWARE (load_middleware reads settings.MIDDLEWARE; swapped
+        # for the call, once, as the process starts)
+        everything = settings.MIDDLEWARE
+        settings.MIDDLEWARE = [m for m in everything if m in settings.HOOKS_MIDDLEWARE]
+        try:
+            self.load_middleware(is_async=False)
+        finally:
+            settings.MIDDLEWARE = everything
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hooks")
 
     async def handle(self, scope, receive, send):

@@ -1,6 +1,6 @@
 """/hooks/ under ASGI (cxinbox/asgi_hooks.py): the webhook requests take Django's sync
-path in one worker thread, with the same middleware as every other request, and leave no
-database connection checked out in that thread. Driven as uvicorn drives an ASGI app."""
+path in one worker thread, through HOOKS_MIDDLEWARE, and leave no database connection
+checked out in that thread. Driven as uvicorn drives an ASGI app."""
 import asyncio
 import base64
 import hashlib
@@ -24,9 +24,10 @@ def _fresh_replay_cache():
     cache.clear()
 
 
-def _call(app, path: str, body: bytes = b"", method: str = "POST", headers: list | None = None) -> dict:
+def _call(app, path: str, body: bytes = b"", method: str = "POST", headers: list | None = None,
+          query: bytes = b"") -> dict:
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "path": path, "raw_path": path.encode(), "query_string": query, "root_path": "",
              "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"),
                          (b"content-length", str(len(body)).encode()), *(headers or [])],
              "client": ("127.0.0.1", 5000), "server": ("testserver", 80)}
@@ -70,9 +71,13 @@ def test_a_signed_delivery_is_stored_through_the_hooks_handler_with_the_whole_mi
     resp = _call(handler, f"/hooks/twitter/{twitter.pk}/", body, headers=headers)
     assert resp["status"] == 200 and json.loads(resp["body"]) == {"accepted": 1}
     assert PushDelivery.objects.filter(account=twitter).count() == 1
-    # the site's middleware ran: security headers, the request id
+    # the hooks' middleware ran (security headers, the request id), not the pages' (no session
+    # cookie, no CSP: a network's signed POST has no use for them)
     assert resp["headers"]["x-content-type-options"] == "nosniff"
     assert resp["headers"].get("x-request-id")
+    assert "set-cookie" not in resp["headers"] and "content-security-policy" not in resp["headers"]
+    nul = _call(handler, f"/hooks/twitter/{twitter.pk}/", body, headers=headers, query=b"x=%00")
+    assert nul["status"] == 400  # a NUL in the query is refused before the view, as on every page
 
     forged = _call(handler, f"/hooks/twitter/{twitter.pk}/", body, headers=[(b"x-twitter-webhooks-signature",
                                                                               b"sha256=forged")])
