@@ -33,7 +33,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 RECONNECT_FIRST, RECONNECT_MAX = 1.0, 30.0  # static/js/live.js: backoff = 1000, doubled up to 30000 ms
-LIST_REFRESH_DEBOUNCE = 0.25  # live.js refreshList(): the rows refetch 250 ms after the socket opens
+LIST_REFRESH_DEBOUNCE = 0.0  # live.js refreshList(): the rows refetch at once when the socket opens (after quiet)
 
 
 # --- machine figures ---------------------------------------------------------------------
@@ -142,7 +142,7 @@ class Run:
     async def agent_socket(self, i: int) -> None:
         agent = self.plan["agents"][i]
         headers = {"Cookie": f"sessionid={agent['session']}", **self.proxy}
-        url = f"ws://{self.host}:{self.port}/ws/inbox/"
+        url = f"ws://{self.host}:{self.port}/ws/inbox/?batch=1"  # as static/js/live.js asks: list frames
         backoff = RECONNECT_FIRST
         while not self.stopping:
             try:
@@ -158,9 +158,10 @@ class Run:
                             self.connected[i].set()
                             asyncio.get_running_loop().call_later(LIST_REFRESH_DEBOUNCE, self.rows_refresh, i)
                             continue
-                        cid = event.get("conversation_id")
-                        if cid is not None and cid not in seen:
-                            seen[cid] = now
+                        for change in event["events"] if event.get("kind") == "events" else [event]:
+                            cid = change.get("conversation_id")
+                            if cid is not None and cid not in seen:
+                                seen[cid] = now
                         self.frames[i] += 1
             except ConnectionClosed as exc:
                 self.closes.append((i, time.time(), exc.rcvd.code if exc.rcvd else None))

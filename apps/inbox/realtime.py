@@ -7,8 +7,10 @@ the page also refreshes itself.
 Events go only to those who may see the conversation (docs/roles.md, Ownership):
 its queue's team group (`inbox.team.<id>`: the team's agents and leading
 supervisors), or the unrouted group (supervisors) when it has no queue, its
-assignee's own group, and the "inbox" group (admins). A browser in two of them
-gets each event once (the consumer drops repeats by `eid`). A thread page picks
+assignee's own group unless the assignee already hears one of those (a socket
+joins its groups at connect, consumers._groups_for), and the "inbox" group
+(admins). A browser in two of them gets each event once (the consumer drops
+repeats by `eid`). A thread page picks
 the events of its own conversation by `conversation_id`. (A per-conversation
 group had no member ever, and sending to it doubled the Redis work of every push.)"""
 import asyncio
@@ -70,16 +72,38 @@ def team_group(team_id: int) -> str:
 
 def conversation_groups(conversation_ids) -> dict[int, list[str]]:
     """The groups told about each conversation (one query for them all)."""
+    from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
+
+    from apps.accounts.models import Role, Team
+
     from .models import Conversation
 
+    # Does the assignee hear the conversation through the team, unrouted or inbox group
+    # already (the rule of consumers._groups_for)? Then their own group is not told too:
+    # at 100 mentions/s that was ~100 single-socket group messages a second, each
+    # dropped by the consumer as a repeat.
+    in_team = Q(assignee__is_superuser=True) | Q(assignee__role=Role.ADMIN) | (
+        Q(queue__isnull=True) & Q(assignee__role=Role.SUPERVISOR)) | (
+        Q(assignee__role=Role.SUPERVISOR) & Exists(Team.leads.through.objects.filter(
+            team_id=OuterRef("queue__team_id"), user_id=OuterRef("assignee_id")))) | (
+        ~Q(assignee__role=Role.SUPERVISOR) & Exists(Team.members.through.objects.filter(
+            team_id=OuterRef("queue__team_id"), user_id=OuterRef("assignee_id"))))
     groups = {}
-    for pk, team_id, assignee_id in (Conversation.objects.filter(pk__in=set(conversation_ids))
-                                     .values_list("pk", "queue__team_id", "assignee_id")):
+    for pk, team_id, assignee_id, heard in (Conversation.objects.filter(pk__in=set(conversation_ids))
+                                            .annotate(heard=ExpressionWrapper(in_team, output_field=BooleanField()))
+                                            .values_list("pk", "queue__team_id", "assignee_id", "heard")):
         names = [INBOX_GROUP, team_group(team_id) if team_id is not None else UNROUTED_GROUP]
-        if assignee_id is not None:
+        if assignee_id is not None and not heard:
             names.append(user_group(assignee_id))
         groups[pk] = names
     return groups
+
+
+def _coalesced(events: list[dict]) -> list[dict]:
+    """Without a `conversation_updated` beside another change of the same conversation
+    in the same push: the page refetches on either, so one of them is enough."""
+    changed = {e["conversation_id"] for e in events if e["kind"] not in ("conversation_updated", "presence")}
+    return [e for e in events if not (e["kind"] == "conversation_updated" and e["conversation_id"] in changed)]
 
 
 def _fan_out(events: list[dict]) -> list[tuple[str, dict]]:
@@ -133,7 +157,8 @@ def inbox_push_each(pushes: list[tuple[str, int, dict]]) -> None:
     layer = get_channel_layer()
     if layer is None or not pushes:
         return
-    events = [{"kind": kind, "conversation_id": conversation_id, **data} for kind, conversation_id, data in pushes]
+    events = _coalesced([{"kind": kind, "conversation_id": conversation_id, **data}
+                         for kind, conversation_id, data in pushes])
     try:
         _send(layer, _fan_out(events))
     except Exception:  # noqa: BLE001 - realtime is best-effort; the page polls as a fallback
