@@ -59,13 +59,19 @@ class Deployment:
 
     def web_start(self) -> None:
         self._start("web", [PY, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "cxinbox.asgi:application"])
-        end = time.time() + 60
+        # ready when the workers answer (the master listens before they have loaded the app: a send
+        # started then waits on them, and the first seconds of a run measured the boot)
+        end = time.time() + 120
         while time.time() < end:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                    if s.recv(16).startswith(b"HTTP/1.1 "):
+                        time.sleep(3)  # one worker answered; the others booted beside it
+                        return
             except OSError:
-                time.sleep(0.3)
+                pass
+            time.sleep(0.3)
         raise RuntimeError(f"web tier did not start: {self.tmp}/web.log")
 
     def worker_start(self) -> None:
