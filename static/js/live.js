@@ -56,10 +56,18 @@
   }
 
   // ---- refreshing ---------------------------------------------------------
-  var refreshTimer = null;
+  // The list refetches at once on the first change after a quiet spell, then at most
+  // every 2 s while changes keep coming, with a last refetch after the last one (a
+  // debounce refetched never under a steady stream, or 4 times a second).
+  var LIST_REFRESH_EVERY = 2000, listTimer = null, lastListRefresh = 0, refreshTimer = null;
   function refreshList() {
-    clearTimeout(refreshTimer);
-    refreshTimer = setTimeout(function () { htmx.trigger(document.body, "cx:refresh"); }, 250);
+    if (listTimer) return; // a refetch is already due: it will show this change too
+    var wait = Math.max(0, lastListRefresh + LIST_REFRESH_EVERY - Date.now());
+    listTimer = setTimeout(function () {
+      listTimer = null;
+      lastListRefresh = Date.now();
+      htmx.trigger(document.body, "cx:refresh");
+    }, wait);
   }
   var lastInbound = maxInbound();
   function maxInbound() {
@@ -111,7 +119,9 @@
   var ws = null, backoff = 1000, typingState = false;
   function send(obj) { if (ws && ws.readyState === 1) ws.send(JSON.stringify(obj)); }
   function connect() {
-    var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/inbox/";
+    // batch=1: a push's changes come as one {"kind": "events"} frame (a server from
+    // before sends one frame per change; onEvent takes both)
+    var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/inbox/?batch=1";
     try { ws = new WebSocket(url); } catch (e) { scheduleReconnect(); return; }
     ws.onopen = function () {
       backoff = 1000;
@@ -124,17 +134,22 @@
     ws.onmessage = function (msg) {
       var evt;
       try { evt = JSON.parse(msg.data); } catch (e) { return; }
-      if (evt.kind === "hello" || evt.kind === "error") return;
-      if (evt.kind === "presence") { onPresence(evt); return; }
-      if (evt.notification_id) { notificationToast(evt); if (kind === "list") refreshList(); return; }
-      if (kind === "list") refreshList();
-      else if (evt.conversation_id === conversationId) refreshThread();
+      if (!evt) return;
+      if (evt.kind === "events" && Array.isArray(evt.events)) evt.events.forEach(onEvent);
+      else onEvent(evt);
     };
     ws.onclose = function () {
       window.cxLive = false;
       setState("Polling", false);
       scheduleReconnect();
     };
+  }
+  function onEvent(evt) {
+    if (!evt || evt.kind === "hello" || evt.kind === "error") return;
+    if (evt.kind === "presence") { onPresence(evt); return; }
+    if (evt.notification_id) { notificationToast(evt); if (kind === "list") refreshList(); return; }
+    if (kind === "list") refreshList();
+    else if (evt.conversation_id === conversationId) refreshThread();
   }
   function scheduleReconnect() {
     setTimeout(connect, backoff);
