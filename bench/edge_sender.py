@@ -93,11 +93,20 @@ async def _send_all(job: dict, items: list[tuple[str, bytes, str]]) -> list[list
             writer.write(head + body)
             header = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
             status = int(header.split(b" ", 2)[1])
-            length = 0
+            length, chunked = 0, False
             for line in header.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
+                lower = line.lower()
+                if lower.startswith(b"content-length:"):
                     length = int(line.split(b":", 1)[1])
-            if length:
+                elif lower.startswith(b"transfer-encoding:") and b"chunked" in lower:
+                    chunked = True
+            if chunked:  # read to the last chunk, or the next response on this connection starts mid-body
+                while True:
+                    size = int((await asyncio.wait_for(reader.readuntil(b"\r\n"), timeout)).strip(), 16)
+                    await asyncio.wait_for(reader.readexactly(size + 2), timeout)
+                    if size == 0:
+                        break
+            elif length:
                 await asyncio.wait_for(reader.readexactly(length), timeout)
             if b"connection: close" in header.lower():
                 writer.close()

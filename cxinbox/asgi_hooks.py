@@ -61,6 +61,9 @@ class HooksHandler(ASGIHandler):
         request, error_response = self.create_request(scope, body_file)
         response = error_response if request is None else self.get_response(request)
         response._handler_class = self.__class__
+        if not response.streaming and not response.has_header("Content-Length"):
+            # as CommonMiddleware does for the pages: senders reuse the connection knowing where the body ends
+            response.headers["Content-Length"] = str(len(response.content))
         response.close()  # request_finished: close_old_connections in this thread
         return response
 

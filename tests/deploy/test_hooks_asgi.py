@@ -70,6 +70,7 @@ def test_a_signed_delivery_is_stored_through_the_hooks_handler_with_the_whole_mi
     body, headers = _delivery("3001")
     resp = _call(handler, f"/hooks/twitter/{twitter.pk}/", body, headers=headers)
     assert resp["status"] == 200 and json.loads(resp["body"]) == {"accepted": 1}
+    assert resp["headers"]["content-length"] == str(len(resp["body"]))  # not chunked: the sender reuses the connection
     assert PushDelivery.objects.filter(account=twitter).count() == 1
     # the hooks' middleware ran (security headers, the request id), not the pages' (no session
     # cookie, no CSP: a network's signed POST has no use for them)
