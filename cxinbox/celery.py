@@ -65,11 +65,13 @@ def _database_connections_tidy(sender=None, **_kwargs):
 
 
 @setup_logging.connect
-def _logging_kept(**_kwargs):
+def _logging_kept(loglevel=None, **_kwargs):
     """A worker keeps Django's LOGGING (JSON lines in production, with the request and the
     task) instead of Celery's own handlers and format: with a receiver here Celery leaves
     the root logger alone. Django has configured it by now (the worker loads the app's
-    tasks first); if not, it is configured here. The worker's -l is then LOG_LEVEL."""
+    tasks first); if not, it is configured here. The app's loggers follow LOG_LEVEL; the
+    worker's -l still sets Celery's own ("celery@host ready.", a task's failure), which
+    supervisors and the reliability tests read, whatever LOG_LEVEL says."""
     import logging
     import logging.config
 
@@ -77,6 +79,8 @@ def _logging_kept(**_kwargs):
         from django.conf import settings
 
         logging.config.dictConfig(settings.LOGGING)
+    if loglevel:
+        logging.getLogger("celery").setLevel(loglevel)
 
 
 @before_task_publish.connect
