@@ -11,9 +11,10 @@ import sys
 import warnings
 
 # Kinds of keys a test run makes (Django cache ":<version>:...", channels_redis "asgi...",
-# Celery/kombu queues and bookkeeping, routing's pending list of a test database).
+# Celery/kombu queues and bookkeeping, routing's pending list and arrival -> routed histogram of a
+# test database).
 RUN_KEY_PATTERNS = (":*", "asgi*", "_kombu.*", "unacked*", "celery*", "default", "ingest", "routing",
-                    "outbound", "reports", "routing:pending:test_*")
+                    "outbound", "reports", "routing:pending:test_*", "routing:routed-seconds:test_*")
 
 
 def _redis():
