@@ -27,8 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 from apps.core import sanitize
 from apps.core.kv import kv_add, kv_delete, kv_get, kv_set
 
-from . import services
-from .models import ChannelAccount
+from . import selectors, services
 from .providers import push_receiver
 from .providers.base import MalformedPayload
 
@@ -168,19 +167,10 @@ def _parse(receiver, request, body: bytes) -> list:
         raise HookRefused(f"Malformed delivery ({exc.__class__.__name__}).", 400) from None
 
 
-def _account_find(provider: str, account_id: int) -> ChannelAccount | None:
-    """The active account the URL names. Raw SQL: compiling filter(...).first() was two fifths
-    of the web tier's Python time per delivery (issue 19); the row and its decryption are the same."""
-    table = ChannelAccount._meta.db_table
-    found = list(ChannelAccount.objects.raw(f"SELECT * FROM {table} WHERE id = %s AND provider = %s AND is_active",
-                                            [account_id, provider]))
-    return found[0] if found else None
-
-
 @csrf_exempt
 def hook_receive(request, provider: str, account_id: int):
     _replay_claim.set(None)
-    account = _account_find(provider, account_id)
+    account = selectors.push_account_get(provider=provider, account_id=account_id)
     receiver = push_receiver(account) if account else None
     if receiver is None:
         return _refuse(None, request, HookRefused("No push channel here.", 404))

@@ -14,25 +14,28 @@ import threading
 from django.conf import settings
 from django.core.cache import cache
 
-_client = None
-_client_lock = threading.Lock()
+_clients: dict[str, object] = {}
+_clients_lock = threading.Lock()
 
 
 def _redis():
-    """The process's client on the cache's Redis, or None when the cache is not Redis."""
-    global _client
-    if _client is None:
-        config = settings.CACHES["default"]
-        if config["BACKEND"] != "django.core.cache.backends.redis.RedisCache":
-            return None
-        with _client_lock:
-            if _client is None:
+    """The process's client on the cache's Redis, or None when the cache is not Redis. Read from
+    the settings at each call (a dict look-up), so a changed CACHES (override_settings) is followed."""
+    config = settings.CACHES["default"]
+    if config["BACKEND"] != "django.core.cache.backends.redis.RedisCache":
+        return None
+    location = config["LOCATION"]
+    location = location[0] if isinstance(location, (list, tuple)) else location
+    client = _clients.get(location)
+    if client is None:
+        with _clients_lock:
+            client = _clients.get(location)
+            if client is None:
                 import redis
 
-                location = config["LOCATION"]
-                _client = redis.Redis.from_url(location[0] if isinstance(location, (list, tuple)) else location,
-                                               socket_timeout=2.0, socket_connect_timeout=2.0)
-    return _client
+                client = _clients[location] = redis.Redis.from_url(location, socket_timeout=2.0,
+                                                                   socket_connect_timeout=2.0)
+    return client
 
 
 def kv_add(key: str, value: str, timeout: int) -> bool:
