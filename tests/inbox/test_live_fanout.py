@@ -145,3 +145,76 @@ def test_the_assignee_in_the_team_hears_an_assignment_once_and_out_of_team_assig
     assert [e["kind"] for e in about] == ["assigned"]
     kinds_b = [e["kind"] for e in got_b if e.get("conversation_id") == conv_a.pk and not e.get("notification_id")]
     assert kinds_b.count("assigned") == 1 and kinds_b.count("note_added") == 1
+
+
+def test_a_push_reaches_every_socket_of_the_team_without_a_thread_hop_each(world, monkeypatch):
+    """channels closes stale database connections through a thread hop before every message
+    it hands a consumer; a push touches no database, so the team's sockets get it without one
+    (what a browser's own frame does still goes through it)."""
+    import channels.consumer
+
+    hops = []
+    real = channels.consumer.aclose_old_connections
+
+    async def counted():
+        hops.append(1)
+        await real()
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted)
+    w = world
+    more = [UserFactory(role="agent") for _ in range(3)]
+    w["team_a"].members.add(*more)
+    c1, c2 = (ConversationFactory(queue=w["queue_a"]).pk for _ in range(2))
+
+    async def run():
+        socks = [await _connect(user) for user in [w["agent_a"], *more]]
+        other = await _connect(w["agent_b"])
+        hops.clear()
+        await database_sync_to_async(inbox_push_each)([("priority_changed", c1, {"priority_bucket": 0}),
+                                                       ("priority_changed", c2, {"priority_bucket": 1})])
+        got = [await _frames(comm) for comm in socks]
+        pushed_hops = len(hops)
+        await socks[0].send_json_to({"action": "view", "conversation_id": c1})  # a frame from the browser
+        presence = await _frames(socks[1])
+        got_other = await _frames(other)
+        for comm in [*socks, other]:
+            await comm.disconnect()
+        return got, pushed_hops, presence, got_other
+
+    got, pushed_hops, presence, got_other = async_to_sync(run)()
+    changes = [{"kind": "priority_changed", "conversation_id": c1, "priority_bucket": 0},
+               {"kind": "priority_changed", "conversation_id": c2, "priority_bucket": 1}]
+    assert got == [[{"kind": "events", "events": changes}]] * 4  # every agent of the team, the same frame
+    assert pushed_hops == 0
+    # the browser's "view" went through channels' dispatch as before: teammates see who views it
+    assert [(e["kind"], e["conversation_id"]) for e in presence] == [("presence", c1)]
+    assert got_other == []  # and team B still hears nothing of team A
+
+
+def test_a_change_heard_through_two_groups_is_shown_once_after_many_changes(world):
+    """The repeat check remembers the last 500 changes: a change arriving a second time through
+    another group is dropped however many came before it; the page gets every other change."""
+    from channels.layers import get_channel_layer
+
+    w = world
+    conv = ConversationFactory(queue=w["queue_a"]).pk
+
+    async def run():
+        admin = await _connect(w["admin"], batch=False)
+        layer = get_channel_layer()
+        for n in range(600):
+            await layer.group_send(INBOX_GROUP, {"type": "inbox.event", "kind": "priority_changed",
+                                                 "conversation_id": conv, "priority_bucket": n % 4,
+                                                 "eid": f"e{n}"})
+            if n % 50 == 49:  # the latest change again, through the admin's own group
+                await layer.group_send(user_group(w["admin"].pk), {"type": "inbox.event", "kind": "priority_changed",
+                                                                   "conversation_id": conv,
+                                                                   "priority_bucket": n % 4, "eid": f"e{n}"})
+        got = await _frames(admin, timeout=0.5)
+        await admin.disconnect()
+        return got
+
+    got = async_to_sync(run)()
+    assert len(got) == 600
+    assert [e["priority_bucket"] for e in got] == [n % 4 for n in range(600)]
+    assert all("eid" not in e and "type" not in e for e in got)
