@@ -71,29 +71,43 @@ def team_group(team_id: int) -> str:
 
 
 def conversation_groups(conversation_ids) -> dict[int, list[str]]:
-    """The groups told about each conversation (one query for them all)."""
-    from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
+    """The groups told about each conversation (one query for them all). Plain SQL: the
+    ORM compiling this query was ~1.5 ms of a Celery worker's CPU per push, two pushes
+    per ingested batch (docs/performance.md)."""
+    from django.db import connection
 
-    from apps.accounts.models import Role, Team
+    from apps.accounts.models import Role, Team, User
+    from apps.routing.models import Queue
 
     from .models import Conversation
 
-    # Does the assignee hear the conversation through the team, unrouted or inbox group
-    # already (the rule of consumers._groups_for)? Then their own group is not told too:
-    # at 100 mentions/s that was ~100 single-socket group messages a second, each
-    # dropped by the consumer as a repeat.
-    in_team = Q(assignee__is_superuser=True) | Q(assignee__role=Role.ADMIN) | (
-        Q(queue__isnull=True) & Q(assignee__role=Role.SUPERVISOR)) | (
-        Q(assignee__role=Role.SUPERVISOR) & Exists(Team.leads.through.objects.filter(
-            team_id=OuterRef("queue__team_id"), user_id=OuterRef("assignee_id")))) | (
-        ~Q(assignee__role=Role.SUPERVISOR) & Exists(Team.members.through.objects.filter(
-            team_id=OuterRef("queue__team_id"), user_id=OuterRef("assignee_id"))))
+    ids = sorted({int(pk) for pk in conversation_ids})
+    if not ids:
+        return {}
+    sql = (f"SELECT c.id, q.team_id, c.assignee_id, u.is_superuser, u.role, "
+           f"EXISTS (SELECT 1 FROM {Team.members.through._meta.db_table} m "
+           f"WHERE m.team_id = q.team_id AND m.user_id = c.assignee_id), "
+           f"EXISTS (SELECT 1 FROM {Team.leads.through._meta.db_table} l "
+           f"WHERE l.team_id = q.team_id AND l.user_id = c.assignee_id) "
+           f"FROM {Conversation._meta.db_table} c "
+           f"LEFT JOIN {Queue._meta.db_table} q ON q.id = c.queue_id "
+           f"LEFT JOIN {User._meta.db_table} u ON u.id = c.assignee_id "
+           f"WHERE c.id IN ({', '.join(['%s'] * len(ids))})")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, ids)
+        rows = cursor.fetchall()
     groups = {}
-    for pk, team_id, assignee_id, heard in (Conversation.objects.filter(pk__in=set(conversation_ids))
-                                            .annotate(heard=ExpressionWrapper(in_team, output_field=BooleanField()))
-                                            .values_list("pk", "queue__team_id", "assignee_id", "heard")):
+    for pk, team_id, assignee_id, superuser, role, member, lead in rows:
         names = [INBOX_GROUP, team_group(team_id) if team_id is not None else UNROUTED_GROUP]
-        if assignee_id is not None and not heard:
+        # Does the assignee hear the conversation through the team, unrouted or inbox group
+        # already (the rule of consumers._groups_for)? Then their own group is not told too:
+        # at 100 mentions/s that was ~100 single-socket group messages a second, each
+        # dropped by the consumer as a repeat.
+        if role == Role.SUPERVISOR:
+            heard = team_id is None or bool(lead)
+        else:
+            heard = bool(member)
+        if assignee_id is not None and not (superuser or role == Role.ADMIN or heard):
             names.append(user_group(assignee_id))
         groups[pk] = names
     return groups
