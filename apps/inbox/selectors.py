@@ -295,6 +295,17 @@ def inbox_counts(*, user, queues=()) -> dict:
     return counts
 
 
+def assignee_choices() -> list[tuple[int, str]]:
+    """(id, display name) of every active working user, for the list's assignee filter:
+    plain values, named by User.display_name's rule (full name, else username)."""
+    from apps.accounts.models import User
+    from apps.accounts.permissions import WORKING_ROLES
+
+    users = (User.objects.filter(is_active=True, role__in=WORKING_ROLES).order_by("first_name", "username")
+             .values_list("pk", "username", "first_name", "last_name"))
+    return [(pk, f"{first} {last}".strip() or username) for pk, username, first, last in users]
+
+
 def queues_for_user(*, user) -> list:
     """The queues whose view a user gets in the sidebar."""
     from apps.routing.models import Queue

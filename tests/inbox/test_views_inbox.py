@@ -104,6 +104,24 @@ def test_filters_and_search(client, agent, queue, twitter_account, settings):
     assert _ids_in(_list(client, q="nothing-like-this")) == []
 
 
+def test_the_assignee_filter_offers_every_working_user_by_name(client, agent, marketing_user, queue):
+    named = UserFactory(role="agent", first_name="Zoë", last_name="<b>Bold</b>")
+    plain = UserFactory(role="supervisor", first_name="", last_name="", username="lead-no-name")
+    gone = UserFactory(role="agent", first_name="Gone", is_active=False)
+    client.force_login(agent)
+
+    page = _list(client, assignee=str(named.pk))
+    select = page[page.index('id="f-assignee"'):]
+    select = select[:select.index("</select>")]
+    options = re.findall(r'<option value="(\d+)"( selected)?>([^<]*)</option>', select)
+    shown = {int(pk): (name, bool(chosen)) for pk, chosen, name in options}
+    assert shown[named.pk] == ("Zoë &lt;b&gt;Bold&lt;/b&gt;", True)  # full name, escaped, the chosen one
+    assert shown[plain.pk] == ("lead-no-name", False)  # no name: the username
+    assert shown[agent.pk][1] is False
+    assert marketing_user.pk not in shown and gone.pk not in shown  # not working users / inactive
+    assert '<option value="me">Me</option>' in select and '<option value="none">Nobody</option>' in select
+
+
 @pytest.mark.parametrize("plan", ["ids", "walk", "subqueries"])
 def test_search_finds_the_same_conversations_whichever_plan_it_takes(client, agent, queue, twitter_account,
                                                                       monkeypatch, plan):
