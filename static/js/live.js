@@ -58,17 +58,33 @@
   // ---- refreshing ---------------------------------------------------------
   // The list refetches at once on the first change after a quiet spell, then at most
   // every 2 s while changes keep coming, with a last refetch after the last one (a
-  // debounce refetched never under a steady stream, or 4 times a second).
-  var LIST_REFRESH_EVERY = 2000, listTimer = null, lastListRefresh = 0, refreshTimer = null;
+  // debounce refetched never under a steady stream, or 4 times a second). While they
+  // keep coming the gap doubles, up to 10 s, and is 2 s again after a quiet gap: a team
+  // taking 25 new conversations a second had each of its agents' pages refetch every
+  // 2 s, ~100 list requests a second for 200 agents, more than the web tier's 2 cores
+  // serve (docs/performance.md). A hidden tab refetches nothing until it is shown.
+  var LIST_REFRESH_EVERY = 2000, LIST_REFRESH_MAX = 10000;
+  var listGap = LIST_REFRESH_EVERY, listTimer = null, lastListRefresh = -Infinity, listMissed = false;
+  var refreshTimer = null;
   function refreshList() {
+    if (document.visibilityState === "hidden") { listMissed = true; return; }
     if (listTimer) return; // a refetch is already due: it will show this change too
-    var wait = Math.max(0, lastListRefresh + LIST_REFRESH_EVERY - Date.now());
+    var since = Date.now() - lastListRefresh, wait = 0;
+    if (since >= listGap) {
+      listGap = LIST_REFRESH_EVERY; // after a quiet gap: at once, and short gaps again
+    } else {
+      wait = listGap - since; // changes keep coming: this one waits, the next waits longer
+      listGap = Math.min(listGap * 2, LIST_REFRESH_MAX);
+    }
     listTimer = setTimeout(function () {
       listTimer = null;
       lastListRefresh = Date.now();
       htmx.trigger(document.body, "cx:refresh");
     }, wait);
   }
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState !== "hidden" && listMissed) { listMissed = false; refreshList(); }
+  });
   var lastInbound = maxInbound();
   function maxInbound() {
     var ids = Array.prototype.map.call(document.querySelectorAll("#timeline .msg-in"), function (el) {
