@@ -147,8 +147,8 @@ def live_bench(*, seconds: float = 60, rate: float = RATE, teams: int = TEAMS, a
     made = subprocess.run([PY, "-m", "bench.live_inbox", "--fixtures", str(teams), str(agents)], cwd=ROOT, env=env,
                           check=True, capture_output=True, text=True)
     plan = json.loads(made.stdout.strip().splitlines()[-1])
-    plan.update({"port": PORT, "rate": rate, "seconds": seconds, "list_every": LIST_EVERY, "list_path": LIST_PATH,
-                 "tail_seconds": TAIL_SECONDS})
+    plan.update({"db": LIVE_DB, "port": PORT, "rate": rate, "seconds": seconds, "list_every": LIST_EVERY,
+                 "list_path": LIST_PATH, "tail_seconds": TAIL_SECONDS})
 
     web = worker = None
     web_log, worker_log = ROOT / "bench" / ".live-web.log", ROOT / "bench" / ".live-worker.log"
@@ -237,6 +237,8 @@ def analyse(plan: dict, raw: dict) -> dict:
         "socket_ms": _ms(per_socket), "whole_team_ms": _ms(per_mention), "socket_missing": missing,
         "wrong_team_events": wrong, "frames": sum(raw["frames"]),
         "list_ms": _ms(lists_in_window), "list_errors": list_errors,
+        # the list refetches the pages' own live.js would add, per second (counted, not sent)
+        "refetch_per_s": {name: n / (window[1] - window[0]) for name, n in raw.get("refetches", {}).items()},
         "connect_all_seconds": raw["connect_all_seconds"],
         "memory": {"before": {k: before[k] for k in ("workers", "rss_kib", "pss_kib")},
                    "after": {k: after[k] for k in ("workers", "rss_kib", "pss_kib")},
@@ -259,7 +261,8 @@ def summary_lines(r: dict) -> list[str]:
         f"wrong-team events {r['wrong_team_events']}; frames {r['frames']}; web workers' threads p50 "
         f"{r['web_threads']['p50']:.0f} max {r['web_threads']['max']}",
         f"list page p50 {r['list_ms']['p50']:.0f} ms p95 {r['list_ms']['p95']:.0f} ms (n {r['list_ms']['n']}, "
-        f"errors {r['list_errors']})",
+        f"errors {r['list_errors']}); the pages' own refetches (live.js, not sent): "
+        + ", ".join(f"{name} {n:.1f}/s" for name, n in r.get("refetch_per_s", {}).items()),
         f"memory: {m['before']['rss_kib'] / 1024:.0f} -> {m['after']['rss_kib'] / 1024:.0f} MiB RSS "
         f"({m['per_socket_kib']:.0f} KiB/socket, PSS {m['per_socket_pss_kib']:.0f}); loaded "
         f"{m['loaded']['rss_kib'] / 1024:.0f} MiB",

@@ -34,6 +34,41 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 RECONNECT_FIRST, RECONNECT_MAX = 1.0, 30.0  # static/js/live.js: backoff = 1000, doubled up to 30000 ms
 LIST_REFRESH_DEBOUNCE = 0.0  # live.js refreshList(): the rows refetch at once when the socket opens (after quiet)
+# live.js refreshList(): at once after a quiet gap, then at most every 2 s, the gap doubling up to 10 s
+# while changes keep coming; before: every 2 s however long they kept coming
+REFETCH_RULES = {"widening": (2.0, 10.0), "every_2s": (2.0, 2.0)}
+
+
+class RefetchRule:
+    """When a list page on live.js would refetch its rows, from the times its socket's frames
+    arrive. Counted, not sent: the run's page load stays the list GET every `list_every` s,
+    and the count says what the pages' own refetches would add (docs/performance.md)."""
+
+    def __init__(self, every: float, most: float):
+        self.every, self.most = every, most
+        self.gap, self.last, self.due = every, float("-inf"), None
+        self.times: list[float] = []
+
+    def change(self, now: float) -> None:
+        if self.due is not None and now >= self.due:
+            self._fire(self.due)
+        if self.due is not None:
+            return  # a refetch is due: it shows this change too
+        since = now - self.last
+        if since >= self.gap:
+            self.gap = self.every
+            self._fire(now)
+        else:
+            self.due = self.last + self.gap
+            self.gap = min(self.gap * 2, self.most)
+
+    def until(self, end: float) -> None:
+        if self.due is not None and self.due <= end:
+            self._fire(self.due)
+
+    def _fire(self, at: float) -> None:
+        self.times.append(at)
+        self.last, self.due = at, None
 
 
 # --- machine figures ---------------------------------------------------------------------
@@ -81,18 +116,29 @@ def threads(pid: int) -> int:
     return 0
 
 
-def cpu_by_name(*names: str) -> dict[str, float]:
-    """CPU seconds of every live process with one of these names (PostgreSQL's backends, Redis)."""
-    total = dict.fromkeys(names, 0.0)
+def service_cpu(db: str | None) -> dict[str, dict[int, float]]:
+    """CPU seconds per pid of Redis and of PostgreSQL's backends on the run's database (others'
+    databases on a shared box are not this run's: their backends name their database too)."""
+    found: dict[str, dict[int, float]] = {"postgres": {}, "redis-server": {}}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 name = (entry / "comm").read_text().strip()
+                if name not in found:
+                    continue
+                if name == "postgres" and db and f" {db} " not in (entry / "cmdline").read_text().replace("\0", " "):
+                    continue
             except OSError:
                 continue
-            if name in total:
-                total[name] += cpu_seconds(int(entry.name))
-    return total
+            found[name][int(entry.name)] = cpu_seconds(int(entry.name))
+    return found
+
+
+def service_cpu_delta(before: dict, after: dict) -> dict[str, float]:
+    """Per process: its CPU since `before` (a process started since: all of it). One that ended
+    meanwhile is not counted (under-counted, never negative: a sum by name went negative when
+    another run's backends ended)."""
+    return {name: sum(cpu - before[name].get(pid, 0.0) for pid, cpu in pids.items()) for name, pids in after.items()}
 
 
 def workers_memory(master: int) -> dict:
@@ -130,6 +176,7 @@ class Run:
         self.proxy = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}  # as the proxy would
         self.first_seen: list[dict[int, float]] = [{} for _ in plan["agents"]]  # per agent: conversation -> time
         self.frames = [0] * len(plan["agents"])
+        self.refetch = {name: [RefetchRule(*rule) for _ in plan["agents"]] for name, rule in REFETCH_RULES.items()}
         self.hello_at: list[float | None] = [None] * len(plan["agents"])
         self.connected = [asyncio.Event() for _ in plan["agents"]]
         self.closes: list[tuple[int, float, int | None]] = []  # (agent, time, close code)
@@ -163,6 +210,8 @@ class Run:
                             if cid is not None and cid not in seen:
                                 seen[cid] = now
                         self.frames[i] += 1
+                        for rules in self.refetch.values():
+                            rules[i].change(now)
             except ConnectionClosed as exc:
                 self.closes.append((i, time.time(), exc.rcvd.code if exc.rcvd else None))
             except (OSError, InvalidHandshake, asyncio.TimeoutError):
@@ -286,7 +335,7 @@ class Run:
         celery = plan["worker_pid"]
         cpu_before = {"load": cpu_seconds(me), "web": sum(map(cpu_seconds, children(master))),
                       "celery": sum(map(cpu_seconds, [celery, *children(celery)])),
-                      "services": cpu_by_name("postgres", "redis-server")}
+                      "services": service_cpu(plan.get("db"))}
         stat0 = _proc_stat()
         start = time.time() + 0.5
         sampler = asyncio.create_task(self.threads_sample(master))
@@ -295,12 +344,17 @@ class Run:
         out["last_sent"] = max(sent for sent, _, _ in self.sends.values()) - start
         await asyncio.sleep(plan["tail_seconds"])  # the last mentions' events
         out["window"] = [start, time.time()]
+        out["refetches"] = {}  # name -> refetches in the window, all pages
+        for name, rules in self.refetch.items():
+            for rule in rules:
+                rule.until(out["window"][1])
+            out["refetches"][name] = sum(start <= at <= out["window"][1] for rule in rules for at in rule.times)
         out["cpu"] = {"machine_busy": _busy(stat0, _proc_stat()), "seconds": time.time() - start,
                       "load_generator_cpu_s": cpu_seconds(me) - cpu_before["load"],
                       "web_workers_cpu_s": sum(map(cpu_seconds, children(master))) - cpu_before["web"],
                       "celery_cpu_s": sum(map(cpu_seconds, [celery, *children(celery)])) - cpu_before["celery"],
-                      **{f"{name}_cpu_s": seconds - cpu_before["services"][name]
-                         for name, seconds in cpu_by_name("postgres", "redis-server").items()}}
+                      **{f"{name}_cpu_s": seconds for name, seconds in
+                         service_cpu_delta(cpu_before["services"], service_cpu(plan.get("db"))).items()}}
         out["memory_loaded"] = workers_memory(master)
         sampler.cancel()
         out["web_threads"] = self.thread_samples

@@ -99,6 +99,9 @@ def _live_lines(r: dict) -> list[str]:
         f"| events on a socket of another team | **{r['wrong_team_events']}** (of {r['frames']:,} frames) |",
         f"| list page p50 / p95 ms ({r['list_ms']['n']:,} pages, {r['list_errors']} errors) | "
         f"{_f(r['list_ms']['p50'])} / **{_f(r['list_ms']['p95'])}** |",
+        *([f"| list refetches the pages' own live.js would add (counted from each socket's frames, not sent): "
+           f"a gap of 2 s (before) / widening to 10 s (now) | {_f(r['refetch_per_s'].get('every_2s'), '{:.1f}')}/s / "
+           f"**{_f(r['refetch_per_s'].get('widening'), '{:.1f}')}/s** |"] if r.get("refetch_per_s") else []),
         f"| web workers' memory, before -> after {agents} sockets | {m['before']['rss_kib'] / 1024:,.0f} -> "
         f"{m['after']['rss_kib'] / 1024:,.0f} MiB RSS ({m['before']['workers']} workers): "
         f"**{_f(m['per_socket_kib'])} KiB a socket** (PSS {_f(m['per_socket_pss_kib'])}); "
