@@ -22,10 +22,15 @@ from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.urls import set_script_prefix
 
-# Threads for the hooks' requests, apart from Django's: at most as many requests run at
-# once as the worker's database pool has connections (DB_POOL_MAX_SIZE), so a burst
-# waits here rather than for a pool connection with the thread held.
-HOOKS_THREADS = 6
+from apps.connectors.push_writer import push_writer_enable
+from apps.connectors.selectors import push_account_cache_enable
+
+# Threads for the hooks' requests, apart from Django's. A delivery's thread verifies and parses,
+# then waits for the process's writer to commit it with the others (push_writer.py); it takes
+# a database connection only to look up an account it has not seen in the last seconds or to
+# count a refusal, so more threads than the pool has connections (DB_POOL_MAX_SIZE) is safe:
+# at worst a burst of those waits for the pool.
+HOOKS_THREADS = 16
 
 
 class HooksHandler(ASGIHandler):
@@ -40,6 +45,9 @@ class HooksHandler(ASGIHandler):
         finally:
             settings.MIDDLEWARE = everything
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hooks")
+        # deliveries stored by one thread a batch at a time, accounts kept a few seconds (issue 19)
+        push_writer_enable()
+        push_account_cache_enable(settings.PUSH_ACCOUNT_CACHE_SECONDS)
 
     async def handle(self, scope, receive, send):
         try:

@@ -30,6 +30,7 @@ from apps.core.kv import kv_add, kv_delete, kv_get, kv_set
 from . import selectors, services
 from .providers import push_receiver
 from .providers.base import MalformedPayload
+from .push_writer import PushStoreTimeout
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +191,11 @@ def hook_receive(request, provider: str, account_id: int):
         return _refuse(account, request, exc)
     try:
         accepted = services.push_delivery_accept(account=account, mentions=mentions)
+    except PushStoreTimeout as exc:
+        _replay_settle(stored=False)
+        log.warning("push delivery for account %s not stored in time: %s", account.pk, exc)
+        return JsonResponse({"detail": "The delivery could not be stored in time; send it again."}, status=503,
+                            headers={"Retry-After": "5"})
     except BaseException:
         _replay_settle(stored=False)  # a 5xx: the sender's retry of the same signed delivery is taken
         raise

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, close_old_connections, connection, transaction
 from django.db.models import F, Func, IntegerField, Q
 from django.utils import timezone
 
@@ -31,6 +31,7 @@ from apps.insights.services import text_score
 from apps.routing.services import MessageFacts, RoutingHints, messages_unrouted_add
 
 from .models import ChannelAccount, PushDelivery
+from .push_writer import push_writer_get
 from .providers import get_provider
 from .providers.base import (AuthError, InboundMention, PermanentError, ProviderError, RateLimited,
                              mention_clean)
@@ -663,6 +664,15 @@ def push_delivery_accept(*, account: ChannelAccount, mentions: list[InboundMenti
     # Kept as deliveries of at most PUSH_INGEST_MAX_MENTIONS: ingest bounds its transactions
     # by mentions (a 15,000-author delivery in one ran PostgreSQL out of lock memory).
     size = max(1, settings.PUSH_INGEST_MAX_MENTIONS)
+    writer = push_writer_get(on_stored=push_delivery_stored)
+    if payload and len(payload) <= size and writer is not None and not connection.in_atomic_block:
+        # the web tier's group commit: stored (committed) with the deliveries of other requests,
+        # ingest queued and health written once per account and batch (push_writer.py). A connection
+        # this thread took (to look the account up) goes back to the pool first: held while waiting,
+        # a burst of those took every connection and the writer waited for one (a 10-s stall).
+        close_old_connections()
+        writer.store(account=account, delivery=PushDelivery(account=account, mentions=payload))
+        return len(payload)
     if payload:
         if len(payload) <= size:
             # One statement committing by itself (autocommit): one round trip to PostgreSQL where
@@ -677,6 +687,12 @@ def push_delivery_accept(*, account: ChannelAccount, mentions: list[InboundMenti
         transaction.on_commit(lambda: _push_ingest_queue(account.pk, delivery.pk), robust=True)
     push_health_touch(account=account)
     return len(payload)
+
+
+def push_delivery_stored(*, account: ChannelAccount, delivery_id: int) -> None:
+    """After a commit of push deliveries (push_writer): ingest queued, the health fields written."""
+    _push_ingest_queue(account.pk, delivery_id)
+    push_health_touch(account=account)
 
 
 def _push_delivery_insert(delivery: PushDelivery) -> PushDelivery:
@@ -712,6 +728,8 @@ def push_health_touch(*, account: ChannelAccount) -> None:
     ChannelAccount.objects.filter(
         Q(last_push_at__isnull=True) | Q(last_push_at__lte=due) | ~Q(last_push_error=""), pk=account.pk,
     ).update(last_push_at=now, last_push_error="")
+    # the object may be the hooks handler's kept copy (selectors.push_account_get): it reads as written
+    account.last_push_at, account.last_push_error = now, ""
 
 
 def _push_ingest_flag(account_id: int) -> str:
@@ -986,6 +1004,7 @@ def push_delivery_refuse(*, account: ChannelAccount, reason: str) -> None:
 
     ChannelAccount.objects.filter(pk=account.pk).update(
         last_push_error=reason[:500], push_refused_count=F("push_refused_count") + 1)
+    account.last_push_error = reason[:500]  # so the next good delivery clears it at once, kept copy or not
 
 
 def account_hook_secrets_rotate(*, account: ChannelAccount, actor=None) -> dict:

@@ -326,6 +326,9 @@ PUSH_INGEST_COALESCE_SECONDS = env.int("PUSH_INGEST_COALESCE_SECONDS", default=1
 # An account's "last push" on the health page is written at most this often (not in every
 # delivery's transaction: that row lock serialized an account's deliveries; issue 19).
 PUSH_HEALTH_WRITE_SECONDS = env.int("PUSH_HEALTH_WRITE_SECONDS", default=5)
+# The production web tier keeps each push account it looked up this long: deactivating an
+# account or rotating its secret reaches the webhook up to this much later (0: look up every time).
+PUSH_ACCOUNT_CACHE_SECONDS = env.float("PUSH_ACCOUNT_CACHE_SECONDS", default=2.0)
 # Done push deliveries are kept this long (a record of what came in), then dropped by the sweep.
 PUSH_DELIVERY_KEEP_DAYS = env.int("PUSH_DELIVERY_KEEP_DAYS", default=7)
 # A customer message still unrouted this long after it was stored is routed by the sweep
