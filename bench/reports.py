@@ -94,8 +94,10 @@ WEEK_SLICES_SQL = import_module("apps.reports.migrations.0009_metric_slice_weeks
 # The filter slices (issue 19): the same SQL as migration 0010.
 _FILTERS = import_module("apps.reports.migrations.0010_metric_slice_filters")
 FILTER_SLICES_SQL = (_FILTERS.FILTER_TOTALS_SQL, *_FILTERS.FILTER_WEEKS_SQL)
-# The hour slices: migration 0011's SQL.
+# The hour slices: migration 0011's SQL; the channel-and-account hour slices: 0013's.
 HOUR_SLICES_SQL = import_module("apps.reports.migrations.0011_metric_slice_hours").HOUR_SLICES_SQL
+CHANNEL_ACCOUNT_SLICES_SQL = import_module(
+    "apps.reports.migrations.0013_channel_account_hour_slices").CHANNEL_ACCOUNT_SLICES_SQL
 
 FACT_SQL = """
 INSERT INTO reports_conversationfact (conversation_id, channel, account_id, queue_id, team_id, agent_id, customer_id,
@@ -186,12 +188,27 @@ def hour_slices_build(db: str) -> float:
 
     with psycopg.connect(db_url(db), autocommit=True) as conn:
         conn.execute("SET work_mem = '256MB'")
-        conn.execute("DELETE FROM reports_metricslice WHERE grain = 'h'")
+        conn.execute("DELETE FROM reports_metricslice WHERE grain = 'h' AND dim = ''")
         t = time.perf_counter()
         conn.execute(HOUR_SLICES_SQL)
         seconds = time.perf_counter() - t
         conn.execute("VACUUM ANALYZE reports_metricslice")
     log(f"  hour slices: {seconds:.0f} s")
+    return seconds + channel_account_slices_build(db)
+
+
+def channel_account_slices_build(db: str) -> float:
+    """The channel-and-account hour slices (dim "chan_acc") from the hour rollups."""
+    import psycopg
+
+    with psycopg.connect(db_url(db), autocommit=True) as conn:
+        conn.execute("SET work_mem = '256MB'")
+        conn.execute("DELETE FROM reports_metricslice WHERE grain = 'h' AND dim = 'chan_acc'")
+        t = time.perf_counter()
+        conn.execute(CHANNEL_ACCOUNT_SLICES_SQL)
+        seconds = time.perf_counter() - t
+        conn.execute("VACUUM ANALYZE reports_metricslice")
+    log(f"  channel-and-account hour slices: {seconds:.0f} s")
     return seconds
 
 

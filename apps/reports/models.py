@@ -7,7 +7,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from apps.inbox.models import Conversation
 
@@ -122,7 +122,8 @@ class SliceGrain(models.TextChoices):
     DAY = "d", "Day"
     WEEK = "w", "Week"  # ISO week: Monday 00:00 UTC to the next
     # UTC hour, the total only (dim ''), unfiltered and per channel, account, queue and team
-    # value: the hours a local day takes from or gives to its UTC day (services.HOUR_SLICE_FILTERS)
+    # value: the hours a local day takes from or gives to its UTC day (services.HOUR_SLICE_FILTERS);
+    # and for the sentiment counts per channel and account as well (dim services.CHANNEL_ACCOUNT)
     HOUR = "h", "Hour"
 
 
@@ -148,7 +149,8 @@ class MetricSlice(models.Model):
                             help_text="'' (no filter), channel, account, queue, team, agent")
     fkey = models.CharField(max_length=32, blank=True, default="", db_default="")
     dim = models.CharField(max_length=8, blank=True, help_text="'' (all), channel, account, queue, team, agent")
-    key = models.CharField(max_length=32, blank=True)
+    # 64: a channel-and-account hour slice's key is "<channel>|<account id>" (services.CHANNEL_ACCOUNT)
+    key = models.CharField(max_length=64, blank=True)
     count = models.IntegerField(default=0)
     total = models.FloatField(default=0.0)
     values = models.JSONField(default=list, blank=True)
@@ -190,6 +192,10 @@ class TermRollup(models.Model):
         indexes = [models.Index(fields=["grain", "term_type", "bucket"], name="term_grain_type_bucket")]
 
 
+# A report's filter columns on the facts (selectors._facts): carried by the shift indexes.
+SHIFT_FILTER_COLUMNS = ["channel", "account_id", "queue_id", "team_id", "agent_id"]
+
+
 class ConversationFact(models.Model):
     """One row per conversation, folded from its metric events: the gap report,
     sentiment shift and experience lists read this, never messages."""
@@ -220,6 +226,21 @@ class ConversationFact(models.Model):
     csat_key = models.CharField(max_length=40, blank=True)
     tags = models.JSONField(default=list, blank=True)
     topics = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        # Sentiment shift (selectors.sentiment_shift) over the scored facts of a range: its
+        # counts as an index-only scan, its two lists (the largest shifts either way) read in
+        # shift order from either end of one index instead of sorting every fact of the range.
+        # Both carry what the filters test, so neither visits the table for a fact it skips.
+        indexes = [
+            models.Index(fields=["last_resolved_at"], name="fact_scored_resolved",
+                         include=["first_sentiment", "last_sentiment", *SHIFT_FILTER_COLUMNS],
+                         condition=Q(first_sentiment__isnull=False, last_sentiment__isnull=False)),
+            models.Index(F("last_sentiment") - F("first_sentiment"), F("conversation_id"), name="fact_shift",
+                         include=["last_resolved_at", "first_sentiment", "last_sentiment", "inbound",
+                                  *SHIFT_FILTER_COLUMNS],
+                         condition=Q(first_sentiment__isnull=False, last_sentiment__isnull=False)),
+        ]
 
 
 class CustomerFact(models.Model):

@@ -136,6 +136,8 @@ def test_the_applier_keeps_the_filter_and_hour_slices_the_migrations_build():
 
     import_module("apps.reports.migrations.0010_metric_slice_filters").fill(apps, Editor())
     import_module("apps.reports.migrations.0011_metric_slice_hours").fill(apps, Editor())
+    import_module("apps.reports.migrations.0013_channel_account_hour_slices").fill(apps, Editor())
+    assert any(r[5] == services.CHANNEL_ACCOUNT for r in incremental)
     assert rows() == incremental
     services.rollups_rebuild()
     assert rows() == incremental

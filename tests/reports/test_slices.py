@@ -146,6 +146,7 @@ def test_migration_fills_slices_and_day_terms_like_the_applier(world, vendor):  
     import_module("apps.reports.migrations.0009_metric_slice_weeks").fill(apps, Editor())  # weeks from the days
     import_module("apps.reports.migrations.0010_metric_slice_filters").fill(apps, Editor())  # filter slices
     import_module("apps.reports.migrations.0011_metric_slice_hours").fill(apps, Editor())  # hour slices
+    import_module("apps.reports.migrations.0013_channel_account_hour_slices").fill(apps, Editor())
     assert MetricSlice.objects.filter(grain="w").exists()
     assert MetricSlice.objects.filter(grain="w", fdim="team").exclude(dim="").exists()
     assert snapshot() == incremental
