@@ -59,11 +59,12 @@
   // The list refetches at once on the first change after a quiet spell, then at most
   // every 2 s while changes keep coming, with a last refetch after the last one (a
   // debounce refetched never under a steady stream, or 4 times a second). While they
-  // keep coming the gap doubles, up to 10 s, and is 2 s again after a quiet gap: a team
+  // keep coming the gap doubles, up to 30 s, and is 2 s again after a quiet gap: a team
   // taking 25 new conversations a second had each of its agents' pages refetch every
-  // 2 s, ~100 list requests a second for 200 agents, more than the web tier's 2 cores
-  // serve (docs/performance.md). A hidden tab refetches nothing until it is shown.
-  var LIST_REFRESH_EVERY = 2000, LIST_REFRESH_MAX = 10000;
+  // 2 s, ~90 list requests a second for 200 agents; at most every 10 s, ~25 a second,
+  // still stalled a 2-core web tier (docs/performance.md). A hidden tab refetches nothing
+  // until it is shown.
+  var LIST_REFRESH_EVERY = 2000, LIST_REFRESH_MAX = 30000;
   var listGap = LIST_REFRESH_EVERY, listTimer = null, lastListRefresh = -Infinity, listMissed = false;
   var refreshTimer = null;
   function refreshList() {
