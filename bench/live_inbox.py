@@ -14,6 +14,7 @@ that load, the web workers' memory before and after the sockets connect, and a g
 restart (SIGHUP) until every socket is back.
 
     python -m bench.live_inbox [--seconds 60] [--rate 100]    (make bench runs it as the part "live")
+    python -m bench.live_inbox --send-refetches to_30s        (the pages also send live.js's refetches)
 
 Environment: BENCH_LIVE_DB (cx_live_bench), BENCH_LIVE_PORT (18110), BENCH_REDIS_URL (a Redis
 DB of its own: flushed at start)."""
@@ -136,7 +137,8 @@ def _redis_flush() -> None:
     redis.Redis.from_url(REDIS_URL).flushdb()  # the bench's own DB: stale groups, queues, cache
 
 
-def live_bench(*, seconds: float = 60, rate: float = RATE, teams: int = TEAMS, agents: int = AGENTS) -> dict:
+def live_bench(*, seconds: float = 60, rate: float = RATE, teams: int = TEAMS, agents: int = AGENTS,
+               send_refetches: str | None = None) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="cx-live-"))
     env = server_env(tmp)
     log(f"live: fresh database {LIVE_DB}, {teams} teams x {agents} agents")
@@ -148,7 +150,7 @@ def live_bench(*, seconds: float = 60, rate: float = RATE, teams: int = TEAMS, a
                           check=True, capture_output=True, text=True)
     plan = json.loads(made.stdout.strip().splitlines()[-1])
     plan.update({"db": LIVE_DB, "port": PORT, "rate": rate, "seconds": seconds, "list_every": LIST_EVERY,
-                 "list_path": LIST_PATH, "tail_seconds": TAIL_SECONDS})
+                 "list_path": LIST_PATH, "tail_seconds": TAIL_SECONDS, "send_refetches": send_refetches})
 
     web = worker = None
     web_log, worker_log = ROOT / "bench" / ".live-web.log", ROOT / "bench" / ".live-worker.log"
@@ -224,6 +226,8 @@ def analyse(plan: dict, raw: dict) -> dict:
     window = raw["window"]
     lists_in_window = [s for at, s, status, what in raw["list_times"]
                        if what == "page" and status == 200 and window[0] <= at <= window[1]]
+    rows_in_window = [s for at, s, status, what in raw["list_times"]
+                      if what == "rows" and status == 200 and window[0] <= at <= window[1]]
     list_errors = sum(1 for _, _, status, _ in raw["list_times"] if status != 200)
     before, after = raw["memory_before"], raw["memory_after"]
     sockets = len(plan["agents"])
@@ -237,6 +241,7 @@ def analyse(plan: dict, raw: dict) -> dict:
         "socket_ms": _ms(per_socket), "whole_team_ms": _ms(per_mention), "socket_missing": missing,
         "wrong_team_events": wrong, "frames": sum(raw["frames"]),
         "list_ms": _ms(lists_in_window), "list_errors": list_errors,
+        "refetches_sent": plan.get("send_refetches"), "rows_ms": _ms(rows_in_window),
         # the list refetches the pages' own live.js would add, per second (counted, not sent)
         "refetch_per_s": {name: n / (window[1] - window[0]) for name, n in raw.get("refetches", {}).items()},
         "connect_all_seconds": raw["connect_all_seconds"],
@@ -262,7 +267,9 @@ def summary_lines(r: dict) -> list[str]:
         f"{r['web_threads']['p50']:.0f} max {r['web_threads']['max']}",
         f"list page p50 {r['list_ms']['p50']:.0f} ms p95 {r['list_ms']['p95']:.0f} ms (n {r['list_ms']['n']}, "
         f"errors {r['list_errors']}); the pages' own refetches (live.js, not sent): "
-        + ", ".join(f"{name} {n:.1f}/s" for name, n in r.get("refetch_per_s", {}).items()),
+        + ", ".join(f"{name} {n:.1f}/s" for name, n in r.get("refetch_per_s", {}).items())
+        + (f"; sent ({r['refetches_sent']}): {r['rows_ms']['n']} rows refetches, p50 {r['rows_ms']['p50']:.0f} ms "
+           f"p95 {r['rows_ms']['p95']:.0f} ms" if r.get("refetches_sent") else ""),
         f"memory: {m['before']['rss_kib'] / 1024:.0f} -> {m['after']['rss_kib'] / 1024:.0f} MiB RSS "
         f"({m['per_socket_kib']:.0f} KiB/socket, PSS {m['per_socket_pss_kib']:.0f}); loaded "
         f"{m['loaded']['rss_kib'] / 1024:.0f} MiB",
@@ -286,8 +293,11 @@ def main() -> None:
     parser.add_argument("--teams", type=int, default=TEAMS)
     parser.add_argument("--agents", type=int, default=AGENTS)
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--send-refetches", choices=["to_30s", "to_10s", "every_2s"],
+                        help="the pages also send their live.js rows refetches, by this rule")
     args = parser.parse_args()
-    result = live_bench(seconds=args.seconds, rate=args.rate, teams=args.teams, agents=args.agents)
+    result = live_bench(seconds=args.seconds, rate=args.rate, teams=args.teams, agents=args.agents,
+                        send_refetches=args.send_refetches)
     for line in summary_lines(result):
         log(line)
     if args.json:

@@ -7,7 +7,9 @@ The plan names the server, the agents (user id, team, session cookie) and the X 
 user id, consumer secret). In order:
 1. every agent opens the inbox websocket (`/ws/inbox/`, its session cookie) and waits for "hello";
    the web workers' memory is read before and after;
-2. each agent GETs the list page (`/inbox/`) every `list_every` s, staggered, for the whole run;
+2. each agent GETs the list page (`/inbox/`) every `list_every` s, staggered, for the whole run (with
+   the plan's `send_refetches`, while mentions arrive, also the rows refetch its live.js would send on
+   its socket's frames; otherwise those are only counted);
 3. mentions arrive open loop at `rate`/s for `seconds`: each one a signed X Account Activity
    delivery (one tweet, a new customer) POSTed to `/hooks/twitter/<account>/`, round robin over
    the accounts; every frame each socket receives is noted (first time per conversation);
@@ -34,9 +36,10 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 RECONNECT_FIRST, RECONNECT_MAX = 1.0, 30.0  # static/js/live.js: backoff = 1000, doubled up to 30000 ms
 LIST_REFRESH_DEBOUNCE = 0.0  # live.js refreshList(): the rows refetch at once when the socket opens (after quiet)
-# live.js refreshList(): at once after a quiet gap, then at most every 2 s, the gap doubling up to 10 s
-# while changes keep coming; before: every 2 s however long they kept coming
-REFETCH_RULES = {"widening": (2.0, 10.0), "every_2s": (2.0, 2.0)}
+# live.js refreshList(): at once after a quiet gap, then at most every 2 s, the gap doubling up to 30 s
+# while changes keep coming ("to_30s"); before: every 2 s however long they kept coming; "to_10s": a cap
+# of 10 s (tried first)
+REFETCH_RULES = {"to_30s": (2.0, 30.0), "to_10s": (2.0, 10.0), "every_2s": (2.0, 2.0)}
 
 
 class RefetchRule:
@@ -69,6 +72,30 @@ class RefetchRule:
     def _fire(self, at: float) -> None:
         self.times.append(at)
         self.last, self.due = at, None
+
+
+class PageRefetch:
+    """live.js refreshList() as a page runs it, sending the rows refetch (htmx GET) when it fires:
+    for a run that measures what the pages' own refetches cost (plan "send_refetches")."""
+
+    def __init__(self, every: float, most: float, send):
+        self.every, self.most, self.send = every, most, send
+        self.gap, self.last, self.timer = every, float("-inf"), None
+
+    def change(self, now: float) -> None:
+        if self.timer is not None:
+            return
+        since, wait = now - self.last, 0.0
+        if since >= self.gap:
+            self.gap = self.every
+        else:
+            wait = self.gap - since
+            self.gap = min(self.gap * 2, self.most)
+        self.timer = asyncio.get_running_loop().call_later(wait, self._fire)
+
+    def _fire(self) -> None:
+        self.timer, self.last = None, time.time()
+        self.send()
 
 
 # --- machine figures ---------------------------------------------------------------------
@@ -177,6 +204,9 @@ class Run:
         self.first_seen: list[dict[int, float]] = [{} for _ in plan["agents"]]  # per agent: conversation -> time
         self.frames = [0] * len(plan["agents"])
         self.refetch = {name: [RefetchRule(*rule) for _ in plan["agents"]] for name, rule in REFETCH_RULES.items()}
+        sent_rule = REFETCH_RULES.get(plan.get("send_refetches") or "")
+        self.page_refetch = [PageRefetch(*sent_rule, send=lambda i=i: self.rows_refresh(i))
+                             for i in range(len(plan["agents"]))] if sent_rule else None
         self.hello_at: list[float | None] = [None] * len(plan["agents"])
         self.connected = [asyncio.Event() for _ in plan["agents"]]
         self.closes: list[tuple[int, float, int | None]] = []  # (agent, time, close code)
@@ -184,6 +214,7 @@ class Run:
         self.list_times: list[tuple[float, float, int, str]] = []  # (sent, seconds, status, what)
         self.sends: dict[str, tuple[float, float, int]] = {}  # tweet id -> (sent, seconds, status)
         self.stopping = False
+        self.sending = False  # mentions being sent (the pages' refetches, when sent, follow them)
 
     # -- sockets
     async def agent_socket(self, i: int) -> None:
@@ -212,6 +243,8 @@ class Run:
                         self.frames[i] += 1
                         for rules in self.refetch.values():
                             rules[i].change(now)
+                        if self.page_refetch is not None and self.sending:
+                            self.page_refetch[i].change(now)
             except ConnectionClosed as exc:
                 self.closes.append((i, time.time(), exc.rcvd.code if exc.rcvd else None))
             except (OSError, InvalidHandshake, asyncio.TimeoutError):
@@ -339,11 +372,13 @@ class Run:
         stat0 = _proc_stat()
         start = time.time() + 0.5
         sampler = asyncio.create_task(self.threads_sample(master))
+        self.sending = True
         await self.mentions(plan["rate"], plan["seconds"], start)
         out["sent_seconds"] = time.time() - start
         out["last_sent"] = max(sent for sent, _, _ in self.sends.values()) - start
         await asyncio.sleep(plan["tail_seconds"])  # the last mentions' events
         out["window"] = [start, time.time()]
+        self.sending = False
         out["refetches"] = {}  # name -> refetches in the window, all pages
         for name, rules in self.refetch.items():
             for rule in rules:
