@@ -56,6 +56,7 @@ def _conversation_id(value) -> int | None:
 
 
 SEEN_EIDS = 500  # the last events' ids a socket remembers
+PUSH_HANDLERS = {"inbox.event": "inbox_event", "inbox.events": "inbox_events"}
 FRAMES_KEPT = 64
 _frames: dict[tuple, str] = {}  # (shape, eids) -> the frame's JSON text
 
@@ -76,7 +77,6 @@ def _frame_text(events: list[dict], *, batch: bool) -> str:
                 del _frames[next(iter(_frames))]  # the oldest
             _frames[key] = text
     return text
-PUSH_HANDLERS = {"inbox.event": "inbox_event", "inbox.events": "inbox_events"}
 
 
 class InboxConsumer(JsonFrameGuard, AsyncJsonWebsocketConsumer):
@@ -180,8 +180,8 @@ class InboxConsumer(JsonFrameGuard, AsyncJsonWebsocketConsumer):
     async def dispatch(self, message):
         """A push goes straight to its handler. channels' dispatch first closes stale
         database connections through a thread hop (sync_to_async) for every message, a
-        push to each socket included: ~100 us of a web worker's CPU per socket per
-        push, and the hops of a whole team waiting in line for one thread. A push
+        push to each socket included: most of the ~260 us of a web worker's CPU a socket
+        a push cost, and a whole team's hops waiting in line for one thread. A push
         touches no database; the consumer's own queries go through
         database_sync_to_async, which closes them itself."""
         handler = PUSH_HANDLERS.get(message.get("type"))
