@@ -115,7 +115,13 @@ class MetricRollup(models.Model):
                 name="uniq_metric_rollup",
             )
         ]
-        indexes = [models.Index(fields=["grain", "metric", "bucket"], name="rollup_metric_bucket")]
+        indexes = [
+            models.Index(fields=["grain", "metric", "bucket"], name="rollup_metric_bucket"),
+            # An agent's rows (?agent=: agents have no hour slices, and an agent's rows are few): a
+            # report read them through the index above and dropped every other agent's, 59 of 60
+            # rows on the bench set (marketing, 90 days: ~0.6 s)
+            models.Index(fields=["agent_id", "grain", "metric", "bucket"], name="rollup_agent_metric_bucket"),
+        ]
 
 
 class SliceGrain(models.TextChoices):

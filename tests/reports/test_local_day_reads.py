@@ -1,6 +1,7 @@
 """Reads shaped for local days (issue 19, "speed measured from the edge"): the marketing
 report's per-day series by channel and by account from the channel-and-account hour slices
-(unfiltered and under a channel, account, queue or team filter), and the experience report's
+(unfiltered and under a channel, account, queue or team filter; an agent's from its full rows
+through the agent index), and the experience report's
 sentiment shift through the fact indexes. Each is compared with the figures computed here in
 plain Python from the test's own events, in zones other than UTC (a whole-hour zone across
 a DST change, Los Angeles, and Kolkata's half hour: each UTC hour counts in the local day it
@@ -37,10 +38,11 @@ def _inbound(n: int, seed: int) -> list[dict]:
         account, queue = rng.choice(list(ACCOUNTS)), rng.choice(list(QUEUES))
         value = rng.choice(scores + [rng.uniform(-1, 1)])
         out.append({"at": at, "channel": ACCOUNTS[account], "account_id": account, "queue_id": queue,
-                    "team_id": QUEUES[queue], "value": value})
+                    "team_id": QUEUES[queue], "agent_id": 1 + i % 4, "value": value})
         events.append(MetricEvent(key=f"in:{i}", kind="msg_in", occurred_at=at, conversation_id=i + 1, cycle=1,
                                   channel=ACCOUNTS[account], account_id=account, queue_id=queue,
-                                  team_id=QUEUES[queue], agent_id=1 + i % 4, customer_id=i + 1, value=value))
+                                  team_id=QUEUES[queue], agent_id=out[-1]["agent_id"], customer_id=i + 1,
+                                  value=value))
     MetricEvent.objects.bulk_create(events)
     services.rollups_apply()
     return out
@@ -93,7 +95,9 @@ def test_marketing_days_by_channel_and_account_equal_the_events(zone):
     filters = [({}, lambda m: True), ({"team_id": 31}, lambda m: m["team_id"] == 31),
                ({"queue_id": 23}, lambda m: m["queue_id"] == 23),
                ({"channel": "twitter"}, lambda m: m["channel"] == "twitter"),
-               ({"account_id": 13}, lambda m: m["account_id"] == 13)]
+               ({"account_id": 13}, lambda m: m["account_id"] == 13),
+               # agents have no hour slices: the agent's full rows (rollup_agent_metric_bucket)
+               ({"agent_id": 3}, lambda m: m["agent_id"] == 3)]
     for start, end in RANGES:
         for flt, keep in filters:
             params = selectors.ReportParams(start=start, end=end, tz=ZoneInfo(zone), show_people=False, **flt)
