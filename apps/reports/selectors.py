@@ -1,13 +1,14 @@
 """Reads for the reports. They read rollups and facts only, never messages.
 
-Time zones: rollups are kept per UTC hour and per UTC day. An unfiltered report
-reads the slices (MetricSlice: its range's whole ISO weeks from week rows, the
-rest and the per-day series from day rows); in a zone other than UTC each local day is
-its nearest UTC day plus or minus the hours between the two midnights, read
-from the hour rows (SlicePlan). Filtered reports regroup the full rows, hour
-rows outside UTC. Both are exact for every zone whose offset is a whole number
-of hours (for the few half-hour zones, which always read the hour rows, an hour
-is given to the local day it starts in)."""
+Time zones: rollups are kept per UTC hour and per UTC day. A report with at most one
+filter reads the slices (MetricSlice: its range's whole ISO weeks from week rows, the
+rest and the per-day series from day rows; a filter's own slices under ?team= etc.); in
+a zone other than UTC each local day is its nearest UTC day plus or minus the hours
+between the two midnights, read from the hour slices (SlicePlan), and the marketing
+series by channel and account are the channel-and-account hour slices summed per local
+day. Two filters or more regroup the full rows. Exact for every zone whose offset is a
+whole number of hours; in the few half-hour zones an hour is given to the local day it
+starts in."""
 from __future__ import annotations
 
 import datetime as dt
@@ -26,9 +27,9 @@ from apps.connectors.models import ChannelAccount
 from apps.routing.models import Queue
 
 from . import metrics
-from .services import CHANNEL_ACCOUNT, CHANNEL_ACCOUNT_METRICS, HOUR_SLICE_FILTERS
 from .models import (ConversationFact, CustomerFact, Grain, MetricRollup, MetricSlice, SliceGrain, SpikeAlert,
                      TermRollup)
+from .services import CHANNEL_ACCOUNT, CHANNEL_ACCOUNT_METRICS, HOUR_SLICE_FILTERS
 
 DIMENSIONS = ("channel", "account_id", "queue_id", "team_id", "agent_id")
 
@@ -574,8 +575,6 @@ def _day_edge_rows(plan: SlicePlan, hours, metric_names, valued, day_dims, keys=
     total, unfiltered or for one value: a channel's or account's hour is the unfiltered
     report's channel or account row of that hour), a few rows an hour instead of every
     combination; an agent's from its full hour rows (agents have no hour slices)."""
-    from .services import HOUR_SLICE_FILTERS
-
     if not hours:
         return []
     if plan.fdim not in HOUR_SLICE_FILTERS:
@@ -1007,9 +1006,10 @@ def _channel_account_days_add(params: ReportParams, plan: SlicePlan, days: dict)
 
 
 def _full_days_add(params: ReportParams, metric_names, days: dict) -> None:
-    """An agent's per-day series by channel and by account (agents have no hour slices): its full rows of the count metrics summed
-    per local day, channel and account in SQL (day rows in UTC; elsewhere hour rows, each
-    in the local day it starts in, as the slice plan counts them)."""
+    """An agent's per-day series by channel and by account (agents have no hour slices): its
+    full rows of the count metrics summed per local day, channel and account in SQL (day rows in
+    UTC; elsewhere hour rows, each in the local day it starts in, as the slice plan counts them),
+    read through the agent index."""
     lo, hi = params.utc_range
     grain = Grain.DAY if params.tz.key == "UTC" else Grain.HOUR
     rows = MetricRollup.objects.filter(grain=grain, bucket__gte=lo, bucket__lt=hi, metric__in=list(metric_names),
