@@ -166,66 +166,44 @@ def slices_build(db: str) -> float:
     return seconds + filter_slices_build(db)
 
 
-def filter_slices_build(db: str) -> float:
-    """The filter slices (MetricSlice.fdim/fkey) from the one-dimension slices and the day rollups."""
+def _slices_rebuild(db: str, what: str, delete_where: str, statements: list[str]) -> float:
+    """Drop the slice rows `delete_where` names, build them again with `statements`; seconds taken."""
     import psycopg
 
     with psycopg.connect(db_url(db), autocommit=True) as conn:
         conn.execute("SET work_mem = '256MB'")
-        conn.execute("DELETE FROM reports_metricslice WHERE fdim <> ''")
+        conn.execute(f"DELETE FROM reports_metricslice WHERE {delete_where}")
         t = time.perf_counter()
-        for sql in FILTER_SLICES_SQL:
+        for sql in statements:
             conn.execute(sql)
         seconds = time.perf_counter() - t
         conn.execute("VACUUM ANALYZE reports_metricslice")
-    log(f"  filter slices: {seconds:.0f} s")
-    return seconds + hour_slices_build(db)
+    log(f"  {what}: {seconds:.0f} s")
+    return seconds
+
+
+def filter_slices_build(db: str) -> float:
+    """The filter slices (MetricSlice.fdim/fkey) from the one-dimension slices and the day rollups,
+    then the hour slices built from them."""
+    return _slices_rebuild(db, "filter slices", "fdim <> ''", list(FILTER_SLICES_SQL)) + hour_slices_build(db)
 
 
 def hour_slices_build(db: str) -> float:
-    """The hour slices (MetricSlice.grain = "h") from the hour rollups."""
-    import psycopg
-
-    with psycopg.connect(db_url(db), autocommit=True) as conn:
-        conn.execute("SET work_mem = '256MB'")
-        conn.execute("DELETE FROM reports_metricslice WHERE grain = 'h' AND dim = ''")
-        t = time.perf_counter()
-        conn.execute(HOUR_SLICES_SQL)
-        seconds = time.perf_counter() - t
-        conn.execute("VACUUM ANALYZE reports_metricslice")
-    log(f"  hour slices: {seconds:.0f} s")
-    return seconds + channel_account_slices_build(db)
+    """The hour slices (MetricSlice.grain = "h") from the hour rollups, then the channel-and-account ones."""
+    return (_slices_rebuild(db, "hour slices", "grain = 'h' AND dim = ''", [HOUR_SLICES_SQL])
+            + channel_account_slices_build(db))
 
 
 def channel_account_slices_build(db: str) -> float:
     """The channel-and-account hour slices (dim "chan_acc") from the hour rollups."""
-    import psycopg
-
-    with psycopg.connect(db_url(db), autocommit=True) as conn:
-        conn.execute("SET work_mem = '256MB'")
-        conn.execute("DELETE FROM reports_metricslice WHERE grain = 'h' AND dim = 'chan_acc'")
-        t = time.perf_counter()
-        conn.execute(CHANNEL_ACCOUNT_SLICES_SQL)
-        seconds = time.perf_counter() - t
-        conn.execute("VACUUM ANALYZE reports_metricslice")
-    log(f"  channel-and-account hour slices: {seconds:.0f} s")
-    return seconds
+    return _slices_rebuild(db, "channel-and-account hour slices", "grain = 'h' AND dim = 'chan_acc'",
+                           [CHANNEL_ACCOUNT_SLICES_SQL])
 
 
 def week_slices_build(db: str) -> float:
     """The week slices from the day slices, as migration 0009 builds them (a data set
     whose slices were built by slices_build before weeks existed)."""
-    import psycopg
-
-    with psycopg.connect(db_url(db), autocommit=True) as conn:
-        conn.execute("SET work_mem = '256MB'")
-        conn.execute("DELETE FROM reports_metricslice WHERE grain = 'w'")
-        t = time.perf_counter()
-        conn.execute(WEEK_SLICES_SQL)
-        seconds = time.perf_counter() - t
-        conn.execute("VACUUM ANALYZE reports_metricslice")
-    log(f"  week slices: {seconds:.0f} s")
-    return seconds
+    return _slices_rebuild(db, "week slices", "grain = 'w'", [WEEK_SLICES_SQL])
 
 
 def rollups_build(db: str) -> dict:
