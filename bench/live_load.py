@@ -37,8 +37,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 RECONNECT_FIRST, RECONNECT_MAX = 1.0, 30.0  # static/js/live.js: backoff = 1000, doubled up to 30000 ms
 LIST_REFRESH_DEBOUNCE = 0.0  # live.js refreshList(): the rows refetch at once when the socket opens (after quiet)
 # live.js refreshList(): at once after a quiet gap, then at most every 2 s, the gap doubling up to 30 s
-# while changes keep coming ("to_30s"); before: every 2 s however long they kept coming; "to_10s": a cap
-# of 10 s (tried first)
+# once LIST_BUSY_BEFORE_WIDENING refetches in a row had to wait ("to_30s"); before: every 2 s however
+# long they kept coming; "to_10s": a cap of 10 s (tried first)
+LIST_BUSY_BEFORE_WIDENING = 5
 REFETCH_RULES = {"to_30s": (2.0, 30.0), "to_10s": (2.0, 10.0), "every_2s": (2.0, 2.0)}
 
 
@@ -50,6 +51,7 @@ class RefetchRule:
     def __init__(self, every: float, most: float):
         self.every, self.most = every, most
         self.gap, self.last, self.due = every, float("-inf"), None
+        self.busy = 0
         self.times: list[float] = []
 
     def change(self, now: float) -> None:
@@ -59,11 +61,13 @@ class RefetchRule:
             return  # a refetch is due: it shows this change too
         since = now - self.last
         if since >= self.gap:
-            self.gap = self.every
+            self.gap, self.busy = self.every, 0
             self._fire(now)
         else:
             self.due = self.last + self.gap
-            self.gap = min(self.gap * 2, self.most)
+            self.busy += 1
+            if self.busy >= LIST_BUSY_BEFORE_WIDENING:
+                self.gap = min(self.gap * 2, self.most)
 
     def until(self, end: float) -> None:
         if self.due is not None and self.due <= end:
@@ -81,16 +85,19 @@ class PageRefetch:
     def __init__(self, every: float, most: float, send):
         self.every, self.most, self.send = every, most, send
         self.gap, self.last, self.timer = every, float("-inf"), None
+        self.busy = 0
 
     def change(self, now: float) -> None:
         if self.timer is not None:
             return
         since, wait = now - self.last, 0.0
         if since >= self.gap:
-            self.gap = self.every
+            self.gap, self.busy = self.every, 0
         else:
             wait = self.gap - since
-            self.gap = min(self.gap * 2, self.most)
+            self.busy += 1
+            if self.busy >= LIST_BUSY_BEFORE_WIDENING:
+                self.gap = min(self.gap * 2, self.most)
         self.timer = asyncio.get_running_loop().call_later(wait, self._fire)
 
     def _fire(self) -> None:

@@ -62,10 +62,13 @@
   // keep coming the gap doubles, up to 30 s, and is 2 s again after a quiet gap: a team
   // taking 25 new conversations a second had each of its agents' pages refetch every
   // 2 s, ~90 list requests a second for 200 agents; at most every 10 s, ~25 a second,
-  // still stalled a 2-core web tier (docs/performance.md). A hidden tab refetches nothing
-  // until it is shown.
-  var LIST_REFRESH_EVERY = 2000, LIST_REFRESH_MAX = 30000;
-  var listGap = LIST_REFRESH_EVERY, listTimer = null, lastListRefresh = -Infinity, listMissed = false;
+  // still stalled a 2-core web tier (docs/performance.md). A short burst (an assignment,
+  // then a status change a second later) keeps the 2-s gap: the gap widens only after
+  // LIST_BUSY_BEFORE_WIDENING refetches in a row had to wait, ~10 s of a steady stream.
+  // A hidden tab refetches nothing until it is shown.
+  var LIST_REFRESH_EVERY = 2000, LIST_REFRESH_MAX = 30000, LIST_BUSY_BEFORE_WIDENING = 5;
+  var listGap = LIST_REFRESH_EVERY, listBusy = 0, listTimer = null, lastListRefresh = -Infinity,
+    listMissed = false;
   var refreshTimer = null;
   function refreshList() {
     if (document.visibilityState === "hidden") { listMissed = true; return; }
@@ -73,9 +76,11 @@
     var since = Date.now() - lastListRefresh, wait = 0;
     if (since >= listGap) {
       listGap = LIST_REFRESH_EVERY; // after a quiet gap: at once, and short gaps again
+      listBusy = 0;
     } else {
-      wait = listGap - since; // changes keep coming: this one waits, the next waits longer
-      listGap = Math.min(listGap * 2, LIST_REFRESH_MAX);
+      wait = listGap - since; // changes keep coming: this one waits, and in a stream the next longer
+      listBusy += 1;
+      if (listBusy >= LIST_BUSY_BEFORE_WIDENING) listGap = Math.min(listGap * 2, LIST_REFRESH_MAX);
     }
     listTimer = setTimeout(function () {
       listTimer = null;

@@ -51,10 +51,11 @@ def test_list_frames_old_frames_and_a_throttled_refetch(live_server, new_page, a
     time.sleep(4.5)
     times = page.evaluate("window.__refreshes")
     gaps = [b - a for a, b in zip(times[1:], times[2:])]
-    # during the ~3-s stream: a refetch 2 s after the batch's, then one 4 s later (not one
-    # per change, not none until it ends), which is after the last change
+    # during the ~3-s stream: a refetch 2 s after the batch's, then one 2 s later (not one
+    # per change, not none until it ends; a burst this short does not widen the gap), which
+    # is after the last change
     assert len(times) == 4, times
-    assert 1900 <= gaps[0] <= 2600 and 3900 <= gaps[1] <= 4600, gaps
+    assert 1900 <= gaps[0] <= 2600 and 1900 <= gaps[1] <= 2600, gaps
     assert times[-1] > last
 
 
@@ -70,7 +71,8 @@ def _stream(page, seconds, every_ms=100):
 
 def test_a_long_stream_widens_the_refetch_gap_to_30_s_and_quiet_brings_back_2_s(live_server, new_page, agent):
     """A busy team's pages refetch every 30 s, not every 2 s (what 200 agents' pages cost
-    the web tier: docs/performance.md); after a quiet gap a change shows at once again."""
+    the web tier: docs/performance.md), once a stream has gone on for ~10 s (a short burst
+    keeps 2-s gaps); after a quiet gap a change shows at once again."""
     start = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.timezone.utc)
     page = new_page()
     page.clock.install(time=start)
@@ -83,8 +85,8 @@ def test_a_long_stream_widens_the_refetch_gap_to_30_s_and_quiet_brings_back_2_s(
     _stream(page, 100, every_ms=250)
     times = page.evaluate("window.__refreshes")[before:]
     gaps = [round(b - a) for a, b in zip(times, times[1:])]
-    assert gaps[:4] == [2000, 4000, 8000, 16_000], gaps
-    assert gaps[4:] and all(gap == 30_000 for gap in gaps[4:]), gaps
+    assert gaps[:8] == [2000] * 5 + [4000, 8000, 16_000], gaps
+    assert gaps[8:] and all(gap == 30_000 for gap in gaps[8:]), gaps
 
     page.clock.run_for(32_000)  # quiet for longer than the gap: the trailing refetch, then nothing
     n = len(page.evaluate("window.__refreshes"))
