@@ -29,6 +29,15 @@ def twitter_api(settings):
 
 
 @pytest.fixture
+def local_channel_layers(settings, request):
+    """An in-memory channel layer and cache of this test's own (sockets driven in process; the
+    Redis layer is covered by the browser tests)."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                                   "LOCATION": f"layers-{request.node.nodeid}"}}
+
+
+@pytest.fixture
 def eager_celery():
     """Tasks run in-process, as a worker would run them."""
     from cxinbox.celery import app

@@ -14,14 +14,7 @@ from apps.inbox.realtime import INBOX_GROUP, UNROUTED_GROUP, conversation_groups
     user_group
 from tests.factories import ConversationFactory, QueueFactory, TeamFactory, UserFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _local_layers(settings, request):
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                                   "LOCATION": f"fanout-{request.node.name}"}}
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("local_channel_layers")]
 
 
 @pytest.fixture

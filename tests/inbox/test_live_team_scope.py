@@ -11,14 +11,7 @@ from apps.inbox import services
 from apps.inbox.consumers import InboxConsumer
 from tests.factories import ConversationFactory, QueueFactory, TeamFactory, UserFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _local_layers(settings, request):
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                                   "LOCATION": f"scope-{request.node.name}"}}
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("local_channel_layers")]
 
 
 @pytest.fixture

@@ -9,15 +9,7 @@ from apps.inbox import services
 from apps.inbox.consumers import InboxConsumer
 from tests.factories import ConversationFactory, MessageFactory, QueueFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _local_layers(settings, request):
-    """An in-memory channel layer and cache per test (the Redis layer is covered by the browser test)."""
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                                   "LOCATION": f"live-{request.node.name}"}}
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("local_channel_layers")]
 
 
 async def _connect(user):

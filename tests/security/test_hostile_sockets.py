@@ -13,19 +13,12 @@ from apps.inbox.consumers import InboxConsumer
 from apps.reports.consumers import ReportsAlertConsumer
 from tests.factories import ConversationFactory, QueueFactory, TeamFactory, UserFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("local_channel_layers")]
 
 NOT_OBJECTS = ["not json", "{", "[1, 2]", "null", "42", '"view"', "[" * 4_000, "[" * 50_000, "{" * 50_000,
                '{"action": "view", "conversation_id": 1' + " " * 1_048_576 + "}", "\x00", '{"action": "\\ud800"}']
 UNKNOWN = [{}, {"action": "nope"}, {"action": ["view"]}, {"action": {"a": 1}}, {"action": None}, {"action": 1},
            {"action": "typing", "typing": {"deep": [1, 2]}}, {"action": "leave"}, {"action": "x" * 100_000}]
-
-
-@pytest.fixture(autouse=True)
-def _local_layers(settings, request):
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                                   "LOCATION": f"hostile-{request.node.name}"}}
 
 
 @pytest.fixture
