@@ -5,7 +5,7 @@ event loop for the view (the innermost handler is async) and out to the thread a
 the sync view: three hand-overs per request, each waiting for the loop, which under load
 is busy with every other connection. Measured on 2 cores over HTTP, push deliveries
 topped out at ~100/s that way with the CPU mostly in those hand-overs (issue 19). The
-webhook view is sync and short (verify, parse, one INSERT), so here the body is read on
+webhook view is sync and short (verify, parse, hand to push_writer), so here the body is read on
 the loop and the whole request, middleware and view, runs as the WSGI handler runs it, in
 one call on a worker thread; the response (always a small JSON one) goes back on the loop.
 Its middleware is HOOKS_MIDDLEWARE (settings: request id, metrics, security headers, the NUL
