@@ -320,6 +320,10 @@ PUSH_INGEST_BATCH = env.int("PUSH_INGEST_BATCH", default=500)
 # ... and at most this many mentions in all: a transaction's locks (one advisory lock per new
 # author) stay bounded by mentions; a bigger delivery is kept as several of this size.
 PUSH_INGEST_MAX_MENTIONS = env.int("PUSH_INGEST_MAX_MENTIONS", default=500)
+# An ingest task that starts within this long of its delivery's arrival waits until then,
+# so it takes what arrives meanwhile too: a trickle costs a task per few mentions otherwise.
+# The most it adds to a mention's arrival -> routed time; 0 turns it off (issue 19).
+PUSH_INGEST_GATHER_SECONDS = env.float("PUSH_INGEST_GATHER_SECONDS", default=0.15)
 # While an account's ingest task waits in the queue, further deliveries queue none; the
 # task clears the flag as it starts. Expiry only matters should that task be lost.
 PUSH_INGEST_COALESCE_SECONDS = env.int("PUSH_INGEST_COALESCE_SECONDS", default=10)

@@ -251,3 +251,46 @@ def test_the_web_tier_keeps_an_account_a_few_seconds_then_sees_it_deactivated(tw
     gone = _call(handler, f"/hooks/twitter/{twitter.pk}/", body, headers=headers)
     handler.executor.shutdown()
     assert gone["status"] == 404 and "4402" not in _stored_tweet_ids()
+
+
+def _other_backends_terminated() -> int:
+    """Every other client connection to the test database dropped by PostgreSQL (the request
+    threads gave theirs back: what is left is the push writer's); how many there were."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute("select count(pg_terminate_backend(pid)) from pg_stat_activity where datname = "
+                       "current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'")
+        return cursor.fetchone()[0]
+
+
+def test_the_writer_keeps_its_connection_and_a_lost_one_costs_no_delivery(twitter, connections_not_kept):
+    """Between batches the writer keeps its connection (taken from the pool for each batch, the
+    checkout was a tenth of the web tier's CPU); when PostgreSQL drops it (a restart, an admin's
+    pg_terminate_backend), the next delivery is stored on a new connection, not answered 500."""
+    handler = HooksHandler(threads=2)
+    body, headers = _delivery("4400")
+    assert _call(handler, f"/hooks/twitter/{twitter.pk}/", body, headers=headers)["status"] == 200
+    assert _other_backends_terminated() == 1  # the writer's, kept after its batch
+    body, headers = _delivery("4401")
+    resp = _call(handler, f"/hooks/twitter/{twitter.pk}/", body, headers=headers)
+    handler.executor.shutdown()
+    assert resp["status"] == 200
+    assert {"4400", "4401"} <= _stored_tweet_ids()
+
+
+def test_a_signed_tweet_holding_an_integer_beyond_64_bits_is_stored(twitter, connections_not_kept):
+    """The batch's fast JSON writer (orjson) cannot write such an integer; the delivery and the
+    ones beside it are stored all the same, the number kept exactly."""
+    handler = HooksHandler(threads=8)
+    tweet = {"created_at": "Mon Nov 23 08:00:00 +0000 2026", "id_str": "4500", "text": "@acme huge",
+             "user": {"id_str": "42", "screen_name": "rita", "name": "Rita", "followers_count": 8},
+             "entities": {"weird": 123456789012345678901234567890}}
+    body = json.dumps({"for_user_id": "783214", "tweet_create_events": [tweet]}).encode()
+    sig = "sha256=" + base64.b64encode(hmac.new(CONSUMER_SECRET.encode(), body, hashlib.sha256).digest()).decode()
+    items = [(body, [(b"x-twitter-webhooks-signature", sig.encode())])] + [_delivery(str(4501 + i)) for i in range(5)]
+    answers = _gather(handler, twitter, items)
+    handler.executor.shutdown()
+    assert [a["status"] for a in answers] == [200] * 6
+    assert _stored_tweet_ids() == {"4500", *(str(4501 + i) for i in range(5))}
+    with connections["default"].cursor() as cursor:
+        cursor.execute("select mentions::text from connectors_pushdelivery where mentions::text like '%%4500%%'")
+        assert "123456789012345678901234567890" in cursor.fetchone()[0]
