@@ -31,6 +31,10 @@ serve: install
 test: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+## make lint: the layer contracts (.importlinter; docs/architecture.md, "Layers")
+lint: install
+	$(VENV)/bin/lint-imports
+
 bench: install
 	$(PY) -m bench.run
 

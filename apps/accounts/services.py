@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from apps.core.errors import DomainError
 
+from .availability import agent_availability_changed
 from .models import ApiToken, AuditEntry, Presence, Role, Team, User, token_hash
 from .permissions import user_has_role
 
@@ -35,23 +36,17 @@ def audit_record(*, actor, action: str, target: str = "", data: dict | None = No
 # --- presence -----------------------------------------------------------------------------------------
 
 def agent_availability_notify(user: User) -> None:
-    """Tells routing (after commit) that an agent can take work, or no longer can:
-    calls apps.routing.services.agent_availability_changed(agent=...) if routing has it."""
-    try:
-        from apps.routing import services as routing_services
-    except ImportError:  # pragma: no cover - routing always ships, but stay loose
-        return
-    hook = getattr(routing_services, "agent_availability_changed", None)
-    if hook is None:
-        return
+    """Announces (after commit) that an agent can take work, or no longer can
+    (availability.agent_availability_changed: routing listens). A receiver's error is
+    logged: presence must stick even if routing hiccups."""
 
-    def _call():
-        try:
-            hook(agent=user)
-        except Exception:  # noqa: BLE001 - presence must stick even if routing hiccups
-            log.exception("agent_availability_changed failed for %s", user.pk)
+    def _send():
+        for handler, result in agent_availability_changed.send_robust(sender=User, agent=user):
+            if isinstance(result, Exception):
+                log.error("agent_availability_changed (%s) failed for %s", getattr(handler, "__qualname__", handler),
+                          user.pk, exc_info=result)
 
-    transaction.on_commit(_call)
+    transaction.on_commit(_send)
 
 
 @transaction.atomic
@@ -228,52 +223,3 @@ def api_token_revoke(*, token: ApiToken, actor, ip_address: str | None = None) -
         audit_record(actor=actor, action="token.revoked", target=f"{token.user.username}:{token.name}",
                      data={"token_id": token.pk, "prefix": token.prefix}, ip_address=ip_address)
     return token
-
-
-# --- canned responses (model in apps.inbox; managed here, by team or globally) ------------------------
-
-def _canned_check(*, actor, team) -> None:
-    from django.core.exceptions import PermissionDenied
-
-    from .permissions import can_edit_canned
-
-    if not can_edit_canned(actor, team):
-        who = "admins" if team is None else f"leads of {team.name} and admins"
-        raise PermissionDenied(f"Only {who} can change these canned responses.")
-
-
-@transaction.atomic
-def canned_response_save(*, actor, shortcut: str, title: str, text: str, team=None, canned=None):
-    """Creates or updates a canned response; `team` None makes it global (all teams)."""
-    from django.utils.text import slugify
-
-    from apps.inbox.models import CannedResponse
-
-    if canned is not None:
-        _canned_check(actor=actor, team=canned.team)  # may they touch the one that exists...
-    _canned_check(actor=actor, team=team)  # ...and where it is going
-    shortcut = slugify(shortcut or "")[:50]
-    title, text = (title or "").strip()[:100], (text or "").strip()
-    if not shortcut or not title or not text:
-        raise DomainError("A canned response needs a shortcut, a title and a text.")
-    clash = CannedResponse.objects.filter(shortcut=shortcut, team=team)
-    if canned is not None:
-        clash = clash.exclude(pk=canned.pk)
-    if clash.exists():
-        raise DomainError(f"/{shortcut} exists already for {team.name if team else 'all teams'}.")
-    created = canned is None
-    canned = canned or CannedResponse()
-    canned.shortcut, canned.title, canned.text, canned.team = shortcut, title, text, team
-    canned.save()
-    audit_record(actor=actor, action="canned.created" if created else "canned.updated",
-                 target=f"/{shortcut} ({team.name if team else 'global'})", data={"canned_id": canned.pk})
-    return canned
-
-
-@transaction.atomic
-def canned_response_delete(*, actor, canned) -> None:
-    _canned_check(actor=actor, team=canned.team)
-    audit_record(actor=actor, action="canned.deleted",
-                 target=f"/{canned.shortcut} ({canned.team.name if canned.team else 'global'})",
-                 data={"canned_id": canned.pk, "text": canned.text[:500]})
-    canned.delete()

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.core.errors import DomainError
+from apps.inbox.canned import canned_response_delete, canned_response_save
 from apps.inbox.models import CannedResponse, Status
 from apps.inbox.selectors import conversation_list_for_user
 from apps.inbox import services as inbox_services
@@ -285,7 +286,7 @@ def canned_list(request):
     if request.method == "POST":
         team = _team_from(request.POST.get("team"))
         try:
-            services.canned_response_save(actor=request.user, shortcut=request.POST.get("shortcut", ""),
+            canned_response_save(actor=request.user, shortcut=request.POST.get("shortcut", ""),
                                           title=request.POST.get("title", ""), text=request.POST.get("text", ""),
                                           team=team)
             flash.success(request, "Canned response saved.")
@@ -317,7 +318,7 @@ def canned_edit(request, pk):
         raise PermissionDenied("Only the team's leads (global ones: admins) can change this.")
     if request.method == "POST":
         try:
-            services.canned_response_save(actor=request.user, canned=canned,
+            canned_response_save(actor=request.user, canned=canned,
                                           shortcut=request.POST.get("shortcut", ""),
                                           title=request.POST.get("title", ""), text=request.POST.get("text", ""),
                                           team=_team_from(request.POST.get("team")))
@@ -335,7 +336,7 @@ def canned_edit(request, pk):
 def canned_delete(request, pk):
     # another team's response is a 404, as on the edit page (docs/roles.md, Ownership)
     canned = get_object_or_404(selectors.canned_responses_for(request.user), pk=pk)
-    services.canned_response_delete(actor=request.user, canned=canned)
+    canned_response_delete(actor=request.user, canned=canned)
     flash.success(request, f"/{canned.shortcut} deleted.")
     return redirect("supervisor:canned")
 

@@ -12,6 +12,7 @@ from apps.core.pagination import NewestFirstCursor
 from apps.routing.models import Queue
 
 from . import selectors, services
+from .canned import canned_response_delete, canned_response_save
 from .filters import ConversationFilterSet
 from .models import CannedResponse, Conversation
 from .serializers import (
@@ -205,8 +206,6 @@ class CannedResponseViewSet(viewsets.ModelViewSet):
         return canned_responses_for(self.request.user)
 
     def _save(self, request, canned=None, partial=False):
-        from apps.accounts.services import canned_response_save
-
         data = _CannedInputSerializer(canned, data=request.data, partial=partial)
         data.is_valid(raise_exception=True)
         values = {"shortcut": canned.shortcut, "title": canned.title, "text": canned.text,
@@ -224,8 +223,6 @@ class CannedResponseViewSet(viewsets.ModelViewSet):
         return Response(CannedResponseSerializer(canned).data)
 
     def destroy(self, request, *args, **kwargs):
-        from apps.accounts.services import canned_response_delete
-
         canned_response_delete(actor=request.user, canned=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -22,7 +22,9 @@ from apps.accounts.services import user_activity_touch
 from apps.core.sockets import JsonFrameGuard
 
 from . import presence
+from .models import Conversation
 from .realtime import INBOX_GROUP, UNROUTED_GROUP, conversation_groups, team_group, user_group
+from .signals import agent_work_signalled
 
 log = logging.getLogger(__name__)
 
@@ -146,11 +148,9 @@ class InboxConsumer(JsonFrameGuard, AsyncJsonWebsocketConsumer):
 
     async def _work(self, kind: str, conversation_id: int) -> None:
         """Handle time (apps.reports work sessions): best-effort, never breaks the socket."""
-        from apps.reports.services import work_session_signal
-
         try:
-            await database_sync_to_async(work_session_signal)(conversation_id=conversation_id, agent_id=self.user.pk,
-                                                              kind=kind)
+            await database_sync_to_async(agent_work_signalled.send)(sender=Conversation, conversation_id=conversation_id,
+                                                                    agent_id=self.user.pk, kind=kind)
         except Exception:  # noqa: BLE001 - a report figure must not cost the agent the live inbox
             log.warning("work session %s for user %s on #%s failed", kind, self.user.pk, conversation_id,
                         exc_info=True)

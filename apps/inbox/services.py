@@ -20,6 +20,7 @@ from apps.core.errors import Conflict, DomainError
 from .events import event_record
 from .models import Conversation, Message, Note, Notification, PriorityBucket, ReadMark, Status, Tag
 from .realtime import inbox_push, user_push
+from .signals import survey_requested
 
 log = logging.getLogger(__name__)
 
@@ -513,13 +514,9 @@ def conversation_resolve(*, conversation: Conversation, actor=None, send_survey:
                                                reason=reason)
         if not send_survey:
             return conversation, ""
-        try:
-            from apps.reports.services import survey_send
-        except ImportError:
-            survey_send = None
-        if survey_send is None:
+        if not survey_requested.has_listeners():
             return conversation, "Resolved; surveys are not available in this installation."
-        survey_send(conversation=conversation, actor=actor)
+        survey_requested.send(sender=Conversation, conversation=conversation, actor=actor)  # reports sends it
     return conversation, "Resolved; the satisfaction survey is on its way to the customer."
 
 

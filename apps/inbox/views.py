@@ -33,6 +33,7 @@ from .canned import canned_for_composer
 from .filters import valid_list_filters
 from .list_rows import conversation_rows
 from .models import Conversation, Message, PriorityBucket, Status, Tag
+from .signals import agent_work_signalled, survey_requested
 
 PAGE_SIZE = 50
 MAX_PAGE = 100_000  # the list pages further than anyone scrolls; beyond: an empty page
@@ -55,11 +56,7 @@ def _is_htmx(request) -> bool:
 
 
 def _survey_available() -> bool:
-    try:
-        from apps.reports import services as report_services
-    except ImportError:
-        return False
-    return hasattr(report_services, "survey_send")
+    return survey_requested.has_listeners()  # reports installed: it sends them
 
 
 def _list_filters(request) -> dict:
@@ -361,9 +358,8 @@ def conversation_presence(request, pk):
     typing = {"1": True, "0": False}.get(request.POST.get("typing", ""))
     viewers = presence.presence_touch(conversation_id=conversation.pk, user=request.user, typing=typing)
     if typing or request.POST.get("active") == "1":  # input since the last poll: handle time
-        from apps.reports.services import work_session_signal
-
-        work_session_signal(conversation_id=conversation.pk, agent_id=request.user.pk, kind="active")
+        agent_work_signalled.send(sender=Conversation, conversation_id=conversation.pk, agent_id=request.user.pk,
+                                  kind="active")
     return JsonResponse({"viewers": [v for v in viewers if v["user_id"] != request.user.pk]})
 
 

@@ -1,9 +1,12 @@
 """Scores inbound messages: language first, then sentiment for English only
-(VADER's lexicon is English; another language gets `not_scored`, not a wrong score)."""
+(VADER's lexicon is English; another language gets `not_scored`, not a wrong score).
+
+A message is any model row with `text` and the FIELDS below (inbox.Message): insights
+sits below the inbox in the layers (docs/architecture.md) and never imports it."""
+from django.db.models import Model
 from django.utils import timezone
 
 from apps.core.db import rows_update
-from apps.inbox.models import Message
 
 from .language import language_detect
 from .sentiment import Sentiment, sentiment_score
@@ -21,18 +24,18 @@ def text_score(text: str) -> tuple[str, float | None, str]:
     return language, result.compound, result.label
 
 
-def _score(message: Message, scores: dict | None = None) -> None:
+def _score(message: Model, scores: dict | None = None) -> None:
     score = scores.get(message.pk) if scores else None
     message.language, message.sentiment, message.sentiment_label = score or text_score(message.text)
 
 
-def message_analyze(*, message: Message) -> Message:
+def message_analyze(*, message: Model) -> Model:
     _score(message)
     message.save(update_fields=FIELDS)
     return message
 
 
-def messages_analyze(*, messages: list[Message], scores: dict | None = None) -> list[Message]:
+def messages_analyze(*, messages: list[Model], scores: dict | None = None) -> list[Model]:
     """message_analyze for a batch (routing): the same scores, one UPDATE.
     `scores` (message id -> text_score) were computed beforehand, outside the
     caller's locks; a message without one is scored here."""

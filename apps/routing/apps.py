@@ -22,3 +22,4 @@ class RoutingConfig(AppConfig):
                                dispatch_uid=f"routing.config.{name}.{model._meta.label_lower}")
         m2m_changed.connect(routing_config_changed, sender=RoutingRule.channel_accounts.through,
                             dispatch_uid="routing.config.rule_accounts")
+        from . import receivers  # noqa: F401 - what accounts announce (apps/accounts/availability.py)

@@ -1,0 +1,29 @@
+"""What the inbox announces to the layers above it (docs/architecture.md, "Layers").
+
+An upper app (reports) connects its receivers in its AppConfig.ready(); the inbox imports
+none of them. Each is sent synchronously, inside the sender's transaction, so what a
+receiver writes commits or rolls back with the change it heard of; a receiver's error is
+the sender's error, as a direct call was."""
+from typing import NamedTuple
+
+from django.dispatch import Signal
+
+
+class AuditRow(NamedTuple):
+    """One audit event as written (events.event_record, events_record_many)."""
+    id: int
+    conversation: object  # Conversation
+    kind: str
+    data: dict
+    created_at: object  # datetime
+    actor_id: int | None
+
+
+# Audit events were written: rows=[AuditRow, ...], one send per batch.
+audit_events_recorded = Signal()
+# An agent opened ("open"), worked in ("active") or left ("leave") a conversation's thread:
+# conversation_id=, agent_id=, kind= (reports: handle time).
+agent_work_signalled = Signal()
+# A conversation was resolved and the agent asked for the satisfaction survey: conversation=,
+# actor=. No receiver: this installation sends no surveys.
+survey_requested = Signal()
