@@ -9,6 +9,7 @@ from apps.accounts.permissions import CanWorkConversations, IsSupervisorOrReadOn
 from apps.contacts.models import Customer
 from apps.core.errors import DomainError
 from apps.core.pagination import NewestFirstCursor
+from apps.routing.configuration import queue_create, queue_delete, queue_update
 from apps.routing.models import Queue
 
 from . import selectors, services
@@ -169,19 +170,13 @@ class QueueViewSet(viewsets.ModelViewSet):
         return queues_managed_by(self.request.user)
 
     def perform_create(self, serializer):
-        from apps.routing.services import queue_create
-
         serializer.instance = queue_create(actor=self.request.user, **serializer.validated_data)
 
     def perform_update(self, serializer):
-        from apps.routing.services import queue_update
-
         serializer.instance = queue_update(queue=serializer.instance, actor=self.request.user,
                                            **serializer.validated_data)
 
     def perform_destroy(self, instance):
-        from apps.routing.services import queue_delete
-
         queue_delete(queue=instance, actor=self.request.user)
 
 

@@ -134,7 +134,7 @@ class QueueSerializer(serializers.ModelSerializer):
     class Meta:
         model = Queue
         fields = ["id", "name", "team", "assignment_mode", "is_default"]
-        validators = []  # one default per team: routing.services.queue_create/update says so in words
+        validators = []  # one default per team: routing.configuration.queue_create/update says so in words
 
 
 class CannedResponseSerializer(serializers.ModelSerializer):

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from apps.accounts.permissions import IsSupervisorOrReadOnly, can_manage_team
 
-from . import selectors, services
+from . import configuration, selectors
 from .models import BusinessHours, RoutingRule, SlaPolicy
 from .serializers import BusinessHoursSerializer, ReorderSerializer, RoutingRuleSerializer, SlaPolicySerializer
 
@@ -32,14 +32,14 @@ class RoutingRuleViewSet(viewsets.ModelViewSet):
         return self.queryset.filter(pk__in=selectors.rules_managed_by(self.request.user).values("pk"))
 
     def perform_create(self, serializer):
-        serializer.instance = services.rule_create(actor=self.request.user, **serializer.validated_data)
+        serializer.instance = configuration.rule_create(actor=self.request.user, **serializer.validated_data)
 
     def perform_update(self, serializer):
-        serializer.instance = services.rule_update(rule=serializer.instance, actor=self.request.user,
+        serializer.instance = configuration.rule_update(rule=serializer.instance, actor=self.request.user,
                                                    **serializer.validated_data)
 
     def perform_destroy(self, instance):
-        services.rule_delete(rule=instance, actor=self.request.user)
+        configuration.rule_delete(rule=instance, actor=self.request.user)
 
     @extend_schema(request=ReorderSerializer, responses=RoutingRuleSerializer(many=True))
     @action(detail=False, methods=["post"])
@@ -52,7 +52,7 @@ class RoutingRuleViewSet(viewsets.ModelViewSet):
             from apps.core.errors import DomainError
 
             raise DomainError("Unknown rule id in the new order (or a rule of a team you do not lead).")
-        services.rules_reorder(rule_ids=data.validated_data["order"], actor=request.user)
+        configuration.rules_reorder(rule_ids=data.validated_data["order"], actor=request.user)
         return Response(RoutingRuleSerializer(self.get_queryset(), many=True).data)
 
 
@@ -70,14 +70,14 @@ class SlaPolicyViewSet(viewsets.ModelViewSet):
             self.request.user, for_write=self.request.method not in ("GET", "HEAD", "OPTIONS"))
 
     def perform_create(self, serializer):
-        serializer.instance = services.sla_policy_create(actor=self.request.user, **serializer.validated_data)
+        serializer.instance = configuration.sla_policy_create(actor=self.request.user, **serializer.validated_data)
 
     def perform_update(self, serializer):
-        serializer.instance = services.sla_policy_update(policy=serializer.instance, actor=self.request.user,
+        serializer.instance = configuration.sla_policy_update(policy=serializer.instance, actor=self.request.user,
                                                          **serializer.validated_data)
 
     def perform_destroy(self, instance):
-        services.sla_policy_delete(policy=instance, actor=self.request.user)
+        configuration.sla_policy_delete(policy=instance, actor=self.request.user)
 
 
 class BusinessHoursViewSet(viewsets.ModelViewSet):
@@ -98,7 +98,7 @@ class BusinessHoursViewSet(viewsets.ModelViewSet):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         self._check_team(data["team"])
-        hours = services.business_hours_set(team=data["team"], actor=request.user, time_zone=data.get("time_zone"),
+        hours = configuration.business_hours_set(team=data["team"], actor=request.user, time_zone=data.get("time_zone"),
                                             schedule=data.get("schedule"), holidays=data.get("holidays"))
         return Response(self.get_serializer(self.get_queryset().get(pk=hours.pk)).data,
                         status=status.HTTP_201_CREATED)
@@ -112,10 +112,10 @@ class BusinessHoursViewSet(viewsets.ModelViewSet):
         if "team" in data and data["team"] != instance.team:
             return Response({"detail": "Business hours cannot move to another team."},
                             status=status.HTTP_400_BAD_REQUEST)
-        services.business_hours_set(team=instance.team, actor=request.user, time_zone=data.get("time_zone"),
+        configuration.business_hours_set(team=instance.team, actor=request.user, time_zone=data.get("time_zone"),
                                     schedule=data.get("schedule"), holidays=data.get("holidays"))
         return Response(self.get_serializer(self.get_queryset().get(pk=instance.pk)).data)
 
     def perform_destroy(self, instance):
         self._check_team(instance.team)
-        services.business_hours_delete(hours=instance, actor=self.request.user)
+        configuration.business_hours_delete(hours=instance, actor=self.request.user)

@@ -10,7 +10,7 @@ from apps.accounts.models import Team
 from apps.accounts.permissions import SUPERVISOR_ROLES, can_manage_team, require_role
 from apps.core.errors import DomainError
 
-from . import selectors, services
+from . import configuration, selectors
 from .forms import BusinessHoursForm, RuleForm, SlaPolicyForm
 from .models import BusinessHours, RoutingRule
 from .rules import regex_problem
@@ -42,10 +42,10 @@ def rule_edit(request, pk=None):
             accounts = values.pop("channel_accounts")
             try:
                 if rule is None:
-                    rule = services.rule_create(actor=request.user, channel_accounts=accounts, **values)
+                    rule = configuration.rule_create(actor=request.user, channel_accounts=accounts, **values)
                     flash.success(request, f"Rule “{rule.name}” created; it runs last.")
                 else:
-                    rule = services.rule_update(rule=rule, actor=request.user, channel_accounts=accounts, **values)
+                    rule = configuration.rule_update(rule=rule, actor=request.user, channel_accounts=accounts, **values)
                     flash.success(request, f"Rule “{rule.name}” saved.")
                 return redirect("routing:rules")
             except DomainError as exc:
@@ -63,7 +63,7 @@ def rule_edit(request, pk=None):
 @require_POST
 def rule_delete(request, pk):
     rule = get_object_or_404(selectors.rules_managed_by(request.user), pk=pk)
-    services.rule_delete(rule=rule, actor=request.user)
+    configuration.rule_delete(rule=rule, actor=request.user)
     flash.success(request, f"Rule “{rule.name}” deleted.")
     return redirect("routing:rules")
 
@@ -78,7 +78,7 @@ def rule_move(request, pk, direction):
         j = i - 1 if direction == "up" else i + 1
         if 0 <= j < len(order):
             order[i], order[j] = order[j], order[i]
-            services.rules_reorder(rule_ids=order, actor=request.user)
+            configuration.rules_reorder(rule_ids=order, actor=request.user)
     return redirect("routing:rules")
 
 
@@ -90,9 +90,9 @@ def sla_list(request, pk=None):
         values = {name: form.cleaned_data[name] for name in form.Meta.fields}
         try:
             if policy is None:
-                services.sla_policy_create(actor=request.user, **values)
+                configuration.sla_policy_create(actor=request.user, **values)
             else:
-                services.sla_policy_update(policy=policy, actor=request.user, **values)
+                configuration.sla_policy_update(policy=policy, actor=request.user, **values)
             flash.success(request, f"SLA policy “{values['name']}” saved.")
             return redirect("routing:sla")
         except DomainError as exc:
@@ -105,7 +105,7 @@ def sla_list(request, pk=None):
 @require_POST
 def sla_delete(request, pk):
     policy = get_object_or_404(selectors.sla_policies_visible_to(request.user, for_write=True), pk=pk)
-    services.sla_policy_delete(policy=policy, actor=request.user)
+    configuration.sla_policy_delete(policy=policy, actor=request.user)
     flash.success(request, f"SLA policy “{policy.name}” deleted.")
     return redirect("routing:sla")
 
@@ -129,7 +129,7 @@ def hours_edit(request, team_id):
     form = BusinessHoursForm(request.POST or None, initial=BusinessHoursForm.initial_for(hours))
     if request.method == "POST" and form.is_valid():
         try:
-            services.business_hours_set(team=team, actor=request.user, time_zone=form.cleaned_data["time_zone"],
+            configuration.business_hours_set(team=team, actor=request.user, time_zone=form.cleaned_data["time_zone"],
                                         schedule=form.cleaned_data["schedule"],
                                         holidays=form.cleaned_data["holiday_list"])
             flash.success(request, f"Business hours of {team.name} saved.")

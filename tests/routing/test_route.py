@@ -6,7 +6,8 @@ from django.utils import timezone
 
 from apps.inbox.models import CannedResponse, Message, Tag
 from apps.routing.models import Queue, RoutingRule, SlaPolicy
-from apps.routing.services import conversation_route, rule_create
+from apps.routing.configuration import rule_create
+from apps.routing.services import conversation_route
 from tests.factories import MessageFactory, QueueFactory
 
 from .conftest import events
@@ -155,7 +156,7 @@ def test_conditions_language_sentiment_followers_tags_visibility(queue, mention,
 
 
 def test_business_hours_condition(queue, mention, supervisor):
-    from apps.routing.services import business_hours_set
+    from apps.routing.configuration import business_hours_set
 
     closed_all_week = {d: [] for d in ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}
     business_hours_set(team=queue.team, actor=supervisor, time_zone="Europe/Paris", schedule=closed_all_week)
