@@ -21,7 +21,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
-from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
 
 from apps.core.db import rows_insert
 
@@ -104,8 +104,9 @@ class PushDeliveryWriter:
 
     def _write(self, items: list[_Item], *, retried: bool = False) -> None:
         try:
-            with transaction.atomic():
-                _deliveries_insert([item.delivery for item in items])
+            # one statement in autocommit: atomic by itself, and committed without BEGIN and COMMIT
+            # round trips (two a batch; at 500 deliveries/s a batch holds two or three)
+            _deliveries_insert([item.delivery for item in items])
         except DatabaseError as exc:
             connection.close()
             if isinstance(exc, (OperationalError, InterfaceError)) and not retried:
