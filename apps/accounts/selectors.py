@@ -13,6 +13,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from apps.core.params import int_param, text_param, when_param
 from apps.inbox.models import CannedResponse, Conversation, ConversationEvent, Status
 from apps.routing.models import Queue
 
@@ -163,8 +164,6 @@ def _parse_when(value, end=False, name="since"):
     """A date (that whole day, UTC) or an ISO time; BadParameter (400) for an impossible
     or out-of-range one (2024-02-31, 9999-12-31): once a silent 500, and a CSV export
     that failed inside its stream."""
-    from apps.core.params import text_param, when_param
-
     text = text_param(name, value, max_length=40)
     if not text:
         return None
@@ -184,7 +183,6 @@ def _audit_querysets(*, user, filters: dict):
     if not user_has_role(user, Role.ADMIN):
         events = events.filter(conversation__in=conversations_visible_to(user).values("pk"))
     source = filters.get("source")
-    from apps.core.params import int_param, text_param
 
     since, until = _parse_when(filters.get("since")), _parse_when(filters.get("until"), end=True, name="until")
     before = _parse_when(filters.get("before"), name="before")

@@ -1,5 +1,6 @@
 from celery import shared_task
 
+from .models import User
 from .services import presence_sweep
 
 BULK_CHUNK = 200
@@ -19,8 +20,6 @@ def bulk_assign_task(*, ids: list[int], actor_id: int, reason: str = "", to_agen
     run again after a crash: what already moved is left as it is."""
     from apps.inbox.services import conversations_bulk_assign
     from apps.routing.models import Queue
-
-    from .models import User
 
     actor = User.objects.get(pk=actor_id)
     to_agent = User.objects.get(pk=to_agent_id) if to_agent_id else None

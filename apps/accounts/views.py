@@ -18,11 +18,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.core.errors import DomainError
+from apps.inbox import services as inbox_services
 from apps.inbox.canned import canned_response_delete, canned_response_save
+from apps.inbox.filters import valid_list_filters
 from apps.inbox.models import CannedResponse, Status
 from apps.inbox.selectors import conversation_list_for_user
-from apps.inbox import services as inbox_services
 from apps.inbox.services import agent_workload_move, conversations_bulk_assign
+from apps.routing.models import Queue
 
 from . import selectors, services
 from .middleware import presence_passive
@@ -113,8 +115,6 @@ def agents(request):
 
 
 def _all_queues():
-    from apps.routing.models import Queue
-
     return Queue.objects.select_related("team").order_by("name")
 
 
@@ -162,8 +162,6 @@ def agent_workload(request, pk):
 
 def _parse_target(value: str):
     """'agent:12', 'team:3', 'queue:5', or 'queue' alone = back to their queues (None)."""
-    from apps.routing.models import Queue
-
     kind, _, pk = (value or "").partition(":")
     if kind in ("", "none", "unassign"):
         return None
@@ -223,8 +221,6 @@ def team_edit(request, pk):
 # --- supervisor: reassignment -----------------------------------------------------------------------------
 
 def _bulk_filters(source) -> dict:
-    from apps.inbox.filters import valid_list_filters
-
     # A value the list cannot take (a NUL in q, an unknown status) is dropped, as on the inbox page.
     filters = valid_list_filters({k: source.get(k) for k in BULK_FILTER_KEYS if source.get(k)})
     if "queue" in filters and not (str(filters["queue"]).isdigit() or filters["queue"] == "none"):

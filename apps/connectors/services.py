@@ -32,10 +32,10 @@ from apps.insights.services import text_score
 from apps.routing.services import MessageFacts, RoutingHints, messages_unrouted_add
 
 from .models import ChannelAccount, PushDelivery
-from .push_writer import push_writer_get
 from .providers import get_provider
-from .providers.base import (AuthError, InboundMention, PermanentError, ProviderError, RateLimited,
-                             mention_clean)
+from .providers.base import (AuthError, InboundMention, PermanentError, ProviderError, RateLimited, mention_clean,
+                             mention_from_dict, mention_to_dict)
+from .push_writer import push_writer_get
 
 log = logging.getLogger(__name__)
 OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING)
@@ -657,8 +657,6 @@ def push_delivery_accept(*, account: ChannelAccount, mentions: list[InboundMenti
     """A verified push delivery is kept in PostgreSQL before the sender gets its
     2xx, then queued for ingest once that commits. If Redis loses the task, the
     row stays pending and push_deliveries_requeue sends it again."""
-    from .providers.base import mention_to_dict
-
     # cleaned before the JSON is stored: a NUL or lone surrogate failed the insert (a 500, the
     # good messages of the delivery lost); an absurd time or javascript: URL is not kept
     payload = [mention_to_dict(mention_clean(m)) for m in mentions]
@@ -950,8 +948,6 @@ def _push_deliveries_store(account_id: int, deliveries: list[PushDelivery], *,
     mentions are stored. wait=False: the mentions of authors another ingest holds
     (or of conversations a router holds) are not waited for; their deliveries stay pending (and locked until this
     transaction ends), returned for a second pass."""
-    from .providers.base import mention_from_dict
-
     account = ChannelAccount.objects.get(pk=account_id)
     mentions = {d.pk: [mention_from_dict(m) for m in d.mentions] for d in deliveries}
     result = mentions_ingest(account=account, mentions=[m for d in deliveries for m in mentions[d.pk]],

@@ -29,7 +29,7 @@ _DATETIME_PREP = DateTimeField.get_prep_value
 _TEXT_TYPES = ("varchar", "char", "text")
 
 
-def _db_type(field, connection) -> str:
+def column_db_type(field, connection) -> str:
     """The column's type in the record (text for character types: the assignment
     casts to varchar(n) and refuses what is too long, as an UPDATE does)."""
     if field.get_internal_type() == "JSONField":
@@ -128,12 +128,12 @@ def rows_update(objs, fields: list[str], *, batch_size: int = 1000) -> int:
     updated = 0
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            record = ", ".join(f"{q(f.column)} {_db_type(f, connection)}" for f in (pk, *columns))
+            record = ", ".join(f"{q(f.column)} {column_db_type(f, connection)}" for f in (pk, *columns))
             # The planner takes any jsonb_to_recordset for 100 rows and, on a table of some
             # 10-50k rows, updated 5 of them through a hash join over a scan of all (1.2-1.5 ms
             # where 0.1 does). The keys again as an array it can count, for the primary key index.
             sql = (f"UPDATE {table} SET {sets} FROM jsonb_to_recordset(%s::jsonb) AS v ({record}) "
-                   f"WHERE {where} AND {table}.{names[0]} = ANY(%s::{_db_type(pk, connection)}[])")
+                   f"WHERE {where} AND {table}.{names[0]} = ANY(%s::{column_db_type(pk, connection)}[])")
             spec = [(f.column, f.attname, prep) for f, prep in zip((pk, *columns), _preparers((pk, *columns)))]
             pk_prep = spec[0][2]
             for start in range(0, len(objs), batch_size):
@@ -235,7 +235,7 @@ def _json_rows_insert(connection, meta, fields, rows: list[dict], *, ignore_conf
     if sql is None:  # the same few statements all day: each built once (~1 ms a routing batch)
         q = connection.ops.quote_name
         columns = ", ".join(q(f.column) for f in fields)
-        record = ", ".join(f"{q(f.column)} {_db_type(f, connection)}" for f in fields)
+        record = ", ".join(f"{q(f.column)} {column_db_type(f, connection)}" for f in fields)
         sql = _INSERT_SQL[key] = (
             f"INSERT INTO {q(meta.db_table)} ({columns}) SELECT {columns} "
             f"FROM jsonb_to_recordset(%s::jsonb) AS v ({record}) "

@@ -20,11 +20,13 @@ import json
 import re
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.http import HttpResponse, JsonResponse
-from django.core.exceptions import RequestDataTooBig
 from django.http.request import RawPostDataException
 from django.utils import timezone
+
+from .models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -87,8 +89,6 @@ def _claim(*, user, key: str, fingerprint: str):
     ends). Returns (row, None) when this request does the work, (None, earlier
     row) when the key was used, (None, None) when the first request is still
     running past the wait."""
-    from .models import IdempotencyKey
-
     postgres = connection.vendor == "postgresql"
     for _ in range(3):
         try:
@@ -184,8 +184,6 @@ class IdempotencyMiddleware:
 
 def idempotency_keys_purge(*, now: dt.datetime | None = None) -> int:
     """Drops keys older than the retention (beat: core.idempotency_keys_purge)."""
-    from .models import IdempotencyKey
-
     cutoff = (now or timezone.now()) - _ttl()
     deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
     return deleted

@@ -11,11 +11,11 @@ from __future__ import annotations
 from django.db.models import Field, ForeignObject, Lookup
 from django.db.models.lookups import In
 
+from .db import column_db_type
+
 
 def _array_type(field, connection) -> str:
-    from .db import _db_type
-
-    return f"{_db_type(field, connection)}[]"
+    return f"{column_db_type(field, connection)}[]"
 
 
 class AnyOf(Lookup):

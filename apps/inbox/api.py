@@ -6,31 +6,23 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.accounts.permissions import CanWorkConversations, IsSupervisorOrReadOnly
+from apps.accounts.selectors import canned_responses_for
 from apps.contacts.models import Customer
 from apps.core.errors import DomainError
 from apps.core.pagination import NewestFirstCursor
 from apps.routing.configuration import queue_create, queue_delete, queue_update
 from apps.routing.models import Queue
+from apps.routing.selectors import queues_managed_by, queues_visible_to
 
 from . import selectors, services
 from .canned import canned_response_delete, canned_response_save
 from .filters import ConversationFilterSet
 from .models import CannedResponse, Conversation
-from .serializers import (
-    AssignInputSerializer,
-    CannedResponseSerializer,
-    ConversationSerializer,
-    CustomerSerializer,
-    MessageSerializer,
-    NoteSerializer,
-    PriorityInputSerializer,
-    QueueSerializer,
-    ReplyInputSerializer,
-    SnoozeInputSerializer,
-    SpamInputSerializer,
-    StatusInputSerializer,
-    TagsInputSerializer,
-)
+from .serializers import (AssignInputSerializer, CannedResponseSerializer, ConversationSerializer, CustomerSerializer,
+                          MessageSerializer, NoteSerializer, PriorityInputSerializer, QueueSerializer,
+                          ReplyInputSerializer, SnoozeInputSerializer, SpamInputSerializer, StatusInputSerializer,
+                          TagsInputSerializer)
+
 
 class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ConversationSerializer
@@ -163,8 +155,6 @@ class QueueViewSet(viewsets.ModelViewSet):
     pagination_class = None
 
     def get_queryset(self):
-        from apps.routing.selectors import queues_managed_by, queues_visible_to
-
         if self.request.method in ("GET", "HEAD", "OPTIONS"):
             return queues_visible_to(self.request.user)
         return queues_managed_by(self.request.user)
@@ -196,8 +186,6 @@ class CannedResponseViewSet(viewsets.ModelViewSet):
     pagination_class = None
 
     def get_queryset(self):
-        from apps.accounts.selectors import canned_responses_for
-
         return canned_responses_for(self.request.user)
 
     def _save(self, request, canned=None, partial=False):

@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from apps.accounts.models import Role, Team
 from apps.accounts.permissions import WORKING_ROLES, user_has_role
 from apps.accounts.services import user_activity_touch
 from apps.core.sockets import JsonFrameGuard
@@ -24,21 +25,18 @@ from apps.core.sockets import JsonFrameGuard
 from . import presence
 from .models import Conversation
 from .realtime import INBOX_GROUP, UNROUTED_GROUP, conversation_groups, team_group, user_group
+from .selectors import conversations_visible_to
 from .signals import agent_work_signalled
 
 log = logging.getLogger(__name__)
 
 
 def _can_view(user, conversation_id: int) -> bool:
-    from .selectors import conversations_visible_to
-
     return conversations_visible_to(user).filter(pk=conversation_id).exists()
 
 
 def _groups_for(user) -> list[str]:
     """The live groups of what the user may see (the same rule as conversations_visible_to)."""
-    from apps.accounts.models import Role, Team
-
     if user.is_superuser or user.role == Role.ADMIN:
         return [INBOX_GROUP]
     if user.role == Role.SUPERVISOR:

@@ -22,6 +22,10 @@ import uuid
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from apps.accounts.models import Role, Team, User
+
+from .models import Conversation
+
 log = logging.getLogger(__name__)
 INBOX_GROUP = "inbox"  # every conversation: admins
 UNROUTED_GROUP = "inbox.unrouted"  # conversations with no queue: supervisors (and admins, through "inbox")
@@ -76,10 +80,7 @@ def conversation_groups(conversation_ids) -> dict[int, list[str]]:
     per ingested batch (docs/performance.md)."""
     from django.db import connection
 
-    from apps.accounts.models import Role, Team, User
     from apps.routing.models import Queue
-
-    from .models import Conversation
 
     ids = sorted({int(pk) for pk in conversation_ids})
     if not ids:

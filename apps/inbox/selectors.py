@@ -12,8 +12,12 @@ from django.db.models.lookups import Contains
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from apps.accounts.models import Role
+from apps.accounts.models import Role, Team, User
+from apps.accounts.permissions import WORKING_ROLES, user_has_role
 from apps.connectors.models import ChannelAccount
+from apps.contacts.models import Customer, SocialIdentity
+from apps.core.errors import DomainError
+from apps.core.params import when_param
 
 from .models import CannedResponse, Conversation, ConversationEvent, Message, Note, Notification, ReadMark, Status
 
@@ -46,7 +50,6 @@ def conversations_visible_to(user) -> QuerySet[Conversation]:
     teams they lead, what is assigned to them, and the unrouted (no queue yet:
     they triage it). Agents: their teams' queues and what is assigned to them.
     Marketing and unknown roles: none (reports only)."""
-    from apps.accounts.models import Team
     from apps.routing.models import Queue
 
     qs = Conversation.objects.all()
@@ -113,8 +116,6 @@ def _search(qs: QuerySet, q: str) -> QuerySet:
     """Full-text over message text on PostgreSQL (GIN index, migration 0003),
     icontains on SQLite; the customer's handle or name matches on both (trigram
     indexes on PostgreSQL, migration 0005)."""
-    from apps.contacts.models import SocialIdentity
-
     q = q.strip()
     identities = SocialIdentity.objects.filter(Q(handle__istartswith=q.lstrip("@")) | Q(display_name__icontains=q))
     if connection.vendor != "postgresql":
@@ -155,8 +156,6 @@ def _search(qs: QuerySet, q: str) -> QuerySet:
 def _parse_when(value: str, *, end: bool = False):
     """BadParameter (400) for an impossible date (2024-02-31) or one outside what
     PostgreSQL and Python hold once a day or a zone is applied (9999-12-31)."""
-    from apps.core.params import when_param
-
     return when_param("date_to" if end else "date_from", value, end=end)
 
 
@@ -298,8 +297,6 @@ def inbox_counts(*, user, queues=()) -> dict:
 def assignee_choices() -> list[tuple[int, str]]:
     """(id, display name) of every active working user, for the list's assignee filter:
     plain values, named by User.display_name's rule (full name, else username)."""
-    from apps.accounts.models import User
-    from apps.accounts.permissions import WORKING_ROLES
 
     users = (User.objects.filter(is_active=True, role__in=WORKING_ROLES).order_by("first_name", "username")
              .values_list("pk", "username", "first_name", "last_name"))
@@ -375,8 +372,6 @@ def conversation_filters_check(filters: dict) -> None:
     read as "no filter": an unknown key, a view or sentiment it does not know, a status,
     priority, queue, assignee or date that is not one. A bulk move "of all matching"
     used to move everything the user sees when a key was misspelt."""
-    from apps.core.errors import DomainError
-
     def bad(key, value):
         return DomainError(f"Filter {key}={str(value)[:50]!r} is not valid.")
 
@@ -413,8 +408,6 @@ def conversation_assignees(*, conversation: Conversation, actor):
     users of its queue's team (members or leads), who will then see it; for an unrouted
     one, the working users of the teams the actor leads and the actor (admins: anyone
     working)."""
-    from apps.accounts.models import User
-    from apps.accounts.permissions import WORKING_ROLES, user_has_role
 
     qs = User.objects.filter(is_active=True, role__in=WORKING_ROLES)
     if conversation.queue_id is not None:
@@ -429,8 +422,6 @@ def conversation_assignees(*, conversation: Conversation, actor):
 
 def customers_visible_to(user):
     """Customers with a conversation the user sees (admins: all; marketing: none)."""
-    from apps.contacts.models import Customer
-
     qs = Customer.objects.all()
     if not user.is_authenticated or not user.is_active:
         return qs.none()

@@ -13,6 +13,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.accounts.models import Presence, Role, Team, User
+from apps.accounts.permissions import WORKING_ROLES, user_has_role
+from apps.accounts.services import audit_record, user_presence_set
 from apps.connectors.providers import get_provider
 from apps.connectors.providers.base import AuthError, OutboundReply, ProviderError, RateLimited, UnknownOutcome
 from apps.core.errors import Conflict, DomainError
@@ -20,6 +23,7 @@ from apps.core.errors import Conflict, DomainError
 from .events import event_record
 from .models import Conversation, Message, Note, Notification, PriorityBucket, ReadMark, Status, Tag
 from .realtime import inbox_push, user_push
+from .selectors import OPEN_STATUSES, conversation_list_for_user, conversations_visible_to
 from .signals import survey_requested
 
 log = logging.getLogger(__name__)
@@ -384,8 +388,6 @@ def note_mentions_parse(text: str):
     """The working users named as @username in a note."""
     from django.contrib.auth import get_user_model
 
-    from apps.accounts.permissions import WORKING_ROLES
-
     # "@ann." at the end of a sentence still names ann
     names = {n for m in MENTION_RE.findall(text or "") for n in (m, m.rstrip("."))}
     if not names:
@@ -602,16 +604,12 @@ def conversation_move(*, conversation: Conversation, queue, actor=None, reason: 
 def _require_supervisor(actor) -> None:
     from django.core.exceptions import PermissionDenied
 
-    from apps.accounts.models import Role
-    from apps.accounts.permissions import user_has_role
 
     if not user_has_role(actor, Role.SUPERVISOR, Role.ADMIN):
         raise PermissionDenied("Only supervisors and admins can move work in bulk.")
 
 
 def _bulk_target_check(*, actor, to_agent, to_team, to_queue):
-    from apps.accounts.models import Role
-    from apps.accounts.permissions import WORKING_ROLES, user_has_role
 
     _require_supervisor(actor)
     if sum(x is not None for x in (to_agent, to_team, to_queue)) != 1:
@@ -632,10 +630,6 @@ def conversations_bulk_assign(
     matching `filters` (the inbox list's filters), to an agent, a team (its
     default queue) or a queue. Only conversations the actor can see are moved.
     Each move writes its own audit event (who, when, why); returns counts."""
-    from apps.accounts.services import audit_record
-
-    from .selectors import conversation_list_for_user, conversations_visible_to
-
     _bulk_target_check(actor=actor, to_agent=to_agent, to_team=to_team, to_queue=to_queue)
     reason = (reason or "").strip()[:500]
     if conversations is not None:
@@ -695,11 +689,7 @@ def agent_workload_move(*, agent, to=None, actor, reason: str = "", go_offline: 
     another agent, a team or a queue (a User, Team or Queue), or with to=None back
     to their queues unassigned. With go_offline the agent is set offline first,
     so auto-assignment gives them nothing new."""
-    from apps.accounts.models import Presence, Team, User
-    from apps.accounts.services import audit_record, user_presence_set
     from apps.routing.models import Queue
-
-    from .selectors import OPEN_STATUSES, conversations_visible_to
 
     if to is not None and to == agent:
         raise DomainError("Pick someone else to take the workload.")

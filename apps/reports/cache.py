@@ -35,6 +35,8 @@ from django.core.cache import cache
 from django.db.models import Max
 from django.utils import timezone
 
+from apps.accounts.models import Role, Team, User
+
 from .models import RollupLock, SpikeAlert
 from .selectors import REPORTS, ReportParams, report_build
 
@@ -124,8 +126,6 @@ def warm_targets(now: dt.datetime | None = None) -> list[tuple[str, ReportParams
     """(report, params) pairs: for supervisors, unfiltered in each team's and
     report user's zone, and each team filtered in its own zone; for marketing
     users (masked), unfiltered in their zones."""
-    from apps.accounts.models import Role, Team, User
-
     names = getattr(settings, "REPORTS_CACHE_WARM_REPORTS", ("service", "experience", "marketing"))
     teams = [(pk, _zone(tz)) for pk, tz in Team.objects.values_list("pk", "time_zone")]
     users = User.objects.filter(is_active=True, role__in=[Role.SUPERVISOR, Role.ADMIN, Role.MARKETING])

@@ -192,3 +192,28 @@ def negative_jump(current_neg: int, current_scored: int, hist_neg: int, hist_sco
     now = 100.0 * current_neg / current_scored
     base = 100.0 * hist_neg / hist_scored if hist_scored else 0.0
     return now - base >= points, now, base
+
+
+# --- what the rollups keep (services writes them, selectors read them) -------------------
+
+VALUE_METRICS = {"first_response", "first_response_bh", "reply", "reply_bh", "resolved", "resolved_bh",
+                 "handle", "csat", "ces", "nps"}
+
+# The hour slices' filters: not agent (tens of keys an hour; one agent's full hour rows are few).
+HOUR_SLICE_FILTERS = ("", "channel", "account", "queue", "team")
+
+# The marketing report's per-day series by channel and by account (selectors._sentiment_series):
+# hour slices of these count metrics per channel and account together (dim CHANNEL_ACCOUNT, key
+# "<channel>|<account id>"), unfiltered and for each HOUR_SLICE_FILTERS value, so a range's local
+# days are one GROUP BY over a few rows an hour instead of a filter's every full hour row.
+CHANNEL_ACCOUNT = "chan_acc"
+CHANNEL_ACCOUNT_METRICS = ("msg_in", "sentiment", "msg_in_positive", "msg_in_negative", "msg_in_neutral")
+
+
+def examples_merge(current: list, new: list, keep: int = 2) -> list:
+    """The sentiment examples a rollup row keeps: the `keep` most negative and most positive
+    messages of both lists, each once (by message id)."""
+    pool = {e["message_id"]: e for e in [*current, *new]}.values()
+    negative = sorted((e for e in pool if e["sentiment"] <= NEGATIVE), key=lambda e: (e["sentiment"], e["message_id"]))
+    positive = sorted((e for e in pool if e["sentiment"] >= POSITIVE), key=lambda e: (-e["sentiment"], e["message_id"]))
+    return negative[:keep] + positive[:keep]

@@ -128,8 +128,8 @@ class SliceGrain(models.TextChoices):
     DAY = "d", "Day"
     WEEK = "w", "Week"  # ISO week: Monday 00:00 UTC to the next
     # UTC hour, the total only (dim ''), unfiltered and per channel, account, queue and team
-    # value: the hours a local day takes from or gives to its UTC day (services.HOUR_SLICE_FILTERS);
-    # and for the sentiment counts per channel and account as well (dim services.CHANNEL_ACCOUNT)
+    # value: the hours a local day takes from or gives to its UTC day (metrics.HOUR_SLICE_FILTERS);
+    # and for the sentiment counts per channel and account as well (dim metrics.CHANNEL_ACCOUNT)
     HOUR = "h", "Hour"
 
 
@@ -155,7 +155,7 @@ class MetricSlice(models.Model):
                             help_text="'' (no filter), channel, account, queue, team, agent")
     fkey = models.CharField(max_length=32, blank=True, default="", db_default="")
     dim = models.CharField(max_length=8, blank=True, help_text="'' (all), channel, account, queue, team, agent")
-    # 64: a channel-and-account hour slice's key is "<channel>|<account id>" (services.CHANNEL_ACCOUNT)
+    # 64: a channel-and-account hour slice's key is "<channel>|<account id>" (metrics.CHANNEL_ACCOUNT)
     key = models.CharField(max_length=64, blank=True)
     count = models.IntegerField(default=0)
     total = models.FloatField(default=0.0)

@@ -27,9 +27,8 @@ from apps.connectors.models import ChannelAccount
 from apps.routing.models import Queue
 
 from . import metrics
-from .models import (ConversationFact, CustomerFact, Grain, MetricRollup, MetricSlice, SliceGrain, SpikeAlert,
-                     TermRollup)
-from .services import CHANNEL_ACCOUNT, CHANNEL_ACCOUNT_METRICS, HOUR_SLICE_FILTERS
+from .metrics import CHANNEL_ACCOUNT, CHANNEL_ACCOUNT_METRICS, HOUR_SLICE_FILTERS, VALUE_METRICS
+from .models import ConversationFact, CustomerFact, Grain, MetricRollup, MetricSlice, SliceGrain, SpikeAlert, TermRollup
 
 DIMENSIONS = ("channel", "account_id", "queue_id", "team_id", "agent_id")
 
@@ -396,8 +395,6 @@ def _slice_groups(plan: SlicePlan, metric_names, day_dims=("",), day_metrics=Non
     in a zone far from UTC): counts and sums added up in SQL, duration histograms merged in
     SQL, exact values fetched only for groups small enough to use them. In a zone
     other than UTC the plan's edge hours are added or taken away from the full hour rows."""
-    from .services import VALUE_METRICS
-
     day_metrics = list(day_metrics or metric_names)
     lo, hi = plan.lo, plan.hi
     spans = _spans(lo, hi)
@@ -896,8 +893,6 @@ def themes_by_type(params: ReportParams, term_types, limit: int = 20) -> dict[st
     posts. The counts are summed in SQL (one row per term); only the listed terms'
     examples are fetched and merged (the strongest two each way are the same whether
     merged row by row or at once: a message is in one row of the range)."""
-    from .services import _example_merge
-
     rows = _term_rows(params, _term_range(params) & Q(term_type__in=list(term_types)))
     acc: dict = {t: [] for t in term_types}
     for term_type, term, count, pos, neg, neu in rows.values_list("term_type", "term").annotate(
@@ -916,7 +911,7 @@ def themes_by_type(params: ReportParams, term_types, limit: int = 20) -> dict[st
             if found and (term_type, term) in listed:
                 examples[(term_type, term)].extend(found)
     for key, row in listed.items():
-        row["examples"] = _example_merge([], examples.get(key, []))
+        row["examples"] = metrics.examples_merge([], examples.get(key, []))
         if not params.show_people:
             for e in row["examples"]:
                 e.pop("conversation_id", None)

@@ -26,30 +26,20 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.accounts.models import Role
 from apps.core.db import rows_insert
 from apps.core.errors import Conflict, DomainError
 from apps.core.sanitize import text_clean
 from apps.inbox.models import Conversation, Message
+from apps.inbox.services import reply_create
 from apps.routing.calendar import WEEKDAYS, Calendar
-from apps.routing.models import BusinessHours, Holiday
+from apps.routing.models import BusinessHours, Holiday, UnroutedMessage
 
 from . import metrics, themes
-from .models import (
-    ConversationFact,
-    ConversationMetricState,
-    CustomerFact,
-    Grain,
-    MetricEvent,
-    MetricRollup,
-    MetricSlice,
-    RollupLock,
-    new_cache_epoch,
-    SliceGrain,
-    SpikeAlert,
-    Survey,
-    TermRollup,
-    WorkSession,
-)
+from .metrics import CHANNEL_ACCOUNT, CHANNEL_ACCOUNT_METRICS, HOUR_SLICE_FILTERS, VALUE_METRICS, examples_merge
+from .models import (ConversationFact, ConversationMetricState, CustomerFact, Grain, MetricEvent, MetricRollup,
+                     MetricSlice, RollupLock, SliceGrain, SpikeAlert, Survey, TermRollup, WorkSession, new_cache_epoch)
+from .realtime import alert_push
 
 log = logging.getLogger(__name__)
 
@@ -390,8 +380,6 @@ def inbound_messages_record(*, now: dt.datetime | None = None, limit: int = 5000
     and the unique event key makes the re-read free of double counts. A message
     routing never takes is counted as it is after 10 minutes. Also counts the
     conversation's first cycle ("opened") with the queue routing gave it."""
-    from apps.routing.models import UnroutedMessage
-
     now = now or timezone.now()
     lock, _ = RollupLock.objects.get_or_create(pk=1)
     candidates = list(
@@ -463,8 +451,6 @@ def _apply_soon() -> None:
 
 # --- rollups ------------------------------------------------------------------
 
-VALUE_METRICS = {"first_response", "first_response_bh", "reply", "reply_bh", "resolved", "resolved_bh",
-                 "handle", "csat", "ces", "nps"}
 
 
 def _increments(event: MetricEvent) -> list[tuple[str, float | None]]:
@@ -481,13 +467,6 @@ def _increments(event: MetricEvent) -> list[tuple[str, float | None]]:
     return [(m, v, 1) for m, v in out]
 
 
-def _example_merge(current: list, new: list, keep: int = 2) -> list:
-    pool = {e["message_id"]: e for e in [*current, *new]}.values()
-    negative = sorted((e for e in pool if e["sentiment"] <= metrics.NEGATIVE), key=lambda e: (e["sentiment"],
-                                                                                                e["message_id"]))
-    positive = sorted((e for e in pool if e["sentiment"] >= metrics.POSITIVE), key=lambda e: (-e["sentiment"],
-                                                                                                e["message_id"]))
-    return negative[:keep] + positive[:keep]
 
 
 def _sort_key(event: MetricEvent) -> str:
@@ -534,15 +513,7 @@ def _apply_metric_rows(events: list[MetricEvent]) -> None:
 SLICE_DIMS = (("channel", 3), ("account", 4), ("queue", 5), ("team", 6), ("agent", 7))
 
 
-# The hour slices' filters: not agent (tens of keys an hour; one agent's full hour rows are few).
-HOUR_SLICE_FILTERS = ("", "channel", "account", "queue", "team")
 
-# The marketing report's per-day series by channel and by account (selectors._sentiment_series):
-# hour slices of these count metrics per channel and account together (dim CHANNEL_ACCOUNT, key
-# "<channel>|<account id>"), unfiltered and for each HOUR_SLICE_FILTERS value, so a range's local
-# days are one GROUP BY over a few rows an hour instead of a filter's every full hour row.
-CHANNEL_ACCOUNT = "chan_acc"
-CHANNEL_ACCOUNT_METRICS = ("msg_in", "sentiment", "msg_in_positive", "msg_in_negative", "msg_in_neutral")
 
 
 def channel_account_key(channel: str, account_id) -> str:
@@ -638,7 +609,7 @@ def _apply_term_rows(events: list[MetricEvent]) -> None:
                 row[label] += 1
                 row["total"] += e.value
                 if label != "neutral":
-                    row["examples"] = _example_merge(row["examples"], [{
+                    row["examples"] = examples_merge(row["examples"], [{
                         "message_id": e.data.get("message_id", e.pk), "conversation_id": e.conversation_id,
                         "sentiment": e.value, "text": e.data.get("excerpt", "")}])
     if not acc:
@@ -656,7 +627,7 @@ def _apply_term_rows(events: list[MetricEvent]) -> None:
             changed.append(row)
         for f in ("count", "positive", "negative", "neutral", "total"):
             setattr(row, f, getattr(row, f) + inc[f])
-        row.examples = _example_merge(row.examples, inc["examples"])
+        row.examples = examples_merge(row.examples, inc["examples"])
     TermRollup.objects.bulk_create(new, batch_size=500)
     TermRollup.objects.bulk_update(changed, ["count", "positive", "negative", "neutral", "total", "examples"],
                                    batch_size=500)
@@ -826,8 +797,6 @@ def _alert(kind, channel, account_id, hour, value, baseline, message) -> SpikeAl
 
 
 def _alert_push(alert: SpikeAlert) -> None:
-    from .realtime import alert_push
-
     alert_push(alert)
     _alert_mail(alert)
 
@@ -835,8 +804,6 @@ def _alert_push(alert: SpikeAlert) -> None:
 def _alert_mail(alert: SpikeAlert) -> None:
     from django.contrib.auth import get_user_model
     from django.core.mail import send_mail
-
-    from apps.accounts.models import Role
 
     recipients = list(get_user_model().objects.filter(
         is_active=True, role__in=[Role.SUPERVISOR, Role.MARKETING]).exclude(email="").values_list("email", flat=True))
@@ -876,7 +843,6 @@ def survey_send(*, conversation: Conversation, actor, kind: str = "csat") -> Sur
     automatic (bot) message, so it never counts as a response."""
     if kind not in Survey.SCALES:
         raise DomainError(f"Unknown survey kind {kind!r}.")
-    from apps.inbox.services import reply_create
 
     with transaction.atomic():
         now = timezone.now()

@@ -6,7 +6,9 @@ from collections import defaultdict
 
 from django.utils import timezone
 
-from .models import UnroutedMessage
+from apps.accounts.models import Role, Team, User
+
+from .models import Queue, RoutingRule, SlaPolicy, UnroutedMessage
 
 
 def messages_unrouted(*, older_than: dt.timedelta, limit: int = 500) -> list[tuple[int, list[int]]]:
@@ -28,10 +30,6 @@ def queues_visible_to(user):
     queue is a 404, like its conversations."""
     from django.db.models import Q
 
-    from apps.accounts.models import Role, Team
-
-    from .models import Queue
-
     qs = Queue.objects.select_related("team").order_by("name")
     if not user.is_authenticated or not user.is_active:
         return qs.none()
@@ -48,10 +46,6 @@ def queues_visible_to(user):
 
 def queues_managed_by(user):
     """Queues a user may change: admins all, supervisors the teams they lead."""
-    from apps.accounts.models import Role, Team
-
-    from .models import Queue
-
     qs = Queue.objects.select_related("team").order_by("name")
     if not user.is_authenticated or not user.is_active:
         return qs.none()
@@ -67,8 +61,6 @@ def sla_policies_visible_to(user, *, for_write: bool = False):
     manages). Another team's queue's policy is a 404."""
     from django.db.models import Q
 
-    from .models import SlaPolicy
-
     queues = queues_managed_by(user) if for_write else queues_visible_to(user)
     return (SlaPolicy.objects.select_related("queue")
             .filter(Q(queue__isnull=True) | Q(queue__in=queues.values("pk")))
@@ -80,10 +72,6 @@ def rules_managed_by(user):
     agent, its team, its hours) is that team's: a supervisor changes only rules that
     name nothing outside the teams they lead. Admins: all."""
     from django.db.models import Q
-
-    from apps.accounts.models import Role, Team, User
-
-    from .models import RoutingRule
 
     qs = RoutingRule.objects.all()
     if not user.is_authenticated or not user.is_active:

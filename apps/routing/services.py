@@ -30,12 +30,13 @@ from django.db.models import Count, Exists, Min, OuterRef, Q
 from django.utils import timezone
 
 from apps.accounts.models import Presence, Role, Team, User
-from apps.core.db import commit_without_flush_wait, rows_insert, rows_update
 from apps.contacts.models import Customer
+from apps.core.db import commit_without_flush_wait, rows_insert, rows_update
 from apps.core.errors import DomainError
 from apps.inbox.events import events_record_many
 from apps.inbox.models import Conversation, Message, Status, Tag
 from apps.inbox.realtime import inbox_push_each
+from apps.inbox.services import reply_create
 from apps.insights.services import messages_analyze, text_score
 
 from . import calendar as cal
@@ -1172,8 +1173,6 @@ def _assign_batch(items: list[_Item], batch: list[_Item], now: dt.datetime, trai
 
 
 def _auto_reply_send(conversation: Conversation, canned) -> None:
-    from apps.inbox.services import reply_create
-
     try:
         reply_create(conversation=conversation, agent=None, text=_auto_reply_text(canned, conversation),
                      is_bot=True)

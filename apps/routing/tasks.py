@@ -5,6 +5,7 @@ import logging
 from celery import shared_task
 
 from . import services
+from .selectors import messages_unrouted
 
 
 @shared_task(name="routing.route_conversation", acks_late=True, ignore_result=True,
@@ -55,8 +56,6 @@ def unrouted_sweep_task():
     """Beat: routes customer messages whose routing task never ran (lost with Redis,
     or failed every retry), so a stored mention always reaches a queue."""
     from django.conf import settings
-
-    from .selectors import messages_unrouted
 
     pairs = messages_unrouted(older_than=dt.timedelta(seconds=settings.ROUTING_UNROUTED_AFTER_SECONDS))
     if pairs:

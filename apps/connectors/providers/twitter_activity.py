@@ -11,16 +11,9 @@ Polling (providers/twitter.py, API v2) and push produce the same external ids
 (tweet id, DM event id), so a mention seen both ways is stored once."""
 from __future__ import annotations
 
-from .base import (
-    InboundMention,
-    epoch_millis,
-    network_time,
-    shape_int,
-    shape_list,
-    shape_obj,
-    shape_str,
-    v1_time,
-)
+from apps.connectors.hooks import HookRefused, hmac_b64, json_load, secret_compare
+
+from .base import InboundMention, epoch_millis, network_time, shape_int, shape_list, shape_obj, shape_str, v1_time
 
 SIGNATURE_HEADER = "x-twitter-webhooks-signature"
 
@@ -31,31 +24,23 @@ class TwitterAccountActivity:
         self.secret = (account.credentials or {}).get("consumer_secret", "")
 
     def _secret(self) -> str:
-        from apps.connectors.hooks import HookRefused
-
         if not self.secret:
             raise HookRefused("This account has no consumer secret to verify deliveries with.", 403)
         return self.secret
 
     def push_challenge(self, request) -> dict:
-        from apps.connectors.hooks import HookRefused, hmac_b64
-
         crc = request.GET.get("crc_token")
         if not crc:
             raise HookRefused("crc_token is missing.", 400)
         return {"response_token": "sha256=" + hmac_b64(self._secret(), crc.encode())}
 
     def push_verify(self, request, body: bytes) -> None:
-        from apps.connectors.hooks import hmac_b64, secret_compare
-
         secret_compare("sha256=" + hmac_b64(self._secret(), body), request.headers.get(SIGNATURE_HEADER))
 
     def push_parse(self, request, body: bytes) -> list[InboundMention]:
         """The shape is checked before anything is read: a signed delivery of the wrong
         shape (events as a dict, a user as a string, followers "abc") is refused whole
         with the reason (MalformedPayload -> 400), storing nothing."""
-        from apps.connectors.hooks import HookRefused, json_load
-
         data = json_load(body)
         if not isinstance(data, dict):
             raise HookRefused("The delivery is not a JSON object.", 400)

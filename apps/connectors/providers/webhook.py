@@ -25,23 +25,12 @@ import time
 
 from django.utils import timezone
 
+from apps.connectors.hooks import HookRefused, hmac_hex, json_load, replay_check, secret_compare, timestamp_check
 from apps.core import sanitize
 
 from . import http
-from .base import (
-    BaseProvider,
-    InboundMention,
-    MalformedPayload,
-    OutboundReply,
-    PermanentError,
-    PollResult,
-    SentReply,
-    iso_time,
-    network_time,
-    shape_int,
-    shape_obj,
-    shape_str,
-)
+from .base import (BaseProvider, InboundMention, MalformedPayload, OutboundReply, PermanentError, PollResult, SentReply,
+                   iso_time, network_time, shape_int, shape_obj, shape_str)
 
 NETWORK = "Webhook"
 SIGNATURE_HEADER = "X-Cxinbox-Signature"
@@ -49,8 +38,6 @@ TIMESTAMP_HEADER = "X-Cxinbox-Timestamp"
 
 
 def sign(secret: str, timestamp: int | str, body: bytes) -> str:
-    from apps.connectors.hooks import hmac_hex
-
     return "sha256=" + hmac_hex(secret, f"{timestamp}.".encode() + body)
 
 
@@ -93,8 +80,6 @@ class WebhookProvider(BaseProvider):
     def push_challenge(self, request) -> dict:
         """GET ?challenge=X with the token: lets an integrator check the URL and
         token before the first delivery. Answers {"challenge": X}."""
-        from apps.connectors.hooks import HookRefused, secret_compare
-
         token = self.secrets.get("inbound_token")
         if not token:
             raise HookRefused("This channel has no inbound token yet; an admin must create one.", 403)
@@ -106,8 +91,6 @@ class WebhookProvider(BaseProvider):
         return {"challenge": challenge}
 
     def push_verify(self, request, body: bytes) -> None:
-        from apps.connectors.hooks import HookRefused, replay_check, secret_compare, timestamp_check
-
         token = self.secrets.get("inbound_token")
         if not token:
             raise HookRefused("This channel has no inbound token yet; an admin must create one.", 403)
@@ -122,8 +105,6 @@ class WebhookProvider(BaseProvider):
             replay_check(self.account.pk, expected)
 
     def push_parse(self, request, body: bytes) -> list[InboundMention]:
-        from apps.connectors.hooks import HookRefused, json_load
-
         data = json_load(body)
         items = data.get("messages") if isinstance(data, dict) and "messages" in data else [data]
         if not isinstance(items, list) or not items:
@@ -131,8 +112,6 @@ class WebhookProvider(BaseProvider):
         return [self.normalize(item, i) for i, item in enumerate(items)]
 
     def normalize(self, item, index: int = 0) -> InboundMention:
-        from apps.connectors.hooks import HookRefused
-
         path = f"messages[{index}]"
         if not isinstance(item, dict):
             raise HookRefused(f"{path} is not an object.", 400)

@@ -5,8 +5,9 @@ from django.db import transaction
 
 from apps.accounts.models import Presence, Role, Team, User
 from apps.connectors.models import ChannelAccount, Provider
+from apps.connectors.services import account_poll
 from apps.inbox.models import CannedResponse
-from apps.routing.models import Queue
+from apps.routing.models import BusinessHours, Queue, RoutingRule, SlaPolicy
 
 USERS = [
     ("admin", Role.ADMIN, "Ada", "Admin"),
@@ -58,8 +59,6 @@ class Command(BaseCommand):
 
     def _routing(self, team, escalations):
         """Demo routing: SLA targets, office hours, and two rules (docs/routing.md)."""
-        from apps.routing.models import BusinessHours, RoutingRule, SlaPolicy
-
         BusinessHours.objects.get_or_create(team=team, defaults={"time_zone": team.time_zone or "UTC"})
         SlaPolicy.objects.get_or_create(name="Standard", queue=None, priority_bucket=None, defaults={
             "first_response_minutes": 60, "next_response_minutes": 30, "resolution_minutes": 24 * 60})
@@ -72,7 +71,5 @@ class Command(BaseCommand):
             "position": 20, "keywords": ["refund", "charged twice", "money back"], "add_tags": ["refund"]})
 
     def _seed(self, account):
-        from apps.connectors.services import account_poll
-
         for _ in range(10):
             account_poll(account=account)
