@@ -1,7 +1,7 @@
 """Before/after of the ingest service alone (routing and live pushes stubbed
 out), same mentions, same database: the foundation's per-mention path (git
 21e5888, loaded from history) against the batch path of this checkout. Since
-item 20 of docs/performance.md the batch path also scores language and
+item 20 of docs/performance-history.md the batch path also scores language and
 sentiment (the per-mention path does not: routing did it then)."""
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def ingest_ab(*, account, n: int) -> list[dict]:
     from apps.connectors.providers.base import mention_from_dict
 
     before = _old_module()
-    # ingest scores language + sentiment (docs/performance.md item 20): its models loaded first, as
+    # ingest scores language + sentiment (docs/performance-history.md item 20): its models loaded first, as
     # the worker loads them before it takes a task (cxinbox/celery.py), not timed on the first batch
     from cxinbox.celery import _warm_text_models
 

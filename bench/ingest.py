@@ -87,7 +87,7 @@ def setup_fixtures() -> dict:
 # production inbox is never empty, and on emptied tables the planner's statistics
 # say "no rows" while a run grows them to thousands in seconds (autovacuum analyzes
 # every minute at best), so its joins fell back to hash joins over whole tables and
-# each batch cost more as the run went on (docs/performance.md item 26).
+# each batch cost more as the run went on (docs/performance-history.md item 26).
 HISTORY = int(os.environ.get("BENCH_INGEST_HISTORY", "20000"))
 HISTORY_HANDLE = "@acme-history"
 

@@ -46,7 +46,7 @@ REFETCH_RULES = {"to_30s": (2.0, 30.0), "to_10s": (2.0, 10.0), "every_2s": (2.0,
 class RefetchRule:
     """When a list page on live.js would refetch its rows, from the times its socket's frames
     arrive. Counted, not sent: the run's page load stays the list GET every `list_every` s,
-    and the count says what the pages' own refetches would add (docs/performance.md)."""
+    and the count says what the pages' own refetches would add (docs/performance-history.md)."""
 
     def __init__(self, every: float, most: float):
         self.every, self.most = every, most

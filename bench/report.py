@@ -307,6 +307,6 @@ def write_results(res: dict) -> str:
         for r in peer.get("rows", []):
             lines.append(f"| {r['what']} | {r['p50']:.1f} | **{r['p95']:.1f}** | {r.get('queries', 'n/a')} |")
         lines.append("")
-    lines += ["Raw figures: `bench/results.json`. How to run, what each figure means and the profiles behind the "
-              "fixes: `docs/performance.md`.", ""]
+    lines += ["Raw figures: `bench/results.json`. How to run, what each figure means and the current design: "
+              "`docs/performance.md`; the profiles behind the fixes: `docs/performance-history.md`.", ""]
     return "\n".join(lines)

@@ -17,7 +17,7 @@ from apps.connectors.providers import import_all  # noqa: E402
 from cxinbox.asgi_hooks import HooksHandler, http_router  # noqa: E402
 from cxinbox.routing import websocket_urlpatterns  # noqa: E402
 
-import_all()  # at start, not in a user's first thread page (docs/performance.md)
+import_all()  # at start, not in a user's first thread page (docs/performance-history.md)
 
 application = ProtocolTypeRouter({
     # /hooks/ (push deliveries) on Django's sync path in one thread: cxinbox/asgi_hooks.py
@@ -26,6 +26,6 @@ application = ProtocolTypeRouter({
 })
 
 # What start-up loaded lives as long as the process: frozen, the collector's full passes
-# no longer walk it (a pause of ~45 ms every few report requests; docs/performance.md item 21).
+# no longer walk it (a pause of ~45 ms every few report requests; docs/performance-history.md item 21).
 gc.collect()
 gc.freeze()

@@ -37,7 +37,7 @@ app.autodiscover_tasks()
 def _warm_text_models(**_kwargs):
     """Load lingua's language models and VADER's lexicon in the worker's parent,
     before the pool forks: every child shares them (copy-on-write) instead of
-    loading them on its first message (~4-9 s each, docs/performance.md)."""
+    loading them on its first message (~4-9 s each, docs/performance-history.md)."""
     try:
         from apps.insights.language import language_detect
         from apps.insights.sentiment import sentiment_score

@@ -238,12 +238,12 @@ def mentions_ingest(*, account: ChannelAccount, mentions: list[InboundMention],
     if not fresh:
         return result
     # language + sentiment before the transaction (no lock held meanwhile) and stored with the row:
-    # routing then never rewrites a message (docs/performance.md item 20)
+    # routing then never rewrites a message (docs/performance-history.md item 20)
     scores = {m.external_id: text_score(m.text) for m in fresh}
     # Two passes when this is its own transaction: the first skips the authors another
     # ingest holds (their threading waits for its commit) and stores the rest at once; the
     # second, a transaction of its own holding nothing, waits for those authors. One batch
-    # no longer waits whole on another that shares one author (docs/performance.md item 25).
+    # no longer waits whole on another that shares one author (docs/performance-history.md item 25).
     # Inside a caller's transaction one waiting pass, as locks taken in a first pass would be
     # held while the second waits; unless the caller takes the second pass (defer_held).
     inside = transaction.get_connection().in_atomic_block
@@ -397,7 +397,7 @@ def _mentions_store(*, account: ChannelAccount, mentions: list[InboundMention], 
     # threading: their status is then the one this transaction writes back. A router
     # holds its batch's conversations until it commits; without waiting, the mentions
     # of a conversation it holds are left for a later pass like a held author's, and
-    # the rest of the batch goes on (docs/performance.md item 31).
+    # the rest of the batch goes on (docs/performance-history.md item 31).
     candidates = dict(Conversation.objects.filter(Q(channel_account=account) & q)
                       .values_list("pk", "identity_id"))
     convs = {c.pk: c for c in Conversation.objects.select_for_update(no_key=True, skip_locked=not wait)
@@ -565,7 +565,7 @@ def _ingest_logged(result: IngestResult, account_id: int | None) -> None:
 
 def _after_ingest(result: IngestResult, *, route_now: bool = False, account_id: int | None = None) -> None:
     """One routing task and one live push per batch, not one per conversation:
-    the per-task and per-push overheads were most of the cost (docs/performance.md).
+    the per-task and per-push overheads were most of the cost (docs/performance-history.md).
     route_now (every ingest task: pushes, polls, handed-over batches): routed here,
     in the task that stored them, saving a queue hop and a task (item 22); if that
     fails, queued as usual (and a worker killed in between leaves it to the
@@ -756,7 +756,7 @@ def _push_ingest_next(account_id: int, delivery_id: int) -> None:
     """The task for the deliveries after a full batch, queued now, not after this
     commit: another worker takes the next batch (SKIP LOCKED passes over this
     one's) while this one stores it. After the commit, one busy account kept one
-    worker process busy however many there were (docs/performance.md item 28).
+    worker process busy however many there were (docs/performance-history.md item 28).
     Run eagerly (tests), the task would run inside this transaction, which SKIP
     LOCKED does not skip: after the commit then, as before."""
     from cxinbox.celery import app
@@ -812,7 +812,7 @@ def push_delivery_ingest(*, delivery_id: int) -> IngestResult | None:
         return None  # done, failed, gone, or being ingested by another task
     if held:
         # The deliveries with a mention whose author another ingest held: stored now, in a
-        # transaction that holds nothing else while it waits (docs/performance.md item 29).
+        # transaction that holds nothing else while it waits (docs/performance-history.md item 29).
         _push_deliveries_try(account_id, None, held, wait=True, result=result)
     return result
 

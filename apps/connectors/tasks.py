@@ -75,7 +75,7 @@ def account_poll_task(self, account_id: int):
 def mentions_ingest_task(account_id: int, mentions: list[dict]):
     """Normalized mentions handed over in the task itself (the benchmarks). Webhooks
     use ingest.push_delivery instead: their delivery is kept in PostgreSQL first.
-    Routed in this task once stored (no routing task per batch: docs/performance.md item 22)."""
+    Routed in this task once stored (no routing task per batch: docs/performance-history.md item 22)."""
     account = ChannelAccount.objects.get(pk=account_id)
     mentions_ingest(account=account, mentions=[mention_from_dict(m) for m in mentions], route_now=True)
 

@@ -195,7 +195,7 @@ class InboxConsumer(JsonFrameGuard, AsyncJsonWebsocketConsumer):
     async def inbox_events(self, message):
         """A batch pushed as one group message (realtime.inbox_push_each): one frame
         carrying its changes in order (each frame is ~26 us of the worker's CPU,
-        docs/performance.md), or, for an old page, each change as its own frame."""
+        docs/performance-history.md), or, for an old page, each change as its own frame."""
         events = [event for event in message["events"] if self._fresh(event)]
         if self.batch_frames and len(events) > 1:
             await self.send(text_data=_frame_text(events, batch=True))

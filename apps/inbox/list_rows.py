@@ -2,7 +2,7 @@
 
 Django's template engine pays a few microseconds per variable, filter and tag: the rows
 used to resolve model attributes and methods, `{% url %}`, `timesince`, `date` and
-`truncatechars` per row, ~15 ms for 50 rows (docs/performance.md). The text is made by
+`truncatechars` per row, ~15 ms for 50 rows (docs/performance-history.md). The text is made by
 the same Django functions those tags and filters call, so a row reads the same. The
 row's markup is made here too (row_html), every value escaped by html.escape as Django's
 escape does: printing ~25 values a row through the template was still the largest part of

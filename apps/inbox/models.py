@@ -34,7 +34,7 @@ class Tag(models.Model):
 class Conversation(TimeStampedModel):
     # Each index here is written by every conversation INSERT and by every UPDATE that changes an
     # indexed column (ingest's and routing's, ~2 row versions a mention): none that a composite
-    # index below already leads with, none that no query reads (docs/performance.md item 33).
+    # index below already leads with, none that no query reads (docs/performance-history.md item 33).
     channel_account = models.ForeignKey(ChannelAccount, on_delete=models.PROTECT, related_name="conversations")
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="conversations",
                                  db_index=False)  # conv_customer_open leads with it
@@ -201,7 +201,7 @@ class ConversationEvent(models.Model):
     # No database constraint (db_constraint=False; Django still cascades a delete): events are
     # written only by services holding their conversation, ~2.7 per ingested mention, and
     # PostgreSQL's check of each at commit (a locked lookup of a row the same transaction wrote)
-    # was a sixth of its time per mention (docs/performance.md item 24).
+    # was a sixth of its time per mention (docs/performance-history.md item 24).
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="events",
                                      db_constraint=False)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)

@@ -50,7 +50,7 @@ def _send(layer, sends: list[tuple[str, dict]]) -> None:
     """group_send each (group, event). With channels-redis they run on the
     process's long-lived loop, so its Redis connections are reused: async_to_sync
     made a new loop and a new connection per push (~10 ms each, most of a
-    routing task's time, docs/performance.md). Other layers (in-memory, tests)
+    routing task's time, docs/performance-history.md). Other layers (in-memory, tests)
     keep async_to_sync: they are bound to the caller's loop."""
 
     async def send_all():
@@ -77,7 +77,7 @@ def team_group(team_id: int) -> str:
 def conversation_groups(conversation_ids) -> dict[int, list[str]]:
     """The groups told about each conversation (one query for them all). Plain SQL: the
     ORM compiling this query was ~1.5 ms of a Celery worker's CPU per push, two pushes
-    per ingested batch (docs/performance.md)."""
+    per ingested batch (docs/performance-history.md)."""
     from django.db import connection
 
     from apps.routing.models import Queue
@@ -168,7 +168,7 @@ def inbox_push_each(pushes: list[tuple[str, int, dict]]) -> None:
     carrying them all ("inbox.events"), which each browser's consumer unpacks
     into the same frames, in the same order, as one push each. A group_send per
     event was ~0.2 ms of CPU and two Redis round trips each, a third of a
-    routing batch's CPU (docs/performance.md)."""
+    routing batch's CPU (docs/performance-history.md)."""
     layer = get_channel_layer()
     if layer is None or not pushes:
         return

@@ -102,7 +102,7 @@ def conversation_list(request):
     if _is_htmx(request):
         return render(request, "inbox/_list.html", context)
     # The assignee filter's options as one piece of HTML: 200 agents as model instances and a
-    # template loop were ~2.5 ms of the page's ~22 ms of CPU (docs/performance.md).
+    # template loop were ~2.5 ms of the page's ~22 ms of CPU (docs/performance-history.md).
     chosen = filters.get("assignee")
     context.update(tags=list(Tag.objects.order_by("name").values_list("name", flat=True)[:200]),
                    agent_options=format_html_join("", '<option value="{}"{}>{}</option>', (

@@ -165,7 +165,7 @@ class ConversationRouting(models.Model):
     rescore without reading messages) and the cycle the rules last ran for."""
 
     # No database constraint: written only by routing under its conversation's row lock (the
-    # check at commit cost ~0.06 ms a new conversation: docs/performance.md item 24).
+    # check at commit cost ~0.06 ms a new conversation: docs/performance-history.md item 24).
     conversation = models.OneToOneField("inbox.Conversation", on_delete=models.CASCADE, primary_key=True,
                                         related_name="routing", db_constraint=False)
     inputs = models.JSONField(default=dict)
@@ -203,10 +203,10 @@ class UnroutedMessage(models.Model):
     marker lives here, not on the message: ingest scores language and sentiment
     before the message INSERT, so routing never rewrites a message row (that
     UPDATE went through every index of the table, full-text GIN included:
-    docs/performance.md item 20). A few rows at any time: the in-flight ones."""
+    docs/performance-history.md item 20). A few rows at any time: the in-flight ones."""
 
     # No database constraint: the row is added in its message's own transaction and deleted by
-    # routing; the check at commit cost ~0.06 ms a message (docs/performance.md item 24).
+    # routing; the check at commit cost ~0.06 ms a message (docs/performance-history.md item 24).
     message = models.OneToOneField("inbox.Message", on_delete=models.CASCADE, primary_key=True, related_name="+",
                                    db_constraint=False)
     # When the message reached us (the webhook accepted it, the poll fetched it: not its post time on

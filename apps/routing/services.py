@@ -171,7 +171,7 @@ class RoutingCache:
     """Configuration read once per routing batch (rules, SLA policies, queues,
     calendars), not once per conversation, and shared by the next batches of the
     process while its version in the cache stays (reading it was ~2.5 ms of CPU a
-    batch, an eighth of a one-mention push task: docs/performance.md item 30). An
+    batch, an eighth of a one-mention push task: docs/performance-history.md item 30). An
     edit shows from the next batch on; one made without the model's signals (a
     queryset update, SQL) within CONFIG_MAX_AGE_SECONDS."""
 

@@ -47,7 +47,7 @@ def sla_breaches_check_task():
 def conversations_route_task(pairs: list[list]):
     """A whole ingest batch in one task ([[conversation_id, message_ids], ...]),
     with the batches waiting on the pending list (services.conversations_route_later):
-    a task per conversation cost more than the routing itself (docs/performance.md)."""
+    a task per conversation cost more than the routing itself (docs/performance-history.md)."""
     services.conversations_route_now(pairs=pairs)
 
 

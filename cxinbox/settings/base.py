@@ -245,7 +245,7 @@ CELERY_TASK_ANNOTATIONS = {name: _LONG_TASK for name in (
     "reports.weekly_digest", "reports.apply_rollups", "reports.warm_cache", "accounts.bulk_assign")}
 # Celery's Django fixup closes the database connection before and after every task
 # unless this is set: a new PostgreSQL connection (and backend process) per task cost
-# more than a one-mention ingest or a routing check (docs/performance.md). Set out of
+# more than a one-mention ingest or a routing check (docs/performance-history.md). Set out of
 # reach here; cxinbox/celery.py applies Django's own rule instead (CONN_MAX_AGE, and a
 # connection that failed is dropped), as for a web request.
 CELERY_DB_REUSE_MAX = 10**9
@@ -315,7 +315,7 @@ PUSH_DELIVERY_MAX_ATTEMPTS = env.int("PUSH_DELIVERY_MAX_ATTEMPTS", default=5)
 # One ingest task takes up to this many of an account's pending push deliveries
 # (one transaction, one routing batch): one-mention deliveries at 200/s need it. A
 # task takes what waits, so a bigger batch only matters in a backlog, where a batch
-# of 500 stores ~1.5x what 100 do per CPU second (docs/performance.md item 28).
+# of 500 stores ~1.5x what 100 do per CPU second (docs/performance-history.md item 28).
 PUSH_INGEST_BATCH = env.int("PUSH_INGEST_BATCH", default=500)
 # ... and at most this many mentions in all: a transaction's locks (one advisory lock per new
 # author) stay bounded by mentions; a bigger delivery is kept as several of this size.

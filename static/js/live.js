@@ -62,7 +62,7 @@
   // keep coming the gap doubles, up to 30 s, and is 2 s again after a quiet gap: a team
   // taking 25 new conversations a second had each of its agents' pages refetch every
   // 2 s, ~90 list requests a second for 200 agents; at most every 10 s, ~25 a second,
-  // still stalled a 2-core web tier (docs/performance.md). A short burst (an assignment,
+  // still stalled a 2-core web tier (docs/performance-history.md). A short burst (an assignment,
   // then a status change a second later) keeps the 2-s gap: the gap widens only after
   // LIST_BUSY_BEFORE_WIDENING refetches in a row had to wait, ~10 s of a steady stream.
   // A hidden tab refetches nothing until it is shown.

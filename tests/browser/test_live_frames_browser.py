@@ -71,7 +71,7 @@ def _stream(page, seconds, every_ms=100):
 
 def test_a_long_stream_widens_the_refetch_gap_to_30_s_and_quiet_brings_back_2_s(live_server, new_page, agent):
     """A busy team's pages refetch every 30 s, not every 2 s (what 200 agents' pages cost
-    the web tier: docs/performance.md), once a stream has gone on for ~10 s (a short burst
+    the web tier: docs/performance-history.md), once a stream has gone on for ~10 s (a short burst
     keeps 2-s gaps); after a quiet gap a change shows at once again."""
     start = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.timezone.utc)
     page = new_page()

@@ -1,7 +1,7 @@
 """An ingest batch does not wait whole on another ingest holding one of its
 authors: the other authors' mentions are stored (and committed) at once; the
 held author's, and replies to them in the batch, once the holder commits,
-threaded as a single pass would thread them (docs/performance.md item 25)."""
+threaded as a single pass would thread them (docs/performance-history.md item 25)."""
 import threading
 import time
 

@@ -1,4 +1,4 @@
-"""The fan-out of inbox pushes kept cheap (docs/performance.md, the live inbox under
+"""The fan-out of inbox pushes kept cheap (docs/performance-history.md, the live inbox under
 a team): an assignee who hears the team's group is not told again through their own
 group, a page that asks for it gets one frame per group message carrying its changes,
 no `conversation_updated` beside another change of the same conversation, and the

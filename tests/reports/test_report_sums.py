@@ -1,4 +1,4 @@
-"""Report parts summed in SQL instead of row by row in Python (docs/performance.md
+"""Report parts summed in SQL instead of row by row in Python (docs/performance-history.md
 item 21): the marketing report's themes (one row per term; only the listed terms'
 examples merged) and terms by day (one row per term and local day), the experience
 report's sentiment shift (counts and the two lists in SQL). Each equals the row-by-row
@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from apps.reports import metrics, selectors, services
+from apps.reports.metrics import examples_merge
 from apps.reports.models import MetricEvent, TermRollup
-from apps.reports.services import _example_merge
 
 from .test_slices import WEEK_RANGES, _same, _strip, full_rows
 
@@ -64,7 +64,7 @@ def themes_row_by_row(params, term_type, limit=20):
         row["negative"] += neg
         row["neutral"] += neu
         row["total"] += total
-        row["examples"] = _example_merge(row["examples"], examples)
+        row["examples"] = examples_merge(row["examples"], examples)
     out = []
     for row in acc.values():
         scored = row["positive"] + row["negative"] + row["neutral"]

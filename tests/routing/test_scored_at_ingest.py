@@ -1,5 +1,5 @@
 """Language and sentiment are scored by ingest and stored with the message
-(docs/performance.md item 20): routing reads them and never rewrites a message;
+(docs/performance-history.md item 20): routing reads them and never rewrites a message;
 what is not routed yet is routing.UnroutedMessage, for English and other
 languages alike; reports count a message once routing has given it a queue."""
 import datetime as dt

@@ -2,7 +2,7 @@
 (conv_assignee_status, conv_customer_open, conv_queue_status, conv_inbox_order,
 msg_thread_order) or that no query reads (external_thread_id, always looked up
 with the identity; the `_like` pattern indexes). Every one was written by each
-conversation INSERT and each UPDATE changing its column (docs/performance.md
+conversation INSERT and each UPDATE changing its column (docs/performance-history.md
 item 33).
 
 Only the indexes are dropped: AlterField(db_index=False) would also drop and re-add
