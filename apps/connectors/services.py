@@ -967,7 +967,6 @@ def push_delivery_fail(*, delivery_id: int, error: str) -> PushDelivery | None:
     """An ingest attempt raised. Left pending for the sweep to try again, up to
     PUSH_DELIVERY_MAX_ATTEMPTS; then failed, with the error on the delivery and the
     account (the connector-health page), instead of being retried forever."""
-    from django.conf import settings
 
     with transaction.atomic():
         delivery = PushDelivery.objects.select_for_update().filter(
@@ -1017,7 +1016,6 @@ def push_deliveries_prune(*, older_than_days: int) -> int:
 
 def push_delivery_refuse(*, account: ChannelAccount, reason: str) -> None:
     """Counted and shown on the health page: a wrong secret shows up there, not only in logs."""
-    from django.db.models import F
 
     ChannelAccount.objects.filter(pk=account.pk).update(
         last_push_error=reason[:500], push_refused_count=F("push_refused_count") + 1)

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count, F, Q, Sum, TextField
+from django.db.models import BooleanField, Count, ExpressionWrapper, F, Q, Sum, TextField
 from django.db.models.functions import Cast, TruncDate
 
 from apps.accounts.models import Team
@@ -1103,8 +1103,6 @@ def _gap_terms(facts) -> dict:
 def gap_report(*, params: ReportParams, limit: int = 100) -> dict:
     """Counted by the database (one grouped query, one for tags and topics); only the
     listed conversations are fetched: 5 queries whatever the range."""
-    from django.db.models import BooleanField, Count, ExpressionWrapper
-
     met_bad, missed_good = _gap_kinds()
     facts = _facts(params).annotate(met_bad=ExpressionWrapper(met_bad, output_field=BooleanField()),
                                     missed_good=ExpressionWrapper(missed_good, output_field=BooleanField()))

@@ -56,7 +56,6 @@ def _parse_time(value) -> dt.datetime:
     try:
         iso_time(value)
     except ValueError:
-        from apps.connectors.hooks import HookRefused
 
         raise HookRefused(f"created_at {value[:100]!r} is not an ISO 8601 time.", 400) from None
     return network_time(value, iso_time)
