@@ -186,7 +186,7 @@ def ingest_throughput(*, workers: int, n: int, batch: int, account, via: str = "
     from django.db.models import Max, Min
 
     from apps.connectors.models import PushDelivery
-    from apps.connectors.services import _push_ingest_flag, _push_ingest_queue
+    from apps.connectors.push import _push_ingest_flag, _push_ingest_queue
     from apps.connectors.tasks import mentions_ingest_task
     from apps.inbox.models import Conversation, Message
 
@@ -301,7 +301,7 @@ def _deliveries_send(db: str, account_id: int, mentions: list[dict], rate: float
     django_setup(db)
     from apps.connectors.models import ChannelAccount
     from apps.connectors.providers.base import mention_from_dict
-    from apps.connectors.services import push_delivery_accept
+    from apps.connectors.push import push_delivery_accept
 
     account = ChannelAccount.objects.get(pk=account_id)
     sent = {}

@@ -142,7 +142,7 @@ class Soak:
 
     def _mention(self):
         from apps.connectors.providers.twitter import TwitterProvider
-        from apps.connectors.services import push_delivery_accept
+        from apps.connectors.push import push_delivery_accept
 
         self.n += 1
         author = str(10_000 + self.rng.randrange(200))

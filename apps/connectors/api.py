@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from apps.accounts.models import Role
 from apps.accounts.permissions import IsAdmin, user_has_role
 
-from . import selectors, services
+from . import health, polling, selectors
 from .models import ChannelAccount
 
 
@@ -77,7 +77,7 @@ class ChannelAccountViewSet(viewsets.ModelViewSet):
     def poll(self, request, pk=None):
         """Poll this account now: lifts its backoff (after credentials were fixed)."""
         account = self.get_object()
-        services.account_poll_retry(account=account, actor=request.user)
+        polling.account_poll_retry(account=account, actor=request.user)
         return Response({"detail": f"{account} will be polled now."}, status=202)
 
     @extend_schema(request=None, responses=inline_serializer(
@@ -87,7 +87,7 @@ class ChannelAccountViewSet(viewsets.ModelViewSet):
     def hook_secrets(self, request, pk=None):
         """New inbound token and signing secret for push delivery, shown this once (admins)."""
         account = self.get_object()
-        new = services.account_hook_secrets_rotate(account=account, actor=request.user)
+        new = health.account_hook_secrets_rotate(account=account, actor=request.user)
         return Response({**new, "hook_url": ChannelAccountSerializer(account, context={"request": request}).data["hook_url"]})
 
 

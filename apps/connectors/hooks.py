@@ -27,7 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 from apps.core import sanitize
 from apps.core.kv import kv_add, kv_delete, kv_get, kv_set
 
-from . import selectors, services
+from . import health, push, selectors
 from .providers import push_receiver
 from .providers.base import MalformedPayload
 from .push_writer import PushStoreTimeout
@@ -151,7 +151,7 @@ def _refuse(account, request, exc: HookRefused) -> JsonResponse:
     log.warning("push delivery refused: %s %s account=%s from=%s status=%s: %s", request.method, request.path,
                 getattr(account, "pk", None), request.META.get("REMOTE_ADDR"), exc.status, exc.detail)
     if account is not None:
-        services.push_delivery_refuse(account=account, reason=exc.detail)
+        health.push_delivery_refuse(account=account, reason=exc.detail)
     return JsonResponse({"detail": exc.detail}, status=exc.status)
 
 
@@ -190,7 +190,7 @@ def hook_receive(request, provider: str, account_id: int):
         _replay_settle(stored=False)
         return _refuse(account, request, exc)
     try:
-        accepted = services.push_delivery_accept(account=account, mentions=mentions)
+        accepted = push.push_delivery_accept(account=account, mentions=mentions)
     except PushStoreTimeout as exc:
         _replay_settle(stored=False)
         log.warning("push delivery for account %s not stored in time: %s", account.pk, exc)

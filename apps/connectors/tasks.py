@@ -9,10 +9,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .models import ChannelAccount
+from .polling import account_poll
 from .providers import polls
 from .providers.base import ProviderError, mention_from_dict
-from .services import (account_poll, mentions_ingest, push_deliveries_prune, push_deliveries_requeue,
-                       push_delivery_ingest)
+from .push import push_deliveries_prune, push_deliveries_requeue, push_delivery_ingest
+from .services import mentions_ingest
 
 log = logging.getLogger(__name__)
 # Long enough for a normal poll. A lock that outlives its poll (Redis restarted with

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 from apps.accounts.models import Role
 from apps.accounts.permissions import user_has_role
 
-from . import selectors, services
+from . import polling, selectors
 from .models import ChannelAccount
 
 
@@ -32,6 +32,6 @@ def connector_health(request):
 def connector_poll_now(request, pk):
     _require_supervisor(request)
     account = get_object_or_404(ChannelAccount.objects.defer("credentials", "hook_secrets"), pk=pk, is_active=True)
-    services.account_poll_retry(account=account, actor=request.user)
+    polling.account_poll_retry(account=account, actor=request.user)
     flash.success(request, f"{account} will be polled now.")
     return redirect("connectors:health")

@@ -2,9 +2,9 @@
 import pytest
 from django.core.cache import cache
 
+from apps.connectors.polling import account_poll
 from apps.connectors.providers.base import AuthError, OutboundReply, PermanentError
 from apps.connectors.providers.bluesky import BlueskyProvider
-from apps.connectors.services import account_poll
 from apps.connectors.standins.bluesky import BlueskyStandIn
 from apps.inbox.models import Conversation
 from tests.factories import ChannelAccountFactory

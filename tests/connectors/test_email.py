@@ -8,9 +8,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from apps.connectors.polling import account_poll
 from apps.connectors.providers.base import AuthError, OutboundReply, PermanentError
 from apps.connectors.providers.email import EmailProvider, strip_quoted
-from apps.connectors.services import account_poll
 from apps.connectors.standins.imap import ImapStandIn
 from apps.inbox.models import Conversation, Message
 from tests.factories import ChannelAccountFactory

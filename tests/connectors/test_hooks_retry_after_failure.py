@@ -11,6 +11,7 @@ from django.test import Client
 from apps.connectors import hooks
 from apps.connectors.models import PushDelivery
 from apps.connectors.providers.webhook import signed_headers
+
 from .hook_accounts import webhook  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
@@ -35,18 +36,18 @@ def _post(client, account, headers):
 
 
 def test_a_delivery_that_failed_with_a_5xx_is_taken_when_retried_with_the_same_signature(webhook, monkeypatch):
-    from apps.connectors import services
+    from apps.connectors import push
 
     headers = _headers()
-    real_accept = services.push_delivery_accept
+    real_accept = push.push_delivery_accept
 
     def database_down(**kwargs):
         raise OperationalError("the database went away")
 
-    monkeypatch.setattr(services, "push_delivery_accept", database_down)
+    monkeypatch.setattr(push, "push_delivery_accept", database_down)
     assert _post(Client(raise_request_exception=False), webhook, headers).status_code == 500
     assert not PushDelivery.objects.exists()
-    monkeypatch.setattr(services, "push_delivery_accept", real_accept)
+    monkeypatch.setattr(push, "push_delivery_accept", real_accept)
     resp = _post(Client(), webhook, headers)  # the network's retry, same signed request
     assert resp.status_code == 200 and resp.json() == {"accepted": 1}
     assert PushDelivery.objects.count() == 1

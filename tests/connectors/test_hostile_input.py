@@ -14,10 +14,11 @@ import pytest
 from django.utils import timezone
 
 from apps.connectors.models import PushDelivery
+from apps.connectors.polling import account_poll
 from apps.connectors.providers.webhook import signed_headers
-from apps.connectors.services import account_poll
 from apps.inbox.models import Conversation, Message
 from tests.factories import ChannelAccountFactory
+
 from .hook_accounts import CONSUMER_SECRET, twitter, webhook  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
@@ -346,7 +347,9 @@ def test_malformed_webhook_delivery_is_a_400_with_a_reason(client, webhook, payl
 
 def test_generated_hostile_shapes_never_answer_500(client, twitter, webhook):
     """Random JSON in the places the providers read: every answer is 200 or 400."""
-    from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hsettings
+    from hypothesis import strategies as st
 
     scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20)
     anything = st.recursive(scalars, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(

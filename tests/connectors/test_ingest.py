@@ -4,8 +4,9 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
+from apps.connectors.polling import account_poll
 from apps.connectors.providers.base import InboundMention, TransientError
-from apps.connectors.services import account_poll, mentions_ingest
+from apps.connectors.services import mentions_ingest
 from apps.inbox.models import Conversation, ConversationEvent, Message
 from apps.inbox.services import conversation_status_set
 

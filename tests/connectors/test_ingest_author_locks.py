@@ -144,7 +144,7 @@ def test_push_deliveries_of_other_authors_are_done_while_one_author_is_held(twit
         pytest.skip("row locks are PostgreSQL's")
     from apps.connectors.models import PushDelivery
     from apps.connectors.providers.base import mention_to_dict
-    from apps.connectors.services import push_delivery_ingest
+    from apps.connectors.push import push_delivery_ingest
 
     holder, release = _bob_held(twitter_account)
     eve, bobs, joe = (PushDelivery.objects.create(account=twitter_account, mentions=[mention_to_dict(m)]) for m in (

@@ -10,6 +10,7 @@ from apps.connectors.models import PushDelivery
 from apps.connectors.providers.webhook import signed_headers
 from apps.connectors.tasks import push_deliveries_sweep_task
 from apps.inbox.models import Message
+
 from .hook_accounts import webhook  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
@@ -174,7 +175,7 @@ def test_a_delivery_held_by_another_task_is_skipped_not_waited_for(webhook):
 
     from django.db import transaction
 
-    from apps.connectors.services import push_delivery_ingest
+    from apps.connectors.push import push_delivery_ingest
 
     def delivery(n):
         return PushDelivery.objects.create(account=webhook, mentions=[{
@@ -249,8 +250,8 @@ def test_a_busy_account_is_ingested_by_two_workers_at_once(webhook, settings):
     import threading
     from unittest import mock
 
-    from apps.connectors import services
-    from apps.connectors.services import push_delivery_ingest
+    from apps.connectors import push
+    from apps.connectors.push import push_delivery_ingest
     from apps.connectors.tasks import push_delivery_ingest_task
 
     settings.PUSH_INGEST_BATCH = 2
@@ -258,7 +259,7 @@ def test_a_busy_account_is_ingested_by_two_workers_at_once(webhook, settings):
         "external_id": f"chat-{n}", "text": f"Order {n} has not arrived", "created_at": f"2026-11-23T08:00:0{n}+00:00",
         "author_external_id": f"visitor-{n}", "author_handle": f"guest{n}"}]) for n in range(4)]
     storing, release = threading.Event(), threading.Event()
-    real_ingest = services.mentions_ingest
+    real_ingest = push.mentions_ingest
 
     def first_worker_ingest(**kwargs):  # the first batch is stored, then its transaction stays open
         result = real_ingest(**kwargs)
@@ -269,7 +270,7 @@ def test_a_busy_account_is_ingested_by_two_workers_at_once(webhook, settings):
 
     queued = []
     with mock.patch.object(push_delivery_ingest_task, "delay", side_effect=queued.append), \
-            mock.patch.object(services, "mentions_ingest", side_effect=first_worker_ingest):
+            mock.patch.object(push, "mentions_ingest", side_effect=first_worker_ingest):
         first = threading.Thread(target=lambda: (push_delivery_ingest(delivery_id=deliveries[0].pk),
                                                  connection.close()), name="first")
         first.start()
@@ -295,7 +296,7 @@ def test_a_broker_down_when_the_next_task_is_queued_loses_nothing(webhook, setti
 
     from kombu.exceptions import OperationalError as BrokerDown
 
-    from apps.connectors.services import push_delivery_ingest
+    from apps.connectors.push import push_delivery_ingest
     from apps.connectors.tasks import push_delivery_ingest_task
 
     settings.PUSH_INGEST_BATCH = 2

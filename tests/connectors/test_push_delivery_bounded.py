@@ -11,6 +11,7 @@ from apps.connectors.models import PushDelivery
 from apps.connectors.providers.webhook import signed_headers
 from apps.connectors.tasks import push_deliveries_sweep_task
 from apps.inbox.models import Message
+
 from .hook_accounts import webhook  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="lock memory and triggers: PostgreSQL")
@@ -51,7 +52,7 @@ def test_a_15000_author_delivery_is_stored_whole_in_bounded_transactions(client,
 @pytest.mark.django_db(transaction=True)
 def test_a_big_delivery_stored_before_the_split_is_split_at_ingest(webhook, settings):
     """A pending delivery kept whole by an older release is cut before it is ingested."""
-    from apps.connectors.services import push_delivery_ingest
+    from apps.connectors.push import push_delivery_ingest
 
     settings.PUSH_INGEST_MAX_MENTIONS = 100
     big = PushDelivery.objects.create(account=webhook, mentions=[{
@@ -144,15 +145,15 @@ def test_deliveries_are_batched_by_mentions_and_the_ones_that_do_not_fit_wait_fo
         client, webhook, eager_celery, settings, django_capture_on_commit_callbacks):
     from unittest import mock
 
-    from apps.connectors import services
+    from apps.connectors import push
 
     settings.PUSH_INGEST_MAX_MENTIONS = 5
-    with mock.patch.object(services, "_push_ingest_queue"):  # accepted while no task runs yet
+    with mock.patch.object(push, "_push_ingest_queue"):  # accepted while no task runs yet
         for n in range(4):  # 4 deliveries of 2 mentions: at most two fit a transaction
             assert _deliver(client, webhook, [_msg(10 * n), _msg(10 * n + 1)]).status_code == 200
     first = PushDelivery.objects.order_by("pk").first()
-    with mock.patch.object(services, "mentions_ingest", wraps=services.mentions_ingest) as ingest:
-        services.push_delivery_ingest(delivery_id=first.pk)  # takes two, queues the next task (eager: runs it)
+    with mock.patch.object(push, "mentions_ingest", wraps=push.mentions_ingest) as ingest:
+        push.push_delivery_ingest(delivery_id=first.pk)  # takes two, queues the next task (eager: runs it)
     assert [len(call.kwargs["mentions"]) for call in ingest.call_args_list] == [4, 4]
     assert Message.objects.filter(channel_account=webhook).count() == 8
     assert set(PushDelivery.objects.values_list("status", flat=True)) == {"done"}

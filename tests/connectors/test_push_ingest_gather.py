@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from apps.connectors.models import PushDelivery
 from apps.connectors.providers.webhook import signed_headers
-from apps.connectors.services import push_delivery_ingest
+from apps.connectors.push import push_delivery_ingest
 from apps.inbox.models import Message
+
 from .hook_accounts import webhook  # noqa: F401 (fixtures)
 
 

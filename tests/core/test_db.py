@@ -90,7 +90,8 @@ def test_only_transactions_redone_from_disk_commit_without_waiting_for_the_flush
 
     from apps.connectors.models import PushDelivery
     from apps.connectors.providers.base import InboundMention, mention_to_dict
-    from apps.connectors.services import mentions_ingest, push_delivery_ingest
+    from apps.connectors.push import push_delivery_ingest
+    from apps.connectors.services import mentions_ingest
     from apps.routing import services as routing
 
     seen = []

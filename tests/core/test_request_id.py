@@ -10,7 +10,7 @@ import pytest
 
 from apps.connectors.models import PushDelivery
 from apps.connectors.providers.base import InboundMention, mention_to_dict
-from apps.connectors.services import push_delivery_ingest
+from apps.connectors.push import push_delivery_ingest
 from apps.core import request_id as rid
 from apps.inbox.models import Conversation, Message
 from tests.conftest import requires_redis

@@ -7,7 +7,8 @@ import pytest
 from django.urls import reverse
 
 from apps.connectors.models import ChannelAccount
-from apps.connectors.services import account_poll, mentions_ingest
+from apps.connectors.polling import account_poll
+from apps.connectors.services import mentions_ingest
 from apps.inbox.models import Conversation, Message
 from tests.connectors.test_ingest import mention
 

@@ -5,7 +5,7 @@ from django.db import transaction
 
 from apps.accounts.models import Presence, Role, Team, User
 from apps.connectors.models import ChannelAccount, Provider
-from apps.connectors.services import account_poll
+from apps.connectors.polling import account_poll
 from apps.inbox.models import CannedResponse
 from apps.routing.models import BusinessHours, Queue, RoutingRule, SlaPolicy
 
