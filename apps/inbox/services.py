@@ -15,16 +15,17 @@ from django.utils import timezone
 
 from apps.accounts.models import Presence, Role, Team, User
 from apps.accounts.permissions import WORKING_ROLES, user_has_role
-from apps.accounts.services import audit_record, user_presence_set
+from apps.accounts.services import agent_availability_notify, audit_record, user_presence_set
 from apps.connectors.providers import get_provider
 from apps.connectors.providers.base import AuthError, OutboundReply, ProviderError, RateLimited, UnknownOutcome
 from apps.core.errors import Conflict, DomainError
 
 from .events import event_record
 from .models import Conversation, Message, Note, Notification, PriorityBucket, ReadMark, Status, Tag
+from .priority import bucket_for
 from .realtime import inbox_push, user_push
 from .selectors import OPEN_STATUSES, conversation_list_for_user, conversations_visible_to
-from .signals import survey_requested
+from .signals import conversation_work_changed, survey_requested
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,10 @@ def _on_commit_push(kind: str, conversation_id: int, **data) -> None:
 
 
 def _routing_followup(conversation_id: int, freed_agent_id: int | None = None) -> None:
-    """After commit, routing updates SLA due times and gives a freed agent new work."""
-    from apps.routing.services import conversation_work_changed
-
-    conversation_work_changed(conversation_id=conversation_id, freed_agent_id=freed_agent_id)
+    """Routing (listening: apps/routing/receivers.py) updates SLA due times and gives a freed
+    agent new work, after the commit."""
+    conversation_work_changed.send(sender=Conversation, conversation_id=conversation_id,
+                                   freed_agent_id=freed_agent_id)
 
 
 def reply_create(
@@ -465,8 +466,6 @@ def conversation_priority_set(*, conversation: Conversation, bucket: int | None 
     """A person sets the priority by hand: a bucket (urgent/high/normal/low), or a
     score 0-100, which also sets the bucket that score falls in. Routing keeps a
     hand-set bucket when it re-scores (apps/routing/services._priority_apply)."""
-    from apps.routing.scoring import bucket_for
-
     if score is not None:
         if isinstance(score, bool) or not isinstance(score, int) or not 0 <= score <= 100:
             raise DomainError("The priority score is a whole number from 0 to 100.")
@@ -553,15 +552,11 @@ BULK_SYNC_MAX = 200  # pages and the API move more than this in the background (
 
 def _work_changed(conversation_id: int, freed_agent) -> None:
     """After commit, routing re-times SLAs, offers the moved conversation to its new
-    queue's agents and gives the freed agent new work (when routing provides it)."""
-    from apps.routing import services as routing_services
-
-    hook = getattr(routing_services, "conversation_work_changed", None)
-    if hook is not None:
-        hook(conversation_id=conversation_id, freed_agent_id=freed_agent.pk if freed_agent else None)
+    queue's agents and gives the freed agent new work; without routing installed, the
+    freed agent's availability is still announced."""
+    if conversation_work_changed.has_listeners():
+        _routing_followup(conversation_id, freed_agent.pk if freed_agent else None)
     elif freed_agent is not None:
-        from apps.accounts.services import agent_availability_notify
-
         agent_availability_notify(freed_agent)
 
 

@@ -24,6 +24,10 @@ audit_events_recorded = Signal()
 # An agent opened ("open"), worked in ("active") or left ("leave") a conversation's thread:
 # conversation_id=, agent_id=, kind= (reports: handle time).
 agent_work_signalled = Signal()
+# A conversation's work changed (a reply went out, its status or assignee changed): conversation_id=,
+# freed_agent_id= (an agent who has room again, or None). Sent inside the change's transaction; routing
+# re-times the SLA due times and offers work after the commit.
+conversation_work_changed = Signal()
 # A conversation was resolved and the agent asked for the satisfaction survey: conversation=,
 # actor=. No receiver: this installation sends no surveys.
 survey_requested = Signal()

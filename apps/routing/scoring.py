@@ -8,11 +8,10 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from apps.inbox.priority import BUCKET_FLOORS, bucket_for  # noqa: F401 - bucket_for: read here by routing and its tests
 from apps.insights.bounds import analyzed_part
 
 BASE = 30
-# Bucket floors: score >= floor -> bucket (PriorityBucket: 0 urgent .. 3 low).
-BUCKET_FLOORS = [(75, 0), (55, 1), (30, 2), (0, 3)]
 BUCKET_NAMES = {0: "urgent", 1: "high", 2: "normal", 3: "low"}
 
 # Urgency terms by kind; a kind counts once however often its words appear.
@@ -82,13 +81,6 @@ class Priority:
     @property
     def bucket_name(self) -> str:
         return BUCKET_NAMES[self.bucket]
-
-
-def bucket_for(score: int) -> int:
-    for floor, bucket in BUCKET_FLOORS:
-        if score >= floor:
-            return bucket
-    return 3
 
 
 def _bucket_range(bucket: int) -> tuple[int, int]:
