@@ -202,7 +202,7 @@ VALUE_METRICS = {"first_response", "first_response_bh", "reply", "reply_bh", "re
 # The hour slices' filters: not agent (tens of keys an hour; one agent's full hour rows are few).
 HOUR_SLICE_FILTERS = ("", "channel", "account", "queue", "team")
 
-# The marketing report's per-day series by channel and by account (selectors._sentiment_series):
+# The marketing report's per-day series by channel and by account (marketing_report._sentiment_series):
 # hour slices of these count metrics per channel and account together (dim CHANNEL_ACCOUNT, key
 # "<channel>|<account id>"), unfiltered and for each HOUR_SLICE_FILTERS value, so a range's local
 # days are one GROUP BY over a few rows an hour instead of a filter's every full hour row.

@@ -198,7 +198,7 @@ class TermRollup(models.Model):
         indexes = [models.Index(fields=["grain", "term_type", "bucket"], name="term_grain_type_bucket")]
 
 
-# A report's filter columns on the facts (selectors._facts): carried by the shift indexes.
+# A report's filter columns on the facts (slice_reader.conversation_facts): carried by the shift indexes.
 SHIFT_FILTER_COLUMNS = ["channel", "account_id", "queue_id", "team_id", "agent_id"]
 
 

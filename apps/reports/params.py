@@ -1,7 +1,10 @@
-"""Parses a report's query string: date range, time zone and filters."""
+"""What a report is asked for (ReportParams: range, zone, filters, grouping), read from a
+query string (params_from_query), and what its figures mean (DEFINITIONS)."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
@@ -9,7 +12,94 @@ from apps.accounts.models import Role
 from apps.core.errors import DomainError
 from apps.core.params import date_param, int_param, zone_param
 
-from .selectors import ReportParams
+from . import metrics
+
+DIMENSIONS = ("channel", "account_id", "queue_id", "team_id", "agent_id")
+
+
+@dataclass
+class ReportParams:
+    start: dt.date
+    end: dt.date
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    channel: str = ""
+    account_id: int = 0
+    queue_id: int = 0
+    team_id: int = 0
+    agent_id: int = 0
+    show_people: bool = True  # False for marketing: no names, handles or conversation links
+
+    @property
+    def utc_range(self) -> tuple[dt.datetime, dt.datetime]:
+        return metrics.local_range_utc(self.start, self.end, self.tz)
+
+    @property
+    def days(self) -> list[dt.date]:
+        return [self.start + dt.timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+
+    def filters(self) -> dict:
+        out = {}
+        for name in DIMENSIONS:
+            value = getattr(self, name)
+            if value:
+                out[name] = value
+        return out
+
+    def as_dict(self) -> dict:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "tz": self.tz.key, **self.filters()}
+
+
+DEFINITIONS = {
+    "first_response": "First response time: the first human reply the customer can see (public or direct, "
+                      "not a private note, not an auto-reply or survey link) minus the start of the cycle "
+                      "(when the conversation opened or reopened). Counted once per cycle.",
+    "reply": "Reply time: each human reply minus the first customer message it answers: the first customer "
+             "message after the previous human reply, never earlier than the start of the current cycle.",
+    "resolution": "Resolution time: resolve (or close without resolve) minus the start of that cycle. "
+                  "One resolution per cycle: resolved then closed counts once; resolved, reopened and "
+                  "resolved again counts two cycles.",
+    "resolution_rate": "Resolution rate: cycles resolved / cycles started (opened + reopened) in the period. "
+                       "Spam and ignored conversations are dismissed: out of the backlog and the rate, "
+                       "never a resolution.",
+    "reopen_rate": "Reopen rate: reopens / resolutions in the period.",
+    "business_hours": "Business-hours figures count only working time in the business hours and holidays "
+                      "of the conversation's queue's team (its routing calendar, the one its SLAs use); a "
+                      "team without a calendar uses REPORTS_BUSINESS_HOURS (default Mon-Fri 09:00-17:00) in "
+                      "the team's time zone.",
+    "sla": "SLA compliance: targets met / targets decided (met or breached) in the period. A first-response "
+           "target is decided by the first reply, a resolution target by the resolve; a breach event from "
+           "the SLA monitor decides it as breached.",
+    "handle_time": "Handle time: an agent's active time on a conversation, from the inbox's presence: from "
+                   "opening the thread to leaving it, while typing or otherwise using the page. A gap of more "
+                   "than 5 minutes without activity (REPORTS_HANDLE_TIME) is not counted and ends the work "
+                   "session; leaving and coming back within it continues the session without the time away. "
+                   "One value per work session (an agent's continuous work on one conversation), counted for "
+                   "that agent when it ends; two agents on one conversation count separately. Total: the sum.",
+    "volume": "Volume in: customer messages received. Volume out: replies the network accepted "
+              "(human; auto-replies and survey links shown apart).",
+    "backlog": "Backlog: cycles started and not yet resolved, at the end of each day.",
+    "periods": "Days are local days in the chosen time zone; durations count in the period they end in.",
+    "csat": "CSAT: share of 4-5 answers on a 1-5 scale; response rate: surveys answered / surveys sent "
+            "(counted in the period they were sent).",
+    "ces": "CES: customer effort on 1-7 (higher = easier); the mean and median are shown.",
+    "nps": "NPS: % promoters (9-10) minus % detractors (0-6) on 0-10.",
+    "sentiment": "Sentiment: VADER compound of each customer message (English; other languages are not "
+                 "scored). Positive >= 0.05, negative <= -0.05; net sentiment = % positive - % negative.",
+    "shift": "Sentiment shift: the conversation's last scored customer message minus its first.",
+    "repeat": "Repeat contact rate: resolutions after which the same customer contacted again (any channel) "
+              "within 7 days / resolutions; counted in the period of the resolution.",
+    "at_risk": "Customers at risk: churn words (cancel, switching to, refund...), or the last two scored "
+               "messages negative, or a fall of 0.5 or more from the first to the last of their recent messages.",
+    "themes": "Themes: topics are keyword families (billing, delivery, outage...); hashtags as written; "
+              "keywords from REPORTS_KEYWORDS. Example posts are masked (no handles, links, e-mails, phones).",
+    "spikes": "Spike alerts: an hour with at least 3x the mean hourly volume of the day before (and 10+ "
+              "messages), or a negative share 25+ points above the day before (8+ scored messages).",
+    "gap": "Service met: no SLA target breached and at least one met; with no SLA targets, a first response "
+           "within REPORTS_GAP_FRT_TARGET_SECONDS (default 1 h). Experience bad: last customer sentiment "
+           "negative or CSAT <= 2; good: last sentiment positive or CSAT >= 4. Conversations resolved in the "
+           "period.",
+}
+
 
 MAX_DAYS = 366
 

@@ -2,6 +2,7 @@
 a rebuild never meets old entries, and the warm task fills what pages open."""
 import datetime as dt
 from unittest import mock
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.cache import cache
@@ -116,7 +117,7 @@ def test_warm_fills_the_default_reports_for_each_team_zone(client, world):  # no
                               "team_id": team.pk}
     # the warm entry is the report as built now
     assert data == selectors.service_report(params=report_cache.default_params(
-        selectors.ZoneInfo("Europe/Berlin"), team_id=team.pk, now=now))
+        ZoneInfo("Europe/Berlin"), team_id=team.pk, now=now))
     with clock(now):
         again = report_cache.reports_warm(now=now)
     assert again["built"] == 0 and again["present"] == done["built"]

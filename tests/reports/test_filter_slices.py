@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from apps.accounts.models import User
-from apps.reports import selectors, services
+from apps.reports import selectors, services, slice_reader
 from apps.reports.models import MetricSlice
 
 from .test_correctness import world  # noqa: F401 - the fixture history
@@ -40,7 +40,7 @@ def test_filtered_reports_read_filter_slices_and_equal_the_full_rows(world, zone
         for start, end in FIXTURE_RANGES:
             params = selectors.ReportParams(start=start, end=end, tz=ZoneInfo(zone), show_people=report != "marketing",
                                             **filters)
-            plan = selectors._slice_plan(params)
+            plan = slice_reader.slice_plan(params)
             assert plan is not None and plan.fdim and plan.fkey == str(next(iter(filters.values())))
             sliced, full = _build_both(report, params)
             _same(_strip(sliced), _strip(full), f"{report} {filters} {start}..{end}")
@@ -49,7 +49,7 @@ def test_filtered_reports_read_filter_slices_and_equal_the_full_rows(world, zone
 def test_two_filters_still_read_the_full_rows(world):  # noqa: F811
     params = selectors.ReportParams(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 5), team_id=world.queue.team_id,
                                     channel="twitter")
-    assert selectors._slice_plan(params) is None
+    assert slice_reader.slice_plan(params) is None
 
 
 def test_a_filtered_report_breaks_down_by_its_own_dimension_as_its_total(world):  # noqa: F811

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from apps.reports import selectors, services
+from apps.reports import selectors, services, slice_reader
 from apps.reports.models import ConversationFact, MetricEvent, MetricSlice
 
 ZONES = ["Europe/Berlin", "America/Los_Angeles", "Asia/Kolkata"]
@@ -109,7 +109,7 @@ def test_marketing_days_by_channel_and_account_equal_the_events(zone):
             for r in report["by_channel_day"]:
                 _close({k: v for k, v in r.items() if k not in ("channel", "day")},
                        channels[(r["channel"], dt.date.fromisoformat(r["day"]))], where)
-            labels = selectors._labels("account", [a for a, _ in accounts], False)
+            labels = slice_reader.dimension_labels("account", [a for a, _ in accounts], False)
             assert [(r["account"], r["day"]) for r in report["by_account_day"]] == [
                 (labels[a], d.isoformat()) for a, d in accounts], where
             for r, key in zip(report["by_account_day"], accounts):

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from apps.reports import metrics, selectors, services
+from apps.reports import marketing_report, metrics, selectors, services, slice_reader
 from apps.reports.metrics import examples_merge
 from apps.reports.models import MetricEvent, TermRollup
 
@@ -49,7 +49,7 @@ def _term_history(n: int, seed: int) -> None:
 # range in Python, examples merged row by row; terms by day from every row.
 
 def themes_row_by_row(params, term_type, limit=20):
-    qs = TermRollup.objects.filter(selectors._term_range(params), term_type=term_type)
+    qs = TermRollup.objects.filter(marketing_report._term_range(params), term_type=term_type)
     if params.channel:
         qs = qs.filter(channel=params.channel)
     if params.account_id:
@@ -150,7 +150,7 @@ def test_marketing_report_over_weeks_equals_the_full_rows(zone):
 
 def sentiment_shift_row_by_row(params, limit=15):
     """The reading before: every fact of the range labelled and sorted in Python."""
-    facts = list(selectors._facts(params).filter(first_sentiment__isnull=False, last_sentiment__isnull=False)
+    facts = list(slice_reader.conversation_facts(params).filter(first_sentiment__isnull=False, last_sentiment__isnull=False)
                  .values_list("conversation_id", "channel", "first_sentiment", "last_sentiment", "inbound"))
     turned, worsened, stayed = 0, 0, 0
     rows = []
@@ -162,7 +162,7 @@ def sentiment_shift_row_by_row(params, limit=15):
             worsened += 1
         elif f == l_ == "negative":
             stayed += 1
-        rows.append({"conversation_id": cid, "link": selectors._conversation_link(cid, params), "channel": channel,
+        rows.append({"conversation_id": cid, "link": slice_reader.conversation_link(cid, params), "channel": channel,
                      "first": first, "last": last, "shift": last - first, "messages": inbound})
     shifts = [r["shift"] for r in rows]
     rows.sort(key=lambda r: (r["shift"], r["conversation_id"]))
@@ -234,6 +234,6 @@ def customers_at_risk_from_models(params, limit=50):
             out.append({"customer_id": fact.customer_id, "channel": fact.channel, "reasons": reasons,
                         "last_sentiment": values[-1] if values else None,
                         "last_contact_at": fact.last_contact_at.astimezone(params.tz).isoformat(),
-                        "link": selectors._conversation_link(fact.last_conversation_id, params), "customer": ""})
+                        "link": slice_reader.conversation_link(fact.last_conversation_id, params), "customer": ""})
     out.sort(key=lambda r: (-len(r["reasons"]), r["last_sentiment"] if r["last_sentiment"] is not None else 0))
     return out[:limit]

@@ -9,11 +9,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from apps.reports import metrics, selectors, services
+from apps.reports import (experience_report, marketing_report, metrics, selectors, service_report, services,
+                          slice_reader)
 from apps.reports.models import MetricEvent
 
 from .test_correctness import world  # noqa: F401 - the fixture history
 
+
+
+# the reports that read the slices, each holding its own name for the slice plan
+SLICED_REPORTS = (service_report, experience_report, marketing_report)
 
 
 @contextlib.contextmanager
@@ -22,14 +27,18 @@ def full_rows():
     themes from hour rows only."""
     from django.db.models import Q
 
-    plan, term_range = selectors._slice_plan, selectors._term_range
-    selectors._slice_plan = lambda params: None
-    selectors._term_range = lambda params: Q(grain="h", bucket__gte=params.utc_range[0],
-                                             bucket__lt=params.utc_range[1])
+    plans = [(module, module.slice_plan) for module in SLICED_REPORTS]
+    term_range = marketing_report._term_range
+    for module, _ in plans:
+        module.slice_plan = lambda params: None
+    marketing_report._term_range = lambda params: Q(grain="h", bucket__gte=params.utc_range[0],
+                                                    bucket__lt=params.utc_range[1])
     try:
         yield
     finally:
-        selectors._slice_plan, selectors._term_range = plan, term_range
+        for module, plan in plans:
+            module.slice_plan = plan
+        marketing_report._term_range = term_range
 
 
 def _strip(report):
@@ -181,7 +190,7 @@ def test_reports_in_other_zones_read_slices_and_equal_the_hour_rows(world, zone,
     10-28..11-12 holds the whole week of the history (2-8 November): read from its
     week slices, the days around it from day slices."""
     params = selectors.ReportParams(start=start, end=end, tz=ZoneInfo(zone), show_people=report != "marketing")
-    assert selectors._slice_plan(params) is not None
+    assert slice_reader.slice_plan(params) is not None
     sliced = selectors.report_build(name=report, params=params)
     with full_rows():
         full = selectors.report_build(name=report, params=params)
@@ -191,7 +200,7 @@ def test_reports_in_other_zones_read_slices_and_equal_the_hour_rows(world, zone,
 
 
 def test_a_berlin_day_reads_two_hours_of_full_rows_not_twenty_four():
-    plan = selectors._slice_plan(selectors.ReportParams(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 3),
+    plan = slice_reader.slice_plan(selectors.ReportParams(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 3),
                                                         tz=ZoneInfo("Europe/Berlin")))
     utc = dt.timezone.utc
     assert (plan.lo, plan.hi) == (dt.datetime(2026, 11, 2, tzinfo=utc), dt.datetime(2026, 11, 4, tzinfo=utc))
@@ -200,7 +209,7 @@ def test_a_berlin_day_reads_two_hours_of_full_rows_not_twenty_four():
     assert len(plan.day_edges) == 4
     # a zone whose offset is not whole hours reads the slices too, each UTC hour in the local
     # day it starts in (as the hour rows always counted it): Monday starts at 19:00 UTC, not 18:30
-    plan = selectors._slice_plan(selectors.ReportParams(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 3),
+    plan = slice_reader.slice_plan(selectors.ReportParams(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 3),
                                                         tz=ZoneInfo("Asia/Kolkata")))
     assert plan.lo == dt.datetime(2026, 11, 2, tzinfo=utc)
     assert plan.range_start == [(1, dt.datetime(2026, 11, 1, h, tzinfo=utc)) for h in range(19, 24)]
@@ -271,12 +280,12 @@ def _history_over_weeks(n: int, seed: int) -> None:
 @contextlib.contextmanager
 def day_slices_only():
     """The slice path before week slices: every day of the range from the day rows."""
-    spans = selectors._spans
-    selectors._spans = lambda lo, hi: [("d", lo, hi)]
+    spans = (slice_reader.plan_spans, service_report.plan_spans)
+    slice_reader.plan_spans = service_report.plan_spans = lambda lo, hi: [("d", lo, hi)]
     try:
         yield
     finally:
-        selectors._spans = spans
+        slice_reader.plan_spans, service_report.plan_spans = spans
 
 
 def test_week_spans_are_the_whole_weeks_inside_and_the_days_at_the_ends():
@@ -285,12 +294,12 @@ def test_week_spans_are_the_whole_weeks_inside_and_the_days_at_the_ends():
     def day(d):
         return dt.datetime(2026, 10, d, tzinfo=utc)
 
-    assert selectors._spans(day(7), day(31)) == [("w", day(12), day(26)), ("d", day(7), day(12)),
+    assert slice_reader.plan_spans(day(7), day(31)) == [("w", day(12), day(26)), ("d", day(7), day(12)),
                                                  ("d", day(26), day(31))]
-    assert selectors._spans(day(13), day(20)) == [("d", day(13), day(20))]  # no whole week inside
-    assert selectors._spans(day(12), day(19)) == [("w", day(12), day(19)), ("d", day(12), day(12)),
+    assert slice_reader.plan_spans(day(13), day(20)) == [("d", day(13), day(20))]  # no whole week inside
+    assert slice_reader.plan_spans(day(12), day(19)) == [("w", day(12), day(19)), ("d", day(12), day(12)),
                                                   ("d", day(19), day(19))]
-    assert selectors._spans(None, day(14)) == [("w", None, day(12)), ("d", day(12), day(14))]  # backlog
+    assert slice_reader.plan_spans(None, day(14)) == [("w", None, day(12)), ("d", day(12), day(14))]  # backlog
 
 
 @pytest.mark.django_db
