@@ -12,7 +12,7 @@ from .factories import ChannelAccountFactory, QueueFactory, TeamFactory, UserFac
 def _routing_config_fresh():
     """Routing shares its configuration between batches of a process; a test's
     rows are rolled back without the signals that would tell it."""
-    from apps.routing.services import routing_config_forget
+    from apps.routing.config_cache import routing_config_forget
 
     routing_config_forget()
     yield

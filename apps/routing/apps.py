@@ -13,7 +13,7 @@ class RoutingConfig(AppConfig):
         from apps.inbox.models import CannedResponse
 
         from .models import BusinessHours, Holiday, Queue, RoutingRule, SlaPolicy
-        from .services import routing_config_changed
+        from .config_cache import routing_config_changed
 
         # what RoutingCache shares between batches: any change makes every process read it again
         for model in (RoutingRule, Queue, SlaPolicy, BusinessHours, Holiday, Team, CannedResponse, ChannelAccount):

@@ -5,9 +5,9 @@ in the others (the version is bumped when the edit commits)."""
 import pytest
 from django.core.cache import cache
 
-from apps.routing import services
+from apps.routing import config_cache
+from apps.routing.config_cache import CONFIG_VERSION_KEY, RoutingCache
 from apps.routing.models import Queue, RoutingRule
-from apps.routing.services import CONFIG_VERSION_KEY, RoutingCache
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +48,7 @@ def test_an_edit_that_skips_the_signals_applies_within_the_maximum_age(mention, 
     rule = RoutingRule.objects.create(name="Refunds", position=1, keywords=["refund"], set_queue=billing)
     assert mention("@acme refund please").queue == billing
     RoutingRule.objects.filter(pk=rule.pk).update(set_queue=queue)
-    monkeypatch.setattr(services, "CONFIG_MAX_AGE_SECONDS", 0.0)
+    monkeypatch.setattr(config_cache, "CONFIG_MAX_AGE_SECONDS", 0.0)
     assert mention("@acme refund again").queue == queue
 
 
