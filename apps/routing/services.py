@@ -25,192 +25,30 @@ from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Exists, Min, OuterRef, Q
+from django.db.models import Exists, Min, OuterRef, Q
 from django.utils import timezone
 
-from apps.accounts.models import Presence, Role, Team, User
+from apps.accounts.models import Team, User
 from apps.contacts.models import Customer
 from apps.core.db import commit_without_flush_wait, rows_insert, rows_update
 from apps.core.errors import DomainError
-from apps.inbox.events import events_record_many
 from apps.inbox.models import Conversation, Message, Status, Tag
-from apps.inbox.realtime import inbox_push_each
 from apps.inbox.services import reply_create
 from apps.insights.services import messages_analyze, text_score
 
 from . import calendar as cal
 from . import routed_latency
+from .assignment import (OPEN_STATUSES, AgentPicker, agent_is_available, agent_loads, agents_lock, assignment_apply,
+                         assignments_save, has_room, last_assigned, team_candidates)
 from .config_cache import RoutingCache, sla_policy_for
-from .models import ConversationRouting, Queue, QueueMemberState, SlaPolicy, UnroutedMessage
+from .models import ConversationRouting, Queue, SlaPolicy, UnroutedMessage
 from .rules import RuleContext, rule_matches
 from .scoring import BUCKET_NAMES, PriorityInputs, priority_score, urgency_terms
+from .trail import Trail
 
 log = logging.getLogger(__name__)
-OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING)
 ASSIGNABLE_STATUSES = (Status.NEW, Status.OPEN)
 DONE_STATUSES = (Status.RESOLVED, Status.CLOSED)
-
-
-class _Trail:
-    """The audit events and live pushes of one routing transaction, written
-    together: the events in one INSERT (events_record_many runs the reports hook
-    per event, as event_record does), the pushes in one hand-over after commit."""
-
-    def __init__(self):
-        self.events: list[tuple[Conversation, str, dict]] = []
-        self.pushes: list[tuple[str, int, dict]] = []
-
-    def event(self, conversation: Conversation, kind: str, **data) -> None:
-        self.events.append((conversation, kind, data))
-
-    def push(self, kind: str, conversation_id: int, **data) -> None:
-        self.pushes.append((kind, conversation_id, data))
-
-    def write_events(self) -> None:
-        events, self.events = self.events, []
-        events_record_many(events=events)
-
-    def write(self) -> None:
-        """Inside the transaction: the events now, the pushes once it commits."""
-        self.write_events()
-        pushes, self.pushes = self.pushes, []
-        if pushes:
-            transaction.on_commit(lambda: inbox_push_each(pushes))
-
-
-# --- agents and loads ------------------------------------------------------------------------------
-
-def _lock_agents(*, team_ids=(), ids=()) -> dict[int, User]:
-    """Row-locks the online agents of the teams and the agents named by id, in id
-    order (one statement, so every locker takes them in the same order: no
-    deadlock between routers and drains). Each agent comes with `routing_teams`:
-    which of these teams they are a member of."""
-    ids = sorted({i for i in ids if i})
-    team_ids = sorted({t for t in team_ids if t})
-    if not ids and not team_ids:
-        return {}
-    members = Team.members.through.objects.filter(team_id__in=team_ids)
-    wanted = Q(pk__in=ids)
-    if team_ids:
-        wanted |= Q(pk__in=members.values("user_id"), role=Role.AGENT, is_active=True, presence=Presence.ONLINE)
-    locked = {u.pk: u for u in User.objects.select_for_update(of=("self",)).filter(wanted).order_by("pk")}
-    teams: dict[int, set[int]] = defaultdict(set)
-    if team_ids and locked:
-        for team_id, user_id in members.filter(user_id__in=list(locked)).values_list("team_id", "user_id"):
-            teams[user_id].add(team_id)
-    for agent in locked.values():
-        agent.routing_teams = frozenset(teams.get(agent.pk, ()))
-    return locked
-
-
-def _team_candidates(locked: dict[int, User], team_id: int | None) -> list[User]:
-    return [a for a in locked.values() if team_id in a.routing_teams and a.role == Role.AGENT and _available(a)]
-
-
-@dataclass
-class _Loads:
-    total: dict[int, int] = field(default_factory=dict)
-    by_channel: dict[tuple[int, str], int] = field(default_factory=dict)
-
-    def add(self, agent_id: int, provider: str, n: int = 1) -> None:
-        self.total[agent_id] = self.total.get(agent_id, 0) + n
-        self.by_channel[(agent_id, provider)] = self.by_channel.get((agent_id, provider), 0) + n
-
-
-def _loads(agent_ids) -> _Loads:
-    loads = _Loads()
-    agent_ids = list(agent_ids)
-    if not agent_ids:
-        return loads
-    rows = (Conversation.objects.filter(assignee_id__in=agent_ids, status__in=OPEN_STATUSES)
-            .values("assignee_id", "channel_account__provider").annotate(n=Count("id")).order_by())
-    for row in rows:
-        aid, provider = row["assignee_id"], row["channel_account__provider"]
-        loads.total[aid] = loads.total.get(aid, 0) + row["n"]
-        loads.by_channel[(aid, provider)] = row["n"]
-    return loads
-
-
-def _has_room(agent: User, loads: _Loads, provider: str) -> bool:
-    if loads.total.get(agent.pk, 0) >= agent.capacity:
-        return False
-    if provider in (agent.channel_capacity or {}):
-        return loads.by_channel.get((agent.pk, provider), 0) < agent.capacity_for(provider)
-    return True
-
-
-def _available(agent: User | None) -> bool:
-    return bool(agent and agent.is_active and agent.presence == Presence.ONLINE)
-
-
-def _last_assigned(queue_ids, agent_ids) -> dict[int, dict[int, dt.datetime]]:
-    """queue id -> {agent id: when round robin last gave them one of its conversations}."""
-    out: dict[int, dict[int, dt.datetime]] = defaultdict(dict)
-    if queue_ids and agent_ids:
-        for queue_id, agent_id, at in QueueMemberState.objects.filter(
-                queue_id__in=list(queue_ids), agent_id__in=list(agent_ids)).values_list(
-                "queue_id", "agent_id", "last_assigned_at"):
-            out[queue_id][agent_id] = at
-    return out
-
-
-class _Picker:
-    """Chooses among locked agents by the queue's mode, keeping loads current.
-    Pickers of one batch share its loads, so an agent in two queues is counted once."""
-
-    def __init__(self, agents: list[User], queue: Queue | None, mode: str, *, loads: _Loads | None = None,
-                 last: dict[int, dt.datetime] | None = None):
-        self.agents, self.queue, self.mode = agents, queue, mode
-        self.loads = loads if loads is not None else _loads([a.pk for a in agents])
-        if last is None and queue is not None:
-            last = _last_assigned([queue.pk], [a.pk for a in agents])[queue.pk]
-        self.last: dict[int, dt.datetime] = dict(last or {})
-        self.taken: dict[int, dt.datetime] = {}
-
-    def pick(self, provider: str, exclude=()) -> User | None:
-        epoch = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
-        room = [a for a in self.agents if a.pk not in exclude and _has_room(a, self.loads, provider)]
-        if not room:
-            return None
-        if self.mode == Queue.AssignmentMode.LEAST_LOADED:
-            key = lambda a: (self.loads.total.get(a.pk, 0), self.last.get(a.pk, epoch), a.pk)  # noqa: E731
-        else:
-            key = lambda a: (self.last.get(a.pk, epoch), a.pk)  # noqa: E731
-        return min(room, key=key)
-
-    def took(self, agent: User, provider: str, at: dt.datetime) -> None:
-        self.loads.add(agent.pk, provider)
-        self.last[agent.pk] = at
-        if self.queue is not None:
-            self.taken[agent.pk] = at
-
-    def save(self) -> None:
-        """The round-robin turns taken, in one upsert (under the agents' row locks:
-        no one else writes these rows now)."""
-        if self.queue is None or not self.taken:
-            return
-        QueueMemberState.objects.bulk_create(
-            [QueueMemberState(queue=self.queue, agent_id=agent_id, last_assigned_at=at)
-             for agent_id, at in sorted(self.taken.items())],
-            update_conflicts=True, unique_fields=["queue", "agent"], update_fields=["last_assigned_at"])
-        self.taken = {}
-
-
-def _assign(conversation: Conversation, agent: User, trail: _Trail, *, by: str, reason: str) -> None:
-    """In memory and on the trail; the caller writes the row (routing: with the
-    batch's conversations; a drain: _assignments_save)."""
-    old = conversation.assignee
-    conversation.assignee = agent
-    conversation.last_assignee = agent
-    trail.event(conversation, "assigned", by=by, reason=reason, to=agent.username,
-                **{"from": old.username if old else None})
-    trail.push("assigned", conversation.pk, assignee_id=agent.pk)
-
-
-def _assignments_save(conversations: list[Conversation], now: dt.datetime) -> None:
-    for conversation in conversations:
-        conversation.updated_at = now
-    rows_update(conversations, ["assignee", "last_assignee", "updated_at"])
 
 
 # --- priority and SLA ------------------------------------------------------------------------------
@@ -237,7 +75,7 @@ def _minutes(since: dt.datetime | None, now: dt.datetime) -> float:
     return max(0.0, (now - since).total_seconds() / 60) if since else 0.0
 
 
-def _priority_apply(conversation: Conversation, state: ConversationRouting, inputs: PriorityInputs, trail: _Trail,
+def _priority_apply(conversation: Conversation, state: ConversationRouting, inputs: PriorityInputs, trail: Trail,
                     *, why: str) -> bool:
     """Scores and stores; records "priority_set" when the score or bucket moved.
     A bucket a person chose (not the one routing last set) is left alone."""
@@ -308,7 +146,7 @@ def _breach_key(target: str, due: dt.datetime) -> str:
     return f"{target}@{due.isoformat()}"
 
 
-def _sla_apply(conversation: Conversation, state: ConversationRouting, now: dt.datetime, trail: _Trail, *,
+def _sla_apply(conversation: Conversation, state: ConversationRouting, now: dt.datetime, trail: Trail, *,
                record: bool = True, cache: RoutingCache | None = None) -> list[str]:
     """Sets the due times and sla_due_at (earliest pending); records breaches of
     pending targets already past due. Returns the targets breached now."""
@@ -376,7 +214,7 @@ class _RuleOutcome:
     disposition: str = ""
 
 
-def _rules_run(conversation: Conversation, ctx: RuleContext, cache: RoutingCache, trail: _Trail) -> _RuleOutcome:
+def _rules_run(conversation: Conversation, ctx: RuleContext, cache: RoutingCache, trail: Trail) -> _RuleOutcome:
     """Applies active rules in order. A rule that fails is logged on the
     conversation ("rule_error") and skipped: it never blocks routing."""
     outcome = _RuleOutcome()
@@ -718,7 +556,7 @@ def _route_batch(pairs: list[tuple[int, list[int]]], cache: RoutingCache,
     wanted: dict[int, set[int]] = defaultdict(set)
     for conversation_id, message_ids in pairs:
         wanted[conversation_id].update(message_ids)
-    trail = _Trail()
+    trail = Trail()
     with transaction.atomic():
         commit_without_flush_wait()  # lost in a crash, the markers come back and the sweep routes again
         # conversations first, all in one statement in id order (two batches never wait on each other in a
@@ -829,7 +667,7 @@ def _states_lock(conversation_ids: list[int]) -> dict[int, ConversationRouting]:
 
 
 def _evaluate(item: _Item, cache: RoutingCache, now: dt.datetime, waiting: dict[int, dt.datetime],
-              trail: _Trail) -> None:
+              trail: Trail) -> None:
     """Sentiment and language, rules (new cycle), priority and SLA, in memory."""
     conversation, messages, state = item.conversation, item.messages, item.state
     scored = [m for m in messages if m.sentiment is not None]
@@ -912,7 +750,7 @@ def _rule_context(conversation: Conversation, messages: list[Message], cache: Ro
     )
 
 
-def _queue_set(conversation: Conversation, outcome: _RuleOutcome, cache: RoutingCache, trail: _Trail) -> None:
+def _queue_set(conversation: Conversation, outcome: _RuleOutcome, cache: RoutingCache, trail: Trail) -> None:
     queue = outcome.queue
     if queue is None and outcome.team is not None:
         queue = cache.team_queue(outcome.team)
@@ -930,7 +768,7 @@ def _queue_set(conversation: Conversation, outcome: _RuleOutcome, cache: Routing
 
 
 def _disposition_apply(conversation: Conversation, state: ConversationRouting, disposition: str,
-                       trail: _Trail) -> None:
+                       trail: Trail) -> None:
     old = conversation.status
     conversation.status = Status.CLOSED
     conversation.is_spam = disposition == "spam"
@@ -941,7 +779,7 @@ def _disposition_apply(conversation: Conversation, state: ConversationRouting, d
                 reason="spam (routing rule)" if conversation.is_spam else "ignored (routing rule)")
 
 
-def _assign_batch(items: list[_Item], batch: list[_Item], now: dt.datetime, trail: _Trail) -> None:
+def _assign_batch(items: list[_Item], batch: list[_Item], now: dt.datetime, trail: Trail) -> None:
     """Auto-assignment for the conversations of a batch left without an agent:
     the agents of all their teams (and those named by rules or returning to a
     reopened conversation) locked in one statement, their loads counted once,
@@ -966,16 +804,16 @@ def _assign_batch(items: list[_Item], batch: list[_Item], now: dt.datetime, trai
             if not outcome.team and queue is not None:
                 queue_ids.add(queue.pk)
         agent_ids.update(i for i in (outcome.agent.pk if outcome.agent else None, last_id) if i)
-    locked = _lock_agents(team_ids=team_ids, ids=agent_ids)
-    loads = _loads(locked)
+    locked = agents_lock(team_ids=team_ids, ids=agent_ids)
+    loads = agent_loads(locked)
     for other in batch:
         # not written yet: a conversation of the batch a rule just closed no longer counts for its agent
         conversation = other.conversation
         if (conversation.assignee_id in locked and other.status_before in OPEN_STATUSES
                 and conversation.status not in OPEN_STATUSES):
             loads.add(conversation.assignee_id, conversation.channel_account.provider, -1)
-    last = _last_assigned(queue_ids, locked)
-    pickers: dict[tuple, _Picker] = {}
+    last = last_assigned(queue_ids, locked)
+    pickers: dict[tuple, AgentPicker] = {}
     turn = 0
     for item, queue, team_id, mode, wants_team, last_id in plans:
         conversation, outcome = item.conversation, item.outcome
@@ -983,13 +821,13 @@ def _assign_batch(items: list[_Item], batch: list[_Item], now: dt.datetime, trai
         if outcome.agent is not None and outcome.agent.pk in locked:
             # a supervisor's rule names the agent: their explicit choice, even if busy
             agent = locked[outcome.agent.pk]
-            _assign(conversation, agent, trail, by="rule", reason="routing rule")
+            assignment_apply(conversation, agent, trail, by="rule", reason="routing rule")
             loads.add(agent.pk, provider)
             continue
         if last_id is not None and last_id in locked:
             agent = locked[last_id]
-            if _available(agent) and _has_room(agent, loads, provider):
-                _assign(conversation, agent, trail, by="last_assignee", reason="reopened: back to the last agent")
+            if agent_is_available(agent) and has_room(agent, loads, provider):
+                assignment_apply(conversation, agent, trail, by="last_assignee", reason="reopened: back to the last agent")
                 loads.add(agent.pk, provider)
                 continue
         if not wants_team:
@@ -997,7 +835,7 @@ def _assign_batch(items: list[_Item], batch: list[_Item], now: dt.datetime, trai
         picker_queue = queue if not outcome.team else None
         key = (team_id, picker_queue.pk if picker_queue else None, mode)
         if key not in pickers:
-            pickers[key] = _Picker(_team_candidates(locked, team_id), picker_queue, mode, loads=loads,
+            pickers[key] = AgentPicker(team_candidates(locked, team_id), picker_queue, mode, loads=loads,
                                    last=last.get(picker_queue.pk, {}) if picker_queue else {})
         picker = pickers[key]
         agent = picker.pick(provider)
@@ -1008,7 +846,7 @@ def _assign_batch(items: list[_Item], batch: list[_Item], now: dt.datetime, trai
         # each turn a moment later than the one before, as if each conversation were routed alone
         picker.took(agent, provider, now + dt.timedelta(microseconds=turn))
         turn += 1
-        _assign(conversation, agent, trail, by="rule" if outcome.team else mode,
+        assignment_apply(conversation, agent, trail, by="rule" if outcome.team else mode,
                 reason=f"team {outcome.team.name}" if outcome.team else
                 f"{Queue.AssignmentMode(mode).label.lower()} in {queue.name}")
     for picker in pickers.values():
@@ -1021,7 +859,7 @@ def _auto_reply_send(conversation: Conversation, canned) -> None:
                      is_bot=True)
     except DomainError as exc:
         # the routing itself stands; the trail says why no auto-reply went out
-        trail = _Trail()
+        trail = Trail()
         trail.event(conversation, "rule_error", rule=None, error=f"auto-reply: {exc.detail}",
                     reason=f"auto-reply not sent: {exc.detail}")
         trail.write()
@@ -1036,12 +874,12 @@ def backlog_drain(*, queue_id: int, exclude_agent_ids=(), now: dt.datetime | Non
     queue = Queue.objects.filter(pk=queue_id).first()
     if queue is None or queue.assignment_mode == Queue.AssignmentMode.MANUAL:
         return []
-    trail, assigned = _Trail(), []
+    trail, assigned = Trail(), []
     with transaction.atomic():
-        agents = _team_candidates(_lock_agents(team_ids=[queue.team_id]), queue.team_id)
+        agents = team_candidates(agents_lock(team_ids=[queue.team_id]), queue.team_id)
         if not agents:
             return []
-        picker = _Picker(agents, queue, queue.assignment_mode)
+        picker = AgentPicker(agents, queue, queue.assignment_mode)
         room = sum(max(0, a.capacity - picker.loads.total.get(a.pk, 0)) for a in agents)
         if room <= 0:
             return []
@@ -1058,11 +896,11 @@ def backlog_drain(*, queue_id: int, exclude_agent_ids=(), now: dt.datetime | Non
             if agent is None:
                 continue
             picker.took(agent, provider, now)
-            _assign(conversation, agent, trail, by=queue.assignment_mode,
+            assignment_apply(conversation, agent, trail, by=queue.assignment_mode,
                     reason=f"backlog of {queue.name}: {Queue.AssignmentMode(queue.assignment_mode).label.lower()}")
             assigned.append(conversation)
         if assigned:
-            _assignments_save(assigned, now)
+            assignments_save(assigned, now)
             picker.save()
             trail.write()
     return [c.pk for c in assigned]
@@ -1071,7 +909,7 @@ def backlog_drain(*, queue_id: int, exclude_agent_ids=(), now: dt.datetime | Non
 def agent_available(*, agent_id: int) -> list[int]:
     """Drains the backlog of every auto-assigning queue of the agent's teams."""
     agent = User.objects.filter(pk=agent_id).first()
-    if not _available(agent):
+    if not agent_is_available(agent):
         return []
     assigned = []
     for queue_id in (Queue.objects.filter(team__members=agent).exclude(
@@ -1100,7 +938,7 @@ def conversation_work_changed(*, conversation_id: int, freed_agent_id: int | Non
 
 def conversation_followup(*, conversation_id: int, freed_agent_id: int | None = None) -> None:
     now = timezone.now()
-    trail = _Trail()
+    trail = Trail()
     with transaction.atomic():
         conversation = (Conversation.objects.select_for_update(of=("self",)).select_related("queue")
                         .filter(pk=conversation_id).first())
@@ -1133,7 +971,7 @@ def priorities_age(*, now: dt.datetime | None = None, batch: int = 500) -> int:
     ).values_list("conversation_id", flat=True).order_by("waiting_since")[:50_000])
     changed = 0
     for start in range(0, len(ids), batch):
-        trail = _Trail()
+        trail = Trail()
         with transaction.atomic():
             # conversation rows first, then routing state: the order every writer uses
             locked = list(Conversation.objects.select_for_update(skip_locked=True)
@@ -1167,7 +1005,7 @@ def sla_breaches_check(*, now: dt.datetime | None = None, limit: int = 1000) -> 
                .order_by("sla_next_check_at").values_list("conversation_id", flat=True)[:limit])
     breached = []
     for conversation_id in ids:
-        trail = _Trail()
+        trail = Trail()
         with transaction.atomic():
             conversation = (Conversation.objects.select_for_update(skip_locked=True, of=("self",))
                             .filter(pk=conversation_id).first())

@@ -49,7 +49,7 @@ def test_breach_is_recorded_once_and_raised_to_supervisors(queue, mention, minut
     assert sla_breaches_check() == []  # not due yet
 
     later = timezone.now() + dt.timedelta(minutes=6)
-    with mock.patch("apps.routing.services.inbox_push_each") as push:
+    with mock.patch("apps.routing.trail.inbox_push_each") as push:
         with django_capture_on_commit_callbacks(execute=True):
             assert sla_breaches_check(now=later) == [conv.pk]
     push.assert_called_once_with([("sla_breached", conv.pk, {"target": "first_response",
