@@ -13,26 +13,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.errors import DomainError
+from apps.inbox import audit_log
 from apps.inbox import services as inbox_services
 from apps.inbox.services import agent_workload_move, conversations_bulk_assign
+from apps.routing import supervision
 from apps.routing.models import Queue
 
 from . import selectors, services
 from .models import ApiToken, Team, User
 from .permissions import IsSupervisor, IsWorkingRole, can_manage_team
-from .serializers import (
-    ApiTokenCreatedSerializer,
-    ApiTokenSerializer,
-    AuditRowSerializer,
-    BulkAssignInputSerializer,
-    BulkResultSerializer,
-    CapacityInputSerializer,
-    PresenceInputSerializer,
-    TeamMembersInputSerializer,
-    TeamSerializer,
-    UserSerializer,
-    WorkloadInputSerializer,
-)
+from .serializers import (ApiTokenCreatedSerializer, ApiTokenSerializer, AuditRowSerializer, BulkAssignInputSerializer,
+                          BulkResultSerializer, CapacityInputSerializer, PresenceInputSerializer,
+                          TeamMembersInputSerializer, TeamSerializer, UserSerializer, WorkloadInputSerializer)
 from .signals import client_ip
 from .views import audit_csv_response
 
@@ -68,11 +60,11 @@ class UserViewSet(viewsets.ReadOnlyModelViewSet):
         return super().get_permissions()
 
     def list(self, request, *args, **kwargs):
-        users = selectors.users_with_load(self.filter_queryset(self.get_queryset()))
+        users = supervision.users_with_load(self.filter_queryset(self.get_queryset()))
         return Response(UserSerializer(users, many=True).data)
 
     def get_object(self):
-        return selectors.users_with_load([super().get_object()])[0]
+        return supervision.users_with_load([super().get_object()])[0]
 
     def _managed(self, pk) -> User:
         agent = selectors.agents_managed_by(self.request.user).filter(pk=pk).first()
@@ -82,7 +74,7 @@ class UserViewSet(viewsets.ReadOnlyModelViewSet):
 
     @action(detail=False, methods=["get"])
     def me(self, request):
-        return Response(UserSerializer(selectors.users_with_load([request.user])[0]).data)
+        return Response(UserSerializer(supervision.users_with_load([request.user])[0]).data)
 
     @extend_schema(request=PresenceInputSerializer, responses=UserSerializer)
     @action(detail=False, methods=["post"], url_path="me/presence")
@@ -90,7 +82,7 @@ class UserViewSet(viewsets.ReadOnlyModelViewSet):
         data = PresenceInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = services.user_presence_set(user=request.user, presence=data.validated_data["presence"], manual=True)
-        return Response(UserSerializer(selectors.users_with_load([user])[0]).data)
+        return Response(UserSerializer(supervision.users_with_load([user])[0]).data)
 
     @extend_schema(request=CapacityInputSerializer, responses=UserSerializer)
     @action(detail=True, methods=["post"])
@@ -99,7 +91,7 @@ class UserViewSet(viewsets.ReadOnlyModelViewSet):
         data = CapacityInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.user_capacity_set(user=agent, actor=request.user, **data.validated_data)
-        return Response(UserSerializer(selectors.users_with_load([agent])[0]).data)
+        return Response(UserSerializer(supervision.users_with_load([agent])[0]).data)
 
     @extend_schema(request=WorkloadInputSerializer, responses=BulkResultSerializer)
     @action(detail=True, methods=["post"])
@@ -215,7 +207,7 @@ class DashboardView(APIView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
-        snap = selectors.dashboard_snapshot(user=request.user)
+        snap = supervision.dashboard_snapshot(user=request.user)
         return Response({
             "at": snap["now"], "totals": snap["totals"], "agents_online": snap["agents_online"],
             "at_risk_minutes": snap["at_risk_minutes"],
@@ -262,8 +254,8 @@ class AuditLogView(APIView):
     def get(self, request):
         filters = {k: v for k, v in request.query_params.items() if v and k != "format"}
         if getattr(request.accepted_renderer, "format", "") == "csv":
-            return audit_csv_response(selectors.audit_log_iter(user=request.user, filters=filters))
-        rows = selectors.audit_log(user=request.user, filters=filters, limit=self.page_size)
+            return audit_csv_response(audit_log.audit_log_iter(user=request.user, filters=filters))
+        rows = audit_log.audit_log(user=request.user, filters=filters, limit=self.page_size)
         next_url = None
         if len(rows) == self.page_size:
             query = request.query_params.copy()

@@ -18,12 +18,15 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.core.errors import DomainError
+from apps.inbox import audit_log
+from apps.inbox import selectors as inbox_selectors
 from apps.inbox import services as inbox_services
 from apps.inbox.canned import canned_response_delete, canned_response_save
 from apps.inbox.filters import valid_list_filters
 from apps.inbox.models import CannedResponse, Status
 from apps.inbox.selectors import conversation_list_for_user
 from apps.inbox.services import agent_workload_move, conversations_bulk_assign
+from apps.routing import supervision
 from apps.routing.models import Queue
 
 from . import selectors, services
@@ -92,14 +95,14 @@ def token_revoke(request, pk):
 
 @require_role(*SUPERVISOR_ROLES)
 def dashboard(request):
-    return render(request, "supervisor/dashboard.html", selectors.dashboard_snapshot(user=request.user))
+    return render(request, "supervisor/dashboard.html", supervision.dashboard_snapshot(user=request.user))
 
 
 @presence_passive
 @require_role(*SUPERVISOR_ROLES)
 def dashboard_live(request):
     """The live part of the dashboard: htmx swaps it in every few seconds."""
-    return render(request, "supervisor/_dashboard_live.html", selectors.dashboard_snapshot(user=request.user))
+    return render(request, "supervisor/_dashboard_live.html", supervision.dashboard_snapshot(user=request.user))
 
 
 # --- supervisor: agents ------------------------------------------------------------------------------
@@ -107,7 +110,7 @@ def dashboard_live(request):
 @require_role(*SUPERVISOR_ROLES)
 def agents(request):
     return render(request, "supervisor/agents.html", {
-        "agents": selectors.agents_with_load(user=request.user),
+        "agents": supervision.agents_with_load(user=request.user),
         "targets": selectors.agents_managed_by(request.user).order_by("username"),
         "teams": Team.objects.order_by("name"),
         "queues": _all_queues(),
@@ -289,7 +292,7 @@ def canned_list(request):
             return redirect("supervisor:canned")
         except DomainError as exc:
             flash.error(request, exc.detail)
-    items = list(selectors.canned_responses_for(request.user))
+    items = list(inbox_selectors.canned_responses_for(request.user))
     for item in items:
         item.editable = can_edit_canned(request.user, item.team)
     return render(request, "supervisor/canned.html", {
@@ -309,7 +312,7 @@ def _editable_teams(user):
 
 @require_role(*SUPERVISOR_ROLES)
 def canned_edit(request, pk):
-    canned = get_object_or_404(selectors.canned_responses_for(request.user), pk=pk)
+    canned = get_object_or_404(inbox_selectors.canned_responses_for(request.user), pk=pk)
     if not can_edit_canned(request.user, canned.team):
         raise PermissionDenied("Only the team's leads (global ones: admins) can change this.")
     if request.method == "POST":
@@ -331,7 +334,7 @@ def canned_edit(request, pk):
 @require_POST
 def canned_delete(request, pk):
     # another team's response is a 404, as on the edit page (docs/roles.md, Ownership)
-    canned = get_object_or_404(selectors.canned_responses_for(request.user), pk=pk)
+    canned = get_object_or_404(inbox_selectors.canned_responses_for(request.user), pk=pk)
     canned_response_delete(actor=request.user, canned=canned)
     flash.success(request, f"/{canned.shortcut} deleted.")
     return redirect("supervisor:canned")
@@ -348,12 +351,12 @@ def audit_csv_response(rows, filename="audit-log.csv") -> StreamingHttpResponse:
     writer = csv.writer(_Echo())
 
     def lines():
-        yield writer.writerow(selectors.CSV_FIELDS)
+        yield writer.writerow(audit_log.CSV_FIELDS)
         for row in rows:
             d = row.as_dict()
             d["data"] = json.dumps(d["data"], sort_keys=True, default=str)
             # A cell starting with = + - @ runs as a formula in spreadsheets: defuse it.
-            yield writer.writerow([_csv_safe(d[f]) for f in selectors.CSV_FIELDS])
+            yield writer.writerow([_csv_safe(d[f]) for f in audit_log.CSV_FIELDS])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -371,8 +374,8 @@ def audit(request):
     filters = {k: v for k, v in request.GET.items() if v and k != "format"}
     try:
         if request.GET.get("format") == "csv":
-            return audit_csv_response(selectors.audit_log_iter(user=request.user, filters=filters))
-        rows = selectors.audit_log(user=request.user, filters=filters, limit=100)
+            return audit_csv_response(audit_log.audit_log_iter(user=request.user, filters=filters))
+        rows = audit_log.audit_log(user=request.user, filters=filters, limit=100)
     except DomainError as exc:  # a filter it cannot take (2024-02-31): the form says so
         return render(request, "supervisor/audit.html", {
             "rows": [], "filters": filters, "error": exc.detail, "csv_query": ""}, status=400)

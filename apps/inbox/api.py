@@ -6,7 +6,6 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.accounts.permissions import CanWorkConversations, IsSupervisorOrReadOnly
-from apps.accounts.selectors import canned_responses_for
 from apps.contacts.models import Customer
 from apps.core.errors import DomainError
 from apps.core.pagination import NewestFirstCursor
@@ -186,7 +185,7 @@ class CannedResponseViewSet(viewsets.ModelViewSet):
     pagination_class = None
 
     def get_queryset(self):
-        return canned_responses_for(self.request.user)
+        return selectors.canned_responses_for(self.request.user)
 
     def _save(self, request, canned=None, partial=False):
         data = _CannedInputSerializer(canned, data=request.data, partial=partial)

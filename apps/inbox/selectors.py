@@ -430,3 +430,14 @@ def customers_visible_to(user):
     if user.role not in (Role.AGENT, Role.SUPERVISOR):
         return qs.none()
     return qs.filter(pk__in=conversations_visible_to(user).values("customer_id"))
+
+
+def canned_responses_for(user) -> QuerySet[CannedResponse]:
+    """Global ones plus those of the user's teams (member or lead); admins: all."""
+    qs = CannedResponse.objects.select_related("team").order_by("team__name", "shortcut")
+    if user_has_role(user, Role.ADMIN):
+        return qs
+    if not user_has_role(user, Role.AGENT, Role.SUPERVISOR):
+        return qs.none()
+    teams = Team.objects.filter(Q(members=user) | Q(leads=user)).values("pk")
+    return qs.filter(Q(team__isnull=True) | Q(team__in=teams))

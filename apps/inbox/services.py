@@ -648,7 +648,7 @@ def conversations_bulk_assign(
     skipped = (asked - len(targets)) if asked is not None else 0
     if background_over is not None and len(targets) > background_over:
         # Many rows (about 10 ms each): a task moves them in chunks, each move audited as usual.
-        from apps.accounts.tasks import bulk_assign_task
+        from .tasks import bulk_assign_task
 
         payload = {"ids": targets, "actor_id": actor.pk, "reason": reason,
                    "to_agent_id": getattr(to_agent, "pk", None), "to_queue_id": getattr(queue, "pk", None)}

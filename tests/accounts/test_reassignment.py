@@ -138,7 +138,7 @@ def test_large_bulk_move_runs_in_the_background_task(client, supervisor, agent, 
     from apps.inbox.models import Conversation
 
     monkeypatch.setattr(services, "BULK_SYNC_MAX", 2)
-    monkeypatch.setattr("apps.accounts.tasks.BULK_CHUNK", 2)
+    monkeypatch.setattr("apps.inbox.tasks.BULK_CHUNK", 2)
     convs = [ConversationFactory(channel_account=twitter_account, queue=queue) for _ in range(5)]
     client.force_login(supervisor)
     with django_capture_on_commit_callbacks(execute=True):
