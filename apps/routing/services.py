@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, Min, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from apps.accounts.models import Team, User
@@ -36,167 +36,18 @@ from apps.inbox.models import Conversation, Message, Status, Tag
 from apps.inbox.services import reply_create
 from apps.insights.services import messages_analyze, text_score
 
-from . import calendar as cal
 from . import routed_latency
 from .assignment import (OPEN_STATUSES, AgentPicker, agent_is_available, agent_loads, agents_lock, assignment_apply,
                          assignments_save, has_room, last_assigned, team_candidates)
-from .config_cache import RoutingCache, sla_policy_for
-from .models import ConversationRouting, Queue, SlaPolicy, UnroutedMessage
+from .config_cache import RoutingCache
+from .models import ConversationRouting, Queue, UnroutedMessage
 from .rules import RuleContext, rule_matches
-from .scoring import BUCKET_NAMES, PriorityInputs, priority_score, urgency_terms
+from .scoring import BUCKET_NAMES, PriorityInputs, urgency_terms
+from .sla import DONE_STATUSES, SLA_FIELDS, minutes_since, priority_apply, sla_apply, waiting_since, waiting_since_many
 from .trail import Trail
 
 log = logging.getLogger(__name__)
 ASSIGNABLE_STATUSES = (Status.NEW, Status.OPEN)
-DONE_STATUSES = (Status.RESOLVED, Status.CLOSED)
-
-
-# --- priority and SLA ------------------------------------------------------------------------------
-
-def _waiting_since_many(conversation_ids) -> dict[int, dt.datetime]:
-    """conversation id -> the oldest customer message after the last human reply
-    (bots don't count); absent: nobody waits. One query for a batch."""
-    conversation_ids = list(conversation_ids)
-    if not conversation_ids:
-        return {}
-    answered = Message.objects.filter(conversation_id=OuterRef("conversation_id"), direction=Message.Direction.OUTBOUND,
-                                      is_bot=False, sent_at__gte=OuterRef("sent_at")).exclude(
-        send_status=Message.SendStatus.FAILED)
-    rows = (Message.objects.filter(conversation_id__any=conversation_ids, direction=Message.Direction.INBOUND)
-            .exclude(Exists(answered)).values("conversation_id").annotate(since=Min("sent_at")).order_by())
-    return {row["conversation_id"]: row["since"] for row in rows}
-
-
-def _waiting_since(conversation: Conversation) -> dt.datetime | None:
-    return _waiting_since_many([conversation.pk]).get(conversation.pk)
-
-
-def _minutes(since: dt.datetime | None, now: dt.datetime) -> float:
-    return max(0.0, (now - since).total_seconds() / 60) if since else 0.0
-
-
-def _priority_apply(conversation: Conversation, state: ConversationRouting, inputs: PriorityInputs, trail: Trail,
-                    *, why: str) -> bool:
-    """Scores and stores; records "priority_set" when the score or bucket moved.
-    A bucket a person chose (not the one routing last set) is left alone."""
-    result = priority_score(inputs)
-    manual = state.bucket_set is not None and conversation.priority_bucket != state.bucket_set
-    bucket = conversation.priority_bucket if manual else result.bucket
-    first = not state.reasons  # the first score of a cycle is always explained, even if it equals the default
-    changed = first or conversation.priority != result.score or conversation.priority_bucket != bucket
-    state.inputs, state.reasons = inputs.to_json(), result.reasons
-    if not manual:
-        state.bucket_set = bucket
-    if changed:
-        conversation.priority, conversation.priority_bucket = result.score, bucket
-        trail.event(conversation, "priority_set", score=result.score,
-                    bucket=BUCKET_NAMES[bucket], reasons=result.reasons, why=why,
-                    # one readable line for the thread's audit trail
-                    reason=f"{result.score} ({BUCKET_NAMES[bucket]}{', kept as set by hand' if manual else ''}): "
-                           + "; ".join(result.reasons),
-                    **({"kept_manual_bucket": True} if manual else {}))
-    return changed
-
-
-@dataclass(frozen=True)
-class _Dues:
-    first_response: dt.datetime | None
-    next_response: dt.datetime | None
-    resolution: dt.datetime | None
-
-    def pending(self, conversation: Conversation, waiting: bool) -> dict[str, dt.datetime]:
-        if conversation.status in DONE_STATUSES or conversation.is_spam:
-            return {}
-        out = {}
-        if self.first_response and conversation.first_response_at is None:
-            out["first_response"] = self.first_response
-        if self.next_response and waiting and conversation.status != Status.PENDING:
-            out["next_response"] = self.next_response
-        if self.resolution:
-            out["resolution"] = self.resolution
-        return out
-
-
-def _sla_dues(conversation: Conversation, state: ConversationRouting,
-              cache: RoutingCache | None = None) -> tuple[_Dues, SlaPolicy | None]:
-    cache = cache or RoutingCache()
-    policy = sla_policy_for(queue_id=conversation.queue_id, bucket=conversation.priority_bucket,
-                            policies=cache.policies)
-    if policy is None:
-        return _Dues(None, None, None), None
-    calendar = None
-    queue = cache.queues.get(conversation.queue_id) if conversation.queue_id else None
-    if policy.business_hours_only and queue is not None:
-        calendar = cache.calendar(queue.team_id)
-    start = conversation.cycle_started_at or conversation.created_at
-
-    def due(since, minutes):
-        return cal.add_minutes(since, minutes, calendar) if since and minutes is not None else None
-
-    return _Dues(
-        first_response=due(start, policy.first_response_minutes),
-        # only after a first response: before it, the first-response target is the one that runs
-        next_response=(due(state.waiting_since, policy.next_response_minutes)
-                       if conversation.first_response_at else None),
-        resolution=due(start, policy.resolution_minutes),
-    ), policy
-
-
-def _breach_key(target: str, due: dt.datetime) -> str:
-    return f"{target}@{due.isoformat()}"
-
-
-def _sla_apply(conversation: Conversation, state: ConversationRouting, now: dt.datetime, trail: Trail, *,
-               record: bool = True, cache: RoutingCache | None = None) -> list[str]:
-    """Sets the due times and sla_due_at (earliest pending); records breaches of
-    pending targets already past due. Returns the targets breached now."""
-    dues, policy = _sla_dues(conversation, state, cache)
-    pending = dues.pending(conversation, waiting=state.waiting_since is not None)
-    before = (conversation.first_response_due_at, conversation.next_response_due_at, conversation.resolution_due_at)
-    conversation.first_response_due_at = dues.first_response
-    conversation.next_response_due_at = dues.next_response
-    conversation.resolution_due_at = dues.resolution
-    conversation.sla_due_at = min(pending.values()) if pending else None
-    state.sla_policy = policy
-    breached_now = []
-    for target, due in sorted(pending.items(), key=lambda kv: kv[1]):
-        key = _breach_key(target, due)
-        if due <= now and key not in state.breached_targets:
-            state.breached_targets = [*state.breached_targets, key]
-            breached_now.append(target)
-            conversation.sla_breached = True
-            trail.event(conversation, "sla_breached", target=target, due_at=due.isoformat(),
-                        reason=f"{target.replace('_', ' ')} was due {due:%Y-%m-%d %H:%M} UTC")
-            trail.push("sla_breached", conversation.pk, target=target, due_at=due.isoformat())
-    unchecked = [d for t, d in pending.items() if _breach_key(t, d) not in state.breached_targets]
-    state.sla_next_check_at = min(unchecked) if unchecked else None
-    after = (dues.first_response, dues.next_response, dues.resolution)
-    if record and after != before:
-        trail.event(
-            conversation, "sla_set", policy=policy.name if policy else None,
-            policy_id=policy.pk if policy else None, business_hours=bool(policy and policy.business_hours_only),
-            first_response_due_at=_iso(dues.first_response), next_response_due_at=_iso(dues.next_response),
-            resolution_due_at=_iso(dues.resolution),
-            reason=_sla_line(policy, dues),
-        )
-    return breached_now
-
-
-def _sla_line(policy: SlaPolicy | None, dues: _Dues) -> str:
-    if policy is None:
-        return "no SLA policy applies"
-    parts = [f"{label} by {due:%Y-%m-%d %H:%M} UTC" for label, due in (
-        ("first response", dues.first_response), ("next response", dues.next_response),
-        ("resolution", dues.resolution)) if due]
-    hours = " (business hours)" if policy.business_hours_only else ""
-    return f"{policy.name}{hours}: " + ", ".join(parts)
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-SLA_FIELDS = ["first_response_due_at", "next_response_due_at", "resolution_due_at", "sla_due_at", "sla_breached"]
 
 
 # --- rules -----------------------------------------------------------------------------------------
@@ -604,7 +455,7 @@ def _route_batch(pairs: list[tuple[int, list[int]]], cache: RoutingCache,
         items = sorted((_Item(c, by_conversation[c.pk], states[c.pk], state_is_new=states[c.pk]._state.adding,
                               status_before=c.status) for c in conversations),
                        key=lambda item: order[item.conversation.pk])
-        waiting = _waiting_since_many(c.pk for c in conversations
+        waiting = waiting_since_many(c.pk for c in conversations
                                       if c.status not in DONE_STATUSES and not c.is_spam)
         for item in items:
             _evaluate(item, cache, now, waiting, trail)
@@ -707,10 +558,10 @@ def _evaluate(item: _Item, cache: RoutingCache, now: dt.datetime, waiting: dict[
     inputs = replace(
         inputs, sentiment=conversation.last_sentiment, urgency=urgency, followers=identity.followers_count,
         verified=identity.verified, vip=conversation.customer.tier == "vip", is_public=conversation.is_public,
-        waiting_minutes=_minutes(state.waiting_since, now),
+        waiting_minutes=minutes_since(state.waiting_since, now),
     )
-    _priority_apply(conversation, state, inputs, trail, why="new message" if not new_cycle else "routed")
-    _sla_apply(conversation, state, now, trail, cache=cache)
+    priority_apply(conversation, state, inputs, trail, why="new message" if not new_cycle else "routed")
+    sla_apply(conversation, state, now, trail, cache=cache)
     item.assign = conversation.assignee_id is None
     item.pushed = True
     item.auto_reply = outcome.auto_reply
@@ -946,8 +797,8 @@ def conversation_followup(*, conversation_id: int, freed_agent_id: int | None = 
             return
         state = (ConversationRouting.objects.select_for_update().filter(conversation=conversation).first()
                  or ConversationRouting.objects.create(conversation=conversation))
-        state.waiting_since = _waiting_since(conversation) if conversation.status not in DONE_STATUSES else None
-        _sla_apply(conversation, state, now, trail, record=False)
+        state.waiting_since = waiting_since(conversation) if conversation.status not in DONE_STATUSES else None
+        sla_apply(conversation, state, now, trail, record=False)
         conversation.save(update_fields=SLA_FIELDS)
         state.save()
         trail.write()
@@ -984,9 +835,9 @@ def priorities_age(*, now: dt.datetime | None = None, batch: int = 500) -> int:
                 if state.answered:
                     state.waiting_since = None
                 inputs = replace(PriorityInputs.from_json(state.inputs),
-                                 waiting_minutes=_minutes(state.waiting_since, now))
+                                 waiting_minutes=minutes_since(state.waiting_since, now))
                 old_bucket = conversation.priority_bucket
-                if _priority_apply(conversation, state, inputs, trail, why="aging"):
+                if priority_apply(conversation, state, inputs, trail, why="aging"):
                     Conversation.objects.filter(pk=conversation.pk).update(
                         priority=conversation.priority, priority_bucket=conversation.priority_bucket)
                     changed += 1
@@ -1013,8 +864,8 @@ def sla_breaches_check(*, now: dt.datetime | None = None, limit: int = 1000) -> 
                 continue  # a router holds it; the next run sees it
             state = ConversationRouting.objects.select_for_update().get(conversation=conversation)
             if state.waiting_since and conversation.status not in DONE_STATUSES:
-                state.waiting_since = _waiting_since(conversation)
-            if _sla_apply(conversation, state, now, trail, record=False):
+                state.waiting_since = waiting_since(conversation)
+            if sla_apply(conversation, state, now, trail, record=False):
                 breached.append(conversation.pk)
             conversation.save(update_fields=[*SLA_FIELDS, "updated_at"])
             state.save()
