@@ -21,6 +21,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
+import orjson
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
 
 from apps.core.db import rows_insert
@@ -141,7 +142,7 @@ def _deliveries_insert(deliveries: list) -> None:
     beyond 64 bits deep in a signed tweet) goes through bulk_create, whose json can."""
     try:
         rows_insert(deliveries)
-    except TypeError:
+    except orjson.JSONEncodeError:
         PushDelivery.objects.bulk_create(deliveries)
 
 

@@ -22,7 +22,7 @@ from apps.contacts.models import Customer, SocialIdentity
 from apps.core.db import rows_insert, rows_insert_values, rows_update
 from apps.core.request_id import request_id_current
 from apps.inbox.events import event_record, events_record_many
-from apps.inbox.models import Conversation, Message, Status
+from apps.inbox.models import OPEN_STATUSES, Conversation, Message, Status
 from apps.inbox.realtime import inbox_push_many
 from apps.insights.services import text_score
 from apps.routing.services import MessageFacts, RoutingHints, messages_unrouted_add
@@ -32,7 +32,6 @@ from .providers.base import InboundMention, mention_clean
 
 log = logging.getLogger(__name__)
 
-OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING)
 
 
 class Origin(NamedTuple):

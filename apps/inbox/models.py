@@ -16,6 +16,10 @@ class Status(models.TextChoices):
     CLOSED = "closed", "Closed"
 
 
+# A conversation still being worked (one definition: ingest, the inbox, routing and supervision read it).
+OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING)
+
+
 class PriorityBucket(models.IntegerChoices):
     # Lower sorts first: the inbox orders by bucket, then SLA due time.
     URGENT = 0, "Urgent"

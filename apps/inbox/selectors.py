@@ -1,7 +1,6 @@
 """Reads for the inbox and the API. Visibility by role lives here, once."""
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 
@@ -10,7 +9,6 @@ from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Lower
 from django.db.models.lookups import Contains
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
 from apps.accounts.models import Role, Team, User
 from apps.accounts.permissions import WORKING_ROLES, user_has_role
@@ -19,9 +17,9 @@ from apps.contacts.models import Customer, SocialIdentity
 from apps.core.errors import DomainError
 from apps.core.params import when_param
 
-from .models import CannedResponse, Conversation, ConversationEvent, Message, Note, Notification, ReadMark, Status
+from .models import (OPEN_STATUSES, CannedResponse, Conversation, ConversationEvent, Message, Note, Notification,
+                     ReadMark, Status)
 
-OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING)
 DONE_STATUSES = (Status.RESOLVED, Status.CLOSED)
 # The inbox's views, in the order the sidebar shows them ("queue" takes a queue id).
 VIEWS = {

@@ -21,7 +21,7 @@ from collections import defaultdict
 
 from django.conf import settings
 from django.core import signing
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -30,7 +30,7 @@ from apps.accounts.models import Role
 from apps.core.db import rows_insert
 from apps.core.errors import Conflict, DomainError
 from apps.core.sanitize import text_clean
-from apps.inbox.models import Conversation, Message
+from apps.inbox.models import Conversation, ConversationEvent, Message
 from apps.inbox.services import reply_create
 from apps.routing.calendar import WEEKDAYS, Calendar
 from apps.routing.models import BusinessHours, Holiday, UnroutedMessage
@@ -238,6 +238,19 @@ def _resolved(conversation: Conversation, state: ConversationMetricState, at: dt
 def metrics_counts_kind(kind: str) -> bool:
     """Whether metrics_record_for_event does anything with an audit row of this kind."""
     return kind in AUDIT_KINDS and kind != "created"  # a new conversation is counted once routed
+
+
+def metrics_record_for_audit_rows(*, rows) -> None:
+    """The inbox's audit rows of one write (apps.inbox.signals.AuditRow): metric events for the
+    kinds reports count, in their transaction. An event instance is built only for those."""
+    db = router.db_for_write(ConversationEvent)
+    for row in rows:
+        if not metrics_counts_kind(row.kind):
+            continue
+        event = ConversationEvent(pk=row.id, conversation=row.conversation, kind=row.kind, data=row.data,
+                                  created_at=row.created_at, actor_id=row.actor_id)
+        event._state.adding, event._state.db = False, db
+        metrics_record_for_event(event=event)
 
 
 def metrics_record_for_event(*, event) -> None:

@@ -12,13 +12,10 @@ from django.db.models import Count, Q
 
 from apps.accounts.models import Presence, Role, Team, User
 from apps.core.db import rows_update
-from apps.inbox.models import Conversation, Status
+from apps.inbox.models import OPEN_STATUSES, Conversation
 
 from .models import Queue, QueueMemberState
 from .trail import Trail
-
-OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING)
-
 
 
 def agents_lock(*, team_ids=(), ids=()) -> dict[int, User]:

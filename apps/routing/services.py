@@ -32,13 +32,13 @@ from apps.accounts.models import Team, User
 from apps.contacts.models import Customer
 from apps.core.db import commit_without_flush_wait, rows_insert, rows_update
 from apps.core.errors import DomainError
-from apps.inbox.models import Conversation, Message, Status, Tag
+from apps.inbox.models import OPEN_STATUSES, Conversation, Message, Status, Tag
 from apps.inbox.services import reply_create
 from apps.insights.services import messages_analyze, text_score
 
 from . import routed_latency
-from .assignment import (OPEN_STATUSES, AgentPicker, agent_is_available, agent_loads, agents_lock, assignment_apply,
-                         assignments_save, has_room, last_assigned, team_candidates)
+from .assignment import (AgentPicker, agent_is_available, agent_loads, agents_lock, assignment_apply, assignments_save,
+                         has_room, last_assigned, team_candidates)
 from .config_cache import RoutingCache
 from .models import ConversationRouting, Queue, UnroutedMessage
 from .rules import RuleContext, rule_matches

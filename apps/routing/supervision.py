@@ -13,11 +13,10 @@ from django.utils import timezone
 from apps.accounts.models import Role, User
 from apps.accounts.permissions import user_has_role
 from apps.accounts.selectors import agents_managed_by
-from apps.inbox.models import Conversation, Status
+from apps.inbox.models import OPEN_STATUSES, Conversation, Status
 
 from .selectors import queues_managed_by
 
-OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING)
 WAITING_STATUSES = (Status.NEW, Status.OPEN)
 PRESENCE_ORDER = Case(When(presence="online", then=Value(0)), When(presence="away", then=Value(1)),
                       default=Value(2), output_field=IntegerField())
