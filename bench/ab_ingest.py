@@ -30,11 +30,11 @@ def _old_module():
 def ingest_ab(*, account, n: int) -> list[dict]:
     from django.db import connection
 
-    import apps.connectors.services as after
+    import apps.ingest.services as after
+    from apps.connectors.providers.base import mention_from_dict
 
     from . import ingest
     from .mentions import make_mentions
-    from apps.connectors.providers.base import mention_from_dict
 
     before = _old_module()
     # ingest scores language + sentiment (docs/performance-history.md item 20): its models loaded first, as

@@ -59,7 +59,7 @@ def deliveries(*, n: int, base_id: int, for_user: str, secret: str, seed: int = 
             author[1] = tweet_id
         user_id = author[0]
         tweet = {"created_at": time.strftime("%a %b %d %H:%M:%S +0000 %Y", time.gmtime()), "id_str": tweet_id,
-                 "text": f"{tweet_id} @acme {text}",
+                 "text": f"{tweet_id} @acme {text}", "lang": "en",  # X tags every tweet (docs/sentiment.md)
                  "user": {"id_str": user_id, "screen_name": f"c{user_id}", "name": f"Customer {user_id}",
                           "followers_count": rng.choice([3, 40, 120, 900, 15000]),
                           "profile_image_url_https": "", "verified": False},

@@ -110,7 +110,7 @@ def drop_secondary_indexes(conn, tables: list[str]) -> list[str]:
 def setup_people(n_agents: int):
     from apps.accounts.models import Team, User
     from apps.connectors.models import ChannelAccount
-    from apps.routing.models import Queue
+    from apps.inbox.models import Queue
 
     teams = [Team.objects.create(name=f"Team {i}") for i in range(3)]
     agents = []
@@ -152,7 +152,7 @@ def generate(*, db: str, conversations: int, messages_per: float, seed: int = 1,
     else:
         from apps.accounts.models import Team, User
         from apps.connectors.models import ChannelAccount
-        from apps.routing.models import Queue
+        from apps.inbox.models import Queue
 
         agents = list(User.objects.filter(role="agent").order_by("pk"))
         queues = list(Queue.objects.order_by("pk"))

@@ -64,7 +64,7 @@ def setup_fixtures() -> dict:
     auto-assignment, an admin for the API, one Twitter account."""
     from apps.accounts.models import Team, User
     from apps.connectors.models import ChannelAccount
-    from apps.routing.models import Queue
+    from apps.inbox.models import Queue
 
     team, _ = Team.objects.get_or_create(name="Bench care")
     agents = []
@@ -129,8 +129,8 @@ def _history_build(n: int) -> None:
     their conversations closed, as most of a working inbox's are."""
     from apps.connectors.models import ChannelAccount
     from apps.connectors.providers.base import mention_from_dict
-    from apps.connectors.services import mentions_ingest
     from apps.inbox.models import Conversation, Status
+    from apps.ingest.services import mentions_ingest
     from apps.routing.models import UnroutedMessage
 
     from .mentions import make_mentions
@@ -186,9 +186,9 @@ def ingest_throughput(*, workers: int, n: int, batch: int, account, via: str = "
     from django.db.models import Max, Min
 
     from apps.connectors.models import PushDelivery
-    from apps.connectors.push import _push_ingest_flag, _push_ingest_queue
-    from apps.connectors.tasks import mentions_ingest_task
+    from apps.connectors.push import push_ingest_flag, push_ingest_queue
     from apps.inbox.models import Conversation, Message
+    from apps.ingest.tasks import mentions_ingest_task
 
     from .mentions import make_mentions
 
@@ -206,8 +206,8 @@ def ingest_throughput(*, workers: int, n: int, batch: int, account, via: str = "
             # n rows in a second, into a table the statistics saw empty: as the webhook's steady
             # trickle would have left them for autovacuum, not a plan for an empty table
             cur.execute(f"ANALYZE {PushDelivery._meta.db_table}")
-        cache.delete(_push_ingest_flag(account.pk))
-        _push_ingest_queue(account.pk, first.pk)
+        cache.delete(push_ingest_flag(account.pk))
+        push_ingest_queue(account.pk, first.pk, gather=False)
         batch = settings.PUSH_INGEST_BATCH
     else:
         for i in range(0, n, batch):
@@ -246,7 +246,7 @@ def cpu_stages(*, account, n: int, batch: int = 100) -> dict:
     storing). Wall minus Python CPU is the time spent waiting on PostgreSQL (its
     CPU and the round trips). Sets the floor: 2 cores give 2,000 ms of CPU a
     second, so 2,000 mentions/s needs ~1 ms of CPU per mention, both sides."""
-    import apps.connectors.services as ingest_services
+    import apps.ingest.services as ingest_services
     import apps.routing.services as routing_services
     from apps.connectors.providers.base import mention_from_dict
 

@@ -75,8 +75,8 @@ def run(*, workers: int, n: int, account) -> dict:
     from django.db import connection
     from django.db.models import Max, Min
 
-    from apps.connectors.tasks import mentions_ingest_task
     from apps.inbox.models import Conversation, Message
+    from apps.ingest.tasks import mentions_ingest_task
 
     from .mentions import make_mentions
 

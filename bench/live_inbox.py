@@ -76,7 +76,8 @@ def fixtures_make(teams: int, agents: int) -> dict:
 
     from apps.accounts.models import Team, User
     from apps.connectors.models import ChannelAccount
-    from apps.routing.models import Queue, RoutingRule
+    from apps.inbox.models import Queue
+    from apps.routing.models import RoutingRule
 
     password = make_password("live-bench-pass")  # hashed once: 200 PBKDF2 runs would be minutes of CPU
     plan = {"agents": [], "accounts": []}
@@ -156,7 +157,7 @@ def live_bench(*, seconds: float = 60, rate: float = RATE, teams: int = TEAMS, a
     web_log, worker_log = ROOT / "bench" / ".live-web.log", ROOT / "bench" / ".live-worker.log"
     try:
         worker = subprocess.Popen(
-            [PY, "-m", "celery", "-A", "cxinbox", "worker", "-Q", WORKER_QUEUES, "-c", "2", "-n",
+            ["nice", "-n", os.environ.get("WORKER_NICE", "0"), PY, "-m", "celery", "-A", "cxinbox", "worker", "-Q", WORKER_QUEUES, "-c", "2", "-n",
              f"live-{os.getpid()}@%h", "-l", "WARNING", "--without-gossip", "--without-mingle"],
             cwd=ROOT, env=env, stdout=open(worker_log, "w"), stderr=subprocess.STDOUT)
         web = subprocess.Popen([PY, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "cxinbox.asgi:application"],

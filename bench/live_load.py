@@ -296,7 +296,7 @@ class Run:
         tweet_id = str(1_800_000_000_000_000_000 + n)
         user_id = str(5_000_000 + n)  # a new customer each: a new conversation each
         tweet = {"created_at": time.strftime("%a %b %d %H:%M:%S +0000 %Y", time.gmtime()), "id_str": tweet_id,
-                 "text": f"@{account['handle']} my order {n} has not arrived, where is it?",
+                 "text": f"@{account['handle']} my order {n} has not arrived, where is it?", "lang": "en",
                  "user": {"id_str": user_id, "screen_name": f"cust{n}", "name": f"Customer {n}",
                           "followers_count": random.randint(0, 5000), "verified": False},
                  "in_reply_to_status_id_str": None, "entities": {"user_mentions": [{"id_str": account["user_id"]}]}}

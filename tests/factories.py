@@ -4,8 +4,8 @@ from django.utils import timezone
 from apps.accounts.models import Presence, Role, Team, User
 from apps.connectors.models import ChannelAccount
 from apps.contacts.models import Customer, SocialIdentity
-from apps.inbox.models import Conversation, Message
-from apps.routing.models import Queue, UnroutedMessage
+from apps.inbox.models import Conversation, Message, Queue
+from apps.routing.models import UnroutedMessage
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -15,9 +15,9 @@ from rest_framework.views import APIView
 from apps.core.errors import DomainError
 from apps.inbox import audit_log
 from apps.inbox import services as inbox_services
+from apps.inbox.models import Queue
 from apps.inbox.services import agent_workload_move, conversations_bulk_assign
 from apps.routing import supervision
-from apps.routing.models import Queue
 
 from . import selectors, services
 from .models import ApiToken, Team, User

@@ -23,16 +23,15 @@ from apps.inbox import selectors as inbox_selectors
 from apps.inbox import services as inbox_services
 from apps.inbox.canned import canned_response_delete, canned_response_save
 from apps.inbox.filters import valid_list_filters
-from apps.inbox.models import CannedResponse, Status
+from apps.inbox.models import Queue, Status
 from apps.inbox.selectors import conversation_list_for_user
 from apps.inbox.services import agent_workload_move, conversations_bulk_assign
 from apps.routing import supervision
-from apps.routing.models import Queue
 
 from . import selectors, services
 from .middleware import presence_passive
 from .models import ApiToken, Presence, Role, Team, User
-from .permissions import SUPERVISOR_ROLES, WORKING_ROLES, can_edit_canned, can_manage_team, require_role
+from .permissions import SUPERVISOR_ROLES, can_edit_canned, can_manage_team, require_role
 from .signals import client_ip
 
 ALL_ROLES = tuple(Role.values)

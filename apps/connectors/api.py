@@ -6,8 +6,9 @@ from rest_framework.response import Response
 
 from apps.accounts.models import Role
 from apps.accounts.permissions import IsAdmin, user_has_role
+from apps.ingest import polling
 
-from . import health, polling, selectors
+from . import health, selectors
 from .models import ChannelAccount
 
 

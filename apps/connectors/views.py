@@ -7,8 +7,9 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.models import Role
 from apps.accounts.permissions import user_has_role
+from apps.ingest import polling
 
-from . import polling, selectors
+from . import selectors
 from .models import ChannelAccount
 
 

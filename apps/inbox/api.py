@@ -10,13 +10,12 @@ from apps.contacts.models import Customer
 from apps.core.errors import DomainError
 from apps.core.pagination import NewestFirstCursor
 from apps.routing.configuration import queue_create, queue_delete, queue_update
-from apps.routing.models import Queue
 from apps.routing.selectors import queues_managed_by, queues_visible_to
 
 from . import selectors, services
 from .canned import canned_response_delete, canned_response_save
 from .filters import ConversationFilterSet
-from .models import CannedResponse, Conversation
+from .models import CannedResponse, Conversation, Queue
 from .serializers import (AssignInputSerializer, CannedResponseSerializer, ConversationSerializer, CustomerSerializer,
                           MessageSerializer, NoteSerializer, PriorityInputSerializer, QueueSerializer,
                           ReplyInputSerializer, SnoozeInputSerializer, SpamInputSerializer, StatusInputSerializer,

@@ -2,10 +2,10 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from apps.accounts.models import Team
 from apps.connectors.models import ChannelAccount
 from apps.contacts.models import Customer, SocialIdentity
 from apps.core.models import TimeStampedModel
-from apps.routing.models import Queue
 
 
 class Status(models.TextChoices):
@@ -18,6 +18,35 @@ class Status(models.TextChoices):
 
 # A conversation still being worked (one definition: ingest, the inbox, routing and supervision read it).
 OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING)
+
+
+class Queue(models.Model):
+    """Where a conversation waits, owned by a team: who may see it follows from it
+    (docs/roles.md, Ownership). Routing picks it and reads its assignment settings; the
+    inbox lists, counts and scopes by it, so the model sits here, below routing
+    (docs/architecture.md, "Layers"). Its table kept its first name."""
+
+    class AssignmentMode(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        ROUND_ROBIN = "round_robin", "Round robin"
+        LEAST_LOADED = "least_loaded", "Least loaded"
+
+    name = models.CharField(max_length=100, unique=True)
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="queues")
+    assignment_mode = models.CharField(max_length=16, choices=AssignmentMode.choices, default=AssignmentMode.MANUAL)
+    is_default = models.BooleanField(default=False, help_text="Where conversations go when no rule picks a queue")
+
+    class Meta:
+        db_table = "routing_queue"
+        ordering = ["name"]
+        constraints = [
+            # One default per team: two made routing's pick depend on the name order (docs/roles.md, Ownership).
+            models.UniqueConstraint(fields=["team"], condition=models.Q(is_default=True),
+                                    name="uniq_default_queue_per_team"),
+        ]
+
+    def __str__(self):
+        return self.name
 
 
 class PriorityBucket(models.IntegerChoices):

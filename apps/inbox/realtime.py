@@ -24,7 +24,7 @@ from channels.layers import get_channel_layer
 
 from apps.accounts.models import Role, Team, User
 
-from .models import Conversation
+from .models import Conversation, Queue
 
 log = logging.getLogger(__name__)
 INBOX_GROUP = "inbox"  # every conversation: admins
@@ -80,7 +80,6 @@ def conversation_groups(conversation_ids) -> dict[int, list[str]]:
     per ingested batch (docs/performance-history.md)."""
     from django.db import connection
 
-    from apps.routing.models import Queue
 
     ids = sorted({int(pk) for pk in conversation_ids})
     if not ids:

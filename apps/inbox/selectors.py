@@ -17,7 +17,7 @@ from apps.contacts.models import Customer, SocialIdentity
 from apps.core.errors import DomainError
 from apps.core.params import when_param
 
-from .models import (OPEN_STATUSES, CannedResponse, Conversation, ConversationEvent, Message, Note, Notification,
+from .models import (OPEN_STATUSES, CannedResponse, Conversation, ConversationEvent, Message, Note, Notification, Queue,
                      ReadMark, Status)
 
 DONE_STATUSES = (Status.RESOLVED, Status.CLOSED)
@@ -48,7 +48,6 @@ def conversations_visible_to(user) -> QuerySet[Conversation]:
     teams they lead, what is assigned to them, and the unrouted (no queue yet:
     they triage it). Agents: their teams' queues and what is assigned to them.
     Marketing and unknown roles: none (reports only)."""
-    from apps.routing.models import Queue
 
     qs = Conversation.objects.all()
     if not user.is_authenticated or not user.is_active:
@@ -303,7 +302,6 @@ def assignee_choices() -> list[tuple[int, str]]:
 
 def queues_for_user(*, user) -> list:
     """The queues whose view a user gets in the sidebar."""
-    from apps.routing.models import Queue
 
     qs = Queue.objects.select_related("team").order_by("name")
     if user.is_superuser or user.role == Role.ADMIN:
@@ -409,7 +407,6 @@ def conversation_assignees(*, conversation: Conversation, actor):
 
     qs = User.objects.filter(is_active=True, role__in=WORKING_ROLES)
     if conversation.queue_id is not None:
-        from apps.routing.models import Queue
 
         team_id = Queue.objects.filter(pk=conversation.queue_id).values("team_id")
         return qs.filter(Q(teams__in=team_id) | Q(led_teams__in=team_id)).distinct()

@@ -4,9 +4,8 @@ from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from apps.contacts.models import Customer
-from apps.routing.models import Queue
 
-from .models import CannedResponse, Conversation, Message, Note, PriorityBucket, Status
+from .models import CannedResponse, Conversation, Message, Note, PriorityBucket, Queue, Status
 
 
 class IdentitySummarySerializer(serializers.Serializer):

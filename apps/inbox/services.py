@@ -21,7 +21,7 @@ from apps.connectors.providers.base import AuthError, OutboundReply, ProviderErr
 from apps.core.errors import Conflict, DomainError
 
 from .events import event_record
-from .models import Conversation, Message, Note, Notification, PriorityBucket, ReadMark, Status, Tag
+from .models import Conversation, Message, Note, Notification, PriorityBucket, Queue, ReadMark, Status, Tag
 from .priority import bucket_for
 from .realtime import inbox_push, user_push
 from .selectors import OPEN_STATUSES, conversation_list_for_user, conversations_visible_to
@@ -144,10 +144,16 @@ def _reply_same_submit(*, conversation, agent, text, private, is_bot, client_tok
 
 
 def _outbound_reply(message: Message) -> OutboundReply:
+    parent_raw = {}
+    if message.in_reply_to_external_id:
+        parent_raw = (Message.objects.filter(channel_account_id=message.channel_account_id,
+                                             external_id=message.in_reply_to_external_id)
+                      .values_list("raw", flat=True).first()) or {}
     return OutboundReply(
         text=message.text, in_reply_to_external_id=message.in_reply_to_external_id,
         is_private=message.kind == Message.Kind.PRIVATE,
         recipient_external_id=message.conversation.identity.external_id, client_reference=str(message.pk),
+        parent_raw=parent_raw,
     )
 
 
@@ -465,7 +471,7 @@ def conversation_priority_set(*, conversation: Conversation, bucket: int | None 
                               actor=None, reason: str = "") -> Conversation:
     """A person sets the priority by hand: a bucket (urgent/high/normal/low), or a
     score 0-100, which also sets the bucket that score falls in. Routing keeps a
-    hand-set bucket when it re-scores (apps/routing/services._priority_apply)."""
+    hand-set bucket when it re-scores (apps/routing/sla.py: priority_apply)."""
     if score is not None:
         if isinstance(score, bool) or not isinstance(score, int) or not 0 <= score <= 100:
             raise DomainError("The priority score is a whole number from 0 to 100.")
@@ -683,7 +689,6 @@ def agent_workload_move(*, agent, to=None, actor, reason: str = "", go_offline: 
     another agent, a team or a queue (a User, Team or Queue), or with to=None back
     to their queues unassigned. With go_offline the agent is set offline first,
     so auto-assignment gives them nothing new."""
-    from apps.routing.models import Queue
 
     if to is not None and to == agent:
         raise DomainError("Pick someone else to take the workload.")

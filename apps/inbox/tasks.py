@@ -3,6 +3,7 @@ from django.db import InterfaceError, OperationalError
 
 from apps.accounts.models import User
 
+from .models import Queue
 from .services import SendRetry, conversations_bulk_assign, message_send, message_send_failed, messages_send_sweep
 
 
@@ -39,8 +40,6 @@ def bulk_assign_task(*, ids: list[int], actor_id: int, reason: str = "", to_agen
                      to_queue_id: int | None = None):
     """A large reassignment, in chunks (short transactions, short locks). Safe to
     run again after a crash: what already moved is left as it is."""
-    from apps.routing.models import Queue  # the ledger's one upward import (.importlinter): Queue moves below
-
     actor = User.objects.get(pk=actor_id)
     to_agent = User.objects.get(pk=to_agent_id) if to_agent_id else None
     to_queue = Queue.objects.get(pk=to_queue_id) if to_queue_id else None

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from apps.core.db import rows_update
 
-from .language import language_detect
+from .language import language_detect, language_from_tag
 from .sentiment import Sentiment, sentiment_score
 
 SCORED_LANGUAGES = {"en", ""}
@@ -17,9 +17,10 @@ SCORED_LANGUAGES = {"en", ""}
 FIELDS = ["language", "sentiment", "sentiment_label", "updated_at"]
 
 
-def text_score(text: str) -> tuple[str, float | None, str]:
-    """(language, sentiment compound, sentiment label) of a message's text; no database."""
-    language = language_detect(text)
+def text_score(text: str, tag: str = "") -> tuple[str, float | None, str]:
+    """(language, sentiment compound, sentiment label) of a message's text; no database.
+    `tag`: the network's language tag for it, trusted when it names a language."""
+    language = language_from_tag(tag) or language_detect(text)
     result = sentiment_score(text) if language in SCORED_LANGUAGES else Sentiment(None, "not_scored")
     return language, result.compound, result.label
 

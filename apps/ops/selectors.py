@@ -166,7 +166,7 @@ def broker_watch() -> BrokerWatch | None:
         for key in keys[q]:
             pipe.llen(key)
     pipe.hlen(prefix + Channel.unacked_key)
-    pipe.llen(f"routing:pending:{connection.settings_dict['NAME']}")  # apps.routing.services._pending
+    pipe.llen(f"routing:pending:{connection.settings_dict['NAME']}")  # apps.routing.pending.pending_list
     pipe.hgetall(routed_latency.redis_key())
     replies = iter(pipe.execute())
     queues = {q: sum(next(replies) for _ in keys[q]) for q in names}

@@ -14,7 +14,7 @@ from django.db.models.functions import Cast
 
 from apps.accounts.models import Team
 from apps.connectors.models import ChannelAccount
-from apps.routing.models import Queue
+from apps.inbox.models import Queue
 
 from . import metrics
 from .metrics import CHANNEL_ACCOUNT_METRICS, HOUR_SLICE_FILTERS, VALUE_METRICS

@@ -1,8 +1,9 @@
 from django.contrib import admin
 
 from apps.core.admin import STORABLE_JSON
+from apps.inbox.models import Queue
 
-from .models import BusinessHours, ConversationRouting, Holiday, Queue, RoutingRule, SlaPolicy
+from .models import BusinessHours, ConversationRouting, Holiday, RoutingRule, SlaPolicy
 
 
 @admin.register(Queue)

@@ -10,10 +10,10 @@ class RoutingConfig(AppConfig):
 
         from apps.accounts.models import Team
         from apps.connectors.models import ChannelAccount
-        from apps.inbox.models import CannedResponse
+        from apps.inbox.models import CannedResponse, Queue
 
-        from .models import BusinessHours, Holiday, Queue, RoutingRule, SlaPolicy
         from .config_cache import routing_config_changed
+        from .models import BusinessHours, Holiday, RoutingRule, SlaPolicy
 
         # what RoutingCache shares between batches: any change makes every process read it again
         for model in (RoutingRule, Queue, SlaPolicy, BusinessHours, Holiday, Team, CannedResponse, ChannelAccount):

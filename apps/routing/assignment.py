@@ -12,10 +12,13 @@ from django.db.models import Count, Q
 
 from apps.accounts.models import Presence, Role, Team, User
 from apps.core.db import rows_update
-from apps.inbox.models import OPEN_STATUSES, Conversation
+from apps.inbox.models import OPEN_STATUSES, Conversation, Queue, Status
 
-from .models import Queue, QueueMemberState
+from .models import QueueMemberState
 from .trail import Trail
+
+# What routing and a backlog drain may hand to an agent (pending and snoozed work waits).
+ASSIGNABLE_STATUSES = (Status.NEW, Status.OPEN)
 
 
 def agents_lock(*, team_ids=(), ids=()) -> dict[int, User]:

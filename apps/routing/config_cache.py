@@ -13,9 +13,10 @@ from django.db import transaction
 from django.db.models import Q
 
 from apps.accounts.models import Team
+from apps.inbox.models import Queue
 
 from . import calendar as cal
-from .models import BusinessHours, Holiday, Queue, RoutingRule, SlaPolicy
+from .models import BusinessHours, Holiday, RoutingRule, SlaPolicy
 
 log = logging.getLogger(__name__)
 

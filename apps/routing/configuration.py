@@ -11,12 +11,11 @@ from apps.accounts.models import Role, Team
 from apps.accounts.permissions import can_manage_team, user_has_role
 from apps.accounts.services import audit_record
 from apps.core.errors import Conflict, DomainError
-from apps.inbox.models import Conversation, PriorityBucket
+from apps.inbox.models import Conversation, PriorityBucket, Queue
 
 from . import calendar as cal
-from .models import BusinessHours, Holiday, Queue, RoutingRule, SlaPolicy
+from .models import BusinessHours, Holiday, RoutingRule, SlaPolicy
 from .rules import regex_problem
-
 
 # --- rules, SLA policies, business hours -----------------------------------------------------------
 

@@ -3,9 +3,9 @@ from django import forms
 
 from apps.accounts.models import Role, Team, User
 from apps.connectors.models import ChannelAccount, Provider
-from apps.inbox.models import CannedResponse
+from apps.inbox.models import CannedResponse, Queue
 
-from .models import Queue, RoutingRule, SlaPolicy
+from .models import RoutingRule, SlaPolicy
 
 BUCKETS = [("", "—"), (0, "Urgent"), (1, "High"), (2, "Normal"), (3, "Low")]
 SENTIMENTS = [("positive", "Positive"), ("neutral", "Neutral"), ("negative", "Negative"),

@@ -3,30 +3,8 @@ from django.db import models
 from django.db.models.functions import Now
 
 from apps.accounts.models import Team
-
-
-class Queue(models.Model):
-    class AssignmentMode(models.TextChoices):
-        MANUAL = "manual", "Manual"
-        ROUND_ROBIN = "round_robin", "Round robin"
-        LEAST_LOADED = "least_loaded", "Least loaded"
-
-    name = models.CharField(max_length=100, unique=True)
-    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="queues")
-    assignment_mode = models.CharField(max_length=16, choices=AssignmentMode.choices, default=AssignmentMode.MANUAL)
-    is_default = models.BooleanField(default=False, help_text="Where conversations go when no rule picks a queue")
-
-    class Meta:
-        ordering = ["name"]
-        constraints = [
-            # One default per team: two made routing's pick depend on the name order (docs/roles.md, Ownership).
-            models.UniqueConstraint(fields=["team"], condition=models.Q(is_default=True),
-                                    name="uniq_default_queue_per_team"),
-        ]
-
-    def __str__(self):
-        return self.name
-
+# The Queue is the inbox's (apps/inbox/models.py); routing's models point at it.
+from apps.inbox.models import Queue
 
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 

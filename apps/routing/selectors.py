@@ -7,8 +7,9 @@ from collections import defaultdict
 from django.utils import timezone
 
 from apps.accounts.models import Role, Team, User
+from apps.inbox.models import Queue
 
-from .models import Queue, RoutingRule, SlaPolicy, UnroutedMessage
+from .models import RoutingRule, SlaPolicy, UnroutedMessage
 
 
 def messages_unrouted(*, older_than: dt.timedelta, limit: int = 500) -> list[tuple[int, list[int]]]:

@@ -5,9 +5,9 @@ from rest_framework import serializers
 from apps.accounts.models import Team, User
 from apps.connectors.models import ChannelAccount
 from apps.core.sanitize import data_clean
-from apps.inbox.models import CannedResponse
+from apps.inbox.models import CannedResponse, Queue
 
-from .models import BusinessHours, Queue, RoutingRule, SlaPolicy
+from .models import BusinessHours, RoutingRule, SlaPolicy
 
 STRING_LIST = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=200)
 

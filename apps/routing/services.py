@@ -6,12 +6,15 @@ scored here) -> rules (at the start of each cycle) -> priority score -> SLA due
 times -> assignment, for the whole batch in one transaction: configuration,
 agents and loads read once, rows written in bulk, audit events in one INSERT,
 one live push. conversation_route is the same path with one conversation.
+What a rule does is rule_actions.py; assignment.py picks agents; sla.py sets
+priority and due times (and runs the beat's aging and breach checks);
+backlog.py hands waiting work to agents who have room.
 
 Locks, so two workers never double-assign or overfill an agent: a routing
 transaction locks its conversations (one statement, in id order), then the
 candidate agents of all of them in one statement ordered by id; a backlog
-drain locks the team's agents the same way, then takes waiting conversations
-with SKIP LOCKED (never waits on a row a router holds). Every assignment to an
+drain (backlog.py) locks the team's agents the same way, then takes waiting
+conversations with SKIP LOCKED (never waits on a row a router holds). Every assignment to an
 agent happens under that agent's row lock, so the load counted under it is
 the real one."""
 from __future__ import annotations
@@ -23,108 +26,27 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 
-from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from apps.accounts.models import Team, User
 from apps.contacts.models import Customer
 from apps.core.db import commit_without_flush_wait, rows_insert, rows_update
-from apps.core.errors import DomainError
-from apps.inbox.models import OPEN_STATUSES, Conversation, Message, Status, Tag
-from apps.inbox.services import reply_create
-from apps.insights.services import messages_analyze, text_score
+from apps.inbox.models import OPEN_STATUSES, Conversation, Message, Queue, Status, Tag
+from apps.insights.services import messages_analyze
 
 from . import routed_latency
-from .assignment import (AgentPicker, agent_is_available, agent_loads, agents_lock, assignment_apply, assignments_save,
-                         has_room, last_assigned, team_candidates)
+from .assignment import (AgentPicker, agent_is_available, agent_loads, agents_lock, assignment_apply, has_room,
+                         last_assigned, team_candidates)
 from .config_cache import RoutingCache
-from .models import ConversationRouting, Queue, UnroutedMessage
-from .rules import RuleContext, rule_matches
-from .scoring import BUCKET_NAMES, PriorityInputs, urgency_terms
-from .sla import DONE_STATUSES, SLA_FIELDS, minutes_since, priority_apply, sla_apply, waiting_since, waiting_since_many
+from .models import ConversationRouting
+from .pending import PENDING_EXPIRY_SECONDS, pending_list, pending_take, scores_ahead, unrouted_take
+from .rule_actions import RuleOutcome, auto_reply_send, rules_run
+from .rules import RuleContext
+from .scoring import PriorityInputs, urgency_terms
+from .sla import DONE_STATUSES, SLA_FIELDS, minutes_since, priority_apply, sla_apply, waiting_since_many
 from .trail import Trail
 
 log = logging.getLogger(__name__)
-ASSIGNABLE_STATUSES = (Status.NEW, Status.OPEN)
-
-
-# --- rules -----------------------------------------------------------------------------------------
-
-@dataclass
-class _RuleOutcome:
-    queue: Queue | None = None
-    bucket: int | None = None
-    boost: int = 0
-    rule_name: str = ""
-    tags: list[str] = field(default_factory=list)
-    agent: User | None = None
-    team: Team | None = None
-    auto_reply: object = None
-    disposition: str = ""
-
-
-def _rules_run(conversation: Conversation, ctx: RuleContext, cache: RoutingCache, trail: Trail) -> _RuleOutcome:
-    """Applies active rules in order. A rule that fails is logged on the
-    conversation ("rule_error") and skipped: it never blocks routing."""
-    outcome = _RuleOutcome()
-    for rule in cache.rules:
-        try:
-            matched, why = rule_matches(rule, ctx, cache.rule_accounts(rule))
-        except Exception as exc:  # noqa: BLE001 - any failure of one rule is logged and skipped
-            log.warning("routing rule %s failed on conversation %s: %s", rule.pk, conversation.pk, exc)
-            trail.event(conversation, "rule_error", rule_id=rule.pk, rule=rule.name,
-                        error=str(exc)[:500], reason=f"skipped: {str(exc)[:200]}")
-            continue
-        if not matched:
-            continue
-        actions = []
-        if rule.set_queue_id:
-            outcome.queue = rule.set_queue
-            actions.append(f"queue {rule.set_queue.name}")
-        if rule.set_priority_bucket is not None:
-            outcome.bucket, outcome.rule_name = rule.set_priority_bucket, rule.name
-            actions.append(f"priority {BUCKET_NAMES[rule.set_priority_bucket]}")
-        if rule.priority_boost:
-            outcome.boost += rule.priority_boost
-            outcome.rule_name = rule.name
-            actions.append(f"priority {rule.priority_boost:+d}")
-        for tag in rule.add_tags or []:
-            if str(tag).strip() and str(tag).strip() not in outcome.tags:
-                outcome.tags.append(str(tag).strip()[:64])
-        if rule.add_tags:
-            actions.append("tags " + ", ".join(str(t) for t in rule.add_tags))
-        if rule.assign_agent_id:
-            outcome.agent = rule.assign_agent
-            actions.append(f"assign {rule.assign_agent.username}")
-        if rule.assign_team_id:
-            outcome.team = rule.assign_team
-            actions.append(f"assign team {rule.assign_team.name}")
-        if rule.auto_reply_id:
-            outcome.auto_reply = rule.auto_reply
-            actions.append(f"auto-reply /{rule.auto_reply.shortcut}")
-        if rule.disposition:
-            outcome.disposition = rule.disposition
-            actions.append(rule.disposition)
-        if rule.stop:
-            actions.append("stop")
-        trail.event(conversation, "routed", rule_id=rule.pk, rule=rule.name, why=why,
-                    actions=actions, reason=f"{', '.join(why)} → {', '.join(actions) or 'no action'}")
-        if rule.stop:
-            break
-    return outcome
-
-
-def _auto_reply_text(canned, conversation: Conversation) -> str:
-    try:
-        from apps.inbox.canned import canned_render
-    except ImportError:  # pragma: no cover - older inbox without variables
-        return canned.text
-    from types import SimpleNamespace
-
-    team = SimpleNamespace(first_name="", username="", display_name="", last_name="", signature="")
-    return canned_render(canned.text, conversation=conversation, agent=team)
 
 
 # --- the pipeline ----------------------------------------------------------------------------------
@@ -135,7 +57,7 @@ class _Item:
     conversation: Conversation
     messages: list[Message]
     state: ConversationRouting | None
-    outcome: _RuleOutcome = field(default_factory=_RuleOutcome)
+    outcome: RuleOutcome = field(default_factory=RuleOutcome)
     reopened: bool = False
     assign: bool = False  # still unassigned after rules, priority and SLA: auto-assignment runs
     pushed: bool = False  # browsers are told "conversation_updated"
@@ -180,24 +102,6 @@ STATE_FIELDS = ["inputs", "reasons", "rules_cycle_at", "waiting_since", "bucket_
                 "breached_targets", "sla_next_check_at", "updated_at"]
 
 
-PENDING_TAKE = 20  # ingest batches one routing task takes from the pending list at most,
-PENDING_CONVERSATIONS = 300  # and it stops taking once its batch has this many conversations
-PENDING_EXPIRY_SECONDS = 24 * 3600
-_redis = None
-
-
-def _pending():
-    """(Redis client, key) of the pending list, or (None, None) without Redis (embedded mode)."""
-    global _redis
-    if not getattr(settings, "REDIS_URL", ""):
-        return None, None
-    if _redis is None:
-        import redis
-
-        _redis = redis.Redis.from_url(settings.REDIS_URL)
-    return _redis, f"routing:pending:{connection.settings_dict['NAME']}"
-
-
 def conversations_route_later(*, pairs) -> None:
     """After an ingest batch commits: one routing task for it (durable, retried),
     and the batch also on a Redis list that the next routing task to start takes
@@ -210,7 +114,7 @@ def conversations_route_later(*, pairs) -> None:
     pairs = [[int(conversation_id), [int(m) for m in message_ids]] for conversation_id, message_ids in pairs]
     if not pairs:
         return
-    client, key = _pending()
+    client, key = pending_list()
     if client is not None:
         try:
             client.pipeline().rpush(key, json.dumps(pairs)).expire(key, PENDING_EXPIRY_SECONDS).execute()
@@ -240,33 +144,6 @@ def conversations_route_now(*, pairs, hints: RoutingHints | None = None) -> None
             conversation_route_task.delay(conversation_id, message_ids, False)
 
 
-def pending_take(pairs) -> list[tuple[int, list[int]]]:
-    """`pairs` plus batches waiting on the pending list (up to PENDING_TAKE of
-    them, or PENDING_CONVERSATIONS conversations: one transaction stays short),
-    merged per conversation in arrival order."""
-    merged: dict[int, list[int]] = {}
-
-    def add(batch):
-        for conversation_id, message_ids in batch:
-            merged.setdefault(int(conversation_id), []).extend(int(m) for m in message_ids)
-
-    add(pairs)
-    client, key = _pending()
-    taken = 0
-    while client is not None and taken < PENDING_TAKE and len(merged) < PENDING_CONVERSATIONS:
-        try:
-            entries = client.lpop(key, 4) or []
-        except Exception:  # noqa: BLE001 - the list only groups work
-            log.warning("routing: could not read the pending list", exc_info=True)
-            break
-        for entry in entries:
-            add(json.loads(entry))
-        taken += len(entries)
-        if len(entries) < 4:
-            break
-    return [(conversation_id, sorted(set(message_ids))) for conversation_id, message_ids in merged.items()]
-
-
 def conversations_route(*, pairs, cache: RoutingCache | None = None, hints: RoutingHints | None = None) -> list[int]:
     """Routes a batch ([(conversation_id, message_ids), ...]) in one transaction.
     If the batch fails as a whole (a deadlock with another writer, a bad row),
@@ -277,7 +154,7 @@ def conversations_route(*, pairs, cache: RoutingCache | None = None, hints: Rout
     if hints is not None and all(conversation_id in hints.conversations for conversation_id, _ in pairs):
         scores = {}  # just stored, scored by ingest: nothing to score, and its markers are there
     else:
-        scores = _scores_ahead(pairs)
+        scores = scores_ahead(pairs)
         if pairs and all(message_ids for _, message_ids in pairs) and scores is None:
             return []  # every message routed already (another task took this batch): one query, no transaction
         scores = scores or {}
@@ -306,65 +183,6 @@ def conversation_route(*, conversation_id: int, message_ids: list[int],
     return routed[conversation_id]
 
 
-def _scores_ahead(pairs) -> dict[int, tuple] | None:
-    """Language and sentiment of the batch's messages that are not routed and were
-    stored unscored (before ingest scored them), computed before the routing
-    transaction takes its locks (a customer's message text does not change).
-    Message id -> insights.text_score; one query. None: none of the batch's
-    messages is waiting for routing (another task took this batch)."""
-    ids = [m for _, message_ids in pairs for m in message_ids]
-    if not ids:
-        return {}
-    rows = UnroutedMessage.objects.filter(pk__any=ids).values_list("pk", "message__sentiment_label")
-    unscored = [pk for pk, label in rows if not label]
-    if not rows:
-        return None
-    if not unscored:
-        return {}
-    texts = Message.objects.filter(pk__in=unscored).values_list("pk", "text")
-    return {pk: text_score(text) for pk, text in texts}
-
-
-def messages_unrouted_add(message_ids, *, arrived_at: list[dt.datetime] | None = None,
-                          request_ids: list[str] | None = None) -> None:
-    """Marks customer messages just stored as waiting for routing (ingest, in the
-    messages' transaction): one INSERT. `arrived_at` / `request_ids`, parallel to the
-    ids: when each message reached us and the request that brought it (default: now,
-    none)."""
-    message_ids = [int(m) for m in message_ids]
-    if not message_ids:
-        return
-    arrived_at = arrived_at or [timezone.now()] * len(message_ids)
-    request_ids = request_ids or [""] * len(message_ids)
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(f"INSERT INTO {UnroutedMessage._meta.db_table} (message_id, arrived_at, request_id) "
-                           "SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[])",
-                           [message_ids, arrived_at, request_ids])
-    else:
-        UnroutedMessage.objects.bulk_create([UnroutedMessage(message_id=m, arrived_at=at, request_id=r)
-                                             for m, at, r in zip(message_ids, arrived_at, request_ids)])
-
-
-def _unrouted_take(message_ids) -> dict[int, tuple[dt.datetime, str]]:
-    """Deletes the routing markers of `message_ids` and returns, for the ids that had
-    one (the messages this transaction routes), when each arrived and the request that
-    brought it. Under the conversations' locks, so of two routers given the same
-    message only the first one routes it."""
-    message_ids = sorted({int(m) for m in message_ids})
-    if not message_ids:
-        return {}
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {UnroutedMessage._meta.db_table} WHERE message_id = ANY(%s) "
-                           "RETURNING message_id, arrived_at, request_id", [message_ids])
-            return {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
-    taken = {m: (at, r) for m, at, r in UnroutedMessage.objects.select_for_update().filter(pk__in=message_ids)
-             .values_list("pk", "arrived_at", "request_id")}
-    UnroutedMessage.objects.filter(pk__in=taken).delete()
-    return taken
-
-
 def _routed_after_commit(taken: dict[int, tuple[dt.datetime, str]], items: list[_Item]) -> None:
     """Once a routing transaction committed: each message's arrival -> routed time into
     the histogram (routed_latency), and one log line for the batch, naming the requests
@@ -388,14 +206,14 @@ def _routed_after_commit(taken: dict[int, tuple[dt.datetime, str]], items: list[
 def _route_and_reply(pairs: list[tuple[int, list[int]]], cache: RoutingCache,
                      scores: dict[int, tuple] | None = None,
                      hints: RoutingHints | None = None) -> dict[int, Conversation]:
-    items = _route_batch(pairs, cache, (_scores_ahead(pairs) or {}) if scores is None else scores, hints)
+    items = _route_batch(pairs, cache, (scores_ahead(pairs) or {}) if scores is None else scores, hints)
     # auto-replies after the routing committed, each its own send; one failing does not undo the routing
     for item in items:
         if item.skipped:
             continue
         if item.auto_reply is not None:
             try:
-                _auto_reply_send(item.conversation, item.auto_reply)
+                auto_reply_send(item.conversation, item.auto_reply)
             except Exception:  # noqa: BLE001
                 log.warning("auto-reply on #%s failed", item.conversation.pk, exc_info=True)
     return {item.conversation.pk: item.conversation for item in items}
@@ -434,7 +252,7 @@ def _route_batch(pairs: list[tuple[int, list[int]]], cache: RoutingCache,
                     .only(*MESSAGE_FIELDS) if m.pk in wanted[m.conversation_id]] if read else []
         messages += [m for c in fresh for m in hints.messages.get(c, ()) if m.pk in wanted[c]]
         messages.sort(key=lambda m: (m.sent_at, m.pk))
-        taken = _unrouted_take(m.pk for m in messages)
+        taken = unrouted_take(m.pk for m in messages)
         for message in messages:
             if message.pk in taken:
                 by_conversation[message.conversation_id].append(message)
@@ -539,7 +357,7 @@ def _evaluate(item: _Item, cache: RoutingCache, now: dt.datetime, waiting: dict[
     if new_cycle:
         state.rules_cycle_at, state.breached_targets, state.bucket_set, state.reasons = cycle, [], None, []
         ctx = _rule_context(conversation, messages, cache)
-        outcome = item.outcome = _rules_run(conversation, ctx, cache, trail)
+        outcome = item.outcome = rules_run(conversation, ctx, cache, trail)
         inputs = replace(inputs, rule_boost=outcome.boost, bucket_override=outcome.bucket,
                          rule_name=outcome.rule_name)
         _queue_set(conversation, outcome, cache, trail)
@@ -601,7 +419,7 @@ def _rule_context(conversation: Conversation, messages: list[Message], cache: Ro
     )
 
 
-def _queue_set(conversation: Conversation, outcome: _RuleOutcome, cache: RoutingCache, trail: Trail) -> None:
+def _queue_set(conversation: Conversation, outcome: RuleOutcome, cache: RoutingCache, trail: Trail) -> None:
     queue = outcome.queue
     if queue is None and outcome.team is not None:
         queue = cache.team_queue(outcome.team)
@@ -702,172 +520,3 @@ def _assign_batch(items: list[_Item], batch: list[_Item], now: dt.datetime, trai
                 f"{Queue.AssignmentMode(mode).label.lower()} in {queue.name}")
     for picker in pickers.values():
         picker.save()
-
-
-def _auto_reply_send(conversation: Conversation, canned) -> None:
-    try:
-        reply_create(conversation=conversation, agent=None, text=_auto_reply_text(canned, conversation),
-                     is_bot=True)
-    except DomainError as exc:
-        # the routing itself stands; the trail says why no auto-reply went out
-        trail = Trail()
-        trail.event(conversation, "rule_error", rule=None, error=f"auto-reply: {exc.detail}",
-                    reason=f"auto-reply not sent: {exc.detail}")
-        trail.write()
-
-
-# --- backlog and availability ----------------------------------------------------------------------
-
-def backlog_drain(*, queue_id: int, exclude_agent_ids=(), now: dt.datetime | None = None) -> list[int]:
-    """Assigns waiting conversations of an auto-assigning queue, urgent and
-    oldest first, while its online agents have room. Returns the ids assigned."""
-    now = now or timezone.now()
-    queue = Queue.objects.filter(pk=queue_id).first()
-    if queue is None or queue.assignment_mode == Queue.AssignmentMode.MANUAL:
-        return []
-    trail, assigned = Trail(), []
-    with transaction.atomic():
-        agents = team_candidates(agents_lock(team_ids=[queue.team_id]), queue.team_id)
-        if not agents:
-            return []
-        picker = AgentPicker(agents, queue, queue.assignment_mode)
-        room = sum(max(0, a.capacity - picker.loads.total.get(a.pk, 0)) for a in agents)
-        if room <= 0:
-            return []
-        waiting = list(
-            Conversation.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("channel_account")
-            .filter(queue=queue, assignee__isnull=True, status__in=ASSIGNABLE_STATUSES, is_spam=False)
-            .filter(Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=now))
-            .order_by("priority_bucket", "cycle_started_at", "id")[:room]
-        )
-        for conversation in waiting:
-            provider = conversation.channel_account.provider
-            agent = picker.pick(provider, exclude=exclude_agent_ids)
-            if agent is None:
-                continue
-            picker.took(agent, provider, now)
-            assignment_apply(conversation, agent, trail, by=queue.assignment_mode,
-                    reason=f"backlog of {queue.name}: {Queue.AssignmentMode(queue.assignment_mode).label.lower()}")
-            assigned.append(conversation)
-        if assigned:
-            assignments_save(assigned, now)
-            picker.save()
-            trail.write()
-    return [c.pk for c in assigned]
-
-
-def agent_available(*, agent_id: int) -> list[int]:
-    """Drains the backlog of every auto-assigning queue of the agent's teams."""
-    agent = User.objects.filter(pk=agent_id).first()
-    if not agent_is_available(agent):
-        return []
-    assigned = []
-    for queue_id in (Queue.objects.filter(team__members=agent).exclude(
-            assignment_mode=Queue.AssignmentMode.MANUAL).order_by("id").values_list("pk", flat=True)):
-        assigned += backlog_drain(queue_id=queue_id)
-    return assigned
-
-
-def agent_availability_changed(*, agent) -> None:
-    """An agent came online or has room again (a conversation resolved, closed,
-    or moved away): drain the backlog of their queues on the `routing` queue,
-    after the caller's transaction commits."""
-    from .tasks import agent_available_task
-
-    agent_id = agent.pk
-    transaction.on_commit(lambda: agent_available_task.delay(agent_id))
-
-
-def conversation_work_changed(*, conversation_id: int, freed_agent_id: int | None = None) -> None:
-    """Called by inbox services (reply, status, assignment): after commit, the
-    SLA due times are brought up to date, and a freed agent gets new work."""
-    from .tasks import conversation_followup_task
-
-    transaction.on_commit(lambda: conversation_followup_task.delay(conversation_id, freed_agent_id))
-
-
-def conversation_followup(*, conversation_id: int, freed_agent_id: int | None = None) -> None:
-    now = timezone.now()
-    trail = Trail()
-    with transaction.atomic():
-        conversation = (Conversation.objects.select_for_update(of=("self",)).select_related("queue")
-                        .filter(pk=conversation_id).first())
-        if conversation is None:
-            return
-        state = (ConversationRouting.objects.select_for_update().filter(conversation=conversation).first()
-                 or ConversationRouting.objects.create(conversation=conversation))
-        state.waiting_since = waiting_since(conversation) if conversation.status not in DONE_STATUSES else None
-        sla_apply(conversation, state, now, trail, record=False)
-        conversation.save(update_fields=SLA_FIELDS)
-        state.save()
-        trail.write()
-    if freed_agent_id:
-        agent_available(agent_id=freed_agent_id)
-    if (conversation.assignee_id is None and conversation.queue_id and conversation.status in ASSIGNABLE_STATUSES
-            and not conversation.is_spam):
-        backlog_drain(queue_id=conversation.queue_id, exclude_agent_ids=(freed_agent_id,) if freed_agent_id else ())
-
-
-# --- beat: aging and SLA breaches ------------------------------------------------------------------
-
-def priorities_age(*, now: dt.datetime | None = None, batch: int = 500) -> int:
-    """Waiting conversations climb: rescored with the time they have waited.
-    Returns how many changed."""
-    now = now or timezone.now()
-    answered = Message.objects.filter(conversation=OuterRef("conversation_id"), direction=Message.Direction.OUTBOUND,
-                                      is_bot=False, sent_at__gte=OuterRef("waiting_since"))
-    ids = list(ConversationRouting.objects.filter(
-        waiting_since__isnull=False, conversation__status__in=ASSIGNABLE_STATUSES, conversation__is_spam=False,
-    ).values_list("conversation_id", flat=True).order_by("waiting_since")[:50_000])
-    changed = 0
-    for start in range(0, len(ids), batch):
-        trail = Trail()
-        with transaction.atomic():
-            # conversation rows first, then routing state: the order every writer uses
-            locked = list(Conversation.objects.select_for_update(skip_locked=True)
-                          .filter(pk__in=ids[start:start + batch]).values_list("pk", flat=True))
-            states = list(ConversationRouting.objects.select_for_update(of=("self",))
-                          .filter(conversation_id__in=locked)
-                          .annotate(answered=Exists(answered)).select_related("conversation"))
-            for state in states:
-                conversation = state.conversation
-                if state.answered:
-                    state.waiting_since = None
-                inputs = replace(PriorityInputs.from_json(state.inputs),
-                                 waiting_minutes=minutes_since(state.waiting_since, now))
-                old_bucket = conversation.priority_bucket
-                if priority_apply(conversation, state, inputs, trail, why="aging"):
-                    Conversation.objects.filter(pk=conversation.pk).update(
-                        priority=conversation.priority, priority_bucket=conversation.priority_bucket)
-                    changed += 1
-                    if conversation.priority_bucket != old_bucket:
-                        trail.push("priority_changed", conversation.pk, priority_bucket=conversation.priority_bucket)
-                state.save(update_fields=["inputs", "reasons", "bucket_set", "waiting_since", "updated_at"])
-            trail.write()
-    return changed
-
-
-def sla_breaches_check(*, now: dt.datetime | None = None, limit: int = 1000) -> list[int]:
-    """Beat: pending targets past due become "sla_breached" events and a push to
-    supervisors; met targets move sla_due_at on. Returns conversation ids breached."""
-    now = now or timezone.now()
-    ids = list(ConversationRouting.objects.filter(sla_next_check_at__lte=now)
-               .order_by("sla_next_check_at").values_list("conversation_id", flat=True)[:limit])
-    breached = []
-    for conversation_id in ids:
-        trail = Trail()
-        with transaction.atomic():
-            conversation = (Conversation.objects.select_for_update(skip_locked=True, of=("self",))
-                            .filter(pk=conversation_id).first())
-            if conversation is None:
-                continue  # a router holds it; the next run sees it
-            state = ConversationRouting.objects.select_for_update().get(conversation=conversation)
-            if state.waiting_since and conversation.status not in DONE_STATUSES:
-                state.waiting_since = waiting_since(conversation)
-            if sla_apply(conversation, state, now, trail, record=False):
-                breached.append(conversation.pk)
-            conversation.save(update_fields=[*SLA_FIELDS, "updated_at"])
-            state.save()
-            trail.write()
-    return breached

@@ -4,13 +4,16 @@ resolution from the queue's policy and the team's calendar, and a breach recorde
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from django.db import transaction
 from django.db.models import Exists, Min, OuterRef
+from django.utils import timezone
 
 from apps.inbox.models import Conversation, Message, Status
 
 from . import calendar as cal
+from .assignment import ASSIGNABLE_STATUSES
 from .config_cache import RoutingCache, sla_policy_for
 from .models import ConversationRouting, SlaPolicy
 from .scoring import BUCKET_NAMES, PriorityInputs, priority_score
@@ -164,3 +167,67 @@ def iso_or_none(value: dt.datetime | None) -> str | None:
 
 
 SLA_FIELDS = ["first_response_due_at", "next_response_due_at", "resolution_due_at", "sla_due_at", "sla_breached"]
+
+
+# --- beat: waiting conversations climb, due targets are checked ---------------------------------
+
+def priorities_age(*, now: dt.datetime | None = None, batch: int = 500) -> int:
+    """Waiting conversations climb: rescored with the time they have waited.
+    Returns how many changed."""
+    now = now or timezone.now()
+    answered = Message.objects.filter(conversation=OuterRef("conversation_id"), direction=Message.Direction.OUTBOUND,
+                                      is_bot=False, sent_at__gte=OuterRef("waiting_since"))
+    ids = list(ConversationRouting.objects.filter(
+        waiting_since__isnull=False, conversation__status__in=ASSIGNABLE_STATUSES, conversation__is_spam=False,
+    ).values_list("conversation_id", flat=True).order_by("waiting_since")[:50_000])
+    changed = 0
+    for start in range(0, len(ids), batch):
+        trail = Trail()
+        with transaction.atomic():
+            # conversation rows first, then routing state: the order every writer uses
+            locked = list(Conversation.objects.select_for_update(skip_locked=True)
+                          .filter(pk__in=ids[start:start + batch]).values_list("pk", flat=True))
+            states = list(ConversationRouting.objects.select_for_update(of=("self",))
+                          .filter(conversation_id__in=locked)
+                          .annotate(answered=Exists(answered)).select_related("conversation"))
+            for state in states:
+                conversation = state.conversation
+                if state.answered:
+                    state.waiting_since = None
+                inputs = replace(PriorityInputs.from_json(state.inputs),
+                                 waiting_minutes=minutes_since(state.waiting_since, now))
+                old_bucket = conversation.priority_bucket
+                if priority_apply(conversation, state, inputs, trail, why="aging"):
+                    Conversation.objects.filter(pk=conversation.pk).update(
+                        priority=conversation.priority, priority_bucket=conversation.priority_bucket)
+                    changed += 1
+                    if conversation.priority_bucket != old_bucket:
+                        trail.push("priority_changed", conversation.pk, priority_bucket=conversation.priority_bucket)
+                state.save(update_fields=["inputs", "reasons", "bucket_set", "waiting_since", "updated_at"])
+            trail.write()
+    return changed
+
+
+def sla_breaches_check(*, now: dt.datetime | None = None, limit: int = 1000) -> list[int]:
+    """Beat: pending targets past due become "sla_breached" events and a push to
+    supervisors; met targets move sla_due_at on. Returns conversation ids breached."""
+    now = now or timezone.now()
+    ids = list(ConversationRouting.objects.filter(sla_next_check_at__lte=now)
+               .order_by("sla_next_check_at").values_list("conversation_id", flat=True)[:limit])
+    breached = []
+    for conversation_id in ids:
+        trail = Trail()
+        with transaction.atomic():
+            conversation = (Conversation.objects.select_for_update(skip_locked=True, of=("self",))
+                            .filter(pk=conversation_id).first())
+            if conversation is None:
+                continue  # a router holds it; the next run sees it
+            state = ConversationRouting.objects.select_for_update().get(conversation=conversation)
+            if state.waiting_since and conversation.status not in DONE_STATUSES:
+                state.waiting_since = waiting_since(conversation)
+            if sla_apply(conversation, state, now, trail, record=False):
+                breached.append(conversation.pk)
+            conversation.save(update_fields=[*SLA_FIELDS, "updated_at"])
+            state.save()
+            trail.write()
+    return breached

@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from . import services
+from . import backlog, services, sla
 from .selectors import messages_unrouted
 
 
@@ -22,25 +22,25 @@ def conversation_route_task(conversation_id: int, message_ids: list[int], take_p
 @shared_task(name="routing.agent_available", acks_late=True, ignore_result=True,
              autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
 def agent_available_task(agent_id: int):
-    services.agent_available(agent_id=agent_id)
+    backlog.agent_available(agent_id=agent_id)
 
 
 @shared_task(name="routing.conversation_followup", acks_late=True, ignore_result=True,
              autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
 def conversation_followup_task(conversation_id: int, freed_agent_id: int | None = None):
-    services.conversation_followup(conversation_id=conversation_id, freed_agent_id=freed_agent_id)
+    backlog.conversation_followup(conversation_id=conversation_id, freed_agent_id=freed_agent_id)
 
 
 @shared_task(name="routing.age_priorities", ignore_result=True)
 def priorities_age_task():
     """Beat: waiting conversations climb in priority."""
-    services.priorities_age()
+    sla.priorities_age()
 
 
 @shared_task(name="routing.check_sla", ignore_result=True)
 def sla_breaches_check_task():
     """Beat: record SLA breaches and raise them to supervisors."""
-    services.sla_breaches_check()
+    sla.sla_breaches_check()
 
 
 @shared_task(name="routing.route_conversations", acks_late=True, ignore_result=True)

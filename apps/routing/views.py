@@ -15,7 +15,6 @@ from .forms import BusinessHoursForm, RuleForm, SlaPolicyForm
 from .models import BusinessHours, RoutingRule
 from .rules import regex_problem
 
-
 CONDITION_FIELDS = ["channels", "channel_accounts", "keywords", "regex", "languages", "sentiments", "min_followers",
                     "max_followers", "customer_tags", "customer_tiers", "hours", "hours_team", "visibility"]
 ACTION_FIELDS = ["set_queue", "set_priority_bucket", "priority_boost", "add_tags", "assign_agent", "assign_team",

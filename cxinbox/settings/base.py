@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "apps.routing",
     "apps.inbox",
     "apps.insights",
+    "apps.ingest",  # above routing and the inbox: it writes conversations and routes them
     "apps.reports",
     "apps.ops",  # /metrics: reads every app above, none reads it
 ]

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from apps.accounts.models import AuditEntry, Presence, User
 from apps.accounts.services import presence_sweep, user_activity_touch, user_presence_set
-from apps.routing.models import Queue
+from apps.inbox.models import Queue
 from tests.factories import ConversationFactory
 
 pytestmark = pytest.mark.django_db

@@ -2,11 +2,11 @@
 import pytest
 from django.core.cache import cache
 
-from apps.connectors.polling import account_poll
 from apps.connectors.providers.base import AuthError, OutboundReply, PermanentError
 from apps.connectors.providers.bluesky import BlueskyProvider
 from apps.connectors.standins.bluesky import BlueskyStandIn
 from apps.inbox.models import Conversation
+from apps.ingest.polling import account_poll
 from tests.factories import ChannelAccountFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,11 +8,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from apps.connectors.polling import account_poll
 from apps.connectors.providers.base import AuthError, OutboundReply, PermanentError
 from apps.connectors.providers.email import EmailProvider, strip_quoted
 from apps.connectors.standins.imap import ImapStandIn
 from apps.inbox.models import Conversation, Message
+from apps.ingest.polling import account_poll
 from tests.factories import ChannelAccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -156,7 +156,8 @@ def test_reply_threads_by_headers_and_customer_answer_joins_the_conversation(ima
     conv = Conversation.objects.get(channel_account=account)
     first = conv.messages.get()
     reply = OutboundReply(text="We refunded the second charge.", in_reply_to_external_id=first.external_id,
-                          is_private=True, recipient_external_id="maria@example.org", client_reference="77")
+                          is_private=True, recipient_external_id="maria@example.org", client_reference="77",
+                          parent_raw=first.raw)  # as the inbox hands it in (inbox.services._outbound_reply)
     sent = EmailProvider(account).send_reply(reply)
 
     [delivered] = smtp.messages

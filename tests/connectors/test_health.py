@@ -7,8 +7,8 @@ from django.utils import timezone
 
 from apps.connectors.models import ChannelAccount
 from apps.connectors.standins.mastodon import MastodonStandIn
-from apps.connectors.tasks import poll_due_accounts_task
 from apps.inbox.models import Message
+from apps.ingest.tasks import poll_due_accounts_task
 from tests.factories import ChannelAccountFactory
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,8 @@ import pytest
 
 from apps.connectors.models import ChannelAccount
 from apps.connectors.standins.mastodon import MastodonStandIn
-from apps.connectors.tasks import poll_due_accounts_task
 from apps.inbox.models import Message
+from apps.ingest.tasks import poll_due_accounts_task
 from tests.conftest import requires_redis
 from tests.factories import ChannelAccountFactory
 from tests.integration.conftest import celery_worker_on_redis  # noqa: F401 - fixture

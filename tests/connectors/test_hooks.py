@@ -15,6 +15,7 @@ from apps.connectors.standins.server import StandInServer
 from apps.inbox.models import Conversation, Message
 from apps.inbox.services import message_send, reply_create
 from tests.factories import ChannelAccountFactory
+
 from .hook_accounts import CONSUMER_SECRET, twitter, webhook  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
@@ -235,7 +236,7 @@ def test_agent_reply_goes_out_as_a_signed_webhook(webhook, agent, django_capture
 
 
 def test_push_only_channel_is_not_polled(webhook, twitter, eager_celery, twitter_api):
-    from apps.connectors.tasks import poll_due_accounts_task
+    from apps.ingest.tasks import poll_due_accounts_task
 
     poll_due_accounts_task()
     webhook.refresh_from_db()

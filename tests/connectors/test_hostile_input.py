@@ -14,9 +14,9 @@ import pytest
 from django.utils import timezone
 
 from apps.connectors.models import PushDelivery
-from apps.connectors.polling import account_poll
 from apps.connectors.providers.webhook import signed_headers
 from apps.inbox.models import Conversation, Message
+from apps.ingest.polling import account_poll
 from tests.factories import ChannelAccountFactory
 
 from .hook_accounts import CONSUMER_SECRET, twitter, webhook  # noqa: F401 (fixtures)
@@ -238,7 +238,7 @@ def test_email_absurd_dates_and_unknown_charset(client, api_client, admin_user, 
 def test_pending_delivery_stored_before_the_fix_is_clamped_on_ingest(webhook, eager_celery,
                                                                     django_capture_on_commit_callbacks):
     """A delivery kept by an older release with year 9999 is stored with a sane time, not bricked."""
-    from apps.connectors.tasks import push_delivery_ingest_task
+    from apps.ingest.tasks import push_delivery_ingest_task
 
     delivery = PushDelivery.objects.create(account=webhook, mentions=[{
         "external_id": "old-1", "text": "hi", "created_at": "9999-12-31T23:59:59-12:00", "author_external_id": "u1",

@@ -4,11 +4,11 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from apps.connectors.polling import account_poll
 from apps.connectors.providers.base import InboundMention, TransientError
-from apps.connectors.services import mentions_ingest
 from apps.inbox.models import Conversation, ConversationEvent, Message
 from apps.inbox.services import conversation_status_set
+from apps.ingest.polling import account_poll
+from apps.ingest.services import mentions_ingest
 
 pytestmark = pytest.mark.django_db
 
@@ -111,7 +111,7 @@ def test_crash_while_storing_keeps_cursor_and_refetch_loses_nothing(twitter_api,
     twitter_api.add_user("11", "alice")
     for i in range(3):
         twitter_api.add_mention(f"@acme {i}", author_id="11")
-    with mock.patch("apps.connectors.services._mentions_store", side_effect=RuntimeError("worker died")):
+    with mock.patch("apps.ingest.services._mentions_store", side_effect=RuntimeError("worker died")):
         with pytest.raises(RuntimeError):
             account_poll(account=twitter_account)
     twitter_account.refresh_from_db()
@@ -147,7 +147,7 @@ def test_malformed_page_is_refused_and_nothing_is_lost(twitter_api, twitter_acco
 
 def test_polls_queued_behind_a_failed_one_do_not_escalate_the_backoff(twitter_api, twitter_account):
     from apps.connectors.models import ChannelAccount
-    from apps.connectors.tasks import account_poll_task
+    from apps.ingest.tasks import account_poll_task
 
     twitter_api.add_fault("GET", "/2/users/", status=500, remaining=3)
     for _ in range(3):  # three polls were already queued when the network failed

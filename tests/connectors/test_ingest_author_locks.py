@@ -10,9 +10,9 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from apps.connectors.providers.base import InboundMention
-from apps.connectors.services import mentions_ingest
 from apps.contacts.models import Customer, SocialIdentity
 from apps.inbox.models import Message
+from apps.ingest.services import mentions_ingest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -144,7 +144,7 @@ def test_push_deliveries_of_other_authors_are_done_while_one_author_is_held(twit
         pytest.skip("row locks are PostgreSQL's")
     from apps.connectors.models import PushDelivery
     from apps.connectors.providers.base import mention_to_dict
-    from apps.connectors.push import push_delivery_ingest
+    from apps.ingest.push import push_delivery_ingest
 
     holder, release = _bob_held(twitter_account)
     eve, bobs, joe = (PushDelivery.objects.create(account=twitter_account, mentions=[mention_to_dict(m)]) for m in (

@@ -1,11 +1,11 @@
 """Mastodon with httpx against the stand-in instance on 127.0.0.1."""
 import pytest
 
-from apps.connectors.polling import account_poll
 from apps.connectors.providers.base import AuthError, OutboundReply, PermanentError, RateLimited
 from apps.connectors.providers.mastodon import MastodonProvider, html_to_text
 from apps.connectors.standins.mastodon import MastodonStandIn
 from apps.inbox.models import Conversation, Message
+from apps.ingest.polling import account_poll
 from tests.factories import ChannelAccountFactory
 
 pytestmark = pytest.mark.django_db

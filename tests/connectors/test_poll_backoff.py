@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 
 from apps.connectors.models import ChannelAccount
-from apps.connectors.tasks import poll_due_accounts_task
 from apps.inbox.models import Message
+from apps.ingest.tasks import poll_due_accounts_task
 from tests.factories import ChannelAccountFactory
 
 pytestmark = pytest.mark.django_db

@@ -4,12 +4,13 @@ delivery that fails every time ends failed, visible on the connector-health API.
 import json
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from apps.connectors.models import PushDelivery
 from apps.connectors.providers.webhook import signed_headers
-from apps.connectors.tasks import push_deliveries_sweep_task
 from apps.inbox.models import Message
+from apps.ingest.tasks import push_deliveries_sweep_task
 
 from .hook_accounts import webhook  # noqa: F401 (fixtures)
 
@@ -175,7 +176,7 @@ def test_a_delivery_held_by_another_task_is_skipped_not_waited_for(webhook):
 
     from django.db import transaction
 
-    from apps.connectors.push import push_delivery_ingest
+    from apps.ingest.push import push_delivery_ingest
 
     def delivery(n):
         return PushDelivery.objects.create(account=webhook, mentions=[{
@@ -213,18 +214,19 @@ def test_deliveries_arriving_while_an_ingest_task_waits_queue_no_more_tasks(clie
     once it has started, the next delivery queues a task again."""
     from unittest import mock
 
-    from apps.connectors.tasks import push_delivery_ingest_task
+    from apps.ingest.tasks import push_delivery_ingest_task
 
-    with mock.patch.object(push_delivery_ingest_task, "delay") as queued:
+    with mock.patch.object(push_delivery_ingest_task, "apply_async") as queued:
         with django_capture_on_commit_callbacks(execute=True):
             for n in range(5):
                 assert _deliver(client, webhook, _message(n)).status_code == 200
     assert queued.call_count == 1 and not Message.objects.exists()
+    assert queued.call_args.kwargs["countdown"] == settings.PUSH_INGEST_GATHER_SECONDS  # due after the window
     with django_capture_on_commit_callbacks(execute=True):
-        push_delivery_ingest_task(*queued.call_args.args)
+        push_delivery_ingest_task(*queued.call_args.args[0])
     assert Message.objects.count() == 5
     assert set(PushDelivery.objects.values_list("status", flat=True)) == {"done"}
-    with mock.patch.object(push_delivery_ingest_task, "delay") as queued_again:
+    with mock.patch.object(push_delivery_ingest_task, "apply_async") as queued_again:
         with django_capture_on_commit_callbacks(execute=True):
             assert _deliver(client, webhook, _message(9)).status_code == 200
     assert queued_again.call_count == 1
@@ -250,9 +252,9 @@ def test_a_busy_account_is_ingested_by_two_workers_at_once(webhook, settings):
     import threading
     from unittest import mock
 
-    from apps.connectors import push
-    from apps.connectors.push import push_delivery_ingest
-    from apps.connectors.tasks import push_delivery_ingest_task
+    from apps.ingest import push
+    from apps.ingest.push import push_delivery_ingest
+    from apps.ingest.tasks import push_delivery_ingest_task
 
     settings.PUSH_INGEST_BATCH = 2
     deliveries = [PushDelivery.objects.create(account=webhook, mentions=[{
@@ -296,8 +298,8 @@ def test_a_broker_down_when_the_next_task_is_queued_loses_nothing(webhook, setti
 
     from kombu.exceptions import OperationalError as BrokerDown
 
-    from apps.connectors.push import push_delivery_ingest
-    from apps.connectors.tasks import push_delivery_ingest_task
+    from apps.ingest.push import push_delivery_ingest
+    from apps.ingest.tasks import push_delivery_ingest_task
 
     settings.PUSH_INGEST_BATCH = 2
     deliveries = [PushDelivery.objects.create(account=webhook, mentions=[{

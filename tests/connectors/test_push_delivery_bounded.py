@@ -9,8 +9,8 @@ from django.db import connection
 
 from apps.connectors.models import PushDelivery
 from apps.connectors.providers.webhook import signed_headers
-from apps.connectors.tasks import push_deliveries_sweep_task
 from apps.inbox.models import Message
+from apps.ingest.tasks import push_deliveries_sweep_task
 
 from .hook_accounts import webhook  # noqa: F401 (fixtures)
 
@@ -52,7 +52,7 @@ def test_a_15000_author_delivery_is_stored_whole_in_bounded_transactions(client,
 @pytest.mark.django_db(transaction=True)
 def test_a_big_delivery_stored_before_the_split_is_split_at_ingest(webhook, settings):
     """A pending delivery kept whole by an older release is cut before it is ingested."""
-    from apps.connectors.push import push_delivery_ingest
+    from apps.ingest.push import push_delivery_ingest
 
     settings.PUSH_INGEST_MAX_MENTIONS = 100
     big = PushDelivery.objects.create(account=webhook, mentions=[{
@@ -122,8 +122,8 @@ def test_a_big_poll_is_stored_in_bounded_transactions_with_replies_threaded(
         twitter_api, twitter_account, eager_celery, settings):
     from unittest import mock
 
-    from apps.connectors import services
-    from apps.connectors.tasks import poll_due_accounts_task
+    from apps.ingest import services
+    from apps.ingest.tasks import poll_due_accounts_task
 
     settings.PUSH_INGEST_MAX_MENTIONS = 2
     for n in range(5):
@@ -145,10 +145,11 @@ def test_deliveries_are_batched_by_mentions_and_the_ones_that_do_not_fit_wait_fo
         client, webhook, eager_celery, settings, django_capture_on_commit_callbacks):
     from unittest import mock
 
-    from apps.connectors import push
+    from apps.connectors import push as edge
+    from apps.ingest import push
 
     settings.PUSH_INGEST_MAX_MENTIONS = 5
-    with mock.patch.object(push, "_push_ingest_queue"):  # accepted while no task runs yet
+    with mock.patch.object(edge, "push_ingest_queue"):  # accepted while no task runs yet
         for n in range(4):  # 4 deliveries of 2 mentions: at most two fit a transaction
             assert _deliver(client, webhook, [_msg(10 * n), _msg(10 * n + 1)]).status_code == 200
     first = PushDelivery.objects.order_by("pk").first()

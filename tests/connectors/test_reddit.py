@@ -1,11 +1,11 @@
 """Reddit through the real praw client against the stand-in on 127.0.0.1."""
 import pytest
 
-from apps.connectors.polling import account_poll
 from apps.connectors.providers.base import AuthError, OutboundReply, PermanentError, RateLimited
 from apps.connectors.providers.reddit import RedditProvider
 from apps.connectors.standins.reddit import RedditStandIn
 from apps.inbox.models import Conversation, Message
+from apps.ingest.polling import account_poll
 from tests.factories import ChannelAccountFactory
 
 pytestmark = pytest.mark.django_db

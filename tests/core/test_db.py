@@ -90,8 +90,9 @@ def test_only_transactions_redone_from_disk_commit_without_waiting_for_the_flush
 
     from apps.connectors.models import PushDelivery
     from apps.connectors.providers.base import InboundMention, mention_to_dict
-    from apps.connectors.push import push_delivery_ingest
-    from apps.connectors.services import mentions_ingest
+    from apps.ingest.push import push_delivery_ingest
+    from apps.ingest.services import mentions_ingest
+    from apps.routing import pending as routing_pending
     from apps.routing import services as routing
 
     seen = []
@@ -107,9 +108,9 @@ def test_only_transactions_redone_from_disk_commit_without_waiting_for_the_flush
             return fn(*args, **kwargs)
         return wrapped
 
-    from apps.connectors import services as connectors
+    from apps.ingest import services as connectors
 
-    monkeypatch.setattr(connectors, "messages_unrouted_add", spy(routing.messages_unrouted_add, "ingest"))
+    monkeypatch.setattr(connectors, "messages_unrouted_add", spy(routing_pending.messages_unrouted_add, "ingest"))
     monkeypatch.setattr(routing, "_states_lock", spy(routing._states_lock, "routing"))
 
     def mention(ext):

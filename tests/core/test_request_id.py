@@ -10,9 +10,9 @@ import pytest
 
 from apps.connectors.models import PushDelivery
 from apps.connectors.providers.base import InboundMention, mention_to_dict
-from apps.connectors.push import push_delivery_ingest
 from apps.core import request_id as rid
 from apps.inbox.models import Conversation, Message
+from apps.ingest.push import push_delivery_ingest
 from tests.conftest import requires_redis
 from tests.factories import ChannelAccountFactory
 from tests.integration.conftest import celery_worker_on_redis  # noqa: F401 - fixture

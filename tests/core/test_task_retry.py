@@ -4,8 +4,8 @@ import pytest
 from celery.canvas import Signature
 from celery.exceptions import Reject, Retry
 
-from apps.connectors.tasks import mentions_ingest_task, push_delivery_ingest_task
 from apps.inbox.tasks import message_send_task
+from apps.ingest.tasks import mentions_ingest_task, push_delivery_ingest_task
 
 TASKS = {t.name: t for t in (mentions_ingest_task, push_delivery_ingest_task, message_send_task)}
 

@@ -321,7 +321,8 @@ TEAMS_SETUP = """
 import json
 from apps.accounts.models import Team, User
 from apps.connectors.models import ChannelAccount
-from apps.routing.models import Queue, RoutingRule
+from apps.routing.models import RoutingRule
+from apps.inbox.models import Queue
 out = {}
 for k in ("a", "b"):
     team = Team.objects.create(name=f"Scope team {k}")

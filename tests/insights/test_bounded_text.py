@@ -8,15 +8,15 @@ import pytest
 from django.utils import timezone
 
 from apps.connectors.providers.base import InboundMention
-from apps.connectors.services import mentions_ingest
 from apps.inbox.models import Conversation, ConversationEvent, Message
+from apps.ingest.services import mentions_ingest
 from apps.insights.bounds import ANALYZED_CHARS
 from apps.insights.language import language_detect
 from apps.insights.sentiment import sentiment_score
 from apps.insights.services import text_score
 from apps.reports import themes
-from apps.routing.rules import RuleContext, rule_matches
 from apps.routing.models import RoutingRule
+from apps.routing.rules import RuleContext, rule_matches
 from apps.routing.scoring import urgency_terms
 
 MILLION = 1_000_000

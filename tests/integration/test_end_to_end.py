@@ -6,8 +6,8 @@ import time
 import pytest
 from rest_framework.authtoken.models import Token
 
-from apps.connectors.tasks import poll_due_accounts_task
 from apps.inbox.models import Message
+from apps.ingest.tasks import poll_due_accounts_task
 from tests.conftest import requires_redis
 
 pytestmark = [requires_redis, pytest.mark.integration]

@@ -246,8 +246,8 @@ def test_routed_latency_is_counted_from_arrival_in_its_buckets(client, token):
     from django.conf import settings
 
     from apps.connectors.providers.base import InboundMention, mention_to_dict
-    from apps.connectors.push import push_delivery_ingest
-    from apps.connectors.services import Origin, mentions_ingest
+    from apps.ingest.push import push_delivery_ingest
+    from apps.ingest.services import Origin, mentions_ingest
     from apps.insights.services import text_score
     from apps.routing import routed_latency
 

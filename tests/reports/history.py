@@ -9,10 +9,10 @@ from contextlib import contextmanager
 from unittest import mock
 
 from apps.connectors.providers.base import InboundMention
-from apps.connectors.services import mentions_ingest
 from apps.inbox import services as inbox
 from apps.inbox.events import event_record
 from apps.inbox.models import Conversation, Message
+from apps.ingest.services import mentions_ingest
 from apps.reports import services as reports
 from apps.routing.models import UnroutedMessage
 

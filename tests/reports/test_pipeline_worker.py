@@ -5,7 +5,7 @@ the `reports.apply_rollups` task on the worker (queue `reports`)."""
 import pytest
 from rest_framework.authtoken.models import Token
 
-from apps.connectors.tasks import poll_due_accounts_task
+from apps.ingest.tasks import poll_due_accounts_task
 from apps.reports.tasks import rollups_apply_task
 from tests.conftest import requires_redis
 from tests.factories import UserFactory

@@ -5,9 +5,8 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from apps.inbox.models import Conversation
-from apps.routing.models import Queue
-from apps.routing.services import agent_available, backlog_drain, conversation_followup
+from apps.inbox.models import Conversation, Queue
+from apps.routing.backlog import agent_available, backlog_drain, conversation_followup
 from tests.factories import ConversationFactory
 
 from .conftest import events
@@ -115,7 +114,7 @@ def test_unassigned_by_a_supervisor_goes_to_someone_else(queue, make_agent, ment
 
 def test_agent_availability_changed_runs_the_drain_on_the_routing_queue(queue, make_agent, mention, celery_eager,
                                                                        django_capture_on_commit_callbacks):
-    from apps.routing.services import agent_availability_changed
+    from apps.routing.backlog import agent_availability_changed
 
     set_mode(queue, Queue.AssignmentMode.LEAST_LOADED)
     agent = make_agent(presence="offline")

@@ -11,8 +11,8 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from apps.inbox.models import Conversation, ConversationEvent
-from apps.routing.models import ConversationRouting, Queue, QueueMemberState, RoutingRule, SlaPolicy
+from apps.inbox.models import Conversation, ConversationEvent, Queue
+from apps.routing.models import ConversationRouting, QueueMemberState, RoutingRule, SlaPolicy
 from apps.routing.services import conversation_route, conversations_route
 from tests.conftest import requires_redis
 from tests.factories import ConversationFactory, MessageFactory, QueueFactory, TeamFactory, UserFactory
@@ -115,7 +115,7 @@ def test_a_batch_routes_exactly_as_one_conversation_at_a_time(world, make_agent)
     later = MessageFactory(conversation=again, text="@acme hello?? this is URGENT", sent_at=timezone.now())
     pairs.insert(3, (again.pk, [later.pk]))
     # a reopened conversation whose agent is online and has room goes back to them
-    from apps.connectors.services import _conversation_reopen
+    from apps.ingest.services import _conversation_reopen
 
     reopened = Conversation.objects.exclude(assignee=None).filter(pk__in=[p[0] for p in first]).first()
     reopened.status = "resolved"
@@ -203,8 +203,9 @@ def test_a_batch_that_fails_is_routed_one_by_one(world, monkeypatch):
 @requires_redis
 def test_ingest_batches_waiting_are_routed_by_the_first_routing_task(world):
     from apps.routing import services, tasks
+    from apps.routing.pending import pending_list
 
-    client, key = services._pending()
+    client, key = pending_list()
     client.delete(key)
     sent = []
     first, second, third = make_batch(world, 3), make_batch(world, 1, start=3), make_batch(world, 2, start=4)
@@ -236,7 +237,7 @@ def _mention(ext, author, text):
 
 def _ingested_not_routed(world, mentions, django_capture_on_commit_callbacks):
     """An ingest batch as a worker stores it, its routing (after the commit) not run yet."""
-    from apps.connectors.services import mentions_ingest
+    from apps.ingest.services import mentions_ingest
 
     with django_capture_on_commit_callbacks(execute=False):
         return mentions_ingest(account=world["account"], mentions=mentions, route_now=True)

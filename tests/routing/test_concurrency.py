@@ -7,10 +7,11 @@ from collections import Counter
 import pytest
 from django.db import connection, connections
 
-from apps.inbox.models import Conversation, ConversationEvent
-from apps.routing.models import Queue
-from apps.routing.services import backlog_drain, conversation_route, conversations_route
-from tests.factories import ChannelAccountFactory, ConversationFactory, MessageFactory, QueueFactory, TeamFactory, UserFactory
+from apps.inbox.models import Conversation, ConversationEvent, Queue
+from apps.routing.backlog import backlog_drain
+from apps.routing.services import conversation_route, conversations_route
+from tests.factories import (ChannelAccountFactory, ConversationFactory, MessageFactory, QueueFactory, TeamFactory,
+                             UserFactory)
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL (.ci/run)")
 

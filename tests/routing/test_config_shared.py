@@ -5,9 +5,10 @@ in the others (the version is bumped when the edit commits)."""
 import pytest
 from django.core.cache import cache
 
+from apps.inbox.models import Queue
 from apps.routing import config_cache
 from apps.routing.config_cache import CONFIG_VERSION_KEY, RoutingCache
-from apps.routing.models import Queue, RoutingRule
+from apps.routing.models import RoutingRule
 
 pytestmark = pytest.mark.django_db
 

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from apps.connectors.tasks import poll_due_accounts_task
-from apps.inbox.models import Conversation, ConversationEvent
+from apps.inbox.models import Conversation, ConversationEvent, Queue
 from apps.inbox.services import conversation_status_set
-from apps.routing.models import Queue, RoutingRule, SlaPolicy
+from apps.ingest.tasks import poll_due_accounts_task
+from apps.routing.models import RoutingRule, SlaPolicy
 from tests.conftest import requires_redis
 from tests.factories import QueueFactory, UserFactory
 from tests.integration.conftest import celery_worker_on_redis  # noqa: F401 - the fixture

@@ -6,8 +6,8 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from apps.accounts.models import AuditEntry
-from apps.inbox.models import Conversation
-from apps.routing.models import Queue, SlaPolicy
+from apps.inbox.models import Conversation, Queue
+from apps.routing.models import SlaPolicy
 from tests.factories import ConversationFactory, QueueFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

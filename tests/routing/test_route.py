@@ -4,9 +4,9 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from apps.inbox.models import CannedResponse, Message, Tag
-from apps.routing.models import Queue, RoutingRule, SlaPolicy
+from apps.inbox.models import CannedResponse, Message, Queue, Tag
 from apps.routing.configuration import rule_create
+from apps.routing.models import RoutingRule, SlaPolicy
 from apps.routing.services import conversation_route
 from tests.factories import MessageFactory, QueueFactory
 
@@ -200,7 +200,7 @@ def test_no_queue_at_all_still_routes(db, mention):
 
 
 def test_reopened_goes_back_to_last_agent_if_online_else_queue(queue, make_agent, mention):
-    from apps.connectors.services import _conversation_reopen
+    from apps.ingest.services import _conversation_reopen
 
     queue.assignment_mode = Queue.AssignmentMode.ROUND_ROBIN
     queue.save()

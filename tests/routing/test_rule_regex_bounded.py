@@ -10,9 +10,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.connectors.providers.base import InboundMention
-from apps.connectors.services import mentions_ingest
-from apps.inbox.models import Conversation, ConversationEvent
-from apps.routing.models import Queue, RoutingRule
+from apps.inbox.models import Conversation, ConversationEvent, Queue
+from apps.ingest.services import mentions_ingest
+from apps.routing.models import RoutingRule
 
 pytestmark = pytest.mark.django_db
 
@@ -123,7 +123,7 @@ def test_a_stored_rule_the_engine_refuses_is_skipped_logged_and_marked(
     RoutingRule.objects.create(name="Old lookbehind", position=1, regex=r"(?<!not )refund", set_queue=spam_queue)
     RoutingRule.objects.create(name="Refund tag", position=2, regex=r"refund\s+now", add_tags=["refund"])
 
-    with caplog.at_level(logging.WARNING, logger="apps.routing.services"):
+    with caplog.at_level(logging.WARNING, logger="apps.routing.rule_actions"):
         conversation = _ingest(twitter_account, "@acme REFUND   now please", "9", django_capture_on_commit_callbacks)
 
     assert conversation.queue == queue  # the old rule did not apply

@@ -11,8 +11,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.connectors.providers.base import InboundMention
-from apps.connectors.services import mentions_ingest
 from apps.inbox.models import Conversation, ConversationEvent, Message
+from apps.ingest.services import mentions_ingest
 from apps.reports.models import MetricEvent
 from apps.reports.services import inbound_messages_record
 from apps.routing.models import UnroutedMessage

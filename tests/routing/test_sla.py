@@ -6,10 +6,11 @@ import pytest
 from django.utils import timezone
 
 from apps.inbox.models import Conversation
+from apps.routing.backlog import conversation_followup
 from apps.routing.config_cache import sla_policy_for
 from apps.routing.configuration import business_hours_set
 from apps.routing.models import ConversationRouting, SlaPolicy
-from apps.routing.services import conversation_followup, priorities_age, sla_breaches_check
+from apps.routing.sla import priorities_age, sla_breaches_check
 from tests.factories import MessageFactory, QueueFactory
 
 from .conftest import events

@@ -7,9 +7,9 @@ import pytest
 from django.urls import reverse
 
 from apps.connectors.models import ChannelAccount
-from apps.connectors.polling import account_poll
-from apps.connectors.services import mentions_ingest
 from apps.inbox.models import Conversation, Message
+from apps.ingest.polling import account_poll
+from apps.ingest.services import mentions_ingest
 from tests.connectors.test_ingest import mention
 
 pytestmark = pytest.mark.django_db

@@ -33,10 +33,10 @@ from django.utils import timezone
 
 from apps.accounts.models import ApiToken, Role, Team, User
 from apps.accounts.services import api_token_create
-from apps.inbox.models import CannedResponse, Conversation, ConversationEvent, Message, Note
-from apps.routing.models import BusinessHours, Holiday, Queue, RoutingRule, SlaPolicy
-from tests.factories import ChannelAccountFactory, ConversationFactory, MessageFactory, QueueFactory, TeamFactory, \
-    UserFactory
+from apps.inbox.models import CannedResponse, Conversation, ConversationEvent, Message, Note, Queue
+from apps.routing.models import BusinessHours, Holiday, RoutingRule, SlaPolicy
+from tests.factories import (ChannelAccountFactory, ConversationFactory, MessageFactory, QueueFactory, TeamFactory,
+                             UserFactory)
 from tests.security.test_role_matrix import Route, all_routes
 
 pytestmark = pytest.mark.django_db

@@ -6,9 +6,9 @@ import pytest
 from django.urls import reverse
 
 from apps.connectors.models import ChannelAccount
-from apps.connectors.polling import account_poll
 from apps.inbox.models import Conversation
 from apps.inbox.services import message_send, reply_create
+from apps.ingest.polling import account_poll
 from tests.factories import ChannelAccountFactory
 
 pytestmark = pytest.mark.django_db

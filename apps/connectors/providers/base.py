@@ -27,6 +27,9 @@ class InboundMention:
     quoted_text: str = ""
     url: str = ""
     is_private: bool = False
+    # The network's own language tag (X "lang", Mastodon "language", Bluesky "langs"), as
+    # given: insights trusts it when it names a language instead of guessing (language.py).
+    language: str = ""
     raw: dict = field(default_factory=dict)
 
 
@@ -46,6 +49,9 @@ class OutboundReply:
     is_private: bool
     recipient_external_id: str
     client_reference: str  # our Message id, to recognise our own post when checking
+    # What we stored of the message replied to (`raw`: an email's headers, for In-Reply-To and
+    # References), handed in by the inbox: providers sit below it and never read its tables.
+    parent_raw: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -239,6 +245,12 @@ def shape_list(value, path: str) -> list:
     if not isinstance(value, list):
         raise MalformedPayload(f"{path} must be a list")
     return value
+
+
+def language_tag(value) -> str:
+    """A network's language tag as stored on the mention: a string (any other shape is no
+    tag, never a refused delivery: the text matters, its tag is a hint), bounded."""
+    return value[:35] if isinstance(value, str) else ""
 
 
 def shape_str(obj: dict, key: str, path: str, *, required: bool = False, digits: bool = False) -> str:

@@ -24,21 +24,8 @@ from django.utils import timezone
 
 from apps.core.fields import decrypt_value, encrypt_value
 
-from .base import (
-    AuthError,
-    BaseProvider,
-    InboundMention,
-    OutboundReply,
-    PermanentError,
-    PollResult,
-    RateLimited,
-    SentReply,
-    TransientError,
-    UnknownOutcome,
-    iso_time,
-    network_time,
-    normalize_or_skip,
-)
+from .base import (AuthError, BaseProvider, InboundMention, OutboundReply, PermanentError, PollResult, RateLimited,
+                   SentReply, TransientError, UnknownOutcome, iso_time, language_tag, network_time, normalize_or_skip)
 
 log = logging.getLogger(__name__)
 NETWORK = "Bluesky"
@@ -219,6 +206,7 @@ class BlueskyProvider(BaseProvider):
             thread_id=reply.root.uri if reply else item.uri,
             in_reply_to_external_id=reply.parent.uri if reply else "",
             url=post_web_url(author.handle, item.uri),
+            language=language_tag((getattr(record, "langs", None) or [""])[0]),
             raw={"uri": item.uri, "cid": item.cid, "reason": item.reason, "indexed_at": item.indexed_at,
                  "record": _record_dict(record)},
         )

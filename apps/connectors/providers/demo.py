@@ -8,9 +8,13 @@ import random
 import uuid
 
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 
 from .base import BaseProvider, InboundMention, OutboundReply, PollResult, SentReply
+
+RECENT_REPLIES = 10  # the replies a simulated customer may answer
+RECENT_REPLIES_SECONDS = 7 * 86400
 
 PEOPLE = [
     ("maria_g", "María García", 1200), ("tomwrites", "Tom Becker", 88), ("priya.k", "Priya Kumar", 15400),
@@ -78,20 +82,18 @@ class DemoProvider(BaseProvider):
             )
         return PollResult(mentions, {"seq": seq})
 
-    def _recent_replies(self) -> list[dict]:
-        from apps.inbox.models import Message  # the simulation reads what was "posted" to it
+    def _recent_key(self) -> str:
+        return f"demo-replies:{self.account.pk}"
 
-        rows = (
-            Message.objects.filter(channel_account=self.account, direction="out", send_status="sent")
-            .select_related("conversation__identity")
-            .order_by("-id")[:10]
-        )
-        return [
-            {"external_id": m.external_id, "handle": m.conversation.identity.handle,
-             "thread": m.conversation.external_thread_id}
-            for m in rows
-        ]
+    def _recent_replies(self) -> list[dict]:
+        """The last replies "posted" to the simulated network (newest first), remembered by
+        send_reply as a network would: its customers answer them."""
+        return list(reversed(cache.get(self._recent_key()) or []))
 
     def send_reply(self, reply: OutboundReply) -> SentReply:
         ext = f"demo-out-{uuid.uuid4().hex[:12]}"
+        recent = (cache.get(self._recent_key()) or [])[-(RECENT_REPLIES - 1):]
+        recent.append({"external_id": ext, "handle": reply.recipient_external_id.removeprefix("demo-user-"),
+                       "thread": reply.in_reply_to_external_id})
+        cache.set(self._recent_key(), recent, RECENT_REPLIES_SECONDS)
         return SentReply(external_id=ext, url=f"https://demo.invalid/{self.account.handle.lstrip('@')}/status/{ext}")

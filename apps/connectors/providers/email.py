@@ -27,24 +27,12 @@ import ssl
 from email.message import EmailMessage
 
 import imapclient
-from imapclient.exceptions import IMAPClientError, LoginError
 from django.conf import settings
 from django.utils import timezone
+from imapclient.exceptions import IMAPClientError, LoginError
 
-from .base import (
-    AuthError,
-    BaseProvider,
-    InboundMention,
-    OutboundReply,
-    PermanentError,
-    PollResult,
-    SentReply,
-    TransientError,
-    UnknownOutcome,
-    network_time,
-    normalize_or_skip,
-    rfc2822_time,
-)
+from .base import (AuthError, BaseProvider, InboundMention, OutboundReply, PermanentError, PollResult, SentReply,
+                   TransientError, UnknownOutcome, network_time, normalize_or_skip, rfc2822_time)
 from .mastodon import html_to_text
 
 NETWORK = "Email"
@@ -185,15 +173,9 @@ class EmailProvider(BaseProvider):
         )
 
     # --- SMTP ---------------------------------------------------------------------
-    def _parent(self, external_id: str) -> dict:
-        from apps.inbox.models import Message  # the headers we stored for the customer's email
-
-        row = (Message.objects.filter(channel_account=self.account, external_id=external_id)
-               .values_list("raw", flat=True).first())
-        return row or {}
-
     def build_reply(self, reply: OutboundReply) -> EmailMessage:
-        parent = self._parent(reply.in_reply_to_external_id) if reply.in_reply_to_external_id else {}
+        # the headers we stored with the customer's email (the inbox hands them in)
+        parent = reply.parent_raw if reply.in_reply_to_external_id and isinstance(reply.parent_raw, dict) else {}
         to = parent.get("reply_to") or email.utils.parseaddr(parent.get("from", ""))[1] or reply.recipient_external_id
         if not to or "@" not in to:
             raise PermanentError(f"{NETWORK}: no address to reply to")

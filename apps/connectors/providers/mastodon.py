@@ -16,18 +16,8 @@ from urllib.parse import urlparse
 from django.conf import settings
 
 from . import http
-from .base import (
-    BaseProvider,
-    InboundMention,
-    OutboundReply,
-    PermanentError,
-    PollResult,
-    SentReply,
-    iso_time,
-    lenient_count,
-    network_time,
-    normalize_or_skip,
-)
+from .base import (BaseProvider, InboundMention, OutboundReply, PermanentError, PollResult, SentReply, iso_time,
+                   language_tag, lenient_count, network_time, normalize_or_skip)
 
 NETWORK = "Mastodon"
 PAGE_SIZE = 40  # the API's maximum for notifications
@@ -156,6 +146,7 @@ class MastodonProvider(BaseProvider):
             in_reply_to_external_id=in_reply_to,
             url=status.get("url") or status.get("uri") or "",
             is_private=status.get("visibility") == "direct",
+            language=language_tag(status.get("language")),
             raw={"notification_id": str(notification.get("id", "")), "status": status, "account": author},
         )
 

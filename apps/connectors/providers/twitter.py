@@ -13,22 +13,9 @@ import tweepy
 from django.conf import settings
 from django.utils import timezone
 
-from .base import (
-    AuthError,
-    BaseProvider,
-    InboundMention,
-    OutboundReply,
-    PermanentError,
-    PollResult,
-    RateLimited,
-    SentReply,
-    TransientError,
-    UnknownOutcome,
-    iso_time,
-    lenient_count,
-    network_time,
-    normalize_or_skip,
-)
+from .base import (AuthError, BaseProvider, InboundMention, OutboundReply, PermanentError, PollResult, RateLimited,
+                   SentReply, TransientError, UnknownOutcome, iso_time, language_tag, lenient_count, network_time,
+                   normalize_or_skip)
 
 TWEEPY_HOST = "https://api.twitter.com"
 TWEET_FIELDS = [
@@ -176,6 +163,7 @@ class TwitterProvider(BaseProvider):
             in_reply_to_external_id=replied_to,
             quoted_text=quoted,
             url=f"https://x.com/{handle}/status/{tweet['id']}",
+            language=language_tag(tweet.get("lang")),
             raw={"tweet": tweet, "author": user},
         )
 

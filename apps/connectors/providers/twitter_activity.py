@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from apps.connectors.hooks import HookRefused, hmac_b64, json_load, secret_compare
 
-from .base import InboundMention, epoch_millis, network_time, shape_int, shape_list, shape_obj, shape_str, v1_time
+from .base import (InboundMention, epoch_millis, language_tag, network_time, shape_int, shape_list, shape_obj,
+                   shape_str, v1_time)
 
 SIGNATURE_HEADER = "x-twitter-webhooks-signature"
 
@@ -83,6 +84,7 @@ class TwitterAccountActivity:
             in_reply_to_external_id=parent,
             quoted_text=shape_str(quoted, "text", f"{path}.quoted_status"),
             url=f"https://x.com/{handle}/status/{tweet_id}",
+            language=language_tag(tweet.get("lang")),
             raw={"tweet_v1": tweet},
         )
 

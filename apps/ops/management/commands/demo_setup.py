@@ -5,9 +5,9 @@ from django.db import transaction
 
 from apps.accounts.models import Presence, Role, Team, User
 from apps.connectors.models import ChannelAccount, Provider
-from apps.connectors.polling import account_poll
-from apps.inbox.models import CannedResponse
-from apps.routing.models import BusinessHours, Queue, RoutingRule, SlaPolicy
+from apps.inbox.models import CannedResponse, Queue
+from apps.ingest.polling import account_poll
+from apps.routing.models import BusinessHours, RoutingRule, SlaPolicy
 
 USERS = [
     ("admin", Role.ADMIN, "Ada", "Admin"),

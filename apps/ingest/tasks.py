@@ -8,10 +8,11 @@ from django.db import InterfaceError, OperationalError
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import ChannelAccount
+from apps.connectors.models import ChannelAccount
+from apps.connectors.providers import polls
+from apps.connectors.providers.base import ProviderError, mention_from_dict
+
 from .polling import account_poll
-from .providers import polls
-from .providers.base import ProviderError, mention_from_dict
 from .push import push_deliveries_prune, push_deliveries_requeue, push_delivery_ingest
 from .services import mentions_ingest
 

@@ -18,6 +18,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.connectors.models import ChannelAccount
+from apps.connectors.providers.base import InboundMention, mention_clean
 from apps.contacts.models import Customer, SocialIdentity
 from apps.core.db import rows_insert, rows_insert_values, rows_update
 from apps.core.request_id import request_id_current
@@ -25,10 +27,8 @@ from apps.inbox.events import event_record, events_record_many
 from apps.inbox.models import OPEN_STATUSES, Conversation, Message, Status
 from apps.inbox.realtime import inbox_push_many
 from apps.insights.services import text_score
-from apps.routing.services import MessageFacts, RoutingHints, messages_unrouted_add
-
-from .models import ChannelAccount
-from .providers.base import InboundMention, mention_clean
+from apps.routing.pending import messages_unrouted_add
+from apps.routing.services import MessageFacts, RoutingHints
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def mention_store(*, account: ChannelAccount, mention: InboundMention, result: I
                   score: tuple | None = None, origin: Origin | None = None) -> Message | None:
     """One mention, in its own savepoint: a duplicate rolls back only itself.
     `score`: insights.text_score of its text, if computed already."""
-    language, sentiment, sentiment_label = score or text_score(mention.text)
+    language, sentiment, sentiment_label = score or text_score(mention.text, mention.language)
     try:
         with transaction.atomic():
             identity = identity_upsert(provider=account.provider, mention=mention)
@@ -232,7 +232,7 @@ def mentions_ingest(*, account: ChannelAccount, mentions: list[InboundMention],
         return result
     # language + sentiment before the transaction (no lock held meanwhile) and stored with the row:
     # routing then never rewrites a message (docs/performance-history.md item 20)
-    scores = {m.external_id: text_score(m.text) for m in fresh}
+    scores = {m.external_id: text_score(m.text, m.language) for m in fresh}
     # Two passes when this is its own transaction: the first skips the authors another
     # ingest holds (their threading waits for its commit) and stores the rest at once; the
     # second, a transaction of its own holding nothing, waits for those authors. One batch

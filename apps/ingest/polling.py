@@ -10,11 +10,11 @@ import random
 from django.db import transaction
 from django.utils import timezone
 
+from apps.connectors.models import ChannelAccount
+from apps.connectors.providers import get_provider
+from apps.connectors.providers.base import AuthError, PermanentError, ProviderError, RateLimited
 from apps.core.request_id import request_id_current
 
-from .models import ChannelAccount
-from .providers import get_provider
-from .providers.base import AuthError, PermanentError, ProviderError, RateLimited
 from .services import IngestResult, Origin, mentions_ingest
 
 log = logging.getLogger(__name__)
