@@ -14,9 +14,10 @@ from rest_framework.views import APIView
 
 from apps.core.errors import DomainError
 from apps.inbox import audit_log
-from apps.inbox import services as inbox_services
+from apps.inbox import reassignment as inbox_reassignment
 from apps.inbox.models import Queue
-from apps.inbox.services import agent_workload_move, conversations_bulk_assign
+from apps.inbox.reassignment import agent_workload_move, conversations_bulk_assign
+from apps.inbox.selectors import conversation_filters_check
 from apps.routing import supervision
 
 from . import selectors, services
@@ -190,12 +191,10 @@ class BulkAssignView(APIView):
             kwargs["conversations"] = data.validated_data["ids"]
         else:
             # An unknown key or value used to match everything the user sees: a 400 with the reason.
-            from apps.inbox.selectors import conversation_filters_check
-
             conversation_filters_check(data.validated_data["filter"])
             kwargs["filters"] = data.validated_data["filter"]
         result = conversations_bulk_assign(actor=request.user, reason=data.validated_data["reason"],
-                                           background_over=inbox_services.BULK_SYNC_MAX, **kwargs)
+                                           background_over=inbox_reassignment.BULK_SYNC_MAX, **kwargs)
         # Large moves run in the background: 202 with "queued"; the audit log shows each move.
         return Response(result, status=status.HTTP_202_ACCEPTED if result.get("queued") else status.HTTP_200_OK)
 

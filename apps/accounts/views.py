@@ -20,12 +20,12 @@ from django.views.decorators.http import require_POST
 from apps.core.errors import DomainError
 from apps.inbox import audit_log
 from apps.inbox import selectors as inbox_selectors
-from apps.inbox import services as inbox_services
+from apps.inbox import reassignment as inbox_reassignment
 from apps.inbox.canned import canned_response_delete, canned_response_save
 from apps.inbox.filters import valid_list_filters
 from apps.inbox.models import Queue, Status
+from apps.inbox.reassignment import agent_workload_move, conversations_bulk_assign
 from apps.inbox.selectors import conversation_list_for_user
-from apps.inbox.services import agent_workload_move, conversations_bulk_assign
 from apps.routing import supervision
 
 from . import selectors, services
@@ -244,7 +244,7 @@ def reassign(request):
                       "to_team": target if isinstance(target, Team) else None,
                       "to_queue": None if isinstance(target, (User, Team)) else target}
             kwargs.update(actor=request.user, reason=request.POST.get("reason", ""),
-                          background_over=inbox_services.BULK_SYNC_MAX)
+                          background_over=inbox_reassignment.BULK_SYNC_MAX)
             if request.POST.get("scope") == "all":
                 result = conversations_bulk_assign(filters=filters, **kwargs)
             else:

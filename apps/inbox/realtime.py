@@ -21,6 +21,7 @@ import uuid
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.db import transaction
 
 from apps.accounts.models import Role, Team, User
 
@@ -177,3 +178,8 @@ def inbox_push_each(pushes: list[tuple[str, int, dict]]) -> None:
         _send(layer, _fan_out(events))
     except Exception:  # noqa: BLE001 - realtime is best-effort; the page polls as a fallback
         log.warning("realtime push failed for %d events", len(pushes), exc_info=True)
+
+
+def inbox_push_on_commit(kind: str, conversation_id: int, **data) -> None:
+    """inbox_push once the caller's transaction commits (never about a row rolled back)."""
+    transaction.on_commit(lambda: inbox_push(kind, conversation_id, **data))

@@ -8,6 +8,8 @@ from typing import NamedTuple
 
 from django.dispatch import Signal
 
+from .models import Conversation
+
 
 class AuditRow(NamedTuple):
     """One audit event as written (events.event_record, events_record_many)."""
@@ -31,3 +33,9 @@ conversation_work_changed = Signal()
 # A conversation was resolved and the agent asked for the satisfaction survey: conversation=,
 # actor=. No receiver: this installation sends no surveys.
 survey_requested = Signal()
+
+
+def conversation_work_announce(conversation_id: int, freed_agent_id: int | None = None) -> None:
+    """Tells routing (apps/routing/receivers.py) that a conversation's work changed: it brings
+    the SLA due times up to date and gives a freed agent new work, after the commit."""
+    conversation_work_changed.send(sender=Conversation, conversation_id=conversation_id, freed_agent_id=freed_agent_id)

@@ -4,7 +4,8 @@ from django.db import InterfaceError, OperationalError
 from apps.accounts.models import User
 
 from .models import Queue
-from .services import SendRetry, conversations_bulk_assign, message_send, message_send_failed, messages_send_sweep
+from .reassignment import conversations_bulk_assign
+from .sending import SendRetry, message_send, message_send_failed, messages_send_sweep
 
 
 # A dropped database connection (e.g. after the post, before `sent` is written) is

@@ -28,7 +28,7 @@ from apps.connectors.providers import provider_class
 from apps.core.errors import DomainError
 from apps.core.params import EARLIEST, LATEST
 
-from . import presence, selectors, services
+from . import presence, selectors, sending, services
 from .canned import canned_for_composer
 from .filters import valid_list_filters
 from .list_rows import conversation_rows
@@ -340,7 +340,7 @@ def message_retry(request, pk, message_id):
     if message is None:
         raise Http404("No such reply.")
     try:
-        services.message_retry(message=message, actor=request.user)
+        sending.message_retry(message=message, actor=request.user)
         flash.success(request, "Sending again.")
     except DomainError as exc:
         flash.error(request, exc.detail)

@@ -8,3 +8,9 @@ class IngestConfig(AppConfig):
 
     name = "apps.ingest"
     label = "ingest"
+
+    def ready(self):
+        # Registered in every process, the web tier's included: the webhook (apps/connectors,
+        # below this app) queues ingest.push_delivery by name from Celery's registry, and
+        # Celery's autodiscovery runs only in workers.
+        from . import tasks  # noqa: F401

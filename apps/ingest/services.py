@@ -28,7 +28,7 @@ from apps.inbox.models import OPEN_STATUSES, Conversation, Message, Status
 from apps.inbox.realtime import inbox_push_many
 from apps.insights.services import text_score
 from apps.routing.pending import messages_unrouted_add
-from apps.routing.services import MessageFacts, RoutingHints
+from apps.routing.services import MessageFacts, RoutingHints, conversations_route_later, conversations_route_now
 
 log = logging.getLogger(__name__)
 
@@ -563,8 +563,6 @@ def _after_ingest(result: IngestResult, *, route_now: bool = False, account_id: 
     in the task that stored them, saving a queue hop and a task (item 22); if that
     fails, queued as usual (and a worker killed in between leaves it to the
     unrouted sweep). Without it, routing is queued."""
-    from apps.routing.services import conversations_route_later, conversations_route_now
-
     _ingest_logged(result, account_id)
     pairs = list(result.conversations.items())
     inbox_push_many("message_received", [cid for cid, _ in pairs])

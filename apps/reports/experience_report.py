@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db.models import Count, F, Q, Sum
 
+from apps.contacts.models import Customer
+
 from . import metrics
 from .models import CustomerFact
 from .params import DEFINITIONS, ReportParams
@@ -86,8 +88,6 @@ def customers_at_risk(params: ReportParams, limit: int = 50) -> list[dict]:
     out.sort(key=lambda r: (-len(r["reasons"]), r["last_sentiment"] if r["last_sentiment"] is not None else 0))
     out = out[:limit]
     if params.show_people:
-        from apps.contacts.models import Customer
-
         names = dict(Customer.objects.filter(pk__in=[r["customer_id"] for r in out]).values_list("pk", "name"))
         for r in out:
             r["customer"] = names.get(r["customer_id"], "")

@@ -5,7 +5,7 @@ from django.dispatch import receiver
 
 from apps.inbox.signals import agent_work_signalled, audit_events_recorded, survey_requested
 
-from . import services
+from . import handle_time, services, surveys
 
 
 @receiver(audit_events_recorded, dispatch_uid="reports.metrics_from_audit")
@@ -15,9 +15,9 @@ def metrics_from_audit(sender, *, rows, **kwargs) -> None:
 
 @receiver(agent_work_signalled, dispatch_uid="reports.work_session")
 def work_session_from_signal(sender, *, conversation_id: int, agent_id: int, kind: str, **kwargs):
-    return services.work_session_signal(conversation_id=conversation_id, agent_id=agent_id, kind=kind)
+    return handle_time.work_session_signal(conversation_id=conversation_id, agent_id=agent_id, kind=kind)
 
 
 @receiver(survey_requested, dispatch_uid="reports.survey")
 def survey_on_resolve(sender, *, conversation, actor, **kwargs):
-    return services.survey_send(conversation=conversation, actor=actor)
+    return surveys.survey_send(conversation=conversation, actor=actor)

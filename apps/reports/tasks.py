@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from . import cache as report_cache
-from . import services
+from . import handle_time, rollups, services, spikes
 from .digest import digests_send_weekly
 
 
@@ -12,9 +12,9 @@ from .digest import digests_send_weekly
              autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
 def rollups_apply_task():
     services.inbound_messages_record()
-    services.work_sessions_close_idle()
-    applied = services.rollups_apply()
-    alerts = services.spikes_detect()
+    handle_time.work_sessions_close_idle()
+    applied = rollups.rollups_apply()
+    alerts = spikes.spikes_detect()
     if applied or alerts:
         reports_warm_soon()
 

@@ -20,7 +20,7 @@ from apps.connectors.models import Provider
 from apps.core.errors import Conflict, DomainError
 
 from . import cache as report_cache
-from . import export, selectors, services
+from . import export, selectors, surveys
 from .charts import charts_for, kpis_for
 from .models import Survey
 from .params import params_from_query
@@ -87,7 +87,7 @@ def report_page(request, name):
 def survey_page(request, token):
     """Public: no login. The signed token names the survey; one answer each."""
     try:
-        survey = services.survey_from_signed(token)
+        survey = surveys.survey_from_signed(token)
     except Survey.DoesNotExist:
         raise Http404("This survey link is not valid.") from None
     except DomainError as exc:
@@ -98,7 +98,7 @@ def survey_page(request, token):
         return render(request, "reports/survey.html", {**context, "closed": "Thanks, your answer is recorded."})
     if request.method == "POST":
         try:
-            services.survey_answer(survey=survey, score=request.POST.get("score"),
+            surveys.survey_answer(survey=survey, score=request.POST.get("score"),
                                    comment=request.POST.get("comment", ""))
         except Conflict as exc:  # answered meanwhile (a double submit): that answer stands
             return render(request, "reports/survey.html", {**context, "closed": exc.detail})

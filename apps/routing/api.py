@@ -10,6 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.accounts.permissions import IsSupervisorOrReadOnly, can_manage_team
+from apps.core.errors import DomainError
 
 from . import configuration, selectors
 from .models import BusinessHours, RoutingRule, SlaPolicy
@@ -49,8 +50,6 @@ class RoutingRuleViewSet(viewsets.ModelViewSet):
         managed = set(selectors.rules_managed_by(request.user).filter(pk__in=data.validated_data["order"])
                       .values_list("pk", flat=True))
         if set(data.validated_data["order"]) - managed:  # another team's rule is not one to move: unknown here
-            from apps.core.errors import DomainError
-
             raise DomainError("Unknown rule id in the new order (or a rule of a team you do not lead).")
         configuration.rules_reorder(rule_ids=data.validated_data["order"], actor=request.user)
         return Response(RoutingRuleSerializer(self.get_queryset(), many=True).data)

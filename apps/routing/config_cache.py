@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from apps.accounts.models import Team
+from apps.connectors.models import ChannelAccount
 from apps.inbox.models import Queue
 
 from . import calendar as cal
@@ -160,8 +161,6 @@ class RoutingCache:
         """The batch's accounts, read once (without the encrypted credentials:
         decrypting them for every conversation cost more than routing it)."""
         if account_id not in self._c.accounts:
-            from apps.connectors.models import ChannelAccount
-
             self._c.accounts[account_id] = ChannelAccount.objects.defer("credentials", "hook_secrets").get(pk=account_id)
         return self._c.accounts[account_id]
 

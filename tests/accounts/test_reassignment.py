@@ -6,7 +6,7 @@ from django.core.exceptions import PermissionDenied
 from apps.accounts.models import AuditEntry, Presence
 from apps.core.errors import DomainError
 from apps.inbox.models import ConversationEvent
-from apps.inbox.services import agent_workload_move, conversation_move, conversations_bulk_assign
+from apps.inbox.reassignment import agent_workload_move, conversation_move, conversations_bulk_assign
 from tests.factories import ConversationFactory, QueueFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -134,10 +134,10 @@ def test_large_bulk_move_runs_in_the_background_task(client, supervisor, agent, 
                                                      monkeypatch, celery_eager, django_capture_on_commit_callbacks):
     from django.urls import reverse
 
-    from apps.inbox import services
+    from apps.inbox import reassignment
     from apps.inbox.models import Conversation
 
-    monkeypatch.setattr(services, "BULK_SYNC_MAX", 2)
+    monkeypatch.setattr(reassignment, "BULK_SYNC_MAX", 2)
     monkeypatch.setattr("apps.inbox.tasks.BULK_CHUNK", 2)
     convs = [ConversationFactory(channel_account=twitter_account, queue=queue) for _ in range(5)]
     client.force_login(supervisor)

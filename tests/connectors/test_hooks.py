@@ -13,7 +13,8 @@ from apps.connectors.models import ChannelAccount
 from apps.connectors.providers.webhook import signed_headers
 from apps.connectors.standins.server import StandInServer
 from apps.inbox.models import Conversation, Message
-from apps.inbox.services import message_send, reply_create
+from apps.inbox.sending import message_send
+from apps.inbox.services import reply_create
 from tests.factories import ChannelAccountFactory
 
 from .hook_accounts import CONSUMER_SECRET, twitter, webhook  # noqa: F401 (fixtures)

@@ -489,7 +489,8 @@ def test_a_hostile_reply_answer_is_stored_safely(client, webhook, agent, eager_c
                                                  django_capture_on_commit_callbacks):
     from apps.connectors.models import ChannelAccount
     from apps.connectors.standins.server import StandInServer
-    from apps.inbox.services import message_send, reply_create
+    from apps.inbox.sending import message_send
+    from apps.inbox.services import reply_create
 
     class HostileReceiver(StandInServer):
         def dispatch(self, method, path, query, body, headers):

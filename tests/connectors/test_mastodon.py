@@ -140,7 +140,8 @@ def test_html_content_becomes_plain_text():
 
 
 def test_agent_reply_in_a_direct_conversation_goes_out_direct(mastodon, account, agent):
-    from apps.inbox.services import message_send, reply_create
+    from apps.inbox.sending import message_send
+    from apps.inbox.services import reply_create
 
     gus = mastodon.add_account("gus", domain="mstdn.example")
     dm = mastodon.add_status("my address changed, see DM", author=gus, visibility="direct")

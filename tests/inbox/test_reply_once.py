@@ -11,7 +11,8 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from apps.inbox.models import Message
-from apps.inbox.services import SendRetry, message_send, messages_send_sweep, reply_create
+from apps.inbox.sending import SendRetry, message_send, messages_send_sweep
+from apps.inbox.services import reply_create
 from tests.factories import ConversationFactory, MessageFactory, QueueFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="issue 18 is about PostgreSQL")

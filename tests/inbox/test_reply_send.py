@@ -6,7 +6,8 @@ from django.utils import timezone
 
 from apps.core.errors import Conflict, DomainError
 from apps.inbox.models import Message
-from apps.inbox.services import SendRetry, message_send, reply_create
+from apps.inbox.sending import SendRetry, message_send
+from apps.inbox.services import reply_create
 from tests.factories import ConversationFactory, MessageFactory
 
 pytestmark = pytest.mark.django_db

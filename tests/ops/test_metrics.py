@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from apps.connectors.models import PushDelivery
 from apps.inbox.models import Message
-from apps.inbox.services import message_send_failed
+from apps.inbox.sending import message_send_failed
 from apps.routing.models import UnroutedMessage
 from tests.conftest import requires_redis
 from tests.factories import ChannelAccountFactory, ConversationFactory, MessageFactory, UserFactory

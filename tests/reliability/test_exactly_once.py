@@ -8,7 +8,8 @@ import pytest
 
 from apps.connectors.standins.twitter import TwitterStandIn
 from apps.inbox.models import Message
-from apps.inbox.services import SendRetry, message_send, reply_create
+from apps.inbox.sending import SendRetry, message_send
+from apps.inbox.services import reply_create
 from tests.factories import ChannelAccountFactory, ConversationFactory, MessageFactory
 
 pytestmark = pytest.mark.integration

@@ -9,11 +9,14 @@ from contextlib import contextmanager
 from unittest import mock
 
 from apps.connectors.providers.base import InboundMention
+from apps.inbox import sending as inbox_sending
 from apps.inbox import services as inbox
 from apps.inbox.events import event_record
 from apps.inbox.models import Conversation, Message
 from apps.ingest.services import mentions_ingest
+from apps.reports import handle_time, rollups
 from apps.reports import services as reports
+from apps.reports import surveys
 from apps.routing.models import UnroutedMessage
 
 UTC = dt.timezone.utc
@@ -65,7 +68,7 @@ class History:
                                          private=private)
         sent = when + send_delay
         with clock(sent):
-            inbox.message_mark_sent(message_id=message.pk, external_id=str(next(_ids)))
+            inbox_sending.message_mark_sent(message_id=message.pk, external_id=str(next(_ids)))
         self.script.append((sent, name, "bot" if bot else "human", agent.pk if agent else 0))
         return message
 
@@ -93,13 +96,13 @@ class History:
     def survey(self, name: str, when: dt.datetime, agent, score: int | None, answered: dt.datetime | None = None,
                kind: str = "csat"):
         with clock(when):
-            survey = reports.survey_send(conversation=Conversation.objects.get(pk=self.conversations[name].pk),
+            survey = surveys.survey_send(conversation=Conversation.objects.get(pk=self.conversations[name].pk),
                                          actor=agent, kind=kind)
-            inbox.message_mark_sent(message_id=survey.message_id, external_id=str(next(_ids)))
+            inbox_sending.message_mark_sent(message_id=survey.message_id, external_id=str(next(_ids)))
         self.script.append((when, name, "bot", 0))
         if score is not None:
             with clock(answered):
-                reports.survey_answer(survey=survey, score=score)
+                surveys.survey_answer(survey=survey, score=score)
         self.script.append((when, name, f"{kind}_survey", score))
         return survey
 
@@ -107,7 +110,7 @@ class History:
         """An agent on the thread: what the inbox socket reports ("open", "active", "leave")."""
         for when, kind in signals:
             with clock(when):
-                reports.work_session_signal(conversation_id=self.conversations[name].pk, agent_id=agent.pk,
+                handle_time.work_session_signal(conversation_id=self.conversations[name].pk, agent_id=agent.pk,
                                             kind=kind, at=when)
             self.script.append((when, name, "work", (agent.pk, kind)))
 
@@ -115,8 +118,8 @@ class History:
         """What the reports task does on its schedule."""
         with clock(when):
             reports.inbound_messages_record()
-            reports.work_sessions_close_idle()
-            reports.rollups_apply()
+            handle_time.work_sessions_close_idle()
+            rollups.rollups_apply()
 
 
 def naive(script: list[tuple], *, lo: dt.datetime, hi: dt.datetime) -> dict:

@@ -9,7 +9,7 @@ from django.core.cache import cache
 
 from apps.accounts.models import Team
 from apps.reports import cache as report_cache
-from apps.reports import selectors, services, tasks
+from apps.reports import rollups, selectors, tasks
 from apps.reports.models import RollupLock
 from tests.factories import UserFactory
 
@@ -91,7 +91,7 @@ def test_a_rebuild_never_meets_entries_cached_before(world):  # noqa: F811
     old = report_cache.data_version()
     report_cache.report_cached(name="service", params=params)
     with clock(at(5, 9, 30)):
-        services.rollups_rebuild()
+        rollups.rollups_rebuild()
     assert report_cache.data_version() != old
     assert report_cache.cache_key("service", params, old) != report_cache.cache_key(
         "service", params, report_cache.data_version())

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from apps.reports import selectors, services
+from apps.reports import handle_time, rollups, selectors
 from apps.reports.models import ConversationFact, CustomerFact, MetricRollup, MetricSlice, TermRollup
 from tests.factories import ChannelAccountFactory, QueueFactory, TeamFactory, UserFactory
 
@@ -214,7 +214,7 @@ def snapshot():
 def test_rebuilt_equals_incremental(world):
     incremental = snapshot()
     assert incremental[0] and incremental[1] and incremental[2]
-    services.rollups_rebuild()
+    rollups.rollups_rebuild()
     assert snapshot() == incremental
 
 
@@ -261,7 +261,7 @@ def test_spam_and_ignored_leave_backlog_and_rates_and_are_never_resolutions(worl
     again = selectors.service_report(params=params)
     assert again["totals"]["dismissed"] == 0 and again["backlog"][-1]["backlog"] == before["backlog"][-1]["backlog"] + 1
     incremental = snapshot()
-    services.rollups_rebuild()
+    rollups.rollups_rebuild()
     assert snapshot() == incremental
 
 
@@ -291,7 +291,7 @@ def test_work_session_left_open_is_closed_at_its_last_activity(world):
     agent = UserFactory(username="cleo", role="agent")
     world.works("c3", agent, [(at(4, 9, 0), "open"), (at(4, 9, 4), "active"), (at(4, 9, 8), "active")])
     with clock(at(4, 9, 12)):
-        assert services.work_sessions_close_idle() == 0  # 4 minutes since the last activity: still working
+        assert handle_time.work_sessions_close_idle() == 0  # 4 minutes since the last activity: still working
     world.roll_up(at(4, 11, 0))
     session = WorkSession.objects.get(agent_id=agent.pk)
     assert session.ended_at == at(4, 9, 8) and session.active_seconds == 480.0

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from apps.accounts.models import User
-from apps.reports import selectors, services, slice_reader
+from apps.reports import metrics, rollups, selectors, slice_reader
 from apps.reports.models import MetricSlice
 
 from .test_correctness import world  # noqa: F401 - the fixture history
@@ -137,7 +137,7 @@ def test_the_applier_keeps_the_filter_and_hour_slices_the_migrations_build():
     import_module("apps.reports.migrations.0010_metric_slice_filters").fill(apps, Editor())
     import_module("apps.reports.migrations.0011_metric_slice_hours").fill(apps, Editor())
     import_module("apps.reports.migrations.0013_channel_account_hour_slices").fill(apps, Editor())
-    assert any(r[5] == services.CHANNEL_ACCOUNT for r in incremental)
+    assert any(r[5] == metrics.CHANNEL_ACCOUNT for r in incremental)
     assert rows() == incremental
-    services.rollups_rebuild()
+    rollups.rollups_rebuild()
     assert rows() == incremental

@@ -8,7 +8,7 @@ from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 
 from apps.inbox.consumers import InboxConsumer
-from apps.reports import selectors, services
+from apps.reports import handle_time, rollups, selectors
 from apps.reports.models import WorkSession
 from tests.factories import ConversationFactory, MessageFactory
 
@@ -48,8 +48,8 @@ def test_view_input_and_leave_over_the_socket_become_handle_time(agent, queue, t
         async_to_sync(run)()
     session = WorkSession.objects.get(agent_id=agent.pk, conversation_id=conversation.pk)
     assert session.active_seconds == 240.0 and session.away
-    services.work_sessions_close_idle(now=T0 + dt.timedelta(minutes=20))
-    services.rollups_apply()
+    handle_time.work_sessions_close_idle(now=T0 + dt.timedelta(minutes=20))
+    rollups.rollups_apply()
     report = selectors.service_report(params=selectors.ReportParams(start=T0.date(), end=T0.date()))
     row = next(r for r in report["by_agent"] if r["agent_id"] == agent.pk)
     assert row["handle_time"]["median"] == 240.0 and row["handle_time_total"] == 240.0

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from apps.reports import selectors, services, slice_reader
+from apps.reports import metrics, rollups, selectors, slice_reader
 from apps.reports.models import ConversationFact, MetricEvent, MetricSlice
 
 ZONES = ["Europe/Berlin", "America/Los_Angeles", "Asia/Kolkata"]
@@ -44,7 +44,7 @@ def _inbound(n: int, seed: int) -> list[dict]:
                                   team_id=QUEUES[queue], agent_id=out[-1]["agent_id"], customer_id=i + 1,
                                   value=value))
     MetricEvent.objects.bulk_create(events)
-    services.rollups_apply()
+    rollups.rollups_apply()
     return out
 
 
@@ -91,7 +91,7 @@ def _close(got: dict, want: dict, where) -> None:
 @pytest.mark.parametrize("zone", ZONES)
 def test_marketing_days_by_channel_and_account_equal_the_events(zone):
     messages = _inbound(700, seed=41)
-    assert MetricSlice.objects.filter(grain="h", dim=services.CHANNEL_ACCOUNT, fdim="team").exists()
+    assert MetricSlice.objects.filter(grain="h", dim=metrics.CHANNEL_ACCOUNT, fdim="team").exists()
     filters = [({}, lambda m: True), ({"team_id": 31}, lambda m: m["team_id"] == 31),
                ({"queue_id": 23}, lambda m: m["queue_id"] == 23),
                ({"channel": "twitter"}, lambda m: m["channel"] == "twitter"),

@@ -7,7 +7,7 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 
-from apps.reports import digest, services
+from apps.reports import digest, services, spikes
 from apps.reports.models import SpikeAlert
 from tests.factories import UserFactory
 
@@ -137,13 +137,13 @@ def test_volume_spike_raises_one_alert_to_supervisors_and_marketing(world, setti
     world.roll_up(at(5, 14, 30))
     with django_capture_on_commit_callbacks(execute=True):
         with clock(at(5, 14, 30)):
-            alerts = services.spikes_detect()
+            alerts = spikes.spikes_detect()
     kinds = {a.kind for a in alerts}
     assert kinds == {"volume", "negative"}
     assert SpikeAlert.objects.count() == 2
     assert mail.outbox and all("agent@example.com" not in m.to for m in mail.outbox)
     with clock(at(5, 14, 40)):
-        assert services.spikes_detect() == []  # raised once per hour
+        assert spikes.spikes_detect() == []  # raised once per hour
     report = services  # the marketing report lists them
     from apps.reports import selectors
 

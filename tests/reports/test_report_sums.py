@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from apps.reports import marketing_report, metrics, selectors, services, slice_reader
+from apps.reports import marketing_report, metrics, rollups, selectors, slice_reader
 from apps.reports.metrics import examples_merge
 from apps.reports.models import MetricEvent, TermRollup
 
@@ -42,7 +42,7 @@ def _term_history(n: int, seed: int) -> None:
                                   channel=channel, account_id=account, queue_id=1, team_id=1, agent_id=1,
                                   customer_id=i + 1, value=value, data=data))
     MetricEvent.objects.bulk_create(events)
-    services.rollups_apply()
+    rollups.rollups_apply()
 
 
 # The reading before (apps/reports/selectors.py up to item 20): every term row of the

@@ -9,13 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from apps.reports import (experience_report, marketing_report, metrics, selectors, service_report, services,
-                          slice_reader)
+from apps.reports import experience_report, marketing_report, metrics, rollups, selectors, service_report, slice_reader
 from apps.reports.models import MetricEvent
 
 from .test_correctness import world  # noqa: F401 - the fixture history
-
-
 
 # the reports that read the slices, each holding its own name for the slice plan
 SLICED_REPORTS = (service_report, experience_report, marketing_report)
@@ -68,7 +65,7 @@ def test_large_groups_use_histograms_within_two_and_a_half_percent():
                                   conversation_id=i + 1, cycle=1, channel="twitter", account_id=1, queue_id=1,
                                   team_id=1, agent_id=agent, customer_id=i + 1, value=seconds, value_bh=seconds))
     MetricEvent.objects.bulk_create(events)
-    services.rollups_apply()
+    rollups.rollups_apply()
     params = dict(start=dt.date(2026, 11, 1), end=dt.date(2026, 11, 5))
     sliced = selectors.service_report(params=selectors.ReportParams(**params))
     with full_rows():
@@ -115,7 +112,7 @@ def test_many_survey_answers_give_exact_scores_from_histograms():
                     channel="twitter", account_id=1, queue_id=1, team_id=1, agent_id=1, customer_id=i + 1,
                     value=score)
         for kind, scores in answers.items() for i, score in enumerate(scores)])
-    services.rollups_apply()
+    rollups.rollups_apply()
     args = dict(start=dt.date(2026, 11, 1), end=dt.date(2026, 11, 5))
     sliced = selectors.experience_report(params=selectors.ReportParams(**args))["totals"]
     with full_rows():
@@ -229,7 +226,7 @@ def test_large_groups_in_another_zone_stay_within_the_histograms_error():
                                   cycle=1, channel="twitter", account_id=1, queue_id=1, team_id=1, agent_id=1,
                                   customer_id=i + 1, value=seconds, value_bh=seconds))
     MetricEvent.objects.bulk_create(events)
-    services.rollups_apply()
+    rollups.rollups_apply()
     berlin = ZoneInfo("Europe/Berlin")
     params = selectors.ReportParams(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 6), tz=berlin)
     lo, hi = params.utc_range
@@ -274,7 +271,7 @@ def _history_over_weeks(n: int, seed: int) -> None:
             events.append(MetricEvent(key=f"csat:{i}", kind="csat", occurred_at=at + dt.timedelta(hours=5),
                                       value=rng.randint(1, 5), **dims))
     MetricEvent.objects.bulk_create(events)
-    services.rollups_apply()
+    rollups.rollups_apply()
 
 
 @contextlib.contextmanager

@@ -9,9 +9,11 @@ import pytest
 from django.core import signing
 from django.db import connection
 from django.test import Client
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
-from apps.reports import services
+from apps.reports import rollups, surveys
 from apps.reports.models import MetricEvent, Survey
 from tests.factories import ConversationFactory, MessageFactory
 
@@ -25,11 +27,11 @@ def conversation(queue, agent):
 
 @pytest.fixture
 def survey(conversation, agent):
-    return services.survey_send(conversation=conversation, actor=agent)
+    return surveys.survey_send(conversation=conversation, actor=agent)
 
 
 def _path(survey):
-    url = services.survey_url(survey)
+    url = surveys.survey_url(survey)
     return url[url.index("/survey/"):]
 
 
@@ -43,7 +45,7 @@ def _client():
 
 # --- tokens -------------------------------------------------------------------------------
 
-def _signed(value, salt=services.SURVEY_SALT):
+def _signed(value, salt=surveys.SURVEY_SALT):
     return signing.dumps(value, salt=salt, compress=False)
 
 
@@ -100,7 +102,7 @@ def test_expired_token_is_410(survey, settings):
 
 def test_other_conversations_token_answers_only_its_own_survey(survey, queue, agent):
     other = ConversationFactory(queue=queue, assignee=agent, status="resolved")
-    other_survey = services.survey_send(conversation=other, actor=agent)
+    other_survey = surveys.survey_send(conversation=other, actor=agent)
     assert _client().post(_path(other_survey), {"score": "1"}).status_code == 200
     survey.refresh_from_db()
     other_survey.refresh_from_db()
@@ -135,10 +137,10 @@ def test_missing_score_is_400(survey):
 @pytest.mark.parametrize("kind,low,high", [("csat", 1, 5), ("ces", 1, 7), ("nps", 0, 10)])
 def test_each_scale_takes_its_bounds_and_refuses_one_beyond(conversation, agent, kind, low, high):
     for bad in (low - 1, high + 1):
-        survey = services.survey_send(conversation=conversation, actor=agent, kind=kind)
+        survey = surveys.survey_send(conversation=conversation, actor=agent, kind=kind)
         assert _client().post(_path(survey), {"score": str(bad)}).status_code == 400
     for good in (low, high):
-        survey = services.survey_send(conversation=conversation, actor=agent, kind=kind)
+        survey = surveys.survey_send(conversation=conversation, actor=agent, kind=kind)
         assert _client().post(_path(survey), {"score": str(good)}).status_code == 200
         survey.refresh_from_db()
         assert survey.score == good and _answers(survey) == 1
@@ -229,7 +231,7 @@ def test_two_identical_posts_count_one_answer(survey):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_identical_posts_count_one_answer(queue, agent):
     conversation = ConversationFactory(queue=queue, assignee=agent, status="resolved")
-    survey = services.survey_send(conversation=conversation, actor=agent)
+    survey = surveys.survey_send(conversation=conversation, actor=agent)
     path = _path(survey)
     barrier = threading.Barrier(4)
     statuses = []
@@ -264,7 +266,7 @@ def test_survey_answered_after_the_conversation_reopened(survey, conversation, s
     assert conversation.status == "open"
     survey.refresh_from_db()
     assert survey.score == 1 and _answers(survey) == 1
-    services.rollups_apply()
+    rollups.rollups_apply()
     client = Client()
     client.force_login(supervisor)
     assert client.get(f"/inbox/c/{conversation.pk}/").status_code == 200

@@ -3,7 +3,7 @@ import pytest
 from django.urls import reverse
 
 from apps.inbox.models import Message
-from apps.reports import services
+from apps.reports import surveys
 from apps.reports.models import MetricEvent, Survey
 from tests.factories import ConversationFactory, MessageFactory
 
@@ -16,18 +16,18 @@ def resolved_conversation(queue, agent):
 
 
 def _path(survey):
-    url = services.survey_url(survey)
+    url = surveys.survey_url(survey)
     return url[url.index("/survey/"):]
 
 
 def test_survey_send_posts_link_as_bot_message(resolved_conversation, agent, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks() as callbacks:
-        survey = services.survey_send(conversation=resolved_conversation, actor=agent)
+        survey = surveys.survey_send(conversation=resolved_conversation, actor=agent)
     message = Message.objects.get(pk=survey.message_id)
     assert message.is_bot and message.direction == "out" and message.send_status == "queued"
     # the link in the post opens this survey (its signature carries a timestamp, so compare what it opens)
     signed = message.text.split("/survey/", 1)[1].split("/", 1)[0]
-    assert services.survey_from_signed(signed) == survey
+    assert surveys.survey_from_signed(signed) == survey
     assert len(message.text) <= 280
     assert callbacks, "the send task is fired after commit"
     resolved_conversation.refresh_from_db()
@@ -37,7 +37,7 @@ def test_survey_send_posts_link_as_bot_message(resolved_conversation, agent, dja
 
 
 def test_public_page_records_one_answer(client, resolved_conversation, agent):
-    survey = services.survey_send(conversation=resolved_conversation, actor=agent)
+    survey = surveys.survey_send(conversation=resolved_conversation, actor=agent)
     path = _path(survey)
     page = client.get(path)
     assert page.status_code == 200 and b"How did we do?" in page.content
@@ -55,7 +55,7 @@ def test_public_page_records_one_answer(client, resolved_conversation, agent):
 
 @pytest.mark.parametrize("kind,bad,good", [("csat", "6", "5"), ("ces", "8", "7"), ("nps", "11", "0")])
 def test_scales_are_enforced(client, resolved_conversation, agent, kind, bad, good):
-    survey = services.survey_send(conversation=resolved_conversation, actor=agent, kind=kind)
+    survey = surveys.survey_send(conversation=resolved_conversation, actor=agent, kind=kind)
     path = _path(survey)
     assert client.post(path, {"score": bad}).status_code == 400
     assert client.post(path, {"score": good}).status_code == 200
@@ -64,7 +64,7 @@ def test_scales_are_enforced(client, resolved_conversation, agent, kind, bad, go
 
 
 def test_tampered_or_unknown_token_is_404(client, resolved_conversation, agent):
-    survey = services.survey_send(conversation=resolved_conversation, actor=agent)
+    survey = surveys.survey_send(conversation=resolved_conversation, actor=agent)
     path = _path(survey)
     assert client.get(path[:-3] + "xx/").status_code == 404
     assert client.get(reverse("survey", kwargs={"token": survey.token})).status_code == 404  # unsigned

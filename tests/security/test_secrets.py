@@ -7,7 +7,8 @@ from django.urls import reverse
 
 from apps.connectors.models import ChannelAccount
 from apps.inbox.models import Conversation
-from apps.inbox.services import message_send, reply_create
+from apps.inbox.sending import message_send
+from apps.inbox.services import reply_create
 from apps.ingest.polling import account_poll
 from tests.factories import ChannelAccountFactory
 

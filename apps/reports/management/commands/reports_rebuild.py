@@ -4,7 +4,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from apps.reports import services
+from apps.reports import rollups, services
 from apps.reports.models import RollupLock
 
 
@@ -19,7 +19,7 @@ class Command(BaseCommand):
             recorded += services.inbound_messages_record()
             if RollupLock.objects.get(pk=1).message_watermark == before:
                 break
-        applied = services.rollups_rebuild()
+        applied = rollups.rollups_rebuild()
         self.stdout.write(self.style.SUCCESS(
             f"Rebuilt from {applied} metric events ({recorded} new inbound events) "
             f"in {time.monotonic() - started:.1f}s."))
