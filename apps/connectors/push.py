@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 
 from apps.core.kv import kv_add
+from apps.core.task_queue import task_named
 
 from .health import push_health_touch
 from .models import ChannelAccount, PushDelivery
@@ -103,11 +104,8 @@ def push_ingest_queue(account_id: int, delivery_id: int, *, gather: bool = True)
     one of the worker's 2 processes, and 4 busy accounts queued behind each other's
     sleeps (the live inbox's socket p99 went 0.7 -> 1.3 s, docs/performance.md). A task
     that waited behind a backlog is past its due time when taken: it waits for nothing."""
-    from cxinbox.celery import app
-
     # By name: the task is the ingest app's, above this one (docs/architecture.md, "Layers").
-    # From the app's registry, not send_task, so tests that run tasks eagerly run it too.
-    push_delivery_ingest_task = app.tasks[PUSH_INGEST_TASK]
+    push_delivery_ingest_task = task_named(PUSH_INGEST_TASK)
     try:
         first = kv_add(push_ingest_flag(account_id), str(delivery_id), settings.PUSH_INGEST_COALESCE_SECONDS)
     except Exception:  # noqa: BLE001 - the cache is Redis: queueing below fails too, the sweep sends it

@@ -1,7 +1,9 @@
 """Refuses a query string holding a NUL (%00) before any view runs: PostgreSQL
 cannot compare text with NUL (a 500 wherever such a value reached a query), and
 no parameter of the project means anything with one. 400, JSON under /api/."""
-from django.http import HttpResponseBadRequest, JsonResponse
+from django.http import HttpResponseBadRequest, JsonResponse, QueryDict
+
+from .sanitize import text_clean
 
 MESSAGE = "A query parameter holds a NUL character (%00)."
 
@@ -35,10 +37,6 @@ class CleanFormTextMiddleware:
     def __call__(self, request):
         if (request.method == "POST" and request.content_type in FORM_TYPES
                 and not request.path.startswith(("/api/", "/hooks/"))):
-            from django.http import QueryDict
-
-            from .sanitize import text_clean
-
             post = request.POST
             if any(text_clean(key) != key or any(text_clean(v) != v for v in values) for key, values in post.lists()):
                 cleaned = QueryDict(mutable=True)

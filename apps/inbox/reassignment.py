@@ -11,6 +11,7 @@ from apps.accounts.models import Presence, Role, Team, User
 from apps.accounts.permissions import WORKING_ROLES, user_has_role
 from apps.accounts.services import agent_availability_notify, audit_record, user_presence_set
 from apps.core.errors import DomainError
+from apps.core.task_queue import task_named
 
 from .events import event_record
 from .models import Conversation, Queue
@@ -124,13 +125,11 @@ def conversations_bulk_assign(
     skipped = (asked - len(targets)) if asked is not None else 0
     if background_over is not None and len(targets) > background_over:
         # Many rows (about 10 ms each): a task moves them in chunks, each move audited as usual.
-        from .tasks import bulk_assign_task
-
         payload = {"ids": targets, "actor_id": actor.pk, "reason": reason,
                    "to_agent_id": getattr(to_agent, "pk", None), "to_queue_id": getattr(queue, "pk", None)}
         audit_record(actor=actor, action="conversations.bulk_queued", target=str(to_agent or queue),
                      data={"matched": len(targets), "reason": reason})
-        transaction.on_commit(lambda: bulk_assign_task.delay(**payload))
+        transaction.on_commit(lambda: task_named("accounts.bulk_assign").delay(**payload))
         return {"matched": len(targets), "moved": 0, "unchanged": 0, "not_visible": skipped,
                 "queued": len(targets)}
     moved = 0

@@ -15,6 +15,7 @@ from django.utils import timezone
 from apps.connectors.providers import get_provider
 from apps.connectors.providers.base import AuthError, OutboundReply, ProviderError, RateLimited, UnknownOutcome
 from apps.core.errors import DomainError
+from apps.core.task_queue import task_named
 
 from .events import event_record
 from .models import Message
@@ -123,8 +124,6 @@ def messages_send_sweep(*, now: dt.datetime | None = None, limit: int = 500) -> 
     its data). message_send keeps it one post: a reply another attempt may still
     be sending waits out its lease, and one whose outcome is unknown is looked
     up on the network first. A reply waiting for a 429's reset is not due."""
-    from .tasks import message_send_task
-
     now = now or timezone.now()
     cutoff = now - dt.timedelta(seconds=settings.REPLY_SWEEP_AFTER_SECONDS)
     with transaction.atomic():
@@ -138,7 +137,7 @@ def messages_send_sweep(*, now: dt.datetime | None = None, limit: int = 500) -> 
         # Due again only a sweep period after this one: a slow queue is not flooded.
         Message.objects.filter(pk__in=due).update(next_attempt_at=now)
         for pk in due:
-            transaction.on_commit(lambda pk=pk: message_send_task.delay(pk))
+            transaction.on_commit(lambda pk=pk: task_named("outbound.send_message").delay(pk))
     log.warning("reply sweep: queued %d stuck replies again: %s", len(due), due[:20])
     return len(due)
 
@@ -179,7 +178,5 @@ def message_retry(*, message: Message, actor) -> Message:
     message.next_attempt_at = None
     message.save(update_fields=["send_status", "next_attempt_at", "updated_at"])
     event_record(conversation=message.conversation, kind="reply_retried", actor=actor, message_id=message.pk)
-    from .tasks import message_send_task
-
-    transaction.on_commit(lambda: message_send_task.delay(message.pk))
+    transaction.on_commit(lambda: task_named("outbound.send_message").delay(message.pk))
     return message

@@ -17,6 +17,7 @@ from django.utils import timezone
 from apps.accounts.permissions import WORKING_ROLES
 from apps.connectors.providers import get_provider
 from apps.core.errors import Conflict, DomainError
+from apps.core.task_queue import task_named
 
 from .events import event_record
 from .models import Conversation, Message, Note, Notification, PriorityBucket, ReadMark, Status, Tag
@@ -95,9 +96,7 @@ def reply_create(
         conversation.save(update_fields=fields)
         event_record(conversation=conversation, kind="reply_queued", actor=agent, message_id=message.pk)
 
-        from .tasks import message_send_task
-
-        transaction.on_commit(lambda: _reply_queued(message, message_send_task))
+        transaction.on_commit(lambda: _reply_queued(message, task_named("outbound.send_message")))
         inbox_push_on_commit("message_sent", conversation.pk, message_id=message.pk)
         conversation_work_announce(conversation.pk)  # first/next response met: SLA due times move on
     return message

@@ -14,6 +14,7 @@ from apps.connectors.models import ChannelAccount
 from apps.connectors.providers import get_provider
 from apps.connectors.providers.base import AuthError, PermanentError, ProviderError, RateLimited
 from apps.core.request_id import request_id_current
+from apps.core.task_queue import task_named
 
 from .services import IngestResult, Origin, mentions_ingest
 
@@ -92,9 +93,7 @@ def account_poll_failed(*, account: ChannelAccount, error: ProviderError) -> Non
 def account_poll_retry(*, account: ChannelAccount, actor=None) -> None:
     """An admin or supervisor asks for a poll now (after fixing credentials): the
     backoff is lifted and the account is polled in its own task."""
-    from .tasks import account_poll_task
-
     with transaction.atomic():
         ChannelAccount.objects.filter(pk=account.pk).update(next_poll_at=timezone.now())
-        transaction.on_commit(lambda: account_poll_task.delay(account.pk))
+        transaction.on_commit(lambda: task_named("connectors.poll_account").delay(account.pk))
     log.info("poll of account %s requested by %s", account.pk, getattr(actor, "username", "system"))

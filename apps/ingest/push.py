@@ -15,9 +15,10 @@ from django.utils import timezone
 
 from apps.connectors.models import ChannelAccount, PushDelivery
 from apps.connectors.providers.base import mention_from_dict
-from apps.connectors.push import push_ingest_flag, push_ingest_queue
+from apps.connectors.push import PUSH_INGEST_TASK, push_ingest_flag, push_ingest_queue
 from apps.core.db import commit_without_flush_wait
 from apps.core.kv import kv_delete
+from apps.core.task_queue import task_named
 
 from .services import IngestResult, Origin, mention_fit, mentions_ingest
 
@@ -243,8 +244,6 @@ def push_deliveries_requeue(*, older_than_seconds: float, limit: int = 500) -> i
     """Re-queues deliveries still pending after older_than_seconds (their task was
     lost with Redis, or is failing and waits its next attempt). Touching updated_at
     spaces the re-queues of one delivery by the same delay."""
-    from .tasks import push_delivery_ingest_task
-
     cutoff = timezone.now() - dt.timedelta(seconds=older_than_seconds)
     with transaction.atomic():
         ids = list(PushDelivery.objects.select_for_update(skip_locked=True)
@@ -252,7 +251,7 @@ def push_deliveries_requeue(*, older_than_seconds: float, limit: int = 500) -> i
                    .order_by("updated_at").values_list("pk", flat=True)[:limit])
         if ids:
             PushDelivery.objects.filter(pk__in=ids).update(updated_at=timezone.now())
-            transaction.on_commit(lambda: [push_delivery_ingest_task.delay(pk) for pk in ids], robust=True)
+            transaction.on_commit(lambda: [task_named(PUSH_INGEST_TASK).delay(pk) for pk in ids], robust=True)
     if ids:
         log.warning("re-queued %d push deliveries still pending after %s s", len(ids), older_than_seconds)
     return len(ids)

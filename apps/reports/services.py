@@ -19,11 +19,13 @@ import datetime as dt
 import logging
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from apps.core.db import rows_insert
+from apps.core.task_queue import task_named
 from apps.inbox.models import Conversation, ConversationEvent, Message
 from apps.routing.calendar import WEEKDAYS, Calendar
 from apps.routing.models import BusinessHours, Holiday, UnroutedMessage
@@ -371,6 +373,10 @@ def _messages_in_record(groups: list[list[Message]]) -> int:
 
 
 def rollups_apply_after_commit() -> None:
-    from .tasks import rollups_apply_soon
-
     transaction.on_commit(rollups_apply_soon)
+
+
+def rollups_apply_soon() -> None:
+    """Many changes in a few seconds ask for one apply, not one each."""
+    if cache.add("reports:apply-soon", 1, timeout=5):
+        task_named("reports.apply_rollups").apply_async(countdown=5)

@@ -31,12 +31,6 @@ def reports_warm_task():
     report_cache.reports_warm()
 
 
-def rollups_apply_soon() -> None:
-    """Many changes in a few seconds ask for one apply, not one each."""
-    if cache.add("reports:apply-soon", 1, timeout=5):
-        rollups_apply_task.apply_async(countdown=5)
-
-
 @shared_task(name="reports.weekly_digest", acks_late=True, ignore_result=True,
              autoretry_for=(Exception,), retry_backoff=True, max_retries=3)
 def weekly_digest_task():

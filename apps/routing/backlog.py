@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.accounts.models import User
+from apps.core.task_queue import task_named
 from apps.inbox.models import Conversation, Queue
 
 from .assignment import (ASSIGNABLE_STATUSES, AgentPicker, agent_is_available, agents_lock, assignment_apply,
@@ -76,18 +77,14 @@ def agent_availability_changed(*, agent) -> None:
     """An agent came online or has room again (a conversation resolved, closed,
     or moved away): drain the backlog of their queues on the `routing` queue,
     after the caller's transaction commits."""
-    from .tasks import agent_available_task
-
     agent_id = agent.pk
-    transaction.on_commit(lambda: agent_available_task.delay(agent_id))
+    transaction.on_commit(lambda: task_named("routing.agent_available").delay(agent_id))
 
 
 def conversation_work_changed(*, conversation_id: int, freed_agent_id: int | None = None) -> None:
     """Called by inbox services (reply, status, assignment): after commit, the
     SLA due times are brought up to date, and a freed agent gets new work."""
-    from .tasks import conversation_followup_task
-
-    transaction.on_commit(lambda: conversation_followup_task.delay(conversation_id, freed_agent_id))
+    transaction.on_commit(lambda: task_named("routing.conversation_followup").delay(conversation_id, freed_agent_id))
 
 
 def conversation_followup(*, conversation_id: int, freed_agent_id: int | None = None) -> None:

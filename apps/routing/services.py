@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from apps.contacts.models import Customer
 from apps.core.db import commit_without_flush_wait, rows_insert, rows_update
+from apps.core.task_queue import task_named
 from apps.inbox.models import OPEN_STATUSES, Conversation, Message, Queue, Status, Tag
 from apps.insights.services import messages_analyze
 
@@ -109,8 +110,6 @@ def conversations_route_later(*, pairs) -> None:
     in one transaction (a one-mention push delivery is an ingest batch of one);
     the tasks whose batches were taken find their messages routed and stop
     there. A list lost with Redis loses nothing: each task still owns its batch."""
-    from .tasks import conversation_route_task, conversations_route_task
-
     pairs = [[int(conversation_id), [int(m) for m in message_ids]] for conversation_id, message_ids in pairs]
     if not pairs:
         return
@@ -121,9 +120,9 @@ def conversations_route_later(*, pairs) -> None:
         except Exception:  # noqa: BLE001 - the list only groups work; the task below carries it
             log.warning("routing: could not add to the pending list", exc_info=True)
     if len(pairs) == 1:
-        conversation_route_task.delay(*pairs[0])
+        task_named("routing.route_conversation").delay(*pairs[0])
     else:
-        conversations_route_task.delay(pairs)
+        task_named("routing.route_conversations").delay(pairs)
 
 
 def conversations_route_now(*, pairs, hints: RoutingHints | None = None) -> None:
@@ -131,8 +130,6 @@ def conversations_route_now(*, pairs, hints: RoutingHints | None = None) -> None
     in the caller's process; a conversation that fails is handed to the
     single-conversation task and its retry policy. `hints`: what the ingest
     transaction that stored `pairs` holds of them (RoutingHints)."""
-    from .tasks import conversation_route_task
-
     pairs = [[int(conversation_id), [int(m) for m in message_ids]] for conversation_id, message_ids in pairs]
     if not pairs:
         return
@@ -141,7 +138,7 @@ def conversations_route_now(*, pairs, hints: RoutingHints | None = None) -> None
     for conversation_id, message_ids in batch:
         if conversation_id in failed:
             log.warning("routing #%s failed in a batch; retrying it alone", conversation_id)
-            conversation_route_task.delay(conversation_id, message_ids, False)
+            task_named("routing.route_conversation").delay(conversation_id, message_ids, False)
 
 
 def conversations_route(*, pairs, cache: RoutingCache | None = None, hints: RoutingHints | None = None) -> list[int]:
