@@ -75,7 +75,9 @@ class Deployment:
         raise RuntimeError(f"web tier did not start: {self.tmp}/web.log")
 
     def worker_start(self) -> None:
-        self._start("worker", [PY, "-m", "celery", "-A", "cxinbox", "worker", "-Q", QUEUES, "-c", "2",
+        # at the CPU priority Procfile.production gives the workers (WORKER_NICE, 10)
+        self._start("worker", ["nice", "-n", os.environ.get("WORKER_NICE", "10"), PY, "-m", "celery", "-A",
+                               "cxinbox", "worker", "-Q", QUEUES, "-c", "2",
                                "-n", f"edge-{os.getpid()}@localhost", "-l", "WARNING"])
         self._start("beat", [PY, "-m", "celery", "-A", "cxinbox", "beat", "-l", "WARNING",
                              "-s", os.path.join(self.tmp, "beat-schedule")])

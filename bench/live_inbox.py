@@ -16,8 +16,8 @@ restart (SIGHUP) until every socket is back.
     python -m bench.live_inbox [--seconds 60] [--rate 100]    (make bench runs it as the part "live")
     python -m bench.live_inbox --send-refetches to_30s        (the pages also send live.js's refetches)
 
-Environment: WORKER_NICE (0: the worker's CPU priority below the web tier's, an experiment;
-docs/performance.md), BENCH_LIVE_DB (cx_live_bench), BENCH_LIVE_PORT (18110), BENCH_REDIS_URL (a Redis
+Environment: WORKER_NICE (10, as Procfile.production runs the workers: below the web tier's CPU
+priority; 0 for the workers at the web tier's), BENCH_LIVE_DB (cx_live_bench), BENCH_LIVE_PORT (18110), BENCH_REDIS_URL (a Redis
 DB of its own: flushed at start)."""
 from __future__ import annotations
 
@@ -158,7 +158,7 @@ def live_bench(*, seconds: float = 60, rate: float = RATE, teams: int = TEAMS, a
     web_log, worker_log = ROOT / "bench" / ".live-web.log", ROOT / "bench" / ".live-worker.log"
     try:
         worker = subprocess.Popen(
-            ["nice", "-n", os.environ.get("WORKER_NICE", "0"), PY, "-m", "celery", "-A", "cxinbox", "worker",
+            ["nice", "-n", os.environ.get("WORKER_NICE", "10"), PY, "-m", "celery", "-A", "cxinbox", "worker",
              "-Q", WORKER_QUEUES, "-c", "2", "-n",
              f"live-{os.getpid()}@%h", "-l", "WARNING", "--without-gossip", "--without-mingle"],
             cwd=ROOT, env=env, stdout=open(worker_log, "w"), stderr=subprocess.STDOUT)

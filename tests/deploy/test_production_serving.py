@@ -423,3 +423,37 @@ def test_a_mention_reaches_its_teams_sockets_and_no_other_team(server):
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait()
+
+
+def test_the_workers_run_below_the_web_tiers_cpu_priority(server):
+    """On a shared box a page an agent waits for goes before a batch that can wait: the worker
+    lines of Procfile.production start Celery at nice 10 (docs/operations.md, "CPU priority")."""
+    tmp = Path(server["static"]).parent
+    env = {**server["env"], "ROUTING_CONCURRENCY": "1"}
+    log = open(tmp / "worker.log", "w+")
+    honcho = subprocess.Popen(
+        [str(BIN / "honcho"), "-f", "Procfile.production", "-e", str(tmp / "empty.env"), "--no-colour",
+         "start", "routing"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline, found = time.monotonic() + 90, []
+        while not found and time.monotonic() < deadline:
+            time.sleep(0.5)
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                    if (any(part.endswith(b"celery") for part in cmd) and b"worker" in cmd
+                            and any(part.startswith(b"routing@") for part in cmd)):
+                        found.append(int(pid))
+                except OSError:
+                    continue
+        assert found, _log(log)
+        assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in found} == {10}
+        assert os.getpriority(os.PRIO_PROCESS, 0) == 0  # and this process, like the web tier, is not lowered
+    finally:
+        os.killpg(honcho.pid, signal.SIGTERM)
+        try:
+            honcho.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(honcho.pid, signal.SIGKILL)
+            honcho.wait()
+        log.close()
