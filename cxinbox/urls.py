@@ -5,7 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import DefaultRouter
 
 from apps.connectors.api import ChannelAccountViewSet
-from apps.core.views import healthz, home
+from apps.core.views import healthz
+from apps.accounts.views import landing
 from apps.accounts.api import ApiTokenViewSet, AuditLogView, BulkAssignView, DashboardView, TeamViewSet, UserViewSet
 from apps.inbox.api import CannedResponseViewSet, ConversationViewSet, CustomerViewSet, QueueViewSet
 from apps.ops.views import metrics as ops_metrics
@@ -44,7 +45,7 @@ router.register("sla-policies", SlaPolicyViewSet, basename="sla-policy")
 router.register("business-hours", BusinessHoursViewSet, basename="business-hours")
 
 urlpatterns = [
-    path("", home, name="home"),
+    path("", landing, name="home"),  # each role to its own work (apps/accounts/views.py)
     path("healthz", healthz, name="healthz"),
     path("metrics", ops_metrics, name="metrics"),  # Prometheus; token or allow-list (apps/ops/views.py)
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -70,5 +71,6 @@ urlpatterns = [
 ]
 
 # JSON {"detail": ...} under /api/ even when no URL matched or the server failed.
+handler403 = "apps.core.views.permission_denied"
 handler404 = "apps.core.views.not_found"
 handler500 = "apps.core.views.server_error"

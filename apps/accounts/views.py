@@ -38,6 +38,21 @@ ALL_ROLES = tuple(Role.values)
 BULK_FILTER_KEYS = ("status", "queue", "assignee", "priority", "channel", "tag", "q", "view")
 
 
+# --- where each role starts -----------------------------------------------------------------------------
+
+# The page each role's work is on (docs/roles.md): "/" and the login go there, so nobody lands on a
+# page their role cannot open.
+LANDING_PAGES = {Role.AGENT: "inbox:list", Role.SUPERVISOR: "supervisor:dashboard",
+                 Role.MARKETING: "reports:index", Role.ADMIN: "inbox:list"}
+
+
+def landing(request):
+    if not request.user.is_authenticated:
+        return redirect("login")
+    role = Role.ADMIN if request.user.is_superuser else request.user.role
+    return redirect(LANDING_PAGES.get(role, "accounts:profile"))
+
+
 # --- the user's own account -----------------------------------------------------------------------------
 
 @require_role(*ALL_ROLES)

@@ -4,7 +4,6 @@ import time
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
-from django.shortcuts import redirect
 
 
 def _check_database() -> dict:
@@ -48,12 +47,17 @@ def healthz(request):
     return JsonResponse({"ok": ok, "checks": checks}, status=200 if ok else 503)
 
 
-def home(request):
-    return redirect("inbox:list")
-
-
 # Errors Django raises before DRF sees the request (no URL matched, a crash):
 # under /api/ they are JSON {"detail": ...} like every other API error.
+def permission_denied(request, exception=None):
+    """A page with the nav and the reason (templates/403.html), not a bare "403 Forbidden"."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": str(exception or "") or "Forbidden."}, status=403)
+    from django.views.defaults import permission_denied as html_permission_denied
+
+    return html_permission_denied(request, exception)
+
+
 def not_found(request, exception=None):
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Not found."}, status=404)

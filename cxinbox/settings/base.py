@@ -135,7 +135,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "inbox:list"
+LOGIN_REDIRECT_URL = "home"  # "/" sends each role to its own page
 LOGOUT_REDIRECT_URL = "login"
 
 # Login lockout (django-axes): AXES_FAILURE_LIMIT failures lock the username (from any
