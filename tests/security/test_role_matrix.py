@@ -72,7 +72,7 @@ ADMIN_SITE = Policy(ADMINS, admin_site=True)
 # Unnamed patterns are keyed by their route. A new URL must be added here: decide who may use it.
 POLICY: dict[str, Policy] = {
     # public
-    "home": PUBLIC,  # a redirect to the inbox (which then asks for login)
+    "home": Policy(EVERYONE, to_login=True),  # each role to its start page; a stranger to the login
     "healthz": Policy(EVERYONE, may_be_503=True),
     # Prometheus: a bearer token or an address allow-list, never a login (404 unless configured; tests/ops)
     "metrics": Policy(EVERYONE, signed=True),
