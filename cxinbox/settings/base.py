@@ -222,7 +222,10 @@ else:
             "LOCATION": str(BASE_DIR / ".broker" / "cache"),
         }
     }
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # Group messages cross processes through a folder (apps/core/channel_layer.py): the worker's
+    # pushes reach the sockets the web process holds; the in-memory layer kept them in the worker.
+    CHANNEL_LAYERS = {"default": {"BACKEND": "apps.core.channel_layer.SpoolChannelLayer",
+                                  "CONFIG": {"folder": str(_broker_dir / "events")}}}
 
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"

@@ -35,4 +35,6 @@ if not REDIS_URL:  # noqa: F405
         "processed_folder": os.path.join(_test_broker, "processed"),
         "control_folder": os.path.join(_test_broker, "control"),
     }
+    CHANNEL_LAYERS = {"default": {"BACKEND": "apps.core.channel_layer.SpoolChannelLayer",  # noqa: F405
+                                  "CONFIG": {"folder": os.path.join(_test_broker, "events")}}}
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405

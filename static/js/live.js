@@ -8,7 +8,11 @@
   var moreFilters = document.getElementById("more-filters");
   if (moreFilters && window.matchMedia("(min-width: 761px)").matches) moreFilters.open = true;
   var page = document.querySelector("[data-live-page]");
-  if (!page) return;
+  if (!page) { // a page with nothing live on it (reports, settings) says nothing about it
+    var idle = document.getElementById("live-state");
+    if (idle) idle.hidden = true;
+    return;
+  }
   var kind = page.getAttribute("data-live-page");
   var me = parseInt(document.body.getAttribute("data-user-id") || "0", 10);
   var conversationId = parseInt(page.getAttribute("data-conversation-id") || "0", 10);
