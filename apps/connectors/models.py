@@ -26,6 +26,11 @@ class ChannelAccount(TimeStampedModel):
     credentials = EncryptedJSONField(default=dict, blank=True)
     is_active = models.BooleanField(default=True)
     time_zone = models.CharField(max_length=64, default="UTC")
+    # A new top-level post from a customer joins their open conversation on this account only
+    # within this many minutes of their last message there (0: never); else it starts its own.
+    # A reply, a DM thread or an email thread always continues its conversation (docs/inbox.md).
+    thread_window_minutes = models.PositiveIntegerField(
+        default=30, help_text="Minutes within which a customer's new post joins their open conversation (0: never)")
     # Poll state. The cursor moves only after the mentions it covers are committed.
     # Provider-specific resume point, e.g. {"since_id": ..., "next_token": ...}.
     poll_cursor = models.JSONField(default=dict, blank=True)

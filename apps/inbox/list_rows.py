@@ -74,7 +74,8 @@ def conversation_rows(rows: list[dict], *, user, viewers: dict | None = None) ->
                 "status": statuses.get(r["status"], r["status"]),
                 "channel": providers.get(r["channel_account__provider"], r["channel_account__provider"]),
                 "is_dm": not r["is_public"], "sentiment": sentiment_label(r["last_sentiment"]), "tags": r["tags"],
-                "subject": _subject(r["subject"]),
+                # the latest customer message: what the agent acts on (priority and sentiment are its)
+                "subject": _subject(r.get("latest_text") or r["subject"]),
                 "assignee": assignee, "queue": r["queue__name"] if r["queue_id"] is not None else None,
                 "last_message_iso": last.isoformat() if last else "",
                 "last_message_ago": timesince(last, now) if last else "",

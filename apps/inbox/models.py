@@ -76,6 +76,9 @@ class Conversation(TimeStampedModel):
     # Always looked up with the identity (threading), whose index finds a customer's few conversations.
     external_thread_id = models.CharField(max_length=255, blank=True)
     subject = models.CharField(max_length=300, blank=True)
+    # The latest customer message (its first 300 characters): what the list shows, since that is
+    # what the agent acts on and what the priority and last_sentiment come from. Blank: the subject.
+    latest_text = models.CharField(max_length=300, blank=True)
     is_public = models.BooleanField(default=True)
     language = models.CharField(max_length=8, blank=True)
 

@@ -5,7 +5,7 @@ import json
 import re
 
 from django.db import connection
-from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models import Case, Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Lower
 from django.db.models.lookups import Contains
 from django.utils import timezone
@@ -228,7 +228,7 @@ def conversation_list_for_user(*, user, filters: dict | None = None) -> QuerySet
 
 # What a list row shows (apps/inbox/list_rows.py turns these into display text).
 PAGE_ROW_FIELDS = (
-    "id", "status", "priority_bucket", "is_public", "subject", "last_sentiment", "last_message_at", "last_inbound_at",
+    "id", "status", "priority_bucket", "is_public", "subject", "latest_text", "last_sentiment", "last_message_at", "last_inbound_at",
     "sla_due_at", "sla_breached", "snoozed_until", "identity__handle", "identity__display_name",
     "channel_account__provider", "queue_id", "queue__name", "assignee_id", "assignee__username",
     "assignee__first_name", "assignee__last_name",
@@ -324,11 +324,13 @@ def conversation_thread(*, conversation: Conversation) -> dict:
 
 
 def customer_other_conversations(*, user, conversation: Conversation, limit: int = 10) -> list[Conversation]:
-    """The same customer's other conversations, on any channel, that this user may open."""
+    """The same customer's other conversations, on any channel, that this user may open: the open
+    ones first (a new post starts its own conversation, so the agent sees what else is going on)."""
+    still_open = Case(When(status__in=OPEN_STATUSES, then=Value(0)), default=Value(1))
     return list(
         conversations_visible_to(user).filter(customer_id=conversation.customer_id).exclude(pk=conversation.pk)
         .select_related("channel_account").defer(*(f for f in LIST_DEFERRED if f.startswith("channel_account__")))
-        .order_by("-last_message_at", "-id")[:limit]
+        .order_by(still_open, "-last_message_at", "-id")[:limit]
     )
 
 

@@ -31,7 +31,7 @@ class ConversationSerializer(serializers.ModelSerializer):
         model = Conversation
         fields = [
             "id", "status", "priority", "priority_bucket", "priority_label", "channel", "channel_account",
-            "customer", "identity", "queue", "assignee", "tags", "subject", "is_public", "language",
+            "customer", "identity", "queue", "assignee", "tags", "subject", "latest_text", "is_public", "language",
             "first_sentiment", "last_sentiment", "last_message_at", "first_response_at", "resolved_at",
             "sla_due_at", "sla_breached", "is_spam", "snoozed_until", "created_at",
         ]

@@ -112,11 +112,28 @@ def _thread_conversation(*, account: ChannelAccount, identity: SocialIdentity, m
         )
         if conv:
             return conv
-    return (
+    conversation = (
         Conversation.objects.filter(channel_account=account, identity=identity, status__in=OPEN_STATUSES)
         .order_by("-id")
         .first()
     )
+    return conversation if conversation_continues(conversation, account, mention.created_at) else None
+
+
+def conversation_continues(conversation: Conversation | None, account: ChannelAccount, at: dt.datetime) -> bool:
+    """Whether a customer's new top-level post (no reply, no platform thread) joins their open
+    conversation: only within the account's thread window of their last message there. Joining
+    every post made threads piles of unrelated topics (a refund, dark mode, a thank-you)."""
+    if conversation is None or not account.thread_window_minutes:
+        return False
+    last = conversation.last_inbound_at or conversation.created_at
+    return last is not None and abs(at - last) <= dt.timedelta(minutes=account.thread_window_minutes)
+
+
+def _latest_text_follow(conversation: Conversation, mention: InboundMention) -> None:
+    """The list shows the latest customer message: a mention newer than the last one replaces it."""
+    if conversation.last_inbound_at is None or mention.created_at >= conversation.last_inbound_at:
+        conversation.latest_text = mention.text[:300]
 
 
 def _conversation_reopen(conversation: Conversation, at: dt.datetime) -> None:
@@ -141,6 +158,7 @@ def mention_store(*, account: ChannelAccount, mention: InboundMention, result: I
                     channel_account=account, customer=identity.customer, identity=identity,
                     external_thread_id=mention.thread_id or mention.external_id, is_public=not mention.is_private,
                     status=Status.NEW, cycle_started_at=mention.created_at, subject=mention.text[:300],
+                    latest_text=mention.text[:300],
                 )
                 event_record(conversation=conversation, kind="created", channel=account.provider)
             elif conversation.status == Status.RESOLVED:
@@ -162,6 +180,7 @@ def mention_store(*, account: ChannelAccount, mention: InboundMention, result: I
             if mention.quoted_text:
                 message.raw = {**message.raw, "quoted_text": mention.quoted_text}
                 message.save(update_fields=["raw"])
+            _latest_text_follow(conversation, mention)
             conversation.last_message_at = max(filter(None, [conversation.last_message_at, mention.created_at]))
             conversation.last_inbound_at = max(filter(None, [conversation.last_inbound_at, mention.created_at]))
             conversation.updated_at = now
@@ -426,13 +445,14 @@ def _mentions_store(*, account: ChannelAccount, mentions: list[InboundMention], 
                 conv = parent
         if conv is None and m.thread_id:
             conv = by_thread.get((identity.pk, m.thread_id))
-        if conv is None:
-            conv = open_for.get(identity.pk)
+        if conv is None and conversation_continues(open_for.get(identity.pk), account, m.created_at):
+            conv = open_for[identity.pk]
         if conv is None:
             conv = Conversation(
                 channel_account=account, customer_id=identity.customer_id, identity=identity,
                 external_thread_id=m.thread_id or m.external_id, is_public=not m.is_private, status=Status.NEW,
-                cycle_started_at=m.created_at, subject=m.text[:300], created_at=now, updated_at=now,
+                cycle_started_at=m.created_at, subject=m.text[:300], latest_text=m.text[:300],
+                created_at=now, updated_at=now,
             )
             new_convs.append(conv)
             events.append((conv, "created", {"channel": account.provider}))
@@ -448,6 +468,7 @@ def _mentions_store(*, account: ChannelAccount, mentions: list[InboundMention], 
         elif conv.status == Status.PENDING:
             conv.status = Status.OPEN  # the customer answered
             events.append((conv, "status_changed", {"old": "pending", "new": "open", "reason": "customer replied"}))
+        _latest_text_follow(conv, m)
         conv.last_message_at = max(filter(None, [conv.last_message_at, m.created_at]))
         conv.last_inbound_at = max(filter(None, [conv.last_inbound_at, m.created_at]))
         conv.updated_at = now
@@ -459,7 +480,7 @@ def _mentions_store(*, account: ChannelAccount, mentions: list[InboundMention], 
     # rows_insert, not bulk_create: Django's UNNEST arrays cost half of ingest's CPU (apps/core/db.py)
     rows_insert(new_convs)
     if touched:
-        rows_update(touched.values(), ["status", "last_message_at", "last_inbound_at", "updated_at"])
+        rows_update(touched.values(), ["status", "latest_text", "last_message_at", "last_inbound_at", "updated_at"])
     if reopened:
         rows_update(reopened.values(), [
             "cycle_started_at", "first_response_at", "resolved_at", "sla_breached", "last_assignee", "assignee"])
