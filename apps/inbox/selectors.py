@@ -334,6 +334,22 @@ def customer_other_conversations(*, user, conversation: Conversation, limit: int
     )
 
 
+def conversation_next_for_user(*, user, after: Conversation, wanted_id: str = "") -> Conversation | None:
+    """Where "Resolve" goes next: the conversation the page says followed this one in the list the
+    agent came from (if they may still open it and it is still to do), else the top of their own
+    work, else the top of everything they may work."""
+    if wanted_id.isascii() and wanted_id.isdigit() and len(wanted_id) < 19 and int(wanted_id) != after.pk:
+        wanted = (conversation_list_for_user(user=user, filters={"view": "all"})
+                  .filter(pk=int(wanted_id)).first())
+        if wanted is not None:
+            return wanted
+    for view in ("mine", "all"):
+        following = conversation_list_for_user(user=user, filters={"view": view}).exclude(pk=after.pk).first()
+        if following is not None:
+            return following
+    return None
+
+
 def canned_responses_for_user(*, user) -> list[CannedResponse]:
     """Global responses and those of the user's teams."""
     return list(CannedResponse.objects.filter(Q(team__isnull=True) | Q(team__members=user)).distinct()

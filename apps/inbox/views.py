@@ -223,6 +223,14 @@ def conversation_status(request, pk):
         flash.error(request, exc.detail)
     if status in (Status.RESOLVED, Status.CLOSED) and request.POST.get("next") == "list":
         return redirect("inbox:list")
+    if status == Status.RESOLVED and request.POST.get("next") == "next":
+        # Resolve moves on: the next conversation of the list the agent came from, else their work.
+        following = selectors.conversation_next_for_user(user=request.user, after=conversation,
+                                                         wanted_id=request.POST.get("next_id", ""))
+        if following is None:
+            flash.info(request, "Nothing else is waiting for you.")
+            return redirect("inbox:list")
+        return redirect("inbox:detail", pk=following.pk)
     return _back(pk)
 
 

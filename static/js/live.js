@@ -264,6 +264,14 @@
     return "/inbox/c/" + ids[i + delta] + "/";
   }
 
+  // Resolve moves on to the next conversation of the list the agent came from (the server
+  // checks it is still theirs to work, else takes the top of their work).
+  var nextId = document.getElementById("next-id");
+  if (nextId && kind === "thread") {
+    var following = neighbour(1);
+    if (following) nextId.value = following.split("/")[3];
+  }
+
   // ---- shortcuts ------------------------------------------------------------
   document.addEventListener("keydown", function (e) {
     var t = e.target;
