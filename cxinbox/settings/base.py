@@ -205,7 +205,7 @@ if REDIS_URL:
 else:
     # Embedded default: a file-system broker (kombu's filesystem transport) so
     # `make run` needs no server. Web, worker and beat share the folder.
-    _broker_dir = BASE_DIR / ".broker"
+    _broker_dir = Path(env("EMBEDDED_DIR", default=str(BASE_DIR / ".broker")))  # a test's system keeps its own
     for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
@@ -219,7 +219,7 @@ else:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": str(BASE_DIR / ".broker" / "cache"),
+            "LOCATION": str(_broker_dir / "cache"),
         }
     }
     # Group messages cross processes through a folder (apps/core/channel_layer.py): the worker's
