@@ -303,7 +303,11 @@ def conversation_snooze(request, pk):
 def conversation_tags(request, pk):
     _require_worker(request)
     conversation = _conversation_or_404(request, pk)
-    services.conversation_tags_set(conversation=conversation, tags=request.POST.get("tags", ""), actor=request.user)
+    try:
+        services.conversation_tags_set(conversation=conversation, tags=request.POST.get("tags", ""),
+                                       actor=request.user)
+    except DomainError as exc:
+        flash.error(request, f"Tags not saved: {exc.detail}")
     return _back(pk)
 
 
