@@ -23,6 +23,7 @@ from .events import event_record
 from .models import Conversation, Message, Note, Notification, PriorityBucket, ReadMark, Status, Tag
 from .priority import bucket_for
 from .realtime import inbox_push_on_commit, user_push
+from .sending import private_messages_missing
 from .signals import conversation_work_announce, survey_requested
 from .tags import tag_names_parse
 
@@ -338,8 +339,11 @@ def conversation_resolve(*, conversation: Conversation, actor=None, send_survey:
             return conversation, ""
         if not survey_requested.has_listeners():
             return conversation, "Resolved; surveys are not available in this installation."
+        missing = private_messages_missing(conversation.channel_account)
         survey_requested.send(sender=Conversation, conversation=conversation, actor=actor)  # reports sends it
-    return conversation, "Resolved; the satisfaction survey is on its way to the customer."
+    if missing:  # a survey is never posted publicly: reports recorded "survey not sent" on the thread
+        return conversation, f"Resolved; survey not sent: {missing}."
+    return conversation, "Resolved; the satisfaction survey is on its way to the customer by private message."
 
 
 def conversation_mark_read(*, conversation: Conversation, user) -> None:
