@@ -15,6 +15,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from apps.core.errors import DomainError
@@ -138,7 +139,9 @@ def agent_capacity(request, pk):
             channel, _, value = part.partition("=")
             per_channel[channel.strip()] = value.strip()
         services.user_capacity_set(user=agent, capacity=capacity, channel_capacity=per_channel, actor=request.user)
-        flash.success(request, f"{agent.display_name} now takes up to {capacity} open conversations.")
+        flash.success(request, ngettext("%(name)s now takes up to %(n)d open conversation.",
+                                        "%(name)s now takes up to %(n)d open conversations.", capacity)
+                      % {"name": agent.display_name, "n": capacity})
     except ValueError:
         flash.error(request, "Capacity must be a whole number.")
     except DomainError as exc:
@@ -155,8 +158,10 @@ def agent_workload(request, pk):
         result = agent_workload_move(agent=agent, to=target, actor=request.user,
                                      reason=request.POST.get("reason", ""),
                                      go_offline=request.POST.get("go_offline") == "on")
+        outside = result["not_visible"]
         flash.success(request, f"Moved {result['moved']} of {agent.display_name}'s open conversations"
-                               + (f"; {result['not_visible']} are outside your teams." if result["not_visible"] else "."))
+                               + (ngettext("; %d is outside your teams.", "; %d are outside your teams.", outside)
+                                  % outside if outside else "."))
     except DomainError as exc:
         flash.error(request, exc.detail)
     return redirect("supervisor:agents")
@@ -253,11 +258,14 @@ def reassign(request):
                     raise DomainError("Select at least one conversation, or choose all matching the filter.")
                 result = conversations_bulk_assign(conversations=ids, **kwargs)
             if result.get("queued"):
-                flash.success(request, f"Moving {result['queued']} conversations in the background; "
-                                       "the audit log shows each move.")
+                flash.success(request, ngettext("Moving %d conversation in the background; ",
+                                                "Moving %d conversations in the background; ", result["queued"])
+                              % result["queued"] + "the audit log shows each move.")
             else:
-                flash.success(request, f"Moved {result['moved']} conversation(s); "
-                                       f"{result['unchanged']} were there already.")
+                flash.success(request, ngettext("Moved %d conversation; ", "Moved %d conversations; ",
+                                                result["moved"]) % result["moved"]
+                              + ngettext("%d was there already.", "%d were there already.", result["unchanged"])
+                              % result["unchanged"])
         except DomainError as exc:
             flash.error(request, exc.detail)
         return redirect(reverse("supervisor:reassign") + "?" + request.POST.get("querystring", ""))
