@@ -25,7 +25,7 @@ from apps.inbox import reassignment as inbox_reassignment
 from apps.inbox.canned import canned_response_delete, canned_response_save
 from apps.inbox.filters import valid_list_filters
 from apps.inbox.models import Queue, Status
-from apps.inbox.reassignment import agent_workload_move, conversations_bulk_assign
+from apps.inbox.reassignment import agent_workload_move, conversations_bulk_assign, conversations_bulk_preview
 from apps.inbox.selectors import conversation_list_for_user
 from apps.routing import supervision
 
@@ -248,15 +248,27 @@ def reassign(request):
             kwargs = {"to_agent": target if isinstance(target, User) else None,
                       "to_team": target if isinstance(target, Team) else None,
                       "to_queue": None if isinstance(target, (User, Team)) else target}
-            kwargs.update(actor=request.user, reason=request.POST.get("reason", ""),
-                          background_over=inbox_reassignment.BULK_SYNC_MAX)
             if request.POST.get("scope") == "all":
-                result = conversations_bulk_assign(filters=filters, **kwargs)
+                chosen = {"filters": filters}
             else:
                 ids = [int(v) for v in request.POST.getlist("ids") if v.isdecimal()]
                 if not ids:
                     raise DomainError("Select at least one conversation, or choose all matching the filter.")
-                result = conversations_bulk_assign(conversations=ids, **kwargs)
+                chosen = {"conversations": ids}
+            if request.POST.get("confirmed") != "1":
+                # A bulk move is confirmed first, on a page of its own (with or without JavaScript).
+                preview = conversations_bulk_preview(actor=request.user, **chosen, **kwargs)
+                label = (f"agent {target.display_name}" if isinstance(target, User)
+                         else f"team {target.name}" if isinstance(target, Team) else f"queue {target.name}")
+                return render(request, "supervisor/reassign_confirm.html", {
+                    **preview, "stay": preview["matched"] - preview["change"], "target_label": label,
+                    "reason": request.POST.get("reason", ""),
+                    "querystring": request.POST.get("querystring", ""),
+                    "fields": [(k, v) for k, values in request.POST.lists() for v in values
+                               if k not in ("csrfmiddlewaretoken", "confirmed")]})
+            kwargs.update(actor=request.user, reason=request.POST.get("reason", ""),
+                          background_over=inbox_reassignment.BULK_SYNC_MAX)
+            result = conversations_bulk_assign(**chosen, **kwargs)
             if result.get("queued"):
                 flash.success(request, ngettext("Moving %d conversation in the background; ",
                                                 "Moving %d conversations in the background; ", result["queued"])

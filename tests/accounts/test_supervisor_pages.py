@@ -77,7 +77,7 @@ def test_bulk_reassign_from_the_page_all_matching_filter(client, supervisor, age
     page = client.get(reverse("supervisor:reassign"), {"priority": "0"})
     assert page.context["count"] == 3
     resp = client.post(reverse("supervisor:reassign"), {"priority": "0", "scope": "all", "to": f"agent:{agent.pk}",
-                                                       "reason": "urgent to Dana"}, follow=True)
+                                                       "reason": "urgent to Dana", "confirmed": "1"}, follow=True)
     assert "Moved 3 conversations; 0 were there already." in resp.content.decode()
     assert {c.assignee_id for c in type(convs[0]).objects.filter(priority_bucket=0)} == {agent.pk}
 
@@ -193,5 +193,5 @@ def test_unrouted_conversations_are_triaged_by_supervisors(client, supervisor, a
     page = client.get(reverse("supervisor:reassign"), {"queue": "none"})
     assert page.context["count"] == 2
     client.post(reverse("supervisor:reassign"), {"queue": "none", "scope": "all", "to": f"queue:{queue.pk}",
-                                                 "reason": "triage"})
+                                                 "reason": "triage", "confirmed": "1"})
     assert all(type(c).objects.get(pk=c.pk).queue_id == queue.pk for c in unrouted)
