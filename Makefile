@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run serve test migrate demo bench lint clean
+.PHONY: install run serve test migrate demo bench lint clean reset
 
 $(STAMP): requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -38,5 +38,13 @@ lint: install
 bench: install
 	$(PY) -m bench.run
 
+## make reset: start the demo over (stop `make run` with Ctrl-C first): the embedded SQLite database,
+## the file broker and cache (.broker) and uploaded media go; .venv stays, so `make run` is quick again.
+## With DATABASE_URL / REDIS_URL set, those are not touched: recreate that database yourself.
+reset:
+	rm -rf db.sqlite3 db.sqlite3-journal db.sqlite3-wal db.sqlite3-shm .broker media
+	@echo "Reset. Start again with: make run"
+
+## make clean: reset, and also remove .venv and collected static files
 clean:
-	rm -rf $(VENV) db.sqlite3 .broker staticfiles
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-journal db.sqlite3-wal db.sqlite3-shm .broker media staticfiles

@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import DefaultRouter
 
 from apps.connectors.api import ChannelAccountViewSet
-from apps.core.views import healthz
+from apps.core.views import favicon, healthz
 from apps.accounts.views import landing
 from apps.accounts.api import ApiTokenViewSet, AuditLogView, BulkAssignView, DashboardView, TeamViewSet, UserViewSet
 from apps.inbox.api import CannedResponseViewSet, ConversationViewSet, CustomerViewSet, QueueViewSet
@@ -47,6 +47,7 @@ router.register("business-hours", BusinessHoursViewSet, basename="business-hours
 urlpatterns = [
     path("", landing, name="home"),  # each role to its own work (apps/accounts/views.py)
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon, name="favicon"),
     path("metrics", ops_metrics, name="metrics"),  # Prometheus; token or allow-list (apps/ops/views.py)
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

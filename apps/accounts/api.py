@@ -211,6 +211,7 @@ class DashboardView(APIView):
             "at": snap["now"], "totals": snap["totals"], "agents_online": snap["agents_online"],
             "at_risk_minutes": snap["at_risk_minutes"],
             "queues": [{"id": q.queue_id, "name": q.name, "team": q.team, "open": q.open, "waiting": q.waiting,
+                        "unassigned": q.unassigned,
                         "oldest_wait_seconds": q.oldest_wait_seconds, "sla_at_risk": q.at_risk,
                         "sla_breached": q.breached} for q in snap["queues"]],
             "agents": [{"id": a.pk, "username": a.username, "display_name": a.display_name,

@@ -15,6 +15,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from apps.core.errors import DomainError
@@ -24,7 +25,7 @@ from apps.inbox import reassignment as inbox_reassignment
 from apps.inbox.canned import canned_response_delete, canned_response_save
 from apps.inbox.filters import valid_list_filters
 from apps.inbox.models import Queue, Status
-from apps.inbox.reassignment import agent_workload_move, conversations_bulk_assign
+from apps.inbox.reassignment import agent_workload_move, conversations_bulk_assign, conversations_bulk_preview
 from apps.inbox.selectors import conversation_list_for_user
 from apps.routing import supervision
 
@@ -153,7 +154,9 @@ def agent_capacity(request, pk):
             channel, _, value = part.partition("=")
             per_channel[channel.strip()] = value.strip()
         services.user_capacity_set(user=agent, capacity=capacity, channel_capacity=per_channel, actor=request.user)
-        flash.success(request, f"{agent.display_name} now takes up to {capacity} open conversations.")
+        flash.success(request, ngettext("%(name)s now takes up to %(n)d open conversation.",
+                                        "%(name)s now takes up to %(n)d open conversations.", capacity)
+                      % {"name": agent.display_name, "n": capacity})
     except ValueError:
         flash.error(request, "Capacity must be a whole number.")
     except DomainError as exc:
@@ -170,8 +173,10 @@ def agent_workload(request, pk):
         result = agent_workload_move(agent=agent, to=target, actor=request.user,
                                      reason=request.POST.get("reason", ""),
                                      go_offline=request.POST.get("go_offline") == "on")
+        outside = result["not_visible"]
         flash.success(request, f"Moved {result['moved']} of {agent.display_name}'s open conversations"
-                               + (f"; {result['not_visible']} are outside your teams." if result["not_visible"] else "."))
+                               + (ngettext("; %d is outside your teams.", "; %d are outside your teams.", outside)
+                                  % outside if outside else "."))
     except DomainError as exc:
         flash.error(request, exc.detail)
     return redirect("supervisor:agents")
@@ -258,21 +263,36 @@ def reassign(request):
             kwargs = {"to_agent": target if isinstance(target, User) else None,
                       "to_team": target if isinstance(target, Team) else None,
                       "to_queue": None if isinstance(target, (User, Team)) else target}
-            kwargs.update(actor=request.user, reason=request.POST.get("reason", ""),
-                          background_over=inbox_reassignment.BULK_SYNC_MAX)
             if request.POST.get("scope") == "all":
-                result = conversations_bulk_assign(filters=filters, **kwargs)
+                chosen = {"filters": filters}
             else:
                 ids = [int(v) for v in request.POST.getlist("ids") if v.isdecimal()]
                 if not ids:
                     raise DomainError("Select at least one conversation, or choose all matching the filter.")
-                result = conversations_bulk_assign(conversations=ids, **kwargs)
+                chosen = {"conversations": ids}
+            if request.POST.get("confirmed") != "1":
+                # A bulk move is confirmed first, on a page of its own (with or without JavaScript).
+                preview = conversations_bulk_preview(actor=request.user, **chosen, **kwargs)
+                label = (f"agent {target.display_name}" if isinstance(target, User)
+                         else f"team {target.name}" if isinstance(target, Team) else f"queue {target.name}")
+                return render(request, "supervisor/reassign_confirm.html", {
+                    **preview, "stay": preview["matched"] - preview["change"], "target_label": label,
+                    "reason": request.POST.get("reason", ""),
+                    "querystring": request.POST.get("querystring", ""),
+                    "fields": [(k, v) for k, values in request.POST.lists() for v in values
+                               if k not in ("csrfmiddlewaretoken", "confirmed")]})
+            kwargs.update(actor=request.user, reason=request.POST.get("reason", ""),
+                          background_over=inbox_reassignment.BULK_SYNC_MAX)
+            result = conversations_bulk_assign(**chosen, **kwargs)
             if result.get("queued"):
-                flash.success(request, f"Moving {result['queued']} conversations in the background; "
-                                       "the audit log shows each move.")
+                flash.success(request, ngettext("Moving %d conversation in the background; ",
+                                                "Moving %d conversations in the background; ", result["queued"])
+                              % result["queued"] + "the audit log shows each move.")
             else:
-                flash.success(request, f"Moved {result['moved']} conversation(s); "
-                                       f"{result['unchanged']} were there already.")
+                flash.success(request, ngettext("Moved %d conversation; ", "Moved %d conversations; ",
+                                                result["moved"]) % result["moved"]
+                              + ngettext("%d was there already.", "%d were there already.", result["unchanged"])
+                              % result["unchanged"])
         except DomainError as exc:
             flash.error(request, exc.detail)
         return redirect(reverse("supervisor:reassign") + "?" + request.POST.get("querystring", ""))

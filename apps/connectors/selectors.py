@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from .models import ChannelAccount, PushDelivery
 from .providers import polls
@@ -115,7 +116,8 @@ def _health(account: ChannelAccount, now: dt.datetime, stale_after: dt.timedelta
         if behind:
             label += " · falling behind"
     elif not polled and account.push_failed:
-        state, label = "failing", f"Push only · {account.push_failed} deliveries failed"
+        state, label = "failing", "Push only · " + ngettext(
+            "%d delivery failed", "%d deliveries failed", account.push_failed) % account.push_failed
     elif not polled:
         state, label = "push", "Push only" + (" · refusing deliveries" if account.last_push_error else "")
     elif since is None:

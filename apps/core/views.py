@@ -4,6 +4,9 @@ import time
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
+from django.shortcuts import redirect
+from django.templatetags.static import static
+from django.views.decorators.cache import cache_control
 
 
 def _check_database() -> dict:
@@ -45,6 +48,13 @@ def healthz(request):
     checks["workers"] = _check_workers() if checks["redis"]["ok"] else {"ok": False, "error": "redis down"}
     ok = all(c["ok"] for c in checks.values())
     return JsonResponse({"ok": ok, "checks": checks}, status=200 if ok else 503)
+
+
+@cache_control(max_age=86400, public=True)
+def favicon(request):
+    """/favicon.ico, which browsers ask for on pages without a <link rel="icon"> (the API, the admin):
+    the static SVG icon, not a 404 in the logs."""
+    return redirect(static("favicon.svg"), permanent=True)
 
 
 # Errors Django raises before DRF sees the request (no URL matched, a crash):

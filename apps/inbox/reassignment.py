@@ -94,16 +94,8 @@ def _bulk_target_check(*, actor, to_agent, to_team, to_queue):
             raise DomainError(f"{to_agent.username} is not in a team you lead.")
 
 
-def conversations_bulk_assign(
-    *, conversations=None, filters: dict | None = None, to_agent=None, to_team=None, to_queue=None,
-    actor, reason: str = "", background_over: int | None = None,
-) -> dict:
-    """Moves many conversations at once: the ones given (objects or ids), or all
-    matching `filters` (the inbox list's filters), to an agent, a team (its
-    default queue) or a queue. Only conversations the actor can see are moved.
-    Each move writes its own audit event (who, when, why); returns counts."""
-    _bulk_target_check(actor=actor, to_agent=to_agent, to_team=to_team, to_queue=to_queue)
-    reason = (reason or "").strip()[:500]
+def _bulk_targets(*, actor, conversations, filters) -> tuple[list[int], int | None]:
+    """The ids a bulk move takes (only what the actor can see), and how many were asked for by id."""
     if conversations is not None:
         ids = [getattr(c, "pk", c) for c in conversations]
         qs = conversations_visible_to(actor).filter(pk__in=ids)
@@ -121,6 +113,33 @@ def conversations_bulk_assign(
     targets = list(qs.order_by().values_list("pk", flat=True).distinct()[: BULK_ASSIGN_MAX + 1])
     if len(targets) > BULK_ASSIGN_MAX:
         raise DomainError(f"More than {BULK_ASSIGN_MAX} conversations match; narrow the filter.")
+    return targets, asked
+
+
+def conversations_bulk_preview(*, conversations=None, filters: dict | None = None, to_agent=None, to_team=None,
+                               to_queue=None, actor) -> dict:
+    """What conversations_bulk_assign with the same arguments would do, without doing it: the
+    confirmation step's figures. `matched`: conversations taken; `change`: those not already with
+    the target (the others stay as they are). Refused as the move would be (DomainError)."""
+    _bulk_target_check(actor=actor, to_agent=to_agent, to_team=to_team, to_queue=to_queue)
+    targets, _ = _bulk_targets(actor=actor, conversations=conversations, filters=filters)
+    queue = to_queue if to_queue is not None else (_queue_for_team(to_team) if to_team is not None else None)
+    rows = Conversation.objects.filter(pk__in=targets)
+    stay = rows.filter(assignee=to_agent) if to_agent is not None else rows.filter(queue=queue)
+    return {"matched": len(targets), "change": len(targets) - stay.count()}
+
+
+def conversations_bulk_assign(
+    *, conversations=None, filters: dict | None = None, to_agent=None, to_team=None, to_queue=None,
+    actor, reason: str = "", background_over: int | None = None,
+) -> dict:
+    """Moves many conversations at once: the ones given (objects or ids), or all
+    matching `filters` (the inbox list's filters), to an agent, a team (its
+    default queue) or a queue. Only conversations the actor can see are moved.
+    Each move writes its own audit event (who, when, why); returns counts."""
+    _bulk_target_check(actor=actor, to_agent=to_agent, to_team=to_team, to_queue=to_queue)
+    reason = (reason or "").strip()[:500]
+    targets, asked = _bulk_targets(actor=actor, conversations=conversations, filters=filters)
     queue = to_queue if to_queue is not None else (_queue_for_team(to_team) if to_team is not None else None)
     skipped = (asked - len(targets)) if asked is not None else 0
     if background_over is not None and len(targets) > background_over:

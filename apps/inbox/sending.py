@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.connectors.providers import get_provider
+from apps.connectors.providers import get_provider, provider_class
 from apps.connectors.providers.base import AuthError, OutboundReply, ProviderError, RateLimited, UnknownOutcome
 from apps.core.errors import DomainError
 from apps.core.task_queue import task_named
@@ -36,6 +36,15 @@ def _outbound_reply(message: Message) -> OutboundReply:
         recipient_external_id=message.conversation.identity.external_id, client_reference=str(message.pk),
         parent_raw=parent_raw,
     )
+
+
+def private_messages_missing(channel_account) -> str:
+    """Why this channel cannot take a private message ("Reddit has no private messages"), or ""
+    when it can (X direct messages, Mastodon "direct" posts, email, the demo network...). What
+    must never be posted publicly (a survey link) is not sent where this is not empty."""
+    if provider_class(channel_account.provider).supports_private_replies:
+        return ""
+    return f"{channel_account.get_provider_display()} has no private messages"
 
 
 class SendRetry(Exception):

@@ -1,11 +1,10 @@
-import re
-
-from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from apps.contacts.models import Customer
+from apps.core.errors import DomainError
 
 from .models import CannedResponse, Conversation, Message, Note, PriorityBucket, Queue, Status
+from .tags import tag_name_check
 
 
 class IdentitySummarySerializer(serializers.Serializer):
@@ -79,15 +78,18 @@ class SnoozeInputSerializer(serializers.Serializer):
                                    "offset, UTC). null wakes it now.")
 
 
-# Letters, digits, spaces and a little punctuation; no commas (the page's tag box
-# splits on them) and nothing that reads as markup.
-TAG_NAME_RE = re.compile(r"^\w[\w .:/&+#'-]*$")
+def _tag_name_valid(value):
+    try:
+        tag_name_check(value)
+    except DomainError as exc:
+        raise serializers.ValidationError(exc.detail) from None
 
 
 class TagNameField(serializers.CharField):
+    """A tag name under the one rule (apps/inbox/tags.py) the page's tag box follows too."""
+
     def __init__(self, **kwargs):
-        super().__init__(max_length=64, validators=[RegexValidator(
-            TAG_NAME_RE, "A tag is letters, digits, spaces and . : / & + # ' - (no commas), 64 at most.")], **kwargs)
+        super().__init__(trim_whitespace=False, validators=[_tag_name_valid], **kwargs)
 
 
 class TagsInputSerializer(serializers.Serializer):

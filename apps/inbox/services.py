@@ -23,7 +23,9 @@ from .events import event_record
 from .models import Conversation, Message, Note, Notification, PriorityBucket, ReadMark, Status, Tag
 from .priority import bucket_for
 from .realtime import inbox_push_on_commit, user_push
+from .sending import private_messages_missing
 from .signals import conversation_work_announce, survey_requested
+from .tags import tag_names_parse
 
 log = logging.getLogger(__name__)
 
@@ -245,33 +247,24 @@ def conversation_snooze(*, conversation: Conversation, until: dt.datetime | None
     return conversation
 
 
-def _tag_names(tags) -> list[str]:
-    if isinstance(tags, str):
-        tags = tags.split(",")
-    names = []
-    for raw in tags or []:
-        name = " ".join(str(raw).split()).lower()[:64]
-        if name and name not in names:
-            names.append(name)
-    return names
-
-
 @transaction.atomic
 def conversation_tags_set(*, conversation: Conversation, tags, actor=None) -> Conversation:
-    """Replaces the conversation's tags (a list or a comma-separated string)."""
+    """Replaces the conversation's tags (a list or a comma-separated string). A name that
+    breaks the tag rule (apps/inbox/tags.py) refuses the whole change with DomainError."""
+    names = tag_names_parse(tags)
     conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
-    return _tags_apply(conversation, _tag_names(tags), actor)
+    return _tags_apply(conversation, names, actor)
 
 
 @transaction.atomic
 def conversation_tags_change(*, conversation: Conversation, add=(), remove=(), actor=None) -> Conversation:
     """Adds and removes tags, leaving the others. The new set is worked out under
     the row lock, so two people tagging at once both keep their tags."""
+    drop, adding = set(tag_names_parse(remove)), tag_names_parse(add)
     conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
-    drop = set(_tag_names(remove))
     # Routing may have stored a tag with capitals: a removal matches it case-insensitively.
     names = [n for n in conversation.tags.values_list("name", flat=True) if n.lower() not in drop]
-    names += [n for n in _tag_names(add) if n not in drop and n not in {x.lower() for x in names}]
+    names += [n for n in adding if n not in drop and n not in {x.lower() for x in names}]
     return _tags_apply(conversation, names, actor)
 
 
@@ -346,8 +339,11 @@ def conversation_resolve(*, conversation: Conversation, actor=None, send_survey:
             return conversation, ""
         if not survey_requested.has_listeners():
             return conversation, "Resolved; surveys are not available in this installation."
+        missing = private_messages_missing(conversation.channel_account)
         survey_requested.send(sender=Conversation, conversation=conversation, actor=actor)  # reports sends it
-    return conversation, "Resolved; the satisfaction survey is on its way to the customer."
+    if missing:  # a survey is never posted publicly: reports recorded "survey not sent" on the thread
+        return conversation, f"Resolved; survey not sent: {missing}."
+    return conversation, "Resolved; the satisfaction survey is on its way to the customer by private message."
 
 
 def conversation_mark_read(*, conversation: Conversation, user) -> None:

@@ -111,9 +111,14 @@ def conversation_list(request):
     return render(request, "inbox/list.html", context)
 
 
-def _timeline(messages, notes) -> list[dict]:
-    """Messages and private notes in one line, as things happened."""
+# Audit events the thread shows among the messages, where the agent reads the conversation.
+TIMELINE_EVENT_KINDS = {"survey_not_sent"}
+
+
+def _timeline(messages, notes, events=()) -> list[dict]:
+    """Messages, private notes and the few events an agent must see there, as things happened."""
     items = [{"message": m, "at": m.sent_at} for m in messages] + [{"note": n, "at": n.created_at} for n in notes]
+    items += [{"event": e, "at": e.created_at} for e in events if e.kind in TIMELINE_EVENT_KINDS]
     return sorted(items, key=lambda item: item["at"])
 
 
@@ -127,7 +132,7 @@ def _thread_context(request, conversation, *, draft_text="", draft_started_at=No
     return {
         # "messages" is the flash-message context name: the thread's go under another
         "conversation": conversation, "thread_messages": thread["messages"], "notes": thread["notes"],
-        "timeline": _timeline(thread["messages"], thread["notes"]),
+        "timeline": _timeline(thread["messages"], thread["notes"], thread["events"]),
         "events": thread["events"], "statuses": Status.choices, "priorities": PriorityBucket.choices,
         # The same rule as the assign API: people of the conversation's team (docs/roles.md, Ownership).
         "agents": list(selectors.conversation_assignees(conversation=conversation, actor=request.user)
@@ -166,7 +171,7 @@ def conversation_live(request, pk):
     services.conversation_mark_read(conversation=conversation, user=request.user)
     thread = selectors.conversation_thread(conversation=conversation)
     return render(request, "inbox/_thread_live.html", {
-        "conversation": conversation, "timeline": _timeline(thread["messages"], thread["notes"]),
+        "conversation": conversation, "timeline": _timeline(thread["messages"], thread["notes"], thread["events"]),
         "events": thread["events"], "tags_text": ", ".join(t.name for t in conversation.tags.all()),
         "is_snoozed": bool(conversation.snoozed_until and conversation.snoozed_until > timezone.now()),
     })
@@ -311,7 +316,11 @@ def conversation_snooze(request, pk):
 def conversation_tags(request, pk):
     _require_worker(request)
     conversation = _conversation_or_404(request, pk)
-    services.conversation_tags_set(conversation=conversation, tags=request.POST.get("tags", ""), actor=request.user)
+    try:
+        services.conversation_tags_set(conversation=conversation, tags=request.POST.get("tags", ""),
+                                       actor=request.user)
+    except DomainError as exc:
+        flash.error(request, f"Tags not saved: {exc.detail}")
     return _back(pk)
 
 

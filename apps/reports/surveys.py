@@ -1,5 +1,6 @@
-"""Surveys (CSAT, CES, NPS): sent after a resolve as a reply carrying a signed link, answered
-once on the survey page; both are metric events (docs/reports.md, "Surveys")."""
+"""Surveys (CSAT, CES, NPS): sent after a resolve as a private message carrying a signed link
+(never posted publicly), answered once on the brand's survey page; both are metric events
+(docs/reports.md, "Surveys")."""
 from __future__ import annotations
 
 import logging
@@ -15,6 +16,7 @@ from apps.core.errors import Conflict, DomainError
 from apps.core.sanitize import text_clean
 from apps.inbox.events import event_record
 from apps.inbox.models import Conversation
+from apps.inbox.sending import private_messages_missing
 from apps.inbox.services import reply_create
 
 from .models import Survey
@@ -33,7 +35,7 @@ SURVEY_TEXT = {
 
 def survey_url(survey: Survey) -> str:
     signed = signing.dumps(survey.token, salt=SURVEY_SALT, compress=False)
-    base = getattr(settings, "SITE_URL", "http://localhost:8000").rstrip("/")
+    base = settings.SITE_URL.rstrip("/")
     return base + reverse("survey", kwargs={"token": signed})
 
 
@@ -48,19 +50,26 @@ def survey_from_signed(signed: str) -> Survey:
     return Survey.objects.select_related("conversation").get(token=token)
 
 
-def survey_send(*, conversation: Conversation, actor, kind: str = "csat") -> Survey:
-    """Creates a survey and posts its link in the conversation's channel as an
-    automatic (bot) message, so it never counts as a response."""
+def survey_send(*, conversation: Conversation, actor, kind: str = "csat") -> Survey | None:
+    """Creates a survey and sends its link to the customer privately (a direct message, an
+    email...) as an automatic (bot) message, so it never counts as a response. A survey is never
+    posted publicly: where the channel has no private messages, nothing is sent, the thread says
+    "survey not sent: <channel> has no private messages" (a `survey_not_sent` event), and None
+    is returned."""
     if kind not in Survey.SCALES:
         raise DomainError(f"Unknown survey kind {kind!r}.")
+    sender = actor if getattr(actor, "pk", None) else None
+    missing = private_messages_missing(conversation.channel_account)
+    if missing:
+        event_record(conversation=conversation, kind="survey_not_sent", actor=sender, survey=kind, reason=missing)
+        return None
 
     with transaction.atomic():
         now = timezone.now()
         survey = Survey.objects.create(kind=kind, conversation=conversation, token=secrets.token_urlsafe(16),
-                                       sent_by=actor if getattr(actor, "pk", None) else None, sent_at=now)
-        private = not conversation.is_public
+                                       sent_by=sender, sent_at=now)
         message = reply_create(conversation=conversation, agent=actor, text=SURVEY_TEXT[kind].format(
-            url=survey_url(survey)), private=private, is_bot=True)
+            url=survey_url(survey)), private=True, is_bot=True)
         survey.message_id = message.pk
         survey.save(update_fields=["message_id"])
         conversation = Conversation.objects.select_related("queue", "channel_account").get(pk=conversation.pk)

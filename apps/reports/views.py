@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from zoneinfo import available_timezones
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
@@ -86,14 +87,15 @@ def report_page(request, name):
 @csrf_protect
 def survey_page(request, token):
     """Public: no login. The signed token names the survey; one answer each."""
+    brand = {"brand_name": settings.BRAND_NAME}  # the customer's page: the brand's name, not the product's
     try:
         survey = surveys.survey_from_signed(token)
     except Survey.DoesNotExist:
         raise Http404("This survey link is not valid.") from None
     except DomainError as exc:
-        return render(request, "reports/survey.html", {"closed": exc.detail}, status=410)
+        return render(request, "reports/survey.html", {**brand, "closed": exc.detail}, status=410)
     low, high = survey.scale
-    context = {"survey": survey, "scores": list(range(low, high + 1)), "low": low, "high": high}
+    context = {**brand, "survey": survey, "scores": list(range(low, high + 1)), "low": low, "high": high}
     if survey.answered_at is not None:
         return render(request, "reports/survey.html", {**context, "closed": "Thanks, your answer is recorded."})
     if request.method == "POST":

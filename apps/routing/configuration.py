@@ -12,6 +12,7 @@ from apps.accounts.permissions import can_manage_team, user_has_role
 from apps.accounts.services import audit_record
 from apps.core.errors import Conflict, DomainError
 from apps.inbox.models import Conversation, PriorityBucket, Queue
+from apps.inbox.tags import tag_name_check
 
 from . import calendar as cal
 from .models import BusinessHours, Holiday, RoutingRule, SlaPolicy
@@ -40,6 +41,8 @@ def _rule_check(rule: RoutingRule) -> None:
         value = getattr(rule, name)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise DomainError(f"{name} must be a list of strings.")
+    for tag in rule.add_tags:
+        tag_name_check(tag)  # the one tag rule, as the inbox's tag box and the API follow it
     bad = set(rule.sentiments) - {"positive", "neutral", "negative", "not_scored"}
     if bad:
         raise DomainError(f"Unknown sentiment(s): {', '.join(sorted(bad))}.")

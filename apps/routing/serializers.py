@@ -6,6 +6,7 @@ from apps.accounts.models import Team, User
 from apps.connectors.models import ChannelAccount
 from apps.core.sanitize import data_clean
 from apps.inbox.models import CannedResponse, Queue
+from apps.inbox.serializers import TagNameField
 
 from .models import BusinessHours, RoutingRule, SlaPolicy
 
@@ -20,7 +21,7 @@ class RoutingRuleSerializer(serializers.ModelSerializer):
         child=serializers.ChoiceField(choices=["positive", "neutral", "negative", "not_scored"]), required=False)
     customer_tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=100)
     customer_tiers = serializers.ListField(child=serializers.CharField(max_length=16), required=False, max_length=10)
-    add_tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=20)
+    add_tags = serializers.ListField(child=TagNameField(), required=False, max_length=20)
     channel_accounts = serializers.PrimaryKeyRelatedField(many=True, required=False,
                                                           queryset=ChannelAccount.objects.all())
     set_queue = serializers.PrimaryKeyRelatedField(queryset=Queue.objects.all(), required=False, allow_null=True)

@@ -448,8 +448,11 @@ LOG_FORMAT = env("LOG_FORMAT", default="plain")  # production: json (settings/pr
 LOGGING = logging_config(LOG_FORMAT)
 
 # --- Reports ------------------------------------------------------------------
-# Public address used in links sent to customers (survey links).
+# Public address used in links sent to customers (survey links): set it to the address customers
+# reach this server at, or the links point at localhost.
 SITE_URL = env("SITE_URL", default="http://localhost:8000")
+# The name customers see on the pages meant for them (the survey page): your brand, not the product's.
+BRAND_NAME = env("BRAND_NAME", default="cxinbox")
 REPORTS_SURVEY_MAX_AGE_DAYS = env.int("REPORTS_SURVEY_MAX_AGE_DAYS", default=30)
 # Business hours for the business-hours response figures, in the queue team's time zone.
 REPORTS_BUSINESS_HOURS = {"days": [0, 1, 2, 3, 4], "opens": "09:00", "closes": "17:00"}

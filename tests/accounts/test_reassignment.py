@@ -143,7 +143,7 @@ def test_large_bulk_move_runs_in_the_background_task(client, supervisor, agent, 
     client.force_login(supervisor)
     with django_capture_on_commit_callbacks(execute=True):
         resp = client.post(reverse("supervisor:reassign"), {"scope": "all", "to": f"agent:{agent.pk}",
-                                                           "reason": "big move"}, follow=True)
+                                                           "reason": "big move", "confirmed": "1"}, follow=True)
     assert "Moving 5 conversations in the background" in resp.content.decode()
     assert set(Conversation.objects.filter(pk__in=[c.pk for c in convs]).values_list("assignee_id", flat=True)) == {
         agent.pk}

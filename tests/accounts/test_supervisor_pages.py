@@ -11,7 +11,7 @@ from django.utils import timezone
 from apps.accounts.models import AuditEntry
 from apps.accounts.services import audit_record
 from apps.inbox.models import CannedResponse, ConversationEvent
-from tests.factories import ConversationFactory, QueueFactory, TeamFactory, UserFactory
+from tests.factories import ConversationFactory, MessageFactory, QueueFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -25,6 +25,7 @@ def test_dashboard_shows_waiting_oldest_wait_sla_and_agent_load(client, supervis
     now = timezone.now()
     old = ConversationFactory(channel_account=twitter_account, queue=queue, status="new")
     ConversationFactory._meta.model.objects.filter(pk=old.pk).update(created_at=_ago(minutes=42))
+    MessageFactory(conversation=old, sent_at=_ago(minutes=42))  # unanswered for 42 minutes
     ConversationFactory(channel_account=twitter_account, queue=queue, status="open",
                         sla_due_at=now + dt.timedelta(minutes=5))  # at risk
     ConversationFactory(channel_account=twitter_account, queue=queue, status="open", assignee=agent,
@@ -40,7 +41,7 @@ def test_dashboard_shows_waiting_oldest_wait_sla_and_agent_load(client, supervis
     assert page.status_code == 200
     snap = page.context
     row = next(q for q in snap["queues"] if q.queue_id == queue.pk)
-    assert (row.waiting, row.open, row.at_risk, row.breached) == (3, 4, 1, 1)
+    assert (row.waiting, row.unassigned, row.open, row.at_risk, row.breached) == (1, 3, 4, 1, 1)
     assert 41 * 60 <= row.oldest_wait_seconds <= 43 * 60
     assert len([q for q in snap["queues"] if q.queue_id]) == 1  # only the team they lead
     loads = {a.username: a.load for a in snap["agents"]}
@@ -52,11 +53,13 @@ def test_dashboard_shows_waiting_oldest_wait_sla_and_agent_load(client, supervis
 
 
 def test_dashboard_api_matches_page(api_client, supervisor, queue, twitter_account):
+    MessageFactory(conversation=ConversationFactory(channel_account=twitter_account, queue=queue, status="new"))
     ConversationFactory(channel_account=twitter_account, queue=queue, status="new")
     api_client.force_authenticate(supervisor)
     data = api_client.get("/api/v1/supervisor/dashboard/").json()
     q = next(q for q in data["queues"] if q["id"] == queue.pk)
     assert q["waiting"] == 1 and data["totals"]["waiting"] == 1
+    assert q["unassigned"] == 2 and data["totals"]["unassigned"] == 2
     assert any(a["username"] == supervisor.username for a in data["agents"])
 
 
@@ -74,8 +77,8 @@ def test_bulk_reassign_from_the_page_all_matching_filter(client, supervisor, age
     page = client.get(reverse("supervisor:reassign"), {"priority": "0"})
     assert page.context["count"] == 3
     resp = client.post(reverse("supervisor:reassign"), {"priority": "0", "scope": "all", "to": f"agent:{agent.pk}",
-                                                       "reason": "urgent to Dana"}, follow=True)
-    assert "Moved 3 conversation(s)" in resp.content.decode()
+                                                       "reason": "urgent to Dana", "confirmed": "1"}, follow=True)
+    assert "Moved 3 conversations; 0 were there already." in resp.content.decode()
     assert {c.assignee_id for c in type(convs[0]).objects.filter(priority_bucket=0)} == {agent.pk}
 
 
@@ -186,9 +189,9 @@ def test_unrouted_conversations_are_triaged_by_supervisors(client, supervisor, a
     ConversationFactory(channel_account=twitter_account, queue=queue)
     client.force_login(supervisor)
     dash = client.get(reverse("supervisor:dashboard")).context
-    assert next(q for q in dash["queues"] if q.queue_id is None).waiting == 2
+    assert next(q for q in dash["queues"] if q.queue_id is None).unassigned == 2
     page = client.get(reverse("supervisor:reassign"), {"queue": "none"})
     assert page.context["count"] == 2
     client.post(reverse("supervisor:reassign"), {"queue": "none", "scope": "all", "to": f"queue:{queue.pk}",
-                                                 "reason": "triage"})
+                                                 "reason": "triage", "confirmed": "1"})
     assert all(type(c).objects.get(pk=c.pk).queue_id == queue.pk for c in unrouted)

@@ -226,7 +226,8 @@ def test_objects_deleted_between_page_and_submit(world):
     assert response.status_code == 302
     world["conversation"].refresh_from_db()
     assert world["conversation"].assignee_id == world["agent"].pk
-    response = _post(sup, reverse("supervisor:reassign"), {"to": f"queue:{queue_pk}", "ids": str(world["conversation"].pk)})
+    response = _post(sup, reverse("supervisor:reassign"), {"to": f"queue:{queue_pk}", "ids": str(world["conversation"].pk),
+                                                           "confirmed": "1"})
     assert response.status_code == 302
     world["conversation"].refresh_from_db()
     assert world["conversation"].queue_id == world["queue"].pk

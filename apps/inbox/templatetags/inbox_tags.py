@@ -39,6 +39,7 @@ EVENT_TEXT = {
     "reply_retried": "retried a reply", "note_added": "added a note", "snoozed": "snoozed",
     "unsnoozed": "woke the conversation", "tags_changed": "changed tags", "priority_changed": "changed priority",
     "marked_spam": "marked as spam", "unmarked_spam": "not spam after all",
+    "survey_not_sent": "survey not sent",
 }
 
 
