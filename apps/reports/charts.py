@@ -43,7 +43,7 @@ def columns(title: str, days: list[str], series: list[tuple[str, list]], fmt=for
                          "title": f"{_day_label(days[i])}: {label} {fmt(value)}"})
     return {"kind": "columns", "title": title, "width": WIDTH, "height": HEIGHT, "zero_y": _n(zero_y),
             "bars": bars, "legend": [{"label": label, "css": css[i % len(css)]} for i, (label, _) in enumerate(series)],
-            "top": fmt(top) if values else "", "bottom": fmt(bottom) if values and bottom < 0 else "",
+            "top": fmt(top) if values and top > 0 else "", "bottom": fmt(bottom) if values and bottom < 0 else "",
             "first": _day_label(days[0]) if days else "", "last": _day_label(days[-1]) if len(days) > 1 else "",
             "empty": not values,
             "summary": f"{title}, {len(days)} days" + (f", highest {fmt(top)}" if values else ", no data")}

@@ -35,8 +35,9 @@ def _change(kind: str, now, before, better: str | None) -> dict | None:
     if now is None or before is None:
         return None
     delta = now - before
+    was = _text(kind, before)
     if abs(delta) < 1e-9:
-        return {"text": "no change", "direction": "same", "tone": ""}
+        return {"text": "no change", "direction": "same", "tone": "", "was": was}
     direction = "up" if delta > 0 else "down"
     size = abs(delta)
     if kind == DURATION:
@@ -54,7 +55,7 @@ def _change(kind: str, now, before, better: str | None) -> dict | None:
     tone = ""
     if better:
         tone = "good" if (direction == "up") == (better == "higher") else "bad"
-    return {"text": text, "direction": direction, "tone": tone}
+    return {"text": text, "direction": direction, "tone": tone, "was": was}
 
 
 def card(label: str, kind: str, report: dict, previous: dict | None, path: str, *, better: str | None = None,
