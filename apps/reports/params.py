@@ -91,7 +91,8 @@ DEFINITIONS = {
               "within 7 days / resolutions; counted in the period of the resolution.",
     "at_risk": "Customers at risk: churn words (cancel, switching to, refund...), or the last two scored "
                "messages negative, or a fall of 0.5 or more from the first to the last of their recent messages.",
-    "themes": "Themes: topics are keyword families (billing, delivery, outage...); hashtags as written; "
+    "themes": "Themes: topics are keyword families (billing, delivery, outage...); hashtags as written "
+              "(a tag of digits only, such as an order number, is not one); "
               "keywords from REPORTS_KEYWORDS. Example posts are masked (no handles, links, e-mails, phones).",
     "spikes": "Spike alerts: an hour with at least 3x the mean hourly volume of the day before (and 10+ "
               "messages), or a negative share 25+ points above the day before (8+ scored messages).",

@@ -80,6 +80,8 @@ def report_page(request, name):
         # Nothing is shown rather than another period than the one asked for.
         return render(request, "reports/report.html", context, status=400)
     params = params_from_query(request.GET, request.user)
+    # the form shows the period as read (a missing date filled in), the same as the page says
+    context["form"].update(start=params.start.isoformat(), end=params.end.isoformat(), tz=params.tz.key)
     report = report_cache.report_cached(name=name, params=params)
     if request.GET.get("format") == "csv":
         return csv_response(report, request.GET.get("table"))
