@@ -1,126 +1,123 @@
-"""Chart specs for the pages: {title, type, labels, datasets}. Chart.js draws them."""
+"""The report pages' charts, drawn on the server: a day series is an inline SVG of columns
+(one or two series, negative values below a zero line), a comparison between channels or
+topics is a list of CSS bars. No script, no library: they print, they read without
+JavaScript, and each carries its figures as text (a bar's <title>, the list's values)."""
 from __future__ import annotations
 
+import datetime as dt
 
-def _minutes(v):
-    return round(v / 60, 1) if v is not None else None
+from . import formatting, metrics
 
-
-def _pct(v):
-    return round(100 * v, 1) if v is not None else None
+WIDTH, HEIGHT = 600, 160
 
 
-def _series(rows, key, fn=lambda v: v):
+def _n(value: float) -> str:
+    """A coordinate or width as SVG and CSS read it (never localised: 12.5, not 12,5)."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _day_label(iso: str) -> str:
+    day = dt.date.fromisoformat(iso)
+    return f"{day:%a} {day.day} {day:%b}"
+
+
+def columns(title: str, days: list[str], series: list[tuple[str, list]], fmt=formatting.number,
+            css: tuple[str, ...] = ("s1", "s2")) -> dict:
+    """An SVG column chart of one or two day series. Values may be None (no bar) or negative."""
+    values = [v for _, data in series for v in data if v is not None]
+    top, bottom = max([0, *values]), min([0, *values])
+    span = (top - bottom) or 1
+    zero_y = HEIGHT * top / span
+    n, k = max(len(days), 1), len(series)
+    slot = WIDTH / n
+    bar_w = slot * 0.8 / k
+    bars = []
+    for si, (label, data) in enumerate(series):
+        for i, value in enumerate(data):
+            if value is None:
+                continue
+            h = HEIGHT * abs(value) / span
+            bars.append({"x": _n(i * slot + slot * 0.1 + si * bar_w), "w": _n(max(bar_w - 1, 1)),
+                         "y": _n(zero_y - h if value >= 0 else zero_y), "h": _n(max(h, 0.5)),
+                         "css": css[si % len(css)],
+                         "title": f"{_day_label(days[i])}: {label} {fmt(value)}"})
+    return {"kind": "columns", "title": title, "width": WIDTH, "height": HEIGHT, "zero_y": _n(zero_y),
+            "bars": bars, "legend": [{"label": label, "css": css[i % len(css)]} for i, (label, _) in enumerate(series)],
+            "top": fmt(top) if values and top > 0 else "", "bottom": fmt(bottom) if values and bottom < 0 else "",
+            "first": _day_label(days[0]) if days else "", "last": _day_label(days[-1]) if len(days) > 1 else "",
+            "empty": not values,
+            "summary": f"{title}, {len(days)} days" + (f", highest {fmt(top)}" if values else ", no data")}
+
+
+def hbars(title: str, rows: list[tuple[str, float | None, str]], signed: bool = False) -> dict:
+    """CSS bars: (label, value, text shown beside). Signed values grow left or right of a middle line."""
+    values = [abs(v) for _, v, _ in rows if v is not None]
+    top = max(values) if values else 0
     out = []
-    for r in rows:
-        value = r
-        for part in key.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        out.append(fn(value))
-    return out
+    for label, value, text in rows:
+        pct = _n(100 * abs(value) / top if value is not None and top else 0)
+        out.append({"label": label, "text": text, "pct": pct, "negative": value is not None and value < 0})
+    return {"kind": "hbars", "title": title, "rows": out, "signed": signed, "empty": not rows}
 
 
-def _by_term(rows: list[dict], key: str) -> list[dict]:
-    series: dict[str, list] = {}
-    for r in rows:
-        series.setdefault(r["term"], []).append(r[key])
-    return [{"label": term, "data": data} for term, data in series.items()]
+def _signed(value) -> str:
+    return formatting.points(value)
 
 
 def charts_for(report: dict) -> list[dict]:
     name = report["report"]
     if name == "service":
-        days = [r["day"] for r in report["by_day"]]
+        by_day = report["by_day"]
+        days = [r["day"] for r in by_day]
         return [
-            {"title": "Volume in and out", "type": "bar", "labels": days, "datasets": [
-                {"label": "in", "data": _series(report["by_day"], "volume_in")},
-                {"label": "out (human)", "data": _series(report["by_day"], "volume_out")}]},
-            {"title": "First response time (minutes)", "type": "line", "labels": days, "datasets": [
-                {"label": "median", "data": _series(report["by_day"], "first_response.median", _minutes)},
-                {"label": "p90", "data": _series(report["by_day"], "first_response.p90", _minutes)},
-                {"label": "mean", "data": _series(report["by_day"], "first_response.mean", _minutes)}]},
-            {"title": "Reply time (minutes)", "type": "line", "labels": days, "datasets": [
-                {"label": "median", "data": _series(report["by_day"], "reply.median", _minutes)},
-                {"label": "p90", "data": _series(report["by_day"], "reply.p90", _minutes)}]},
-            {"title": "Handle time per work session (minutes)", "type": "line", "labels": days, "datasets": [
-                {"label": "median", "data": _series(report["by_day"], "handle_time.median", _minutes)},
-                {"label": "p90", "data": _series(report["by_day"], "handle_time.p90", _minutes)},
-                {"label": "mean", "data": _series(report["by_day"], "handle_time.mean", _minutes)}]},
-            {"title": "Backlog at end of day", "type": "line", "labels": [r["day"] for r in report["backlog"]],
-             "datasets": [{"label": "open cycles", "data": _series(report["backlog"], "backlog")}]},
-            {"title": "Resolution rate and SLA compliance (%)", "type": "line", "labels": days, "datasets": [
-                {"label": "resolution rate", "data": _series(report["by_day"], "resolution_rate", _pct)},
-                {"label": "SLA compliance", "data": _series(report["by_day"], "sla_compliance", _pct)}]},
+            columns("Messages in and replies sent per day", days,
+                    [("in", [r["volume_in"] for r in by_day]), ("replies", [r["volume_out"] for r in by_day])]),
+            columns("First response, median per day", days,
+                    [("median", [r["first_response"]["median"] for r in by_day])], fmt=formatting.duration),
+            columns("Open conversations at the end of each day", [r["day"] for r in report["backlog"]],
+                    [("open", [r["backlog"] for r in report["backlog"]])]),
         ]
     if name == "experience":
-        channels = [r["channel"] for r in report["by_channel"]]
-        days = [r["day"] for r in report["sentiment_by_day"]]
+        by_day = report["sentiment_by_day"]
+        channels = report["by_channel"]
         return [
-            {"title": "CSAT by channel (% 4-5)", "type": "bar", "labels": channels,
-             "datasets": [{"label": "CSAT", "data": _series(report["by_channel"], "csat")},
-                          {"label": "response rate %", "data": _series(report["by_channel"], "csat_response_rate",
-                                                                      _pct)}]},
-            {"title": "Net sentiment by day", "type": "line", "labels": days,
-             "datasets": [{"label": "net sentiment", "data": _series(report["sentiment_by_day"], "net_sentiment")}]},
-            {"title": "Repeat contact rate by channel (%)", "type": "bar", "labels": channels,
-             "datasets": [{"label": "repeat contact", "data": _series(report["by_channel"], "repeat_contact_rate",
-                                                                     _pct)}]},
+            columns("Net sentiment per day (% positive − % negative)", [r["day"] for r in by_day],
+                    [("net", [r["net_sentiment"] for r in by_day])], fmt=_signed),
+            hbars("CSAT by channel (% satisfied)",
+                  [(r["channel"], r["csat"], f"{formatting.cell(r['csat'], 'csat')}% of {r['csat_answers']} answers"
+                    if r["csat"] is not None else "no answers") for r in channels]),
+            hbars("Repeat contact rate by channel",
+                  [(r["channel"], r["repeat_contact_rate"], formatting.percent(r["repeat_contact_rate"]))
+                   for r in channels]),
         ]
     if name == "marketing":
-        days = [r["day"] for r in report["by_day"]]
-        per_channel: dict[str, list] = {}
+        by_day = report["by_day"]
+        days = [r["day"] for r in by_day]
+        channels: dict[str, dict] = {}
         for r in report["by_channel_day"]:
-            per_channel.setdefault(r["channel"], []).append(r)
+            c = channels.setdefault(r["channel"], {"messages": 0, "positive": 0, "negative": 0, "scored": 0})
+            for k in c:
+                c[k] += r[k] or 0
         return [
-            {"title": "Inbound volume by channel", "type": "line", "labels": days,
-             "datasets": [{"label": c, "data": _series(rows, "messages")} for c, rows in per_channel.items()]},
-            {"title": "Net sentiment by channel", "type": "line", "labels": days,
-             "datasets": [{"label": c, "data": _series(rows, "net_sentiment")} for c, rows in per_channel.items()]},
-            {"title": "Top topics: messages per day", "type": "line", "labels": days,
-             "datasets": _by_term(report["topics_by_day"], "messages")},
-            {"title": "Top hashtags: net sentiment per day", "type": "line", "labels": days,
-             "datasets": _by_term(report["hashtags_by_day"], "net_sentiment")},
-            {"title": "Topics: volume and net sentiment", "type": "bar", "labels": [t["term"] for t in report["topics"]],
-             "datasets": [{"label": "messages", "data": _series(report["topics"], "count")},
-                          {"label": "net sentiment", "data": _series(report["topics"], "net_sentiment")}]},
+            columns("Mentions per day", days, [("mentions", [r["messages"] for r in by_day])]),
+            columns("Net sentiment per day (% positive − % negative)", days,
+                    [("net", [r["net_sentiment"] for r in by_day])], fmt=_signed),
+            hbars("Mentions by channel",
+                  [(ch, c["messages"], f"{c['messages']:,} · net "
+                   f"{_signed(metrics.net_sentiment(c['positive'], c['negative'], c['scored']))}")
+                   for ch, c in sorted(channels.items(), key=lambda kv: -kv[1]["messages"])]),
+            hbars("Topics: mentions, and net sentiment",
+                  [(t["term"], t["count"], f"{t['count']:,} · net {_signed(t['net_sentiment'])}")
+                   for t in report["topics"][:8]]),
         ]
     if name == "gap":
         rows = report["by_channel"]
-        return [{"title": "Gap by channel", "type": "bar", "labels": [r["name"] for r in rows], "datasets": [
-            {"label": "service met, experience bad", "data": _series(rows, "met_but_bad")},
-            {"label": "service missed, experience good", "data": _series(rows, "missed_but_good")}]}]
+        return [
+            hbars("Handled within target but ended badly, by channel",
+                  [(r["name"], r["met_but_bad"], f"{r['met_but_bad']} of {r['conversations']}") for r in rows]),
+            hbars("Missed a target but ended well, by channel",
+                  [(r["name"], r["missed_but_good"], f"{r['missed_but_good']} of {r['conversations']}")
+                   for r in rows]),
+        ]
     return []
 
-
-def kpis_for(report: dict) -> list[tuple[str, object, str]]:
-    """(label, value, column name for formatting) for the headline figures."""
-    t = report["totals"]
-    name = report["report"]
-    if name == "service":
-        return [("Volume in", t["volume_in"], ""), ("Volume out", t["volume_out"], ""),
-                ("First response, median", t["first_response"]["median"], "first_response_median"),
-                ("First response, p90", t["first_response"]["p90"], "first_response_p90"),
-                ("First response, mean", t["first_response"]["mean"], "first_response_mean"),
-                ("Reply time, median", t["reply"]["median"], "reply_median"),
-                ("Reply time, p90", t["reply"]["p90"], "reply_p90"),
-                ("Resolution time, median", t["resolution"]["median"], "resolution_median"),
-                ("Resolution rate", t["resolution_rate"], "resolution_rate"),
-                ("Reopen rate", t["reopen_rate"], "reopen_rate"),
-                ("SLA compliance", t["sla_compliance"], "sla_compliance"),
-                ("Handle time, median", t["handle_time"]["median"], "handle_time_median"),
-                ("Handle time, p90", t["handle_time"]["p90"], "handle_time_p90"),
-                ("Handle time, mean", t["handle_time"]["mean"], "handle_time_mean")]
-    if name == "experience":
-        shift = report["sentiment_shift"]
-        return [("CSAT (% 4-5)", t["csat"], "csat"), ("CSAT response rate", t["csat_response_rate"], "x_rate"),
-                ("CES mean (1-7)", t["ces_mean"], ""), ("NPS", t["nps"], "nps"),
-                ("Net sentiment", t["net_sentiment"], "net_sentiment"),
-                ("Repeat contact rate", t["repeat_contact_rate"], "x_rate"),
-                ("Turned around", shift["turned_around"], ""), ("Worsened", shift["worsened"], ""),
-                ("Customers at risk", len(report["customers_at_risk"]), "")]
-    if name == "marketing":
-        return [("Messages", t["messages"], ""), ("Scored", t["scored"], ""),
-                ("Net sentiment", t["net_sentiment"], "net_sentiment"), ("Alerts", len(report["alerts"]), "")]
-    return [("Resolved conversations", t["conversations"], ""),
-            ("Service met, experience bad", t["met_but_bad"], ""),
-            ("Service missed, experience good", t["missed_but_good"], "")]

@@ -195,8 +195,12 @@ def marketing_report(*, params: ReportParams) -> dict:
         "topics_by_day": terms_by_day(params, "topic", [t["term"] for t in topics[:6]]),
         "hashtags_by_day": terms_by_day(params, "hashtag", [t["term"] for t in hashtags[:6]]),
         "keywords_by_day": terms_by_day(params, "keyword", [t["term"] for t in keywords[:6]]),
-        "top_positive": sorted(ranked, key=lambda t: (-t["net_sentiment"], -t["count"]))[:5],
-        "top_negative": sorted(ranked, key=lambda t: (t["net_sentiment"], -t["count"]))[:5],
+        # a topic with no positive mention is no one's "top positive" (nor one with more
+        # negative than positive): only topics on the list's own side of zero
+        "top_positive": sorted((t for t in ranked if t["positive"] > 0 and t["net_sentiment"] > 0),
+                               key=lambda t: (-t["net_sentiment"], -t["count"]))[:5],
+        "top_negative": sorted((t for t in ranked if t["negative"] > 0 and t["net_sentiment"] < 0),
+                               key=lambda t: (t["net_sentiment"], -t["count"]))[:5],
         "alerts": [{"id": a.pk, "kind": a.kind, "channel": a.channel, "hour": a.bucket.astimezone(params.tz).isoformat(),
                     "value": a.value, "baseline": a.baseline, "message": a.message} for a in alerts[:50]],
     }

@@ -323,7 +323,10 @@ class SpikeAlert(models.Model):
     baseline = models.FloatField()
     message = models.CharField(max_length=300)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Acknowledged by a supervisor or admin: off every report page, for everyone (spikes.alert_acknowledge).
     acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="+")
 
     class Meta:
         ordering = ["-bucket", "-id"]
@@ -333,3 +336,18 @@ class SpikeAlert(models.Model):
 
     def __str__(self):
         return self.message
+
+
+class AlertDismissal(models.Model):
+    """A marketing user's "seen it" on a spike alert: off their own pages only (reports are
+    read-only for marketing, so the support team still sees the alert until a lead acknowledges it)."""
+
+    alert = models.ForeignKey(SpikeAlert, on_delete=models.CASCADE, related_name="dismissals")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    dismissed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["alert", "user"], name="uniq_alert_dismissal")]
+
+    def __str__(self):
+        return f"alert {self.alert_id} dismissed by {self.user_id}"

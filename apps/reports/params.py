@@ -2,6 +2,7 @@
 query string (params_from_query), and what its figures mean (DEFINITIONS)."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -10,7 +11,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Role
 from apps.core.errors import DomainError
-from apps.core.params import date_param, int_param, zone_param
+from apps.core.params import EARLIEST, LATEST, date_param, int_param, zone_param
 
 from . import metrics
 
@@ -90,7 +91,8 @@ DEFINITIONS = {
               "within 7 days / resolutions; counted in the period of the resolution.",
     "at_risk": "Customers at risk: churn words (cancel, switching to, refund...), or the last two scored "
                "messages negative, or a fall of 0.5 or more from the first to the last of their recent messages.",
-    "themes": "Themes: topics are keyword families (billing, delivery, outage...); hashtags as written; "
+    "themes": "Themes: topics are keyword families (billing, delivery, outage...); hashtags as written "
+              "(a tag of digits only, such as an order number, is not one); "
               "keywords from REPORTS_KEYWORDS. Example posts are masked (no handles, links, e-mails, phones).",
     "spikes": "Spike alerts: an hour with at least 3x the mean hourly volume of the day before (and 10+ "
               "messages), or a negative share 25+ points above the day before (8+ scored messages).",
@@ -129,3 +131,51 @@ def params_from_query(query, user) -> ReportParams:
                         account_id=_int(query, "account"), queue_id=_int(query, "queue"),
                         team_id=_int(query, "team"), agent_id=0 if marketing else _int(query, "agent"),
                         show_people=not marketing)
+
+
+def previous_period(params: ReportParams) -> ReportParams | None:
+    """The period of the same length just before (the KPI cards' comparison), or None
+    before the first date a report can read."""
+    length = dt.timedelta(days=(params.end - params.start).days + 1)
+    start = params.start - length
+    if start < EARLIEST:
+        return None
+    return dataclasses.replace(params, start=start, end=params.start - dt.timedelta(days=1))
+
+
+FORM_FIELDS = ("start", "end", "tz", "channel")
+
+
+def form_errors(query, user) -> dict[str, str]:
+    """The report page's reading of its form, one field at a time, so that each error is
+    shown next to its own field ({"start": "...", "end": ..., "tz": ..., "": other}) and the
+    form keeps what the person typed. Empty when params_from_query accepts the query."""
+    errors: dict[str, str] = {}
+    tz_name = (query.get("tz") or getattr(user, "time_zone", "") or "UTC").strip()
+    try:
+        zone_param("tz", tz_name)
+    except DomainError:
+        errors["tz"] = f"Unknown time zone {tz_name[:60]!r}: pick one from the list."
+    days = {}
+    for name, text in (("start", "From"), ("end", "To")):
+        raw = (query.get(name) or "").strip()
+        try:
+            days[name] = date_param(name, raw)
+        except DomainError:
+            try:
+                dt.date.fromisoformat(raw)
+                errors[name] = f"{text}: pick a date from {EARLIEST:%-d %b %Y} to {LATEST:%-d %b %Y}."
+            except ValueError:
+                errors[name] = f"{text}: {raw[:40]!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-11-05."
+    start, end = days.get("start"), days.get("end")
+    if start and end and "start" not in errors and "end" not in errors:
+        if start > end:
+            errors["end"] = "To: the end date is before the start date."
+        elif (end - start).days >= MAX_DAYS:
+            errors["end"] = f"To: pick at most {MAX_DAYS} days."
+    if not errors:
+        try:
+            params_from_query(query, user)
+        except DomainError as exc:  # the one-sided cases (only an end before... or a filter id)
+            errors["start" if "date" in exc.detail or "days" in exc.detail else ""] = exc.detail
+    return errors

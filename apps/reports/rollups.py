@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import metrics
+from . import metrics, themes
 from .metrics import CHANNEL_ACCOUNT, CHANNEL_ACCOUNT_METRICS, HOUR_SLICE_FILTERS, VALUE_METRICS, examples_merge
 from .models import (ConversationFact, CustomerFact, Grain, MetricEvent, MetricRollup, MetricSlice, RollupLock,
                      SliceGrain, TermRollup, new_cache_epoch)
@@ -164,7 +164,9 @@ def _apply_term_rows(events: list[MetricEvent]) -> None:
         if e.kind != "msg_in":
             continue
         label = metrics.sentiment_label(e.value)
-        terms = [("topic", t) for t in e.data.get("topics", [])] + [("hashtag", t) for t in e.data.get("hashtags", [])]
+        # is_hashtag: events recorded before digits-only tags were refused (a rebuild drops them too)
+        terms = [("topic", t) for t in e.data.get("topics", [])]
+        terms += [("hashtag", t) for t in e.data.get("hashtags", []) if themes.is_hashtag(t)]
         terms += [("keyword", t) for t in e.data.get("keywords", [])]
         buckets = ((Grain.HOUR, metrics.floor_hour(e.occurred_at)), (Grain.DAY, metrics.floor_day(e.occurred_at)))
         for (term_type, term), (grain, bucket) in itertools.product(terms, buckets):

@@ -11,9 +11,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import Role
+from apps.accounts.permissions import user_has_role
+from apps.core.errors import PermissionDenied
 
 from . import metrics
-from .models import Grain, MetricRollup, SpikeAlert
+from .models import AlertDismissal, Grain, MetricRollup, SpikeAlert
 from .realtime import alert_push
 
 log = logging.getLogger(__name__)
@@ -80,3 +82,22 @@ def _alert_mail(alert: SpikeAlert) -> None:
     if recipients:
         send_mail(f"[cxinbox] {alert.get_kind_display()}: {alert.channel}", alert.message + "\n",
                   None, recipients, fail_silently=True)
+
+
+def alert_acknowledge(*, alert: SpikeAlert, user) -> str:
+    """A supervisor or admin acknowledges the alert for everyone ("acknowledged": it leaves
+    every report page); a marketing user dismisses it for themselves ("dismissed": reports are
+    read-only for marketing, so the support team keeps seeing it). Anyone else: refused.
+    Channel accounts belong to no team, so any supervisor may acknowledge any alert (it was
+    mailed to all of them)."""
+    if user_has_role(user, Role.SUPERVISOR, Role.ADMIN):
+        with transaction.atomic():
+            updated = SpikeAlert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(
+                acknowledged_at=timezone.now(), acknowledged_by=user)
+        if updated:
+            log.info("spike alert %s acknowledged by user %s", alert.pk, user.pk)
+        return "acknowledged"
+    if user_has_role(user, Role.MARKETING):
+        AlertDismissal.objects.get_or_create(alert=alert, user=user)
+        return "dismissed"
+    raise PermissionDenied("Only supervisors, admins and marketing can acknowledge alerts.")

@@ -27,6 +27,7 @@ CHURN_WORDS = (
 )
 
 HASHTAG = re.compile(r"(?<![\w#])#(\w{2,50})", re.UNICODE)
+_DIGITS = re.compile(r"\d+")
 _HANDLE = re.compile(r"(?<![\w@])@\w{1,30}")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 _URL = re.compile(r"https?://\S+")
@@ -46,8 +47,14 @@ def topics_of(text: str) -> list[str]:
     return sorted(topic for topic, words in TOPICS.items() if any(_has(low, w) for w in words))
 
 
+def is_hashtag(tag: str) -> bool:
+    """A tag of digits only ("#26810") is an order or ticket number, not a hashtag: the
+    networks themselves link a tag only when it has a letter (or an underscore)."""
+    return _DIGITS.fullmatch(tag) is None
+
+
 def hashtags_of(text: str) -> list[str]:
-    return sorted({tag.lower() for tag in HASHTAG.findall(analyzed_part(text))})
+    return sorted({tag.lower() for tag in HASHTAG.findall(analyzed_part(text)) if is_hashtag(tag)})
 
 
 def keywords_of(text: str) -> list[str]:
