@@ -244,7 +244,9 @@ def channel_secrets(request, pk):
     is asked for once more (the sender's old ones stop working at once)."""
     account = get_object_or_404(ChannelAccount, pk=pk)
     if account.provider != Provider.WEBHOOK:
-        raise Http404("This network signs its deliveries with its own credentials.")
+        flash.info(request, f"{account.get_provider_display()} has no push secrets of cxinbox's: its deliveries are "
+                            "verified with its own credentials (edit them to rotate).")
+        return redirect("connectors:channel_detail", pk=account.pk)
     had = bool(account.hook_secrets)
     form = ConfirmForm(request.POST or None)
     if request.method == "POST" and (form.is_valid() or not had):

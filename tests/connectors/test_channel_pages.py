@@ -16,6 +16,7 @@ from apps.connectors.models import ChannelAccount
 from apps.connectors.standins.bluesky import BlueskyStandIn
 from apps.connectors.standins.imap import ImapStandIn
 from apps.connectors.standins.mastodon import MastodonStandIn
+from apps.connectors.standins.reddit import RedditStandIn
 from apps.core.fields import decrypt_value
 from tests.factories import ChannelAccountFactory, TeamFactory, UserFactory
 
@@ -243,6 +244,17 @@ def test_bluesky_test_connection_with_the_app_password(admin, settings):
         assert 'data-test-result="ok"' in page and "Signed in as @acme.bsky.social" in page
         page = _new(admin, "bluesky", {**data, "app_password": "wrong-pass-0000"}, action="test").content.decode()
         assert "Bluesky refused these credentials" in page
+
+
+def test_reddit_test_connection_signs_in_as_the_script_app(admin, settings):
+    with RedditStandIn() as server:
+        settings.REDDIT_OAUTH_URL = settings.REDDIT_URL = server.base_url
+        settings.PROVIDER_TIMEOUT_SECONDS = 2.0
+        data = {"name": "Acme", "handle": "acme_support", "client_id": "cid", "client_secret": "csecret"}
+        page = _new(admin, "reddit", {**data, "password": "hunter2"}, action="test").content.decode()
+        assert 'data-test-result="ok"' in page and "Signed in as u/acme_support" in page
+        page = _new(admin, "reddit", {**data, "password": "wrong"}, action="test").content.decode()
+        assert "Reddit refused these credentials" in page and "invalid_grant" in page
 
 
 def test_email_test_connection_signs_in_to_imap(admin, settings):
