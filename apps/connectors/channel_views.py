@@ -159,7 +159,7 @@ def _detail_context(account: ChannelAccount, *, fresh_secrets: dict | None = Non
         "hook_url": hook_url(account) if pushes(account.provider) else "",
         "fresh_secrets": fresh_secrets or {}, "just_connected": just_connected,
         "hook_hints": {k: secret_hint(v) for k, v in hook.items()}, "credentials": creds,
-        "address": network_address(account),
+        "address": network_address(account), "site_url": settings.SITE_URL,
     }
 
 
