@@ -433,3 +433,19 @@ def test_anonymous_is_sent_to_login_and_admin_sees_the_nav_link(admin, twitter_a
     resp = Client().get(reverse("connectors:channels"))
     assert resp.status_code == 302 and "/login/" in resp["Location"]
     assert ">Channels</a>" in admin.get(reverse("accounts:profile")).content.decode()
+
+
+@pytest.mark.parametrize("provider", ["twitter", "mastodon", "bluesky", "reddit", "email", "webhook", "demo"])
+@pytest.mark.parametrize("value", ["a\x00b", "a\x7fb", "x" * 100_000, "<script>alert(1)</script>"])
+def test_every_field_of_every_network_takes_hostile_values_without_a_500(admin, provider, value):
+    """A form error (400), never a 500; markup never echoed raw; nothing stored with markup or a
+    control character (the request middleware already drops NUL: "a\\x00b" may arrive as "ab")."""
+    from apps.connectors.forms import NETWORK_FORMS
+
+    for field in NETWORK_FORMS[provider].base_fields:
+        resp = _new(admin, provider, {field: value})
+        assert resp.status_code in (200, 302, 400), (provider, field, resp.status_code)
+        assert "<script>alert(1)</script>" not in resp.content.decode()
+    for account in ChannelAccount.objects.all():
+        for text in (account.name, account.handle, account.api_base_url):
+            assert "<" not in text and "\x00" not in text and "\x7f" not in text and len(text) <= 300
