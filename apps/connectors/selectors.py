@@ -147,8 +147,8 @@ def _deliveries(status: str):
     return Coalesce(Subquery(rows, output_field=IntegerField()), Value(0))
 
 
-def account_health_list(*, now: dt.datetime | None = None) -> list[AccountHealth]:
-    """Every account, troubled ones first. Secrets are not loaded (nor decrypted)."""
+def account_health_list(*, now: dt.datetime | None = None, account_id: int | None = None) -> list[AccountHealth]:
+    """Every account (or the one named), troubled ones first. Secrets are not loaded (nor decrypted)."""
     now = now or timezone.now()
     beat = (getattr(settings, "CELERY_BEAT_SCHEDULE", {}) or {}).get("poll-all-accounts") or {}
     interval = dt.timedelta(seconds=float(beat.get("schedule") or 15.0))
@@ -158,7 +158,14 @@ def account_health_list(*, now: dt.datetime | None = None) -> list[AccountHealth
                 .annotate(push_failed=_deliveries(PushDelivery.Status.FAILED),
                           push_pending=_deliveries(PushDelivery.Status.PENDING))
                 .order_by("provider", "name"))
+    if account_id is not None:
+        accounts = accounts.filter(pk=account_id)
     rows = [_health(a, now, stale_after, behind_after) for a in accounts]
     order = {"failing": 0, "rate_limited": 1, "stale": 2, "behind": 3, "waiting": 4, "push": 5, "ok": 6,
              "paused": 7}
     return sorted(rows, key=lambda r: order.get(r.state, 9))
+
+
+def account_health_get(*, account_id: int) -> AccountHealth | None:
+    rows = account_health_list(account_id=account_id)
+    return rows[0] if rows else None

@@ -143,6 +143,13 @@ OWNERSHIP: dict[str, Entry] = {
     "channel-account-hook-secrets": Entry("account", ("POST",), {}, scopes=(GLOBAL,)),
     "channel-account-poll": Entry("account", ("POST",), {}, scopes=(GLOBAL,)),
     "connectors:poll_now": Entry("account", ("POST",), {}, scopes=(GLOBAL,), form=True),
+    "connectors:channel_detail": Entry("account", ("GET",), scopes=(GLOBAL,)),
+    "connectors:channel_edit": Entry("account", ("GET", "POST"), {"name": "renamed", "action": "save"},
+                                     scopes=(GLOBAL,), form=True),
+    "connectors:channel_test": Entry("account", ("POST",), {}, scopes=(GLOBAL,), form=True),
+    "connectors:channel_disable": Entry("account", ("GET", "POST"), {"confirm": "on"}, scopes=(GLOBAL,), form=True),
+    "connectors:channel_enable": Entry("account", ("POST",), {}, scopes=(GLOBAL,), form=True),
+    "connectors:channel_secrets": Entry("account", ("GET", "POST"), {"confirm": "on"}, scopes=(GLOBAL,), form=True),
 }
 
 EXCLUDED = {
@@ -159,7 +166,9 @@ def _excluded(key: str) -> bool:
 # --- the world: two teams, an unrouted conversation, global configuration ---------------------------------
 
 @pytest.fixture
-def world(db):
+def world(db, settings):
+    # the Channels pages' "Test connection" calls the network: a closed local port answers at once
+    settings.TWITTER_API_BASE_URL = "http://127.0.0.1:9"
     teams = {OWN: TeamFactory(name="Care"), OTHER: TeamFactory(name="Billing")}
     users = {AGENT: UserFactory(role=Role.AGENT), SUPERVISOR: UserFactory(role=Role.SUPERVISOR),
              MARKETING: UserFactory(role=Role.MARKETING),

@@ -125,6 +125,16 @@ POLICY: dict[str, Policy] = {
     # connectors (issue 7): health for supervisors; push hooks authenticate by signature, not login
     "connectors:health": Policy(SUPERVISORS),
     "connectors:poll_now": Policy(SUPERVISORS),
+    # the Channels pages: connecting a network, credentials, pausing: admins (docs/roles.md)
+    "connectors:channels": Policy(ADMINS),
+    "connectors:channel_connect": Policy(ADMINS),
+    "connectors:channel_new": Policy(ADMINS, kwargs=(("provider", "webhook"),)),
+    "connectors:channel_detail": Policy(ADMINS),
+    "connectors:channel_edit": Policy(ADMINS),
+    "connectors:channel_test": Policy(ADMINS),
+    "connectors:channel_disable": Policy(ADMINS),
+    "connectors:channel_enable": Policy(ADMINS),
+    "connectors:channel_secrets": Policy(ADMINS),
     "hook_receive": SIGNED_WEBHOOK,
     # routing (issue 3): supervisors edit, agents read
     "rule-list": Policy(WORKING, SUPERVISORS),
@@ -214,7 +224,9 @@ def methods_for(route: Route) -> list[str] | None:
 # --- the world the requests run in ---------------------------------------------------------------------
 
 @pytest.fixture
-def world(db):
+def world(db, settings):
+    # the Channels pages' "Test connection" calls the network: a closed local port answers at once
+    settings.TWITTER_API_BASE_URL = "http://127.0.0.1:9"
     team = TeamFactory(name="Care")
     queue = QueueFactory(team=team, is_default=True)
     users = {
@@ -241,7 +253,7 @@ def world(db):
     # URL families whose pk is not a conversation
     pk_by_prefix = {
         "queue-": queue.pk, "canned-response-": canned.pk, "supervisor:canned": canned.pk,
-        "customer-": conversation.customer_id, "channel-account-": account.pk, "user-": users[AGENT].pk,
+        "customer-": conversation.customer_id, "channel-account-": account.pk, "connectors:channel_": account.pk, "user-": users[AGENT].pk,
         "supervisor:agent": users[AGENT].pk, "team-": team.pk, "supervisor:team": team.pk, "token-": token.pk,
         "accounts:token": token.pk,
     }

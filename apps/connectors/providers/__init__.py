@@ -64,6 +64,17 @@ def push_receiver(account):
     return cls(account) if getattr(cls, "supports_push", False) else None
 
 
+def pushes(provider: str) -> bool:
+    """True for the networks that deliver to /hooks/<provider>/<account>/ (the Channels page
+    shows the URL to register)."""
+    if provider in _PUSH_RECEIVERS:
+        return True
+    try:
+        return bool(getattr(provider_class(provider), "supports_push", False))
+    except LookupError:
+        return False
+
+
 def polls(provider: str) -> bool:
     """False for push-only channels: the beat does not poll them."""
     try:

@@ -61,6 +61,15 @@ class SentReply:
     raw: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """What a successful "Test connection" found: who the credentials sign in as."""
+
+    detail: str  # "Signed in as @acme (user id 783214)", shown to the admin
+    external_user_id: str = ""  # the brand's id on the network, when the check learnt it
+    handle: str = ""
+
+
 class ProviderError(Exception):
     """A network call failed; `reason` is shown to users."""
 
@@ -122,6 +131,11 @@ class BaseProvider:
     def find_sent_reply(self, reply: OutboundReply) -> SentReply | None:
         """Look on the network for a reply we may already have posted (unknown outcome)."""
         return None
+
+    def connection_check(self) -> ConnectionCheck:
+        """One cheap authenticated call with the account's credentials, against the configured
+        base URL ("Test connection" on the Channels page). Raises the ProviderError kinds."""
+        return ConnectionCheck(detail="This channel has no credentials to check.")
 
 
 _MENTION_FIELDS = fields(InboundMention)

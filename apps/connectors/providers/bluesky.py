@@ -24,8 +24,9 @@ from django.utils import timezone
 
 from apps.core.fields import decrypt_value, encrypt_value
 
-from .base import (AuthError, BaseProvider, InboundMention, OutboundReply, PermanentError, PollResult, RateLimited,
-                   SentReply, TransientError, UnknownOutcome, iso_time, language_tag, network_time, normalize_or_skip)
+from .base import (AuthError, BaseProvider, ConnectionCheck, InboundMention, OutboundReply, PermanentError, PollResult,
+                   RateLimited, SentReply, TransientError, UnknownOutcome, iso_time, language_tag, network_time,
+                   normalize_or_skip)
 
 log = logging.getLogger(__name__)
 NETWORK = "Bluesky"
@@ -77,6 +78,8 @@ class BlueskyProvider(BaseProvider):
         return f"bluesky-session:{self.account.pk}"
 
     def _session_store(self, event, session) -> None:
+        if self.account.pk is None:  # "Test connection" of an account not saved yet: nothing to key it by
+            return
         cache.set(self._cache_key, encrypt_value(self.client.export_session_string()), SESSION_CACHE_SECONDS)
 
     def _login(self, *, fresh: bool = False) -> None:
@@ -142,6 +145,15 @@ class BlueskyProvider(BaseProvider):
             raise cls(f"{NETWORK} server error: {exc}") from exc
         except at_exc.ModelError as exc:
             raise TransientError(f"{NETWORK} sent a malformed response: {exc}") from exc
+
+    def connection_check(self) -> ConnectionCheck:
+        """A fresh login with the stored app password (never the cached session: the
+        password is what is being checked)."""
+        self._login(fresh=True)
+        session = self.client._session
+        handle = (session.handle if session else "") or self.account.handle.lstrip("@")
+        return ConnectionCheck(detail=f"Signed in as @{handle} ({self.did})", external_user_id=self.did or "",
+                               handle=handle)
 
     # --- mentions ---------------------------------------------------------------
     def fetch_mentions(self, cursor: dict) -> PollResult:

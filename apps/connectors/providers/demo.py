@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from .base import BaseProvider, InboundMention, OutboundReply, PollResult, SentReply
+from .base import BaseProvider, ConnectionCheck, InboundMention, OutboundReply, PollResult, SentReply
 
 RECENT_REPLIES = 10  # the replies a simulated customer may answer
 RECENT_REPLIES_SECONDS = 7 * 86400
@@ -51,6 +51,9 @@ class DemoProvider(BaseProvider):
     max_reply_length = 280
     supports_private_replies = True
     max_private_reply_length = 10000  # like X: DMs are longer than posts
+
+    def connection_check(self) -> ConnectionCheck:
+        return ConnectionCheck(detail="The simulated network needs no credentials: it always answers")
 
     def fetch_mentions(self, cursor: dict) -> PollResult:
         seq = int(cursor.get("seq", 0))

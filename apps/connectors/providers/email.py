@@ -31,8 +31,8 @@ from django.conf import settings
 from django.utils import timezone
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from .base import (AuthError, BaseProvider, InboundMention, OutboundReply, PermanentError, PollResult, SentReply,
-                   TransientError, UnknownOutcome, network_time, normalize_or_skip, rfc2822_time)
+from .base import (AuthError, BaseProvider, ConnectionCheck, InboundMention, OutboundReply, PermanentError, PollResult,
+                   SentReply, TransientError, UnknownOutcome, network_time, normalize_or_skip, rfc2822_time)
 from .mastodon import html_to_text
 
 NETWORK = "Email"
@@ -83,6 +83,52 @@ class EmailProvider(BaseProvider):
             _close(client)
             raise AuthError(f"{NETWORK}: the IMAP server refused the login ({_text(exc)})") from exc
         return client
+
+    def connection_check(self) -> ConnectionCheck:
+        """Signs in to IMAP and opens the folder read-only, then (when an SMTP host is set)
+        connects to SMTP and signs in there: nothing is read, marked or sent."""
+        folder = self.creds.get("folder", "INBOX")
+        client = self._imap()
+        try:
+            info = client.select_folder(folder, readonly=True)
+            count = int(info.get(b"EXISTS", 0))
+        except (IMAPClientError, OSError, socket.timeout) as exc:
+            raise PermanentError(f"{NETWORK}: the folder {folder!r} cannot be opened ({_text(exc)})") from exc
+        finally:
+            _close(client)
+        detail = f"IMAP: signed in, {folder} holds {count} message{'' if count == 1 else 's'}"
+        if self.creds.get("smtp_host"):
+            self._smtp_check()
+            detail += "; SMTP: signed in"
+        else:
+            detail += "; no SMTP server set: replies cannot be sent"
+        return ConnectionCheck(detail=detail, handle=self.address)
+
+    def _smtp_check(self) -> None:
+        c = self.creds
+        host, security = c.get("smtp_host", ""), c.get("smtp_security", "starttls")
+        port = int(c.get("smtp_port") or {"ssl": 465, "starttls": 587}.get(security, 25))
+        timeout = settings.PROVIDER_TIMEOUT_SECONDS
+        try:
+            smtp = (smtplib.SMTP_SSL(host, port, timeout=timeout, context=ssl.create_default_context())
+                    if security == "ssl" else smtplib.SMTP(host, port, timeout=timeout))
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TransientError(f"{NETWORK}: cannot reach the SMTP server ({exc.__class__.__name__})") from exc
+        try:
+            if security == "starttls":
+                smtp.starttls(context=ssl.create_default_context())
+            user = c.get("smtp_username", c.get("username"))
+            if user:
+                smtp.login(user, c.get("smtp_password", c.get("password", "")))
+        except smtplib.SMTPAuthenticationError as exc:
+            raise AuthError(f"{NETWORK}: the SMTP server refused the login ({exc.smtp_code})") from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise TransientError(f"{NETWORK}: SMTP error ({_text(exc)})") from exc
+        finally:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
 
     def fetch_mentions(self, cursor: dict) -> PollResult:
         folder = self.creds.get("folder", "INBOX")

@@ -16,8 +16,8 @@ from urllib.parse import urlparse
 from django.conf import settings
 
 from . import http
-from .base import (BaseProvider, InboundMention, OutboundReply, PermanentError, PollResult, SentReply, iso_time,
-                   language_tag, lenient_count, network_time, normalize_or_skip)
+from .base import (BaseProvider, ConnectionCheck, InboundMention, OutboundReply, PermanentError, PollResult, SentReply,
+                   iso_time, language_tag, lenient_count, network_time, normalize_or_skip)
 
 NETWORK = "Mastodon"
 PAGE_SIZE = 40  # the API's maximum for notifications
@@ -78,6 +78,16 @@ class MastodonProvider(BaseProvider):
         if not self._own_id:
             self._own_id = str(self._get("/api/v1/accounts/verify_credentials").get("id", ""))
         return self._own_id
+
+    def connection_check(self) -> ConnectionCheck:
+        me = self._get("/api/v1/accounts/verify_credentials")
+        if not isinstance(me, dict) or not me.get("id"):
+            raise http.TransientError(f"{NETWORK} answered without the account")
+        acct = f"{me.get('acct') or me.get('username') or me['id']}"
+        if "@" not in acct and self.instance_host:
+            acct = f"{acct}@{self.instance_host}"
+        return ConnectionCheck(detail=f"Signed in as @{acct} (account id {me['id']}) on {self.instance_host}",
+                               external_user_id=str(me["id"]), handle=f"@{acct}")
 
     # --- mentions ---------------------------------------------------------------
     def fetch_mentions(self, cursor: dict) -> PollResult:

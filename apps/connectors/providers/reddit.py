@@ -22,21 +22,9 @@ from django.utils import timezone
 from praw.exceptions import RedditAPIException
 from prawcore.sessions import FiniteRetryStrategy
 
-from .base import (
-    AuthError,
-    BaseProvider,
-    InboundMention,
-    OutboundReply,
-    PermanentError,
-    PollResult,
-    RateLimited,
-    SentReply,
-    TransientError,
-    UnknownOutcome,
-    epoch_seconds,
-    network_time,
-    normalize_or_skip,
-)
+from .base import (AuthError, BaseProvider, ConnectionCheck, InboundMention, OutboundReply, PermanentError, PollResult,
+                   RateLimited, SentReply, TransientError, UnknownOutcome, epoch_seconds, network_time,
+                   normalize_or_skip)
 
 NETWORK = "Reddit"
 WEB = "https://www.reddit.com"
@@ -118,6 +106,13 @@ class RedditProvider(BaseProvider):
             raise TransientError(f"{NETWORK} error: {detail}") from exc
         except ValueError as exc:  # JSON decoding
             raise TransientError(f"{NETWORK} sent a malformed response") from exc
+
+    def connection_check(self) -> ConnectionCheck:
+        """Signs in (the token request checks the app and the user) and reads one item of
+        the inbox, as a poll does."""
+        self._call(lambda: list(self.reddit.get("message/mentions", params={"limit": 1}) or []))
+        who = f"u/{self.username}" if self.username else "the refresh token's user"
+        return ConnectionCheck(detail=f"Signed in as {who}; the inbox can be read", handle=self.username)
 
     # --- mentions ---------------------------------------------------------------
     def fetch_mentions(self, cursor: dict) -> PollResult:

@@ -13,9 +13,9 @@ import tweepy
 from django.conf import settings
 from django.utils import timezone
 
-from .base import (AuthError, BaseProvider, InboundMention, OutboundReply, PermanentError, PollResult, RateLimited,
-                   SentReply, TransientError, UnknownOutcome, iso_time, language_tag, lenient_count, network_time,
-                   normalize_or_skip)
+from .base import (AuthError, BaseProvider, ConnectionCheck, InboundMention, OutboundReply, PermanentError, PollResult,
+                   RateLimited, SentReply, TransientError, UnknownOutcome, iso_time, language_tag, lenient_count,
+                   network_time, normalize_or_skip)
 
 TWEEPY_HOST = "https://api.twitter.com"
 TWEET_FIELDS = [
@@ -95,6 +95,25 @@ class TwitterProvider(BaseProvider):
             raise cls("Twitter did not answer in time") from exc
         except ValueError as exc:  # JSON decoding
             raise TransientError("Twitter sent a malformed response (not JSON)") from exc
+
+    def connection_check(self) -> ConnectionCheck:
+        """User context (API key + access token): who the tokens act for (GET /2/users/me).
+        A bearer token alone: the watched account, by user id or else by handle."""
+        if self.user_auth:
+            data = self._call(self.client.get_me, user_auth=True)
+        elif self.account.external_user_id:
+            data = self._call(self.client.get_user, id=self.account.external_user_id, user_auth=False)
+        else:
+            data = self._call(self.client.get_user, username=self.account.handle.lstrip("@"), user_auth=False)
+        user = (data or {}).get("data") if isinstance(data, dict) else None
+        if not isinstance(user, dict) or not user.get("id"):
+            errors = (data or {}).get("errors") if isinstance(data, dict) else None
+            if errors:  # X answers 200 with an errors list for a user that does not exist
+                raise PermanentError(f"Twitter: {_error_details(errors)}")
+            raise TransientError("Twitter answered without the user")
+        how = "as" if self.user_auth else "with the bearer token; watching"
+        return ConnectionCheck(detail=f"Signed in {how} @{user.get('username', '?')} (user id {user['id']})",
+                               external_user_id=str(user["id"]), handle=str(user.get("username") or ""))
 
     # --- mentions ---------------------------------------------------------------
     def fetch_mentions(self, cursor: dict) -> PollResult:
@@ -206,6 +225,12 @@ class TwitterProvider(BaseProvider):
 def _dicts(value) -> list[dict]:
     """The objects of a list in a page; anything else in it (or no list) is ignored."""
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _error_details(errors) -> str:
+    items = errors if isinstance(errors, list) else [errors]
+    return "; ".join(str(e.get("detail") or e.get("title") or e) if isinstance(e, dict) else str(e)
+                     for e in items)[:300] or "no detail"
 
 
 def _api_message(exc: tweepy.HTTPException) -> str:

@@ -29,8 +29,8 @@ from apps.connectors.hooks import HookRefused, hmac_hex, json_load, replay_check
 from apps.core import sanitize
 
 from . import http
-from .base import (BaseProvider, InboundMention, MalformedPayload, OutboundReply, PermanentError, PollResult, SentReply,
-                   iso_time, network_time, shape_int, shape_obj, shape_str)
+from .base import (BaseProvider, ConnectionCheck, InboundMention, MalformedPayload, OutboundReply, PermanentError,
+                   PollResult, SentReply, iso_time, network_time, shape_int, shape_obj, shape_str)
 
 NETWORK = "Webhook"
 SIGNATURE_HEADER = "X-Cxinbox-Signature"
@@ -71,6 +71,14 @@ class WebhookProvider(BaseProvider):
     @property
     def secrets(self) -> dict:
         return self.account.hook_secrets or {}
+
+    def connection_check(self) -> ConnectionCheck:
+        """Nothing to sign in to: the integrator checks the URL and token with GET ?challenge=."""
+        if not self.secrets.get("inbound_token"):
+            raise PermanentError(f"{NETWORK}: this channel has no inbound token yet; create its secrets")
+        where = "replies go to " + self.account.api_base_url if self.account.api_base_url else (
+            "no reply URL: replies cannot be sent")
+        return ConnectionCheck(detail=f"Ready to receive deliveries (the sender checks with GET ?challenge=); {where}")
 
     # --- in ---------------------------------------------------------------------------
     def fetch_mentions(self, cursor: dict) -> PollResult:

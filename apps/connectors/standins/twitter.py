@@ -7,6 +7,7 @@ import itertools
 import json
 import re
 from pathlib import Path
+from urllib.parse import unquote
 
 from django.utils import timezone
 
@@ -30,6 +31,10 @@ class TwitterStandIn(StandInServer):
         self.posted: list[dict] = []  # replies and tweets the brand posted
         self.dms: list[dict] = []
         self._ids = itertools.count(1578516295611748353)
+        # None: any credentials are taken. A set: only these bearer tokens / API keys (a revoked
+        # or mistyped one gets X's 401), for the Channels page's "Test connection".
+        self.bearer_tokens: set[str] | None = None
+        self.consumer_keys: set[str] | None = None
 
     # --- state helpers for tests ------------------------------------------------
     def next_id(self) -> str:
@@ -80,7 +85,7 @@ class TwitterStandIn(StandInServer):
 
     # --- API ------------------------------------------------------------------------
     def dispatch(self, method, path, query, body, headers):
-        if not headers.get("Authorization"):
+        if not self._authorized(headers.get("Authorization") or ""):
             return 401, {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}, {}
         m = re.fullmatch(r"/2/users/(\d+)/mentions", path)
         if method == "GET" and m:
@@ -98,7 +103,33 @@ class TwitterStandIn(StandInServer):
             return 201, {"data": event}, {}
         if method == "GET" and path == "/2/users/me":
             return 200, {"data": self.users[self.brand_id]}, {}
+        m = re.fullmatch(r"/2/users/by/username/([A-Za-z0-9_]+)", path)
+        if method == "GET" and m:
+            found = [u for u in self.users.values() if u["username"].lower() == m.group(1).lower()]
+            return self._user_answer(found[0] if found else None, "username", m.group(1))
+        m = re.fullmatch(r"/2/users/(\d+)", path)
+        if method == "GET" and m:
+            return self._user_answer(self.users.get(m.group(1)), "id", m.group(1))
         return 404, {"title": "Not Found Error", "detail": f"no route {method} {path}"}, {}
+
+    def _authorized(self, auth: str) -> bool:
+        if not auth:
+            return False
+        if auth.startswith("Bearer "):
+            return self.bearer_tokens is None or auth[7:] in self.bearer_tokens
+        if auth.startswith("OAuth "):
+            m = re.search(r'oauth_consumer_key="([^"]*)"', auth)
+            return self.consumer_keys is None or bool(m and unquote(m.group(1)) in self.consumer_keys)
+        return False
+
+    @staticmethod
+    def _user_answer(user, parameter: str, value: str):
+        if user:
+            return 200, {"data": user}, {}
+        # X answers 200 with an errors list for a user that does not exist
+        return 200, {"errors": [{"value": value, "detail": f"Could not find user with {parameter}: [{value}].",
+                                 "title": "Not Found Error", "parameter": parameter,
+                                 "type": "https://api.twitter.com/2/problems/resource-not-found"}]}, {}
 
     def _mentions(self, user_id, query):
         since_id = int(query.get("since_id", ["0"])[0])
