@@ -241,7 +241,7 @@ class HistoryBuilder:
         replies = list(bank["replies"])
         rng.shuffle(replies)
         steps.append(Step(t, "reply", {"text": replies[0].format(name=name, order=order),
-                                       "fail": rng.random() < 0.035}))
+                                       "fail": self._refused(t)}))
         exchanges = rng.choices([0, 1, 2], weights=[55, 35, 10])[0] if topic != "praise" else 0
         for i in range(exchanges):
             if rng.random() < 0.3:
@@ -252,7 +252,7 @@ class HistoryBuilder:
                 steps.append(Step(t + dt.timedelta(minutes=3), "assign", {"handover": True}))
             t += self._agent_delay(t, first=False)
             steps.append(Step(t, "reply", {"text": replies[(i + 1) % len(replies)].format(name=name, order=order),
-                                           "fail": rng.random() < 0.035}))
+                                           "fail": self._refused(t)}))
         if rng.random() < 0.9:
             t += dt.timedelta(minutes=math.exp(rng.gauss(math.log(30), 1.0)))
             steps += self._resolve_steps(t, topic)
@@ -261,10 +261,15 @@ class HistoryBuilder:
                 steps.append(Step(back, "in", {"text": rng.choice(demo_texts.COMEBACKS)}))
                 t = back + self._agent_delay(back, first=True)
                 steps.append(Step(t, "reply", {"text": replies[-1].format(name=name, order=order),
-                                               "fail": rng.random() < 0.035}))
+                                               "fail": self._refused(t)}))
                 t += dt.timedelta(minutes=math.exp(rng.gauss(math.log(45), 0.8)))
                 steps += self._resolve_steps(t, topic, again=True)
         return Case(number, persona, account, topic, sorted(steps, key=lambda s: s.at))
+
+    def _refused(self, at: dt.datetime) -> bool:
+        """Whether the network refuses this reply on every try: now and then, and a little more
+        often in the last day and a half, whose failed replies are left for "Try again"."""
+        return self.rng.random() < (0.12 if self.now - at < dt.timedelta(hours=36) else 0.03)
 
     def _resolve_steps(self, t: dt.datetime, topic: str, again: bool = False) -> list[Step]:
         rng = self.rng
