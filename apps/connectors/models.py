@@ -56,6 +56,16 @@ class ChannelAccount(TimeStampedModel):
     def __str__(self):
         return f"{self.get_provider_display()} {self.handle}"
 
+    @property
+    def is_simulated(self) -> bool:
+        """The demo network, or a demo account of another network (credentials
+        {"simulated": true}, made by `manage.py demo_setup`): its posts and replies stay on
+        this machine (providers/demo.py), and its customers have no page to link to."""
+        if self.provider == Provider.DEMO:
+            return True
+        credentials = self.credentials
+        return isinstance(credentials, dict) and credentials.get("simulated") is True
+
 
 class PushDelivery(TimeStampedModel):
     """A verified push delivery, kept in PostgreSQL before the sender gets its 2xx:

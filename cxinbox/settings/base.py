@@ -297,6 +297,9 @@ POLL_MAX_PAGES = env.int("POLL_MAX_PAGES", default=10)
 POLL_FALLING_BEHIND_SECONDS = env.int("POLL_FALLING_BEHIND_SECONDS", default=120)
 # Demo network: how many simulated mentions each poll produces.
 DEMO_MENTIONS_PER_POLL = env.int("DEMO_MENTIONS_PER_POLL", default=2)
+# Demo network: the share of replies it refuses (half 429 with Retry-After, half 500), so the
+# inbox's waiting and failure paths show in the demo. 0 turns it off; the tests run with 0.
+DEMO_NETWORK_FAILURE_RATE = env.float("DEMO_NETWORK_FAILURE_RATE", default=0.1)
 # Other networks (docs/connectors.md). Mastodon and Bluesky accounts may name their own
 # instance / PDS (ChannelAccount.api_base_url); these are the defaults.
 MASTODON_API_BASE_URL = env("MASTODON_API_BASE_URL", default="https://mastodon.social")

@@ -11,6 +11,8 @@ AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 API_THROTTLE_ANON_RATE = env("API_THROTTLE_ANON_RATE", default="100000/min")
 API_THROTTLE_USER_RATE = env("API_THROTTLE_USER_RATE", default="100000/min")
 CELERY_BEAT_SCHEDULE = {}
+# The demo network refuses no reply unless a test asks it to (tests/connectors/test_demo_network.py).
+DEMO_NETWORK_FAILURE_RATE = 0.0
 if not REDIS_URL:  # noqa: F405
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     # The embedded file broker in a folder of the test run's own, not the checkout's

@@ -4,6 +4,7 @@ Adding a network is one file (docs/connectors.md) plus one line here."""
 from importlib import import_module
 
 from .base import BaseProvider
+from .demo import simulated_provider_class
 
 _PROVIDERS = {
     "twitter": "apps.connectors.providers.twitter.TwitterProvider",
@@ -49,7 +50,12 @@ def import_all() -> None:
 
 
 def get_provider(account) -> BaseProvider:
-    return provider_class(account.provider)(account)
+    """The client of the account's network; a simulated (demo) account's is the simulated
+    network with that network's limits (demo.py), which never leaves the machine."""
+    cls = provider_class(account.provider)
+    if getattr(account, "is_simulated", False):
+        cls = simulated_provider_class(cls)
+    return cls(account)
 
 
 def push_receiver(account):

@@ -1,6 +1,12 @@
 """A simulated social network for `make run`: a steady stream of realistic
 mentions (complaints, questions, praise, follow-ups to our replies) and a reply
-endpoint that accepts posts. No network, no credentials."""
+endpoint that accepts posts, and sometimes refuses them as a real network does
+(DEMO_NETWORK_FAILURE_RATE: a 429 with Retry-After, or a 500). No network, no
+credentials, no links: a simulated post has no page anywhere to link to.
+
+The demo's email and Mastodon accounts are simulated too (ChannelAccount.is_simulated):
+their provider is this one, with the limits of the network they stand for
+(`simulated_provider_class`)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -11,7 +17,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from .base import BaseProvider, ConnectionCheck, InboundMention, OutboundReply, PollResult, SentReply
+from . import demo_texts
+from .base import (BaseProvider, ConnectionCheck, InboundMention, OutboundReply, PollResult, RateLimited, SentReply,
+                   TransientError)
 
 RECENT_REPLIES = 10  # the replies a simulated customer may answer
 RECENT_REPLIES_SECONDS = 7 * 86400
@@ -22,28 +30,23 @@ PEOPLE = [
     ("kenji_t", "Kenji Tanaka", 970), ("bigcorp_it", "BigCorp IT", 250000), ("anna_b", "Anna Berg", 12),
     ("mo_ali", "Mohammed Ali", 2040), ("chloe.r", "Chloe Reed", 640), ("dev_nik", "Nikolai Ivanov", 7800),
 ]
-OPENERS = [
-    "my order #{n} still hasn't arrived and it's been two weeks. Where is it?",
-    "I was charged twice this month. I want a refund now.",
-    "the app keeps crashing when I open settings. Completely broken since the update.",
-    "is there an outage? Nothing loads for me since 9am.",
-    "how do I change the email on my account?",
-    "thanks for the quick fix yesterday, you folks are great!",
-    "I've been on hold for an hour. Terrible service, thinking about cancelling.",
-    "love the new dashboard, really clean 😍",
-    "can you add dark mode to the mobile app please?",
-    "my package arrived damaged. What now?",
-    "I'll talk to my lawyer if this isn't sorted by Friday.",
-    "why was my account suspended without any warning??",
-    "¿alguien me puede ayudar? No puedo iniciar sesión desde ayer.",
-    "pourquoi ma commande est-elle annulée ? Je suis très déçue.",
-    "the delivery driver was super friendly today, shout out!",
-    "where can I download my invoices?",
-]
-FOLLOW_UPS = [
-    "still waiting on this...", "thanks, that worked!", "I sent you a DM with the details.",
-    "that doesn't help at all.", "ok, order number is {n}", "great, appreciate it 🙏",
-]
+OPENERS = [text for topic in demo_texts.TOPICS.values() for text in topic["openers"]]
+FOLLOW_UPS = [text for topic in demo_texts.TOPICS.values() for text in topic["follow_ups"]]
+# What the network is told the language is (as X, Mastodon and Bluesky tag posts).
+LANGUAGE_HINTS = {"¿": "es", "gracias": "es", "pourquoi": "fr"}
+
+# A refusal, as the network would word it; the reason is what the agent sees in the thread.
+RATE_LIMITED_REASON = "The demo network answered 429 Too Many Requests (Retry-After: {seconds} s)."
+SERVER_ERROR_REASON = "The demo network answered 500 Internal Server Error."
+
+
+def language_hint(text: str) -> str:
+    low = text.lower()
+    return next((lang for marker, lang in LANGUAGE_HINTS.items() if marker in low), "en")
+
+
+def order_number(rng: random.Random) -> str:
+    return f"{rng.randint(100, 999)}-{rng.randint(10000, 99999)}"
 
 
 class DemoProvider(BaseProvider):
@@ -62,25 +65,26 @@ class DemoProvider(BaseProvider):
         recent = self._recent_replies() if rng.random() < 0.5 else []
         mentions = []
         now = timezone.now()
+        private = self.account.provider == "email"  # an email is never public
+        prefix = "" if private else f"{self.account.handle} "
         for i in range(count):
             seq += 1
             handle, name, followers = rng.choice(PEOPLE)
-            text, reply_to, thread = f"{self.account.handle} " + rng.choice(OPENERS).format(n=rng.randint(10000, 99999)), "", ""
+            text, reply_to, thread = prefix + rng.choice(OPENERS).format(order=order_number(rng)), "", ""
             if recent and i == 0:
                 # a customer answering one of our replies
                 out = rng.choice(recent)
                 handle = out["handle"] or handle
                 name, followers = next(((n, f) for h, n, f in PEOPLE if h == handle), (handle, 100))
-                text = f"{self.account.handle} " + rng.choice(FOLLOW_UPS).format(n=rng.randint(10000, 99999))
+                text = prefix + rng.choice(FOLLOW_UPS).format(order=order_number(rng))
                 reply_to, thread = out["external_id"], out["thread"]
             ext = f"demo-{self.account.pk}-{seq}-{uuid.uuid4().hex[:6]}"
             mentions.append(
                 InboundMention(
                     external_id=ext, text=text, created_at=now - dt.timedelta(seconds=count - i),
                     author_external_id=f"demo-user-{handle}", author_handle=handle, author_name=name,
-                    author_followers=followers, author_profile_url=f"https://demo.invalid/{handle}",
-                    thread_id=thread or ext, in_reply_to_external_id=reply_to,
-                    url=f"https://demo.invalid/{handle}/status/{ext}", raw={"simulated": True, "seq": seq},
+                    author_followers=followers, thread_id=thread or ext, in_reply_to_external_id=reply_to,
+                    is_private=private, language=language_hint(text), raw={"simulated": True, "seq": seq},
                 )
             )
         return PollResult(mentions, {"seq": seq})
@@ -94,9 +98,40 @@ class DemoProvider(BaseProvider):
         return list(reversed(cache.get(self._recent_key()) or []))
 
     def send_reply(self, reply: OutboundReply) -> SentReply:
+        self._maybe_refuse()
         ext = f"demo-out-{uuid.uuid4().hex[:12]}"
         recent = (cache.get(self._recent_key()) or [])[-(RECENT_REPLIES - 1):]
         recent.append({"external_id": ext, "handle": reply.recipient_external_id.removeprefix("demo-user-"),
                        "thread": reply.in_reply_to_external_id})
         cache.set(self._recent_key(), recent, RECENT_REPLIES_SECONDS)
-        return SentReply(external_id=ext, url=f"https://demo.invalid/{self.account.handle.lstrip('@')}/status/{ext}")
+        return SentReply(external_id=ext)  # no url: a simulated post has no page
+
+    def _maybe_refuse(self) -> None:
+        """DEMO_NETWORK_FAILURE_RATE of the posts are refused, half with a 429 (Retry-After
+        5-30 s: the reply waits for it), half with a 500 (retried with backoff)."""
+        rate = float(getattr(settings, "DEMO_NETWORK_FAILURE_RATE", 0.0) or 0.0)
+        if rate <= 0 or random.random() >= rate:
+            return
+        if random.random() < 0.5:
+            seconds = random.randint(5, 30)
+            raise RateLimited(RATE_LIMITED_REASON.format(seconds=seconds),
+                              reset_at=timezone.now() + dt.timedelta(seconds=seconds))
+        raise TransientError(SERVER_ERROR_REASON)
+
+
+_SIMULATED: dict[type, type] = {}
+
+
+def simulated_provider_class(network: type[BaseProvider]) -> type[BaseProvider]:
+    """The simulated network standing in for `network` on a demo account: its name and
+    reply limits, the demo network's stream and reply endpoint."""
+    if network is DemoProvider:
+        return DemoProvider
+    if network not in _SIMULATED:
+        _SIMULATED[network] = type(f"Simulated{network.__name__}", (DemoProvider,), {
+            "name": network.name, "max_reply_length": network.max_reply_length,
+            "supports_private_replies": network.supports_private_replies,
+            "max_private_reply_length": network.max_private_reply_length,
+            "supports_polling": True, "supports_push": False,
+        })
+    return _SIMULATED[network]
