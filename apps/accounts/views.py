@@ -170,6 +170,17 @@ def agent_workload(request, pk):
     agent = _managed_agent_or_404(request, pk)
     try:
         target = _parse_target(request.POST.get("to", ""))
+        if request.POST.get("confirmed") != "1":
+            # Moving someone's whole workload is confirmed first, on a page of its own.
+            label = ("their queues, unassigned" if target is None else f"agent {target.display_name}"
+                     if isinstance(target, User) else f"team {target.name}" if isinstance(target, Team)
+                     else f"queue {target.name}")
+            return render(request, "supervisor/workload_confirm.html", {
+                **inbox_reassignment.agent_workload_preview(agent=agent, actor=request.user), "agent": agent,
+                "target_label": label, "reason": request.POST.get("reason", ""),
+                "go_offline": request.POST.get("go_offline") == "on",
+                "fields": [(k, v) for k, values in request.POST.lists() for v in values
+                           if k not in ("csrfmiddlewaretoken", "confirmed")]})
         result = agent_workload_move(agent=agent, to=target, actor=request.user,
                                      reason=request.POST.get("reason", ""),
                                      go_offline=request.POST.get("go_offline") == "on")

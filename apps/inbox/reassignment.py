@@ -172,6 +172,15 @@ def conversations_bulk_assign(
     return {"matched": len(targets), "moved": moved, "unchanged": len(targets) - moved, "not_visible": skipped}
 
 
+def agent_workload_preview(*, agent, actor) -> dict:
+    """What "move workload" would move, before it does (the confirm page): the agent's open
+    conversations, and how many of them lie outside what the actor may see."""
+    open_ids = Conversation.objects.filter(assignee=agent, status__in=OPEN_STATUSES).values_list("pk", flat=True)
+    total = open_ids.count()
+    visible = conversations_visible_to(actor).filter(pk__in=open_ids).count()
+    return {"open": total, "visible": visible, "not_visible": total - visible}
+
+
 def agent_workload_move(*, agent, to=None, actor, reason: str = "", go_offline: bool = False) -> dict:
     """Moves all of an agent's open conversations (off shift, sick, leaving): to
     another agent, a team or a queue (a User, Team or Queue), or with to=None back

@@ -90,8 +90,14 @@ def test_capacity_and_workload_forms(client, supervisor, agent, queue, twitter_a
     agent.refresh_from_db()
     assert agent.capacity == 4 and agent.channel_capacity == {"twitter": 2, "email": 6}
     assert agent.capacity_for("twitter") == 2 and agent.capacity_for("reddit") == 4
-    client.post(reverse("supervisor:agent-workload", args=[agent.pk]), {"to": "", "reason": "off shift",
-                                                                        "go_offline": "on"})
+    form = {"to": "", "reason": "off shift", "go_offline": "on"}
+    confirm = client.post(reverse("supervisor:agent-workload", args=[agent.pk]), form).content.decode()
+    assert f"Move 1 of {agent.display_name}'s open conversation to their queues, unassigned?" in confirm
+    assert "will be set offline" in confirm and 'name="confirmed" value="1"' in confirm
+    conv.refresh_from_db()
+    agent.refresh_from_db()
+    assert conv.assignee == agent and agent.presence == "online"  # nothing moves before the confirmation
+    client.post(reverse("supervisor:agent-workload", args=[agent.pk]), {**form, "confirmed": "1"})
     conv.refresh_from_db()
     agent.refresh_from_db()
     assert conv.assignee is None and agent.presence == "offline"

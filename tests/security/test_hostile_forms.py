@@ -102,7 +102,7 @@ def _forms(w):
         ("supervisor", reverse("supervisor:agent-capacity", args=[agent.pk]),
          {"capacity": "5", "channel_capacity": "twitter=3, email=2"}),
         ("supervisor", reverse("supervisor:agent-workload", args=[agent.pk]),
-         {"to": f"team:{team.pk}", "reason": "leave", "go_offline": ""}),
+         {"to": f"team:{team.pk}", "reason": "leave", "go_offline": "", "confirmed": "1"}),
         ("admin", reverse("supervisor:teams"), {"name": "Night shift", "time_zone": "Europe/Berlin"}),
         ("supervisor", reverse("supervisor:team", args=[team.pk]),
          {"members": [str(agent.pk), str(w["supervisor"].pk)], "leads": str(w["supervisor"].pk)}),

@@ -131,7 +131,7 @@ OWNERSHIP: dict[str, Entry] = {
     "user-capacity": Entry("agent", ("POST",), {"capacity": 3}),
     "user-workload": Entry("agent", ("POST",), {"reason": "matrix"}),
     "supervisor:agent-capacity": Entry("agent", ("POST",), {"capacity": "3"}, form=True),
-    "supervisor:agent-workload": Entry("agent", ("POST",), {"reason": "matrix"}, form=True),
+    "supervisor:agent-workload": Entry("agent", ("POST",), {"reason": "matrix", "confirmed": "1"}, form=True),
     "team-detail": Entry("team", ("GET",), shared_read=True),
     "team-members": Entry("team", ("POST",), {"members": ["$me"]}),
     "supervisor:team": Entry("team", ("GET", "POST"), {"members": ["$me"]}, form=True),
@@ -156,6 +156,9 @@ EXCLUDED = {
     "admin:*": "the Django admin: staff (admins) only, who see everything (test_role_matrix.py)",
     "admin/*": "the Django admin's unnamed object redirects: staff only",
     "hook_receive": "a network's push delivery: no user, a signature per account (tests/connectors)",
+    "reports:alert_acknowledge": "a spike alert is the brand's, no team's: supervisors and admins acknowledge "
+                                 "it for all, marketing dismisses it for themselves, agents get 403 "
+                                 "(tests/reports/test_report_pages.py)",
 }
 
 
