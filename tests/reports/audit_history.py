@@ -59,7 +59,7 @@ SCRIPT: list[Ev] = [
 
     # e1: Berlin email, resolved, then the AGENT reopens 35 minutes later with no customer message
     Ev(at(10, 23, 9, 0), "in", "e1", {"who": "carl", "channel": "email", "label": NEU,
-                                       "text": "Please send the invoice for order 5521 to this address."}),
+                                       "text": "Send the invoice for order 5521 to this address."}),
     Ev(at(10, 23, 9, 30), "reply", "e1", {"agent": "bea"}),
     Ev(at(10, 23, 10, 0), "resolve", "e1", {"agent": "bea"}),
     Ev(at(10, 23, 10, 35), "agent_reopen", "e1", {"agent": "bea"}),
@@ -114,7 +114,7 @@ SCRIPT: list[Ev] = [
     Ev(at(10, 29, 11, 30), "spam", "s2", {"agent": "bert"}),
     # s3: marked spam by mistake and unmarked: it counts in full
     Ev(at(10, 30, 9, 0), "in", "s3", {"who": "frank", "channel": "email", "label": NEU,
-                                       "text": "Please change the delivery address for order 7731 to Main Street 4."}),
+                                       "text": "Change the delivery address for order 7731 to Main Street 4."}),
     Ev(at(10, 30, 9, 10), "spam", "s3", {"agent": "bea"}),
     Ev(at(10, 30, 9, 40), "unspam", "s3", {"agent": "bea"}),
     Ev(at(10, 30, 9, 50), "reply", "s3", {"agent": "bea"}),
@@ -212,7 +212,7 @@ def facts(script=SCRIPT, *, known_bugs: frozenset = frozenset()) -> list[Fact]:
 
     def start_cycle(case, when, kind, by_customer):
         cycles[case] = {"start": when, "first": None, "resolved": False, "sla": None}
-        if counts(case, when):
+        if not spam_final.get(case):  # a spam cycle is not started (today: "opened" then "dismissed", net 0)
             emit(kind, when, case)
         if by_customer or "agent_reopen_repeat" in known_bugs:
             who = customer_of[case]
@@ -314,7 +314,7 @@ def experience_row(fs: list[Fact]) -> dict:
     csat, ces, nps = scores("csat"), scores("ces"), scores("nps")
     return {
         "csat_answers": len(csat), "csat_sent": n("csat_sent"),
-        "csat": (sum(1 for s in csat if s >= 4) / len(csat)) if csat else None,
+        "csat": (100.0 * sum(1 for s in csat if s >= 4) / len(csat)) if csat else None,
         "csat_response_rate": (n("csat_answered") / n("csat_sent")) if n("csat_sent") else None,
         "ces_answers": len(ces), "ces_mean": (sum(ces) / len(ces)) if ces else None,
         "nps_answers": len(nps),
@@ -350,7 +350,7 @@ def gap(script=SCRIPT) -> dict:
         met = any(f.metric == "sla_met" for f in mine) and not any(f.metric == "sla_breached" for f in mine)
         last = [e for e in script if e.case == case and e.kind == "in"][-1].data["label"]
         csat = [f.value for f in mine if f.metric == "csat"]
-        bad = last == NEG or (csat and csat[-1] <= 2)
-        good = not bad and (last == POS or (csat and csat[-1] >= 4))
+        bad = last == NEG or bool(csat and csat[-1] <= 2)
+        good = not bad and (last == POS or bool(csat and csat[-1] >= 4))
         out[case] = {"channel": mine[0].channel, "met_but_bad": met and bad, "missed_but_good": (not met) and good}
     return out
