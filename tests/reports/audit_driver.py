@@ -26,8 +26,9 @@ from apps.inbox import sending
 from apps.inbox import services as inbox
 from apps.inbox.models import CannedResponse, Conversation, Message
 from apps.ingest.services import mentions_ingest
-from apps.reports import handle_time, rollups, surveys
+from apps.reports import handle_time, rollups
 from apps.reports import services as reports
+from apps.reports import surveys
 from apps.reports.models import Survey
 from apps.routing.models import BusinessHours, Holiday, RoutingRule, SlaPolicy
 from apps.routing.sla import sla_breaches_check
