@@ -73,7 +73,7 @@ class StatusInputSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     survey = serializers.ChoiceField(
         choices=[("none", "No survey"), ("csat", "CSAT (1-5)"), ("ces", "CES (1-7)"), ("nps", "NPS (0-10)")],
-        required=False,
+        required=False, error_messages={"invalid_choice": 'Pick a survey: "none", "csat", "ces" or "nps".'},
         help_text="With status `resolved` only: the survey sent to the customer by private message. Omitted: the "
                   "channel account's policy (`survey_auto`, \"none\" unless an admin set one). Every survey is held "
                   "back where the channel has no private messages or the customer had one within the channel's "
