@@ -83,7 +83,8 @@ class StatusInputSerializer(serializers.Serializer):
 
     def validate(self, data):
         wanted = data.pop("send_survey", None)
-        if wanted is not None:
+        # A form-encoded body without the field reads as false (an unticked checkbox): only a sent one counts.
+        if wanted is not None and "send_survey" in self.initial_data:
             implied = "csat" if wanted else "none"
             if data.get("survey", implied) != implied:
                 raise serializers.ValidationError({"survey": f"send_survey={str(wanted).lower()} means "
