@@ -25,8 +25,9 @@ class ChannelAccountForm(forms.ModelForm):
 @admin.register(ChannelAccount)
 class ChannelAccountAdmin(admin.ModelAdmin):
     form = ChannelAccountForm
-    list_display = ("name", "provider", "handle", "is_active", "last_polled_at", "consecutive_errors", "last_push_at")
-    list_filter = ("provider", "is_active")
+    list_display = ("name", "provider", "handle", "is_active", "survey_auto", "survey_cap_days", "last_polled_at",
+                    "consecutive_errors", "last_push_at")
+    list_filter = ("provider", "is_active", "survey_auto")
     readonly_fields = ("poll_cursor", "last_polled_at", "last_success_at", "last_error", "consecutive_errors",
                        "next_poll_at", "rate_limited_until", "last_push_at", "last_push_error", "push_refused_count")
 

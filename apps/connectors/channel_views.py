@@ -13,12 +13,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts.models import Role
 from apps.accounts.permissions import require_role
+from apps.core.errors import DomainError
 
 from . import selectors, services
 from .connection_test import ConnectionResult, connection_test, network_address
-from .forms import NETWORK_FORMS, ChannelForm, ConfirmForm, secret_hint
+from .forms import NETWORK_FORMS, ChannelForm, ConfirmForm, SurveyPolicyForm, secret_hint
 from .models import ChannelAccount, Provider
-from .providers import polls, pushes
+from .providers import polls, provider_class, pushes
 
 # the order of the "Connect a network" page; the demo network last
 NETWORKS = [Provider.TWITTER, Provider.MASTODON, Provider.BLUESKY, Provider.REDDIT, Provider.EMAIL,
@@ -139,7 +140,8 @@ def channel_new(request, provider):
                   status=400 if request.method == "POST" and form.errors else 200)
 
 
-def _detail_context(account: ChannelAccount, *, fresh_secrets: dict | None = None, just_connected=False) -> dict:
+def _detail_context(account: ChannelAccount, *, fresh_secrets: dict | None = None, just_connected=False,
+                    survey_form: SurveyPolicyForm | None = None) -> dict:
     stored = account.credentials or {}
     form_class = NETWORK_FORMS.get(account.provider)
     creds = []
@@ -160,6 +162,9 @@ def _detail_context(account: ChannelAccount, *, fresh_secrets: dict | None = Non
         "fresh_secrets": fresh_secrets or {}, "just_connected": just_connected,
         "hook_hints": {k: secret_hint(v) for k, v in hook.items()}, "credentials": creds,
         "address": network_address(account), "site_url": settings.SITE_URL,
+        "survey_form": survey_form or SurveyPolicyForm(initial={
+            "survey_auto": account.survey_auto, "survey_cap_days": account.survey_cap_days}),
+        "survey_private": provider_class(account.provider).supports_private_replies,
     }
 
 
@@ -167,6 +172,25 @@ def _detail_context(account: ChannelAccount, *, fresh_secrets: dict | None = Non
 def channel_detail(request, pk):
     account = get_object_or_404(ChannelAccount, pk=pk)
     return render(request, "connectors/channel_detail.html", _detail_context(account))
+
+
+@require_role(Role.ADMIN)
+@require_POST
+def channel_surveys(request, pk):
+    """The account's survey policy: which survey is sent on resolve, and how often at most."""
+    account = get_object_or_404(ChannelAccount, pk=pk)
+    form = SurveyPolicyForm(request.POST)
+    if form.is_valid():
+        try:
+            changed = services.channel_account_survey_policy_set(
+                account=account, kind=form.cleaned_data["survey_auto"], cap_days=form.cleaned_data["survey_cap_days"],
+                actor=request.user, ip_address=_ip(request))
+        except DomainError as exc:
+            form.add_error(None, exc.detail)
+        else:
+            flash.success(request, "Survey policy saved." if changed else "Nothing changed.")
+            return redirect("connectors:channel_detail", pk=account.pk)
+    return render(request, "connectors/channel_detail.html", _detail_context(account, survey_form=form), status=400)
 
 
 @require_role(Role.ADMIN)

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 
 from apps.core import sanitize
 
-from .models import ChannelAccount, Provider
+from .models import SURVEY_CAP_DAYS_MAX, ChannelAccount, Provider, SurveyKind
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -420,3 +420,16 @@ class ConfirmForm(forms.Form):
     """A destructive action's second step: the box must be ticked (the page says what happens)."""
 
     confirm = forms.BooleanField(label="Yes, I understand", required=True)
+
+
+class SurveyPolicyForm(forms.Form):
+    """The account's survey policy (docs/reports.md, "Surveys")."""
+
+    survey_auto = forms.ChoiceField(
+        label="Survey sent automatically on resolve", choices=SurveyKind.choices,
+        help_text="Sent by private message when a conversation of this channel is resolved, unless the agent "
+                  "picks another survey (or none) on the resolve form.")
+    survey_cap_days = forms.IntegerField(
+        label="At most one survey per customer every", min_value=0, max_value=SURVEY_CAP_DAYS_MAX,
+        help_text="days, on any channel; 0: no limit. It holds for every survey, an agent's choice on the resolve "
+                  "form too: a survey it holds back is not sent, and the thread says why.")

@@ -1,3 +1,4 @@
+from django.core.validators import MaxValueValidator
 from django.db import models
 
 from apps.core.fields import EncryptedJSONField
@@ -13,6 +14,18 @@ class Provider(models.TextChoices):
     REDDIT = "reddit", "Reddit"
     EMAIL = "email", "Email"
     WEBHOOK = "webhook", "Generic API / webhook"
+
+
+class SurveyKind(models.TextChoices):
+    """The survey a channel account sends on its own when a conversation is resolved
+    (the reports app sends it: docs/reports.md, "Surveys")."""
+    NONE = "none", "No survey"
+    CSAT = "csat", "CSAT (1-5)"
+    CES = "ces", "Customer effort, CES (1-7)"
+    NPS = "nps", "NPS (0-10)"
+
+
+SURVEY_CAP_DAYS_MAX = 365
 
 
 class ChannelAccount(TimeStampedModel):
@@ -31,6 +44,13 @@ class ChannelAccount(TimeStampedModel):
     # A reply, a DM thread or an email thread always continues its conversation (docs/inbox.md).
     thread_window_minutes = models.PositiveIntegerField(
         default=30, help_text="Minutes within which a customer's new post joins their open conversation (0: never)")
+    # The survey policy (docs/reports.md, "Surveys"): the survey sent automatically on resolve, and
+    # at most one survey per customer every `survey_cap_days` days (0: no limit), whatever the channel.
+    survey_auto = models.CharField(max_length=4, choices=SurveyKind.choices, default=SurveyKind.NONE,
+                                   help_text="The survey sent automatically when a conversation is resolved")
+    survey_cap_days = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(SURVEY_CAP_DAYS_MAX)],
+        help_text="At most one survey per customer every this many days, on any channel (0: no limit)")
     # Poll state. The cursor moves only after the mentions it covers are committed.
     # Provider-specific resume point, e.g. {"since_id": ..., "next_token": ...}.
     poll_cursor = models.JSONField(default=dict, blank=True)

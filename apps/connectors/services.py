@@ -7,9 +7,10 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from apps.accounts.services import audit_record
+from apps.core.errors import DomainError
 
 from . import health
-from .models import ChannelAccount, Provider
+from .models import SURVEY_CAP_DAYS_MAX, ChannelAccount, Provider, SurveyKind
 
 # model fields the Channels forms may set
 EDITABLE = ("name", "handle", "external_user_id", "api_base_url")
@@ -82,6 +83,28 @@ def channel_account_active_set(*, account: ChannelAccount, active: bool, actor,
     audit_record(actor=actor, action="channel.enabled" if active else "channel.disabled", target=str(account),
                  ip_address=ip_address, data={"account": account.pk})
     return True
+
+
+@transaction.atomic
+def channel_account_survey_policy_set(*, account: ChannelAccount, kind: str, cap_days, actor,
+                                      ip_address: str | None = None) -> list[str]:
+    """The account's survey policy: the survey sent automatically on resolve ("none": no survey)
+    and at most one survey per customer every `cap_days` days (0: no limit). Returns what changed."""
+    if kind not in SurveyKind.values:
+        raise DomainError("Pick a survey: none, CSAT, CES or NPS.")
+    if isinstance(cap_days, bool) or not isinstance(cap_days, int) or not 0 <= cap_days <= SURVEY_CAP_DAYS_MAX:
+        raise DomainError(f"The limit is a whole number of days from 0 (no limit) to {SURVEY_CAP_DAYS_MAX}.")
+    account = ChannelAccount.objects.select_for_update().get(pk=account.pk)
+    values = {"survey_auto": kind, "survey_cap_days": cap_days}
+    changed = [k for k, v in values.items() if getattr(account, k) != v]
+    if not changed:
+        return []
+    for k in changed:
+        setattr(account, k, values[k])
+    account.save(update_fields=[*changed, "updated_at"])
+    audit_record(actor=actor, action="channel.survey_policy", target=str(account), ip_address=ip_address,
+                 data={"account": account.pk, "survey_auto": kind, "survey_cap_days": cap_days})
+    return changed
 
 
 @transaction.atomic

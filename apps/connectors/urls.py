@@ -15,5 +15,6 @@ urlpatterns = [
     path("channels/<int:pk>/test/", channel_views.channel_test, name="channel_test"),
     path("channels/<int:pk>/disable/", channel_views.channel_disable, name="channel_disable"),
     path("channels/<int:pk>/enable/", channel_views.channel_enable, name="channel_enable"),
+    path("channels/<int:pk>/surveys/", channel_views.channel_surveys, name="channel_surveys"),
     path("channels/<int:pk>/secrets/", channel_views.channel_secrets, name="channel_secrets"),
 ]

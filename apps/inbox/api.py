@@ -15,11 +15,11 @@ from apps.routing.selectors import queues_managed_by, queues_visible_to
 from . import selectors, services
 from .canned import canned_response_delete, canned_response_save
 from .filters import ConversationFilterSet
-from .models import CannedResponse, Conversation, Queue
+from .models import CannedResponse, Conversation, Queue, Status
 from .serializers import (AssignInputSerializer, CannedResponseSerializer, ConversationSerializer, CustomerSerializer,
                           MessageSerializer, NoteSerializer, PriorityInputSerializer, QueueSerializer,
                           ReplyInputSerializer, SnoozeInputSerializer, SpamInputSerializer, StatusInputSerializer,
-                          TagsInputSerializer)
+                          StatusResultSerializer, TagsInputSerializer)
 
 
 class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
@@ -78,14 +78,26 @@ class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
         )
         return Response(ConversationSerializer(self.get_object()).data)
 
-    @extend_schema(request=StatusInputSerializer, responses=ConversationSerializer)
+    @extend_schema(request=StatusInputSerializer, responses=StatusResultSerializer,
+                   description="Sets the status. `resolved` also sends a survey to the customer by private message: "
+                               "`survey` (\"csat\" | \"ces\" | \"nps\" | \"none\"), else the channel account's "
+                               "policy; `survey` in the response says whether it went, or why not (null: none was due).")
     @action(detail=True, methods=["post"], url_path="status")
     def set_status(self, request, pk=None):
         conversation = self.get_object()
         data = StatusInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.conversation_status_set(conversation=conversation, actor=request.user, **data.validated_data)
-        return Response(ConversationSerializer(self.get_object()).data)
+        values = data.validated_data
+        survey = None
+        if values["status"] == Status.RESOLVED:
+            resolved = services.conversation_resolve(conversation=conversation, actor=request.user,
+                                                     survey=values.get("survey"), reason=values["reason"])
+            if resolved.survey is not None:
+                survey = {"kind": resolved.survey.kind, "sent": resolved.survey.sent, "detail": resolved.note}
+        else:
+            services.conversation_status_set(conversation=conversation, actor=request.user, status=values["status"],
+                                             reason=values["reason"])
+        return Response(StatusResultSerializer(self.get_object(), context={"survey": survey}).data)
 
     # The inbox's page actions (apps/inbox/views.py), same services: audit event and live push included.
 

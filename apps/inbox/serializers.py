@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.contacts.models import Customer
@@ -70,6 +71,47 @@ class AssignInputSerializer(serializers.Serializer):
 class StatusInputSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Status.choices)
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    survey = serializers.ChoiceField(
+        choices=[("none", "No survey"), ("csat", "CSAT (1-5)"), ("ces", "CES (1-7)"), ("nps", "NPS (0-10)")],
+        required=False, error_messages={"invalid_choice": 'Pick a survey: "none", "csat", "ces" or "nps".'},
+        help_text="With status `resolved` only: the survey sent to the customer by private message. Omitted: the "
+                  "channel account's policy (`survey_auto`, \"none\" unless an admin set one). Every survey is held "
+                  "back where the channel has no private messages or the customer had one within the channel's "
+                  "limit (`survey_cap_days`); the response's `survey` says so.")
+    send_survey = serializers.BooleanField(
+        required=False, help_text="Older form of `survey`: true is \"csat\", false is \"none\".")
+
+    def validate(self, data):
+        wanted = data.pop("send_survey", None)
+        # A form-encoded body without the field reads as false (an unticked checkbox): only a sent one counts.
+        if wanted is not None and "send_survey" in self.initial_data:
+            implied = "csat" if wanted else "none"
+            if data.get("survey", implied) != implied:
+                raise serializers.ValidationError({"survey": f"send_survey={str(wanted).lower()} means "
+                                                             f"survey={implied!r}; send one of them."})
+            data["survey"] = implied
+        if "survey" in data and data["status"] != Status.RESOLVED:
+            raise serializers.ValidationError({"survey": "A survey is sent on resolve: use it with status "
+                                                         "\"resolved\"."})
+        return data
+
+
+class SurveyOutcomeSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["csat", "ces", "nps"])
+    sent = serializers.BooleanField(help_text="false: held back; `detail` says why")
+    detail = serializers.CharField(help_text="The line the resolve form shows the agent")
+
+
+class StatusResultSerializer(ConversationSerializer):
+    """The conversation after a status change, and what became of the resolve's survey."""
+    survey = serializers.SerializerMethodField()
+
+    class Meta(ConversationSerializer.Meta):
+        fields = [*ConversationSerializer.Meta.fields, "survey"]
+
+    @extend_schema_field(SurveyOutcomeSerializer(allow_null=True))
+    def get_survey(self, obj) -> dict | None:
+        return self.context.get("survey")
 
 
 class SnoozeInputSerializer(serializers.Serializer):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -23,8 +24,7 @@ from .events import event_record
 from .models import Conversation, Message, Note, Notification, PriorityBucket, ReadMark, Status, Tag
 from .priority import bucket_for
 from .realtime import inbox_push_on_commit, user_push
-from .sending import private_messages_missing
-from .signals import conversation_work_announce, survey_requested
+from .signals import SurveyOutcome, conversation_work_announce, survey_requested
 from .tags import tag_names_parse
 
 log = logging.getLogger(__name__)
@@ -328,22 +328,50 @@ def conversation_mark_spam(*, conversation: Conversation, actor=None, spam: bool
     return conversation
 
 
-def conversation_resolve(*, conversation: Conversation, actor=None, send_survey: bool = False,
-                         reason: str = "") -> tuple[Conversation, str]:
-    """Resolve, and optionally send the CSAT survey link through the channel.
-    Returns the conversation and a line for the agent about the survey."""
+# What the resolve form and the API's status action take (docs/reports.md, "Surveys").
+SURVEY_CHOICES = ("none", "csat", "ces", "nps")
+SURVEY_NAMES = {"csat": "satisfaction (CSAT)", "ces": "effort (CES)", "nps": "NPS"}
+
+
+class Resolved(NamedTuple):
+    conversation: Conversation
+    note: str  # a line for the agent about the survey ("" when none was due)
+    survey: SurveyOutcome | None  # what became of the survey; None when none was due
+
+
+def conversation_resolve(*, conversation: Conversation, actor=None, survey: str | None = None,
+                         send_survey: bool = False, reason: str = "") -> Resolved:
+    """Resolve, and send a survey link to the customer by private message. `survey`: "csat",
+    "ces" or "nps" (the agent's choice), "none"; None: the channel account's policy
+    (`survey_auto`), or CSAT when the older `send_survey` flag is set. Resolving a conversation
+    that was already resolved sends nothing (a second click, a client's retry). Reports sends the
+    survey, and holds it back where the channel has no private messages or the customer had one
+    within the channel's limit (`survey_cap_days`); the thread then says why."""
+    if survey is None and send_survey:
+        survey = "csat"
+    if survey is not None and survey not in SURVEY_CHOICES:
+        raise DomainError("Pick a survey: none, CSAT, CES or NPS.")
     with transaction.atomic():
+        was = Conversation.objects.select_for_update().filter(pk=conversation.pk).values_list("status", flat=True)
+        already = list(was) == [Status.RESOLVED]
         conversation = conversation_status_set(conversation=conversation, status=Status.RESOLVED, actor=actor,
                                                reason=reason)
-        if not send_survey:
-            return conversation, ""
+        automatic = survey is None
+        kind = conversation.channel_account.survey_auto if automatic else survey
+        if kind not in SURVEY_NAMES:
+            return Resolved(conversation, "", None)
+        if already:
+            return Resolved(conversation, "" if automatic else "Already resolved; no survey sent.", None)
         if not survey_requested.has_listeners():
-            return conversation, "Resolved; surveys are not available in this installation."
-        missing = private_messages_missing(conversation.channel_account)
-        survey_requested.send(sender=Conversation, conversation=conversation, actor=actor)  # reports sends it
-    if missing:  # a survey is never posted publicly: reports recorded "survey not sent" on the thread
-        return conversation, f"Resolved; survey not sent: {missing}."
-    return conversation, "Resolved; the satisfaction survey is on its way to the customer by private message."
+            note = "" if automatic else "Resolved; surveys are not available in this installation."
+            return Resolved(conversation, note, None)
+        responses = survey_requested.send(sender=Conversation, conversation=conversation, actor=actor, kind=kind,
+                                          automatic=automatic)  # reports sends it
+    outcome = next((r for _, r in responses if isinstance(r, SurveyOutcome)), SurveyOutcome(kind, True))
+    if not outcome.sent:  # never posted publicly, never over the limit: the thread says why
+        return Resolved(conversation, f"Resolved; survey not sent: {outcome.reason}.", outcome)
+    return Resolved(conversation, f"Resolved; the {SURVEY_NAMES[kind]} survey is on its way to the customer by "
+                                  "private message.", outcome)
 
 
 def conversation_mark_read(*, conversation: Conversation, user) -> None:

@@ -30,9 +30,19 @@ agent_work_signalled = Signal()
 # freed_agent_id= (an agent who has room again, or None). Sent inside the change's transaction; routing
 # re-times the SLA due times and offers work after the commit.
 conversation_work_changed = Signal()
-# A conversation was resolved and the agent asked for the satisfaction survey: conversation=,
-# actor=. No receiver: this installation sends no surveys.
+# A conversation was resolved and a survey is due: the agent picked one on the resolve form or in
+# the API, or the channel account's policy sends one (`survey_auto`): conversation=, actor=,
+# kind= ("csat" | "ces" | "nps"), automatic= (True: the policy's). The receiver returns a
+# SurveyOutcome. No receiver: this installation sends no surveys.
 survey_requested = Signal()
+
+
+class SurveyOutcome(NamedTuple):
+    """What became of a requested survey: sent, or not and why (no private messages on the
+    channel, the customer had one within the channel's limit)."""
+    kind: str
+    sent: bool
+    reason: str = ""
 
 
 def conversation_work_announce(conversation_id: int, freed_agent_id: int | None = None) -> None:

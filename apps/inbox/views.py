@@ -113,6 +113,8 @@ def conversation_list(request):
 
 # Audit events the thread shows among the messages, where the agent reads the conversation.
 TIMELINE_EVENT_KINDS = {"survey_not_sent"}
+# The resolve form's survey choices, in the order of the select.
+SURVEY_CHOICES = [("none", "No survey"), ("csat", "CSAT (1-5)"), ("ces", "CES, effort (1-7)"), ("nps", "NPS (0-10)")]
 
 
 def _timeline(messages, notes, events=()) -> list[dict]:
@@ -146,6 +148,9 @@ def _thread_context(request, conversation, *, draft_text="", draft_started_at=No
         "reply_token": uuid.uuid4().hex,  # this form's one reply (reply_create's client_token)
         "viewers": [v for v in viewers if v["user_id"] != request.user.pk],
         "survey_available": _survey_available(),
+        # The resolve form's survey: the channel's policy preselected (docs/reports.md, "Surveys").
+        "survey_choices": SURVEY_CHOICES, "survey_default": conversation.channel_account.survey_auto,
+        "survey_cap_days": conversation.channel_account.survey_cap_days,
         "tags_text": ", ".join(t.name for t in conversation.tags.all()),
         "all_tags": list(Tag.objects.order_by("name").values_list("name", flat=True)[:200]),
         "is_snoozed": bool(conversation.snoozed_until and conversation.snoozed_until > timezone.now()),
@@ -219,9 +224,14 @@ def conversation_status(request, pk):
     status = request.POST.get("status", "")
     try:
         if status == Status.RESOLVED:
-            _, note = services.conversation_resolve(conversation=conversation, actor=request.user,
-                                                    send_survey=request.POST.get("send_survey") == "on")
-            flash.success(request, note or "Resolved.")
+            # The form's survey select ("" or absent: the channel's policy); the older checkbox means CSAT.
+            resolved = services.conversation_resolve(conversation=conversation, actor=request.user,
+                                                     survey=request.POST.get("survey") or None,
+                                                     send_survey=request.POST.get("send_survey") == "on")
+            if resolved.survey is not None and not resolved.survey.sent:
+                flash.warning(request, resolved.note)
+            else:
+                flash.success(request, resolved.note or "Resolved.")
         else:
             services.conversation_status_set(conversation=conversation, status=status, actor=request.user)
     except DomainError as exc:

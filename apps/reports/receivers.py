@@ -19,5 +19,5 @@ def work_session_from_signal(sender, *, conversation_id: int, agent_id: int, kin
 
 
 @receiver(survey_requested, dispatch_uid="reports.survey")
-def survey_on_resolve(sender, *, conversation, actor, **kwargs):
-    return surveys.survey_send(conversation=conversation, actor=actor)
+def survey_on_resolve(sender, *, conversation, actor, kind: str = "csat", automatic: bool = False, **kwargs):
+    return surveys.survey_for_resolve(conversation=conversation, actor=actor, kind=kind, automatic=automatic)

@@ -408,7 +408,8 @@ def _urls(account) -> list[tuple[str, str]]:
             ("POST", reverse("connectors:channel_test", args=[pk])),
             ("POST", reverse("connectors:channel_disable", args=[pk])),
             ("POST", reverse("connectors:channel_enable", args=[pk])),
-            ("POST", reverse("connectors:channel_secrets", args=[pk]))]
+            ("POST", reverse("connectors:channel_secrets", args=[pk])),
+            ("POST", reverse("connectors:channel_surveys", args=[pk]))]
 
 
 @pytest.mark.parametrize("who", ["agent", "marketing", "supervisor", "other_supervisor"])

@@ -408,19 +408,26 @@ def test_snooze_in_the_past_is_refused(client, agent, conv):
     assert "Snooze until a time in the future." in resp.content.decode()
 
 
-def test_resolve_can_send_the_csat_survey(client, agent, conv, monkeypatch):
+@pytest.mark.parametrize("form, kind", [({"survey": "csat"}, "csat"), ({"survey": "ces"}, "ces"),
+                                        ({"survey": "nps"}, "nps"), ({"send_survey": "on"}, "csat")])
+def test_resolve_can_send_each_survey(client, agent, conv, monkeypatch, form, kind):
     import apps.reports.surveys as report_surveys
+    from apps.inbox.signals import SurveyOutcome
 
     sent = []
-    monkeypatch.setattr(report_surveys, "survey_send",
-                        lambda *, conversation, actor, **kw: sent.append((conversation.pk, actor)), raising=False)
+
+    def fake(*, conversation, actor, kind, automatic):
+        sent.append((conversation.pk, actor, kind, automatic))
+        return SurveyOutcome(kind, True)
+
+    monkeypatch.setattr(report_surveys, "survey_for_resolve", fake)
     client.force_login(agent)
     page = client.get(reverse("inbox:detail", args=[conv.pk])).content.decode()
-    assert "Send CSAT survey" in page
-    resp = client.post(reverse("inbox:status", args=[conv.pk]), {"status": "resolved", "send_survey": "on"},
-                       follow=True)
+    assert '<select name="survey" id="survey"' in page and '<option value="nps">NPS (0-10)</option>' in page
+    assert '<option value="none" selected>No survey</option>' in page  # the channel's policy: none
+    resp = client.post(reverse("inbox:status", args=[conv.pk]), {"status": "resolved", **form}, follow=True)
     conv.refresh_from_db()
-    assert conv.status == "resolved" and sent == [(conv.pk, agent)]
+    assert conv.status == "resolved" and sent == [(conv.pk, agent, kind, False)]
     assert "survey is on its way" in resp.content.decode()
 
 

@@ -150,6 +150,8 @@ OWNERSHIP: dict[str, Entry] = {
     "connectors:channel_disable": Entry("account", ("GET", "POST"), {"confirm": "on"}, scopes=(GLOBAL,), form=True),
     "connectors:channel_enable": Entry("account", ("POST",), {}, scopes=(GLOBAL,), form=True),
     "connectors:channel_secrets": Entry("account", ("GET", "POST"), {"confirm": "on"}, scopes=(GLOBAL,), form=True),
+    "connectors:channel_surveys": Entry("account", ("POST",), {"survey_auto": "nps", "survey_cap_days": "7"},
+                                       scopes=(GLOBAL,), form=True),
 }
 
 EXCLUDED = {

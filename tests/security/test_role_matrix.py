@@ -135,6 +135,7 @@ POLICY: dict[str, Policy] = {
     "connectors:channel_disable": Policy(ADMINS),
     "connectors:channel_enable": Policy(ADMINS),
     "connectors:channel_secrets": Policy(ADMINS),
+    "connectors:channel_surveys": Policy(ADMINS),
     "hook_receive": SIGNED_WEBHOOK,
     # routing (issue 3): supervisors edit, agents read
     "rule-list": Policy(WORKING, SUPERVISORS),

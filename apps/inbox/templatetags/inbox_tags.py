@@ -69,6 +69,8 @@ def event_line(event):
         details.append(f"until {d['until'][:16].replace('T', ' ')} UTC")
     elif event.kind == "reply_failed" and d.get("reason"):
         details.append(d["reason"])
+    elif event.kind == "survey_not_sent" and d.get("survey") in ("csat", "ces", "nps"):
+        what = f"{'automatic ' if d.get('automatic') is True else ''}{d['survey'].upper()} {what}"
     elif event.kind == "note_added" and d.get("mentions"):
         details.append("mentioned " + ", ".join("@" + m for m in d["mentions"]))
     for key in ("rule", "reason", "why"):
