@@ -77,6 +77,7 @@ POLICY: dict[str, Policy] = {
     # Prometheus: a bearer token or an address allow-list, never a login (404 unless configured; tests/ops)
     "metrics": Policy(EVERYONE, signed=True),
     "login": PUBLIC,
+    "favicon": PUBLIC,  # a redirect to the static icon
     "logout": Policy(EVERYONE, to_login=True),
     "survey": PUBLIC,  # signed token in the URL: the customer's CSAT page
     "schema": PUBLIC,  # the OpenAPI description: no data in it
@@ -121,6 +122,8 @@ POLICY: dict[str, Policy] = {
     # reports (issue 6): supervisors, marketing and admins; not agents
     "reports:index": Policy(REPORT_READERS),
     "reports:page": Policy(REPORT_READERS, kwargs=(("name", "service"),)),
+    # supervisors/admins acknowledge a spike alert for all, marketing dismisses it for themselves
+    "reports:alert_acknowledge": Policy(REPORT_READERS),
     "api-report": Policy(REPORT_READERS, kwargs=(("name", "service"),)),
     # connectors (issue 7): health for supervisors; push hooks authenticate by signature, not login
     "connectors:health": Policy(SUPERVISORS),
