@@ -23,18 +23,6 @@ def _service_row(agg: Agg) -> dict:
     decided = agg.n("sla_met") + agg.n("sla_breached")
     cohort = agg.n("opened") - agg.n("cohort_dismissed")
     return {
-        # the industry definitions (DEFINITIONS): once per conversation, first contact -> final
-        # resolve, the cohort of the period's new conversations; the per-cycle ones follow
-        "first_response_conversation": agg.summary("first_response_conv"),
-        "first_response_conversation_business": agg.summary("first_response_conv_bh"),
-        "resolution_full": agg.summary("resolution_full"),
-        "resolution_full_business": agg.summary("resolution_full_bh"),
-        "cohort_opened": cohort, "cohort_resolved": agg.n("cohort_resolved"),
-        "cohort_resolution_rate": metrics.ratio(agg.n("cohort_resolved"), cohort),
-        # per agent: the cycles the agent handled (assigned at some point, or resolved) and how
-        # many of those the agent resolved, both counted at the cycle's start
-        "handled": agg.n("handled"), "handled_resolved": agg.n("handled_resolved"),
-        "handled_resolution_rate": metrics.ratio(agg.n("handled_resolved"), agg.n("handled")),
         "volume_in": agg.n("msg_in"), "volume_out": agg.n("msg_out"), "volume_out_bot": agg.n("msg_out_bot"),
         "opened": agg.n("opened"), "reopened": agg.n("reopened"), "dismissed": agg.n("dismissed"),
         "resolved": agg.n("resolved"),
@@ -49,6 +37,18 @@ def _service_row(agg: Agg) -> dict:
         "sla_compliance": metrics.ratio(agg.n("sla_met"), decided),
         "handle_time": agg.summary("handle"),
         "handle_time_total": agg.total.get("handle", 0.0),
+        # the industry definitions (DEFINITIONS): once per conversation, first contact -> final
+        # resolve, the cohort of the period's new conversations; the per-cycle ones above keep their names
+        "first_response_conversation": agg.summary("first_response_conv"),
+        "first_response_conversation_business": agg.summary("first_response_conv_bh"),
+        "resolution_full": agg.summary("resolution_full"),
+        "resolution_full_business": agg.summary("resolution_full_bh"),
+        "cohort_opened": cohort, "cohort_resolved": agg.n("cohort_resolved"),
+        "cohort_resolution_rate": metrics.ratio(agg.n("cohort_resolved"), cohort),
+        # per agent: the cycles the agent handled (assigned at some point, or resolved) and how
+        # many of those the agent resolved, both counted at the cycle's start
+        "handled": agg.n("handled"), "handled_resolved": agg.n("handled_resolved"),
+        "handled_resolution_rate": metrics.ratio(agg.n("handled_resolved"), agg.n("handled")),
     }
 
 

@@ -126,7 +126,7 @@ def expected() -> dict:
 @pytest.fixture
 def world(db):
     team = TeamFactory(name="Care", time_zone="UTC")
-    queue = QueueFactory(name="General", team=team, is_default=True)
+    QueueFactory(name="General", team=team, is_default=True)
     agents = {name: UserFactory(username=name, role="agent", presence="offline") for name in ("alice", "bob")}
     team.members.add(*agents.values())
     SlaPolicy.objects.create(name="fast", first_response_minutes=SLA_MINUTES)
