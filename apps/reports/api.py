@@ -58,7 +58,7 @@ class ReportView(APIView):
         if name not in selectors.REPORTS:
             raise NotFound("No such report.")
         table = request.query_params.get("table")
-        if table and table not in export.TABLES[name]:
+        if table and not export.table_known(name, table):
             raise NotFound("No such table.")
         params = params_from_query(request.query_params, request.user)
         report = report_cache.report_cached(name=name, params=params)

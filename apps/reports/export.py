@@ -15,6 +15,32 @@ TABLES = {
 }
 
 
+# The definitions table (the first section of a full export, or ?table=definitions): each
+# definition the report states, with the CSV columns it explains.
+DEFINITIONS_TABLE = "definitions"
+DEFINITION_COLUMNS = {
+    "first_response_conversation": "first_response_conversation_*", "resolution_full": "resolution_full_*",
+    "cohort_resolution_rate": "cohort_opened; cohort_resolved; cohort_resolution_rate",
+    "first_response": "first_response_* (per cycle)", "reply": "reply_*", "resolution": "resolution_* (per cycle)",
+    "resolution_rate": "resolution_rate; opened; reopened; dismissed; resolved", "reopen_rate": "reopen_rate",
+    "agents": "by_agent; handled; handled_resolved; handled_resolution_rate",
+    "business_hours": "*_business_*", "sla": "sla_met; sla_breached; sla_compliance",
+    "volume": "volume_in; volume_out; volume_out_bot", "backlog": "backlog", "handle_time": "handle_time_*",
+    "csat": "csat; csat_answers; csat_sent; csat_response_rate", "ces": "ces_*", "nps": "nps; nps_*",
+    "sentiment": "positive; negative; neutral; net_sentiment; mean_compound", "repeat": "repeat_contact*",
+}
+
+
+def table_known(report_name: str, table_name: str) -> bool:
+    return table_name == DEFINITIONS_TABLE or table_name in TABLES[report_name]
+
+
+def _definitions(report: dict) -> tuple[list[str], list[dict]]:
+    rows = [{"definition": key, "columns": DEFINITION_COLUMNS.get(key, ""), "meaning": text}
+            for key, text in (report.get("definitions") or {}).items()]
+    return ["definition", "columns", "meaning"], rows
+
+
 def _flatten(row: dict, prefix: str = "") -> dict:
     out = {}
     for key, value in row.items():
@@ -32,6 +58,8 @@ def _flatten(row: dict, prefix: str = "") -> dict:
 
 
 def table(report: dict, name: str) -> tuple[list[str], list[dict]]:
+    if name == DEFINITIONS_TABLE:
+        return _definitions(report)
     data = report
     for part in name.split("."):
         data = data.get(part, []) if isinstance(data, dict) else []
@@ -64,7 +92,8 @@ def _is_number(text: str) -> bool:
 
 
 def to_csv(report: dict, table_name: str | None = None) -> str:
-    names = [table_name] if table_name else TABLES[report["report"]]
+    # a full export opens with what its figures mean (a table like the others: "# definitions")
+    names = [table_name] if table_name else [DEFINITIONS_TABLE, *TABLES[report["report"]]]
     buf = io.StringIO()
     writer = csv.writer(buf)
     for i, name in enumerate(names):

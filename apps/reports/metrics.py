@@ -197,7 +197,8 @@ def negative_jump(current_neg: int, current_scored: int, hist_neg: int, hist_sco
 # --- what the rollups keep (services writes them, selectors read them) -------------------
 
 VALUE_METRICS = {"first_response", "first_response_bh", "reply", "reply_bh", "resolved", "resolved_bh",
-                 "handle", "csat", "ces", "nps"}
+                 "handle", "csat", "ces", "nps", "first_response_conv", "first_response_conv_bh", "resolution_full",
+                 "resolution_full_bh"}
 
 # The hour slices' filters: not agent (tens of keys an hour; one agent's full hour rows are few).
 HOUR_SLICE_FILTERS = ("", "channel", "account", "queue", "team")

@@ -51,17 +51,35 @@ class ReportParams:
 
 
 DEFINITIONS = {
-    "first_response": "First response time: the first human reply the customer can see (public or direct, "
+    "first_response_conversation": "First response time (the default, as Zendesk, Freshdesk and Chatwoot measure "
+                                   "it): the conversation's first human reply the customer can see minus its first "
+                                   "customer message. Once per conversation: a reopen does not start it again. "
+                                   "Counted in the period of the reply; credited to the agent who replied.",
+    "resolution_full": "Full resolution time (the default): the final resolve minus the conversation's first "
+                       "customer message, across every reopen. When a resolved conversation reopens, its earlier "
+                       "resolve is taken back; the next resolve counts instead. Counted in the period of the final "
+                       "resolve; credited to the resolver.",
+    "cohort_resolution_rate": "Resolution rate (the default, a cohort rate): of the conversations opened in the "
+                              "period (first customer message in it; spam and ignored ones left out), the share "
+                              "resolved now (never above 100%). Each day row is that day's new conversations.",
+    "first_response": "First response per cycle: the first human reply the customer can see (public or direct, "
                       "not a private note, not an auto-reply or survey link) minus the start of the cycle "
                       "(when the conversation opened or reopened). Counted once per cycle.",
     "reply": "Reply time: each human reply minus the first customer message it answers: the first customer "
              "message after the previous human reply, never earlier than the start of the current cycle.",
-    "resolution": "Resolution time: resolve (or close without resolve) minus the start of that cycle. "
+    "resolution": "Resolution time per cycle: resolve (or close without resolve) minus the start of that cycle. "
                   "One resolution per cycle: resolved then closed counts once; resolved, reopened and "
                   "resolved again counts two cycles.",
-    "resolution_rate": "Resolution rate: cycles resolved / cycles started (opened + reopened) in the period. "
-                       "Spam and ignored conversations are dismissed: out of the backlog and the rate, "
-                       "never a resolution.",
+    "resolution_rate": "Resolutions / cycles started: cycles resolved in the period / cycles started (opened + "
+                       "reopened) in the period; the two sets differ, so a day row can pass 100%. Spam and ignored "
+                       "conversations are dismissed: out of the backlog and the rate, never a resolution.",
+    "agents": "Per agent: a reply and a first response are credited to the agent who replied; a resolution "
+              "(and its times) to the resolver: the agent assigned at the resolve, else whoever resolved it; "
+              "an SLA target decided by a reply or a resolve to that agent, a breach found by the SLA monitor "
+              "to the agent assigned at that moment ((unassigned) when nobody was). Cycle starts belong to no "
+              "agent. An agent handled a cycle when assigned at any point in it or resolving it; the agent's "
+              "resolution rate is the cycles handled (counted at the cycle's start) that the agent resolved / "
+              "the cycles the agent handled, so it never passes 100%.",
     "reopen_rate": "Reopen rate: reopens / resolutions in the period.",
     "business_hours": "Business-hours figures count only working time in the business hours and holidays "
                       "of the conversation's queue's team (its routing calendar, the one its SLAs use); a "
@@ -80,12 +98,17 @@ DEFINITIONS = {
               "(human; auto-replies and survey links shown apart).",
     "backlog": "Backlog: cycles started and not yet resolved, at the end of each day.",
     "periods": "Days are local days in the chosen time zone; durations count in the period they end in.",
-    "csat": "CSAT: share of 4-5 answers on a 1-5 scale; response rate: surveys answered / surveys sent "
-            "(counted in the period they were sent).",
+    "csat": "CSAT: share of 4-5 answers on a 1-5 scale, over the answers received in the period (by answer "
+            "time). Response rate: of the surveys sent in the period, the share answered so far (by send time, "
+            "never above 100%). The two count different surveys when an answer comes in a later period than "
+            "its survey; both are credited where the survey was sent (channel, queue, team, agent).",
     "ces": "CES: customer effort on 1-7 (higher = easier); the mean and median are shown.",
     "nps": "NPS: % promoters (9-10) minus % detractors (0-6) on 0-10.",
-    "sentiment": "Sentiment: VADER compound of each customer message (English; other languages are not "
-                 "scored). Positive >= 0.05, negative <= -0.05; net sentiment = % positive - % negative.",
+    "sentiment": "Sentiment: the compound score of each customer message from VADER tuned for customer care "
+                 "(care phrases and words such as \"never arrived\" or \"outage\", negation stopped at a comma, "
+                 "emoji: docs/sentiment.md), the score stored with the message at ingest; English (or "
+                 "undetermined) text only, other languages are not scored. Positive >= 0.05, negative <= -0.05; "
+                 "net sentiment = % positive - % negative.",
     "shift": "Sentiment shift: the conversation's last scored customer message minus its first.",
     "repeat": "Repeat contact rate: resolutions after which the same customer contacted again (any channel) "
               "within 7 days / resolutions; counted in the period of the resolution.",

@@ -27,11 +27,15 @@ def _increments(event: MetricEvent) -> list[tuple[str, float | None]]:
     out: list = [(kind, value if kind in VALUE_METRICS or kind == "repeat_contact" else None)]
     if kind == "msg_in" and value is not None:
         out += [("sentiment", value), (f"msg_in_{metrics.sentiment_label(value)}", None)]
-    if kind in ("first_response", "reply", "resolved") and event.value_bh is not None:
+    if kind in ("first_response", "reply", "resolved", "first_response_conv", "resolution_full") \
+            and event.value_bh is not None:
         out.append((f"{kind}_bh", event.value_bh))
     if kind in ("sla_met", "sla_breached"):
         out.append((f"{kind}:{event.data.get('target', 'sla')}", None))
-    return [(m, v, 1) for m, v in out]
+    # sign -1: a fact taken back (a resolve that was not the final one, spam unmarked): its count,
+    # sum and value come out of the rows it went into (services._final_resolution_undo)
+    sign = -1 if event.data.get("sign") == -1 else 1
+    return [(m, v, sign) for m, v in out]
 
 
 
@@ -47,12 +51,12 @@ def _apply_metric_rows(events: list[MetricEvent]) -> None:
                               (Grain.DAY, metrics.floor_day(e.occurred_at))):
             for metric, value, delta in _increments(e):
                 key = (grain, bucket, metric, e.channel, e.account_id, e.queue_id, e.team_id, e.agent_id)
-                row = acc.setdefault(key, [0, 0.0, []])
+                row = acc.setdefault(key, [0, 0.0, [], []])
                 row[0] += delta
                 if value is not None:
-                    row[1] += value
+                    row[1] += value * (1 if delta > 0 else -1)
                     if metric in VALUE_METRICS:
-                        row[2].append(value)
+                        row[2 if delta > 0 else 3].append(value)
     if not acc:
         return
     existing = {
@@ -60,7 +64,7 @@ def _apply_metric_rows(events: list[MetricEvent]) -> None:
         for r in MetricRollup.objects.filter(bucket__in={k[1] for k in acc}, metric__in={k[2] for k in acc})
     }
     new, changed = [], []
-    for key, (count, total, values) in acc.items():
+    for key, (count, total, values, removed) in acc.items():
         row = existing.get(key)
         if row is None:
             row = MetricRollup(grain=key[0], bucket=key[1], metric=key[2], channel=key[3], account_id=key[4],
@@ -70,14 +74,23 @@ def _apply_metric_rows(events: list[MetricEvent]) -> None:
             changed.append(row)
         row.count += count
         row.total += total
-        if values:
-            row.values = sorted([*row.values, *values])
+        if values or removed:
+            row.values = values_less(sorted([*row.values, *values]), removed)
     MetricRollup.objects.bulk_create(new, batch_size=500)
     MetricRollup.objects.bulk_update(changed, ["count", "total", "values"], batch_size=500)
     _apply_slices(acc)
 
 
 SLICE_DIMS = (("channel", 3), ("account", 4), ("queue", 5), ("team", 6), ("agent", 7))
+
+
+def values_less(values: list, removed: list) -> list:
+    """`values` without one occurrence of each of `removed` (those present)."""
+    out = list(values)
+    for v in removed:
+        if v in out:
+            out.remove(v)
+    return out
 
 
 
@@ -107,7 +120,7 @@ def _apply_slices(acc: dict) -> None:
     """Adds the day increments to the slices (MetricSlice): one dimension at a time, day and
     week, and the filter slices (see _slice_keys); the hour increments to the hour slices."""
     slices: dict[tuple, list] = {}
-    for key, (count, total, values) in acc.items():
+    for key, (count, total, values, removed) in acc.items():
         if key[0] == Grain.HOUR:
             cells = dict((dim, str(key[index])) for dim, index in SLICE_DIMS)
             views = [("", "")]
@@ -116,18 +129,20 @@ def _apply_slices(acc: dict) -> None:
             for fdim in HOUR_SLICE_FILTERS:
                 for dim, value in views:
                     row = slices.setdefault((SliceGrain.HOUR, key[1], key[2], fdim, cells.get(fdim, ""), dim, value),
-                                            [0, 0.0, []])
+                                            [0, 0.0, [], []])
                     row[0] += count
                     row[1] += total
                     row[2].extend(values)
+                    row[3].extend(removed)
             continue
         week = metrics.floor_week(key[1])
         for grain, fdim, fkey, dim, value in _slice_keys(key):
             skey = (grain, key[1] if grain == SliceGrain.DAY else week, key[2], fdim, fkey, dim, value)
-            row = slices.setdefault(skey, [0, 0.0, []])
+            row = slices.setdefault(skey, [0, 0.0, [], []])
             row[0] += count
             row[1] += total
             row[2].extend(values)
+            row[3].extend(removed)
     if not slices:
         return
     buckets = Q(pk__in=[])
@@ -136,7 +151,7 @@ def _apply_slices(acc: dict) -> None:
     existing = {(r.grain, r.bucket, r.metric, r.fdim, r.fkey, r.dim, r.key): r for r in MetricSlice.objects.filter(
         buckets, metric__in={k[2] for k in slices})}
     new, changed = [], []
-    for skey, (count, total, values) in slices.items():
+    for skey, (count, total, values, removed) in slices.items():
         row = existing.get(skey)
         if row is None:
             row = MetricSlice(grain=skey[0], bucket=skey[1], metric=skey[2], fdim=skey[3], fkey=skey[4], dim=skey[5],
@@ -146,14 +161,17 @@ def _apply_slices(acc: dict) -> None:
             changed.append(row)
         row.count += count
         row.total += total
-        if values:
+        if values or removed:
             hist = dict(row.hist)
-            for v in values:
+            for v, step in [*((v, 1) for v in values), *((v, -1) for v in removed)]:
                 b = str(metrics.hist_bin(v))
-                hist[b] = hist.get(b, 0) + 1
+                hist[b] = hist.get(b, 0) + step
+                if not hist[b]:
+                    del hist[b]
             row.hist = hist
             # exact values only while small: beyond that the histogram answers
-            row.values = sorted([*row.values, *values]) if row.count <= metrics.EXACT_MAX else []
+            row.values = (values_less(sorted([*row.values, *values]), removed) if row.count <= metrics.EXACT_MAX
+                          else [])
     MetricSlice.objects.bulk_create(new, batch_size=500)
     MetricSlice.objects.bulk_update(changed, ["count", "total", "values", "hist"], batch_size=500)
 

@@ -13,12 +13,15 @@ from .slice_reader import (BACKLOG_SIGNS, Agg, SlicePlan, plan_spans, rollup_bre
                            slice_breakdown, slice_groups, slice_plan, spans_q)
 
 SERVICE_METRICS = ["msg_in", "msg_out", "msg_out_bot", "opened", "reopened", "dismissed", "resolved", "resolved_bh",
-                   "first_response", "first_response_bh", "reply", "reply_bh", "sla_met", "sla_breached", "handle"]
+                   "first_response", "first_response_bh", "reply", "reply_bh", "sla_met", "sla_breached", "handle",
+                   "first_response_conv", "first_response_conv_bh", "resolution_full", "resolution_full_bh",
+                   "cohort_resolved", "cohort_dismissed", "handled", "handled_resolved"]
 
 
 def _service_row(agg: Agg) -> dict:
     started = agg.n("opened") + agg.n("reopened") - agg.n("dismissed")
     decided = agg.n("sla_met") + agg.n("sla_breached")
+    cohort = agg.n("opened") - agg.n("cohort_dismissed")
     return {
         "volume_in": agg.n("msg_in"), "volume_out": agg.n("msg_out"), "volume_out_bot": agg.n("msg_out_bot"),
         "opened": agg.n("opened"), "reopened": agg.n("reopened"), "dismissed": agg.n("dismissed"),
@@ -34,6 +37,18 @@ def _service_row(agg: Agg) -> dict:
         "sla_compliance": metrics.ratio(agg.n("sla_met"), decided),
         "handle_time": agg.summary("handle"),
         "handle_time_total": agg.total.get("handle", 0.0),
+        # the industry definitions (DEFINITIONS): once per conversation, first contact -> final
+        # resolve, the cohort of the period's new conversations; the per-cycle ones above keep their names
+        "first_response_conversation": agg.summary("first_response_conv"),
+        "first_response_conversation_business": agg.summary("first_response_conv_bh"),
+        "resolution_full": agg.summary("resolution_full"),
+        "resolution_full_business": agg.summary("resolution_full_bh"),
+        "cohort_opened": cohort, "cohort_resolved": agg.n("cohort_resolved"),
+        "cohort_resolution_rate": metrics.ratio(agg.n("cohort_resolved"), cohort),
+        # per agent: the cycles the agent handled (assigned at some point, or resolved) and how
+        # many of those the agent resolved, both counted at the cycle's start
+        "handled": agg.n("handled"), "handled_resolved": agg.n("handled_resolved"),
+        "handled_resolution_rate": metrics.ratio(agg.n("handled_resolved"), agg.n("handled")),
     }
 
 
@@ -76,8 +91,9 @@ def _slice_backlog(params: ReportParams, days: dict, plan: SlicePlan) -> list[di
     return out
 
 
-SERVICE_DEFINITIONS = ("first_response", "reply", "resolution", "resolution_rate", "reopen_rate", "business_hours",
-                       "sla", "volume", "backlog", "handle_time", "periods")
+SERVICE_DEFINITIONS = ("first_response_conversation", "resolution_full", "cohort_resolution_rate", "first_response",
+                       "reply", "resolution", "resolution_rate", "reopen_rate", "agents", "business_hours", "sla",
+                       "volume", "backlog", "handle_time", "periods")
 
 
 def service_report(*, params: ReportParams) -> dict:

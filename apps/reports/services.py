@@ -36,7 +36,7 @@ from .models import ConversationMetricState, MetricEvent, RollupLock
 log = logging.getLogger(__name__)
 
 AUDIT_KINDS = {"created", "reopened", "status_changed", "reply_sent", "sla_breached", "marked_spam", "spam_marked",
-               "unmarked_spam"}
+               "unmarked_spam", "assigned"}
 REPEAT_WINDOW = dt.timedelta(days=7)
 
 
@@ -102,7 +102,9 @@ def _cycle_count(conversation: Conversation, state: ConversationMetricState, dim
     if state.cycle_counted:
         return
     kind = "opened" if state.cycle == 1 else "reopened"
-    dims = dims or conversation_dims(conversation)
+    # A cycle starts with the customer, not an agent (whoever the task found assigned when it
+    # read the message was chance): per-agent rates count the cycles an agent handled instead.
+    dims = {**(dims or conversation_dims(conversation)), "agent_id": 0}
     metric_event_emit(key=f"{kind}:{conversation.pk}:{state.cycle}", kind=kind, occurred_at=state.cycle_started_at,
                       dims=dims, cycle=state.cycle)
     state.cycle_counted = True
@@ -124,6 +126,8 @@ def _repeat_contact_check(*, customer_id: int, at: dt.datetime) -> None:
 
 
 def _cycle_start(conversation: Conversation, state: ConversationMetricState, started_at: dt.datetime) -> None:
+    if state.resolved:
+        _final_resolution_undo(conversation, state.cycle)  # that resolve was not the final one
     state.cycle += 1
     state.cycle_started_at = started_at
     state.cycle_counted = state.first_response_done = state.resolved = False
@@ -131,6 +135,8 @@ def _cycle_start(conversation: Conversation, state: ConversationMetricState, sta
     state.sla_decided = []
     state.save()
     _cycle_count(conversation, state)
+    if conversation.assignee_id:
+        _handled(conversation, state, conversation.assignee_id)  # still assigned: handles the new cycle
 
 
 def _due_in_cycle(due: dt.datetime | None, state: ConversationMetricState) -> bool:
@@ -158,6 +164,11 @@ def _reply_sent(conversation: Conversation, state: ConversationMetricState, mess
                       cycle=state.cycle)
     if not human:
         return  # auto-replies and survey links are not a response
+    if not MetricEvent.objects.filter(key=f"frtc:{conversation.pk}").exists():
+        # once per conversation: from its first customer message, whatever reopened meanwhile
+        seconds, business = _durations(conversation, _first_contact(conversation, state), at)
+        metric_event_emit(key=f"frtc:{conversation.pk}", kind="first_response_conv", occurred_at=at, dims=dims,
+                          cycle=state.cycle, value=seconds, value_bh=business)
     if not state.first_response_done:
         seconds, business = _durations(conversation, state.cycle_started_at, at)
         metric_event_emit(key=f"frt:{conversation.pk}:{state.cycle}", kind="first_response", occurred_at=at, dims=dims,
@@ -194,16 +205,18 @@ def _dismissed(conversation: Conversation, state: ConversationMetricState, event
         state.cycle_counted, state.dismissed = True, 2  # never counted: nothing to take back
     else:
         metric_event_emit(key=f"dismissed:{conversation.pk}:{state.cycle}:{event.pk}", kind="dismissed",
-                          occurred_at=event.created_at, dims=conversation_dims(conversation), cycle=state.cycle)
+                          occurred_at=event.created_at, dims=conversation_dims(conversation, 0), cycle=state.cycle)
         state.dismissed = 1
+        _cohort_dismissed(conversation, event, 1)
     state.save(update_fields=["cycle_counted", "dismissed"])
 
 
 def _undismissed(conversation: Conversation, state: ConversationMetricState, event) -> None:
     if state.dismissed == 1:
         metric_event_emit(key=f"undismissed:{conversation.pk}:{state.cycle}:{event.pk}", kind="undismissed",
-                          occurred_at=event.created_at, dims=conversation_dims(conversation), cycle=state.cycle)
+                          occurred_at=event.created_at, dims=conversation_dims(conversation, 0), cycle=state.cycle)
         state.dismissed = 0
+        _cohort_dismissed(conversation, event, -1)
         state.save(update_fields=["dismissed"])
     elif state.dismissed == 2:
         state.dismissed, state.cycle_counted = 0, False
@@ -211,19 +224,91 @@ def _undismissed(conversation: Conversation, state: ConversationMetricState, eve
         _cycle_count(conversation, state)
 
 
-def _resolved(conversation: Conversation, state: ConversationMetricState, at: dt.datetime) -> None:
+def _resolved(conversation: Conversation, state: ConversationMetricState, at: dt.datetime, actor_id=None) -> None:
     if state.resolved or state.dismissed:
         return  # resolved -> closed, a repeated hook, or spam: one resolution per cycle, none for spam
-    agent_id = conversation.assignee_id or conversation.last_assignee_id or 0
+    # The resolver: the agent assigned at the resolve, else whoever resolved it, else the last assignee.
+    agent_id = conversation.assignee_id or actor_id or conversation.last_assignee_id or 0
     seconds, business = _durations(conversation, state.cycle_started_at, at)
+    dims = conversation_dims(conversation, agent_id)
     metric_event_emit(key=f"resolved:{conversation.pk}:{state.cycle}", kind="resolved", occurred_at=at,
-                      dims=conversation_dims(conversation, agent_id), cycle=state.cycle, value=seconds, value_bh=business,
+                      dims=dims, cycle=state.cycle, value=seconds, value_bh=business,
                       data={"tags": sorted(conversation.tags.values_list("name", flat=True))})
     state.resolved = True
     state.save(update_fields=["resolved"])
+    _final_resolution(conversation, state, at, dims)
+    if agent_id:
+        handled = _handled(conversation, state, agent_id)
+        metric_event_emit(key=f"handled_resolved:{conversation.pk}:{state.cycle}:{agent_id}", kind="handled_resolved",
+                          occurred_at=handled.occurred_at, dims=event_dims(handled), cycle=state.cycle)
     if _due_in_cycle(conversation.resolution_due_at, state):
         _sla_outcome(conversation, state, target="resolution", met=at <= conversation.resolution_due_at, at=at,
                      agent_id=agent_id)
+
+
+def event_dims(event: MetricEvent) -> dict:
+    """The dimensions an event was counted under (a fact taken back or paired with it uses the same)."""
+    return {f: getattr(event, f) for f in ("conversation_id", "channel", "account_id", "queue_id", "team_id",
+                                           "agent_id", "customer_id")}
+
+
+def _first_contact(conversation: Conversation, state: ConversationMetricState) -> dt.datetime:
+    """The conversation's first customer contact: the start of its first cycle."""
+    opened = MetricEvent.objects.filter(key=f"opened:{conversation.pk}:1").values_list("occurred_at", flat=True).first()
+    if opened is not None:
+        return opened
+    if state.cycle == 1:
+        return state.cycle_started_at
+    first = (Message.objects.filter(conversation_id=conversation.pk, direction=Message.Direction.INBOUND)
+             .order_by("sent_at", "id").values_list("sent_at", flat=True).first())
+    return first or conversation.created_at
+
+
+def _handled(conversation: Conversation, state: ConversationMetricState, agent_id: int) -> MetricEvent:
+    """The agent handled this cycle (assigned at some point in it, or resolved it): one
+    "handled" per cycle and agent, counted at the cycle's start, so an agent's resolutions
+    of the cycles they handled (handled_resolved, counted there too) never exceed them."""
+    key = f"handled:{conversation.pk}:{state.cycle}:{agent_id}"
+    return metric_event_emit(key=key, kind="handled", occurred_at=state.cycle_started_at,
+                             dims=conversation_dims(conversation, agent_id), cycle=state.cycle) \
+        or MetricEvent.objects.get(key=key)
+
+
+def _final_resolution(conversation: Conversation, state: ConversationMetricState, at: dt.datetime,
+                      dims: dict) -> None:
+    """Full resolution time (first contact -> this resolve) and the cohort's resolution (counted at
+    the conversation's first contact, with its "opened" dims): both taken back if it reopens
+    (_final_resolution_undo), so only the final resolve stays."""
+    seconds, business = _durations(conversation, _first_contact(conversation, state), at)
+    metric_event_emit(key=f"resfull:{conversation.pk}:{state.cycle}", kind="resolution_full", occurred_at=at,
+                      dims=dims, cycle=state.cycle, value=seconds, value_bh=business)
+    opened = MetricEvent.objects.filter(key=f"opened:{conversation.pk}:1").first()
+    if opened is not None:
+        metric_event_emit(key=f"cohort:{conversation.pk}:{state.cycle}", kind="cohort_resolved",
+                          occurred_at=opened.occurred_at, dims=event_dims(opened), cycle=state.cycle)
+
+
+def _final_resolution_undo(conversation: Conversation, cycle: int) -> None:
+    """The cycle's resolve was not the final one (the conversation reopened): its full
+    resolution time and cohort resolution are taken back where they were counted."""
+    for key in (f"resfull:{conversation.pk}:{cycle}", f"cohort:{conversation.pk}:{cycle}"):
+        done = MetricEvent.objects.filter(key=key).first()
+        if done is not None:
+            metric_event_emit(key=f"undo:{key}", kind=done.kind, occurred_at=done.occurred_at, dims=event_dims(done),
+                              cycle=cycle, value=done.value, value_bh=done.value_bh, data={"sign": -1})
+
+
+def _cohort_dismissed(conversation: Conversation, event, sign: int) -> None:
+    """Spam leaves the cohort of the period it opened in (sign 1); unmarking puts it back (-1)."""
+    opened = MetricEvent.objects.filter(key=f"opened:{conversation.pk}:1").first()
+    if opened is None:
+        return
+    net = sum(e.data.get("sign", 1) for e in MetricEvent.objects.filter(conversation_id=conversation.pk,
+                                                                        kind="cohort_dismissed").only("data"))
+    if net == (0 if sign > 0 else 1):
+        metric_event_emit(key=f"cohort_dismissed:{conversation.pk}:{event.pk}", kind="cohort_dismissed",
+                          occurred_at=opened.occurred_at, dims=event_dims(opened), cycle=opened.cycle,
+                          data={"sign": sign})
 
 
 def metrics_counts_kind(kind: str) -> bool:
@@ -274,7 +359,7 @@ def _record_for_event(event) -> None:
             _dismissed(conversation, state, event)  # a routing rule's spam / ignore
         elif new == "resolved" or (new == "closed" and old != "resolved"):
             _cycle_count(conversation, state)
-            _resolved(conversation, state, at)
+            _resolved(conversation, state, at, event.actor_id)
     elif event.kind == "reply_sent":
         _cycle_count(conversation, state)
         _reply_sent(conversation, state, data.get("message_id"), at)
@@ -283,7 +368,11 @@ def _record_for_event(event) -> None:
     elif event.kind == "unmarked_spam":
         _undismissed(conversation, state, event)
     elif event.kind == "sla_breached":
-        _sla_outcome(conversation, state, target=str(data.get("target") or "sla"), met=False, at=at)
+        # the SLA monitor's breach: credited to the agent assigned at that moment (0: unassigned)
+        _sla_outcome(conversation, state, target=str(data.get("target") or "sla"), met=False, at=at,
+                     agent_id=conversation.assignee_id or 0)
+    elif event.kind == "assigned" and conversation.assignee_id:
+        _handled(conversation, state, conversation.assignee_id)
 
 
 def _msg_in_data(message: Message) -> dict:

@@ -101,7 +101,9 @@ def dimension_labels(by: str, keys, show_people: bool) -> dict:
         names = {u.pk: u.display_name for u in get_user_model().objects.filter(pk__in=ids)}
     else:
         return {k: (str(k) if k else "(none)") for k in keys}
-    return {k: names.get(k, f"#{k}") if k else "(none)" for k in keys}
+    # agent 0: nobody was assigned (an SLA breach on an unassigned conversation, a cycle start)
+    none = "(unassigned)" if by == "agent" else "(none)"
+    return {k: names.get(k, f"#{k}") if k else none for k in keys}
 
 
 def id_field(by: str) -> str:

@@ -23,8 +23,8 @@ from apps.inbox.sending import private_messages_missing
 from apps.inbox.services import reply_create
 from apps.inbox.signals import SurveyOutcome
 
-from .models import Survey
-from .services import conversation_dims, metric_event_emit, rollups_apply_after_commit
+from .models import MetricEvent, Survey
+from .services import conversation_dims, event_dims, metric_event_emit, rollups_apply_after_commit
 
 log = logging.getLogger(__name__)
 SURVEY_SALT = "reports.survey"
@@ -147,7 +147,10 @@ def survey_answer(*, survey: Survey, score, comment: str = "") -> Survey:
         survey.comment = text_clean((comment or "").strip()[:2000])
         survey.save(update_fields=["score", "comment", "answered_at"])
         conversation = Conversation.objects.select_related("queue", "channel_account").get(pk=survey.conversation_id)
-        dims = conversation_dims(conversation)
+        # credited where the survey was sent (its channel, queue, team, agent), as the "sent" count
+        # the response rate divides by: a conversation moved since never takes an answer elsewhere
+        sent = MetricEvent.objects.filter(key=f"survey_sent:{survey.pk}").first()
+        dims = event_dims(sent) if sent is not None else conversation_dims(conversation)
         metric_event_emit(key=f"survey:{survey.pk}", kind=survey.kind, occurred_at=now, dims=dims, value=score,
                           data={"survey_id": survey.pk})
         # Response rate counts answers in the hour the survey was sent.

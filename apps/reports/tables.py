@@ -15,7 +15,13 @@ LABELS = {
     "hour": "Hour", "value": "Value", "baseline": "Day before", "message": "Alert", "id": "ID",
     "volume_in": "Messages in", "volume_out": "Replies sent", "volume_out_bot": "Automatic replies",
     "opened": "New conversations", "reopened": "Reopened", "dismissed": "Dismissed (spam, ignored)",
-    "resolved": "Resolved", "resolution_rate": "Resolution rate", "reopen_rate": "Reopen rate",
+    "resolved": "Resolved", "resolution_rate": "Resolutions / cycles started", "reopen_rate": "Reopen rate",
+    "cohort_opened": "Opened (cohort)", "cohort_resolved": "Of those, resolved now",
+    "cohort_resolution_rate": "Resolution rate", "handled": "Cycles handled",
+    "handled_resolved": "Handled and resolved", "handled_resolution_rate": "Resolution rate (cycles handled)",
+    "first_response_conversation": "First response time", "resolution_full": "Full resolution time",
+    "first_response": "First response per cycle", "resolution": "Resolution time per cycle",
+    "agents": "Per-agent attribution",
     "sla_met": "SLA targets met", "sla_breached": "SLA targets missed", "sla_compliance": "SLA compliance",
     "handle_time_total": "Handle time, total", "backlog": "Open at end of day",
     "csat": "CSAT (% satisfied)", "csat_answers": "CSAT answers", "csat_sent": "CSAT surveys sent",
@@ -30,9 +36,14 @@ LABELS = {
     "met_but_bad": "Target met, ended badly", "missed_but_good": "Target missed, ended well", "tags": "Tags",
     "topics": "Topics", "first_response_seconds": "First response", "resolved_at": "Resolved at",
 }
-PREFIXES = {"first_response_business": "First response (business hours)", "first_response": "First response",
+PREFIXES = {"first_response_conversation_business": "First response time (business hours)",
+            "first_response_conversation": "First response time",
+            "resolution_full_business": "Full resolution time (business hours)",
+            "resolution_full": "Full resolution time",
+            "first_response_business": "First response per cycle (business hours)",
+            "first_response": "First response per cycle",
             "reply_business": "Reply time (business hours)", "reply": "Reply time",
-            "resolution": "Resolution time", "handle_time": "Handle time"}
+            "resolution": "Resolution time per cycle", "handle_time": "Handle time"}
 STATISTICS = {"count": "count", "mean": "mean", "median": "median", "p90": "p90"}
 
 
@@ -58,8 +69,9 @@ TITLES = {
     "met_but_bad": "Handled within target, ended badly", "missed_but_good": "Missed a target, ended well",
 }
 
-_SERVICE_COLUMNS = ["volume_in", "volume_out", "resolved", "first_response_median", "reply_median",
-                    "resolution_median", "resolution_rate", "sla_compliance", "handle_time_median"]
+_SERVICE_COLUMNS = ["volume_in", "volume_out", "resolved", "first_response_conversation_median",
+                    "first_response_median", "reply_median", "resolution_full_median", "resolution_median",
+                    "cohort_resolution_rate", "resolution_rate", "sla_compliance", "handle_time_median"]
 _THEME_COLUMNS = ["term", "count", "positive", "negative", "net_sentiment", "examples"]
 _SENTIMENT_COLUMNS = ["messages", "positive", "negative", "net_sentiment"]
 # The columns shown by default (in this order); a table not listed shows all of its own.
@@ -68,8 +80,9 @@ COLUMNS = {
     ("service", "by_channel"): ["channel", *_SERVICE_COLUMNS],
     ("service", "by_queue"): ["queue", *_SERVICE_COLUMNS],
     ("service", "by_team"): ["team", *_SERVICE_COLUMNS],
-    ("service", "by_agent"): ["agent", "volume_out", "resolved", "first_response_median", "reply_median",
-                              "handle_time_median", "handle_time_total"],
+    ("service", "by_agent"): ["agent", "volume_out", "handled", "resolved", "handled_resolution_rate",
+                              "first_response_conversation_median", "first_response_median", "reply_median",
+                              "sla_breached", "sla_compliance", "handle_time_median", "handle_time_total"],
     ("experience", "by_channel"): ["channel", "csat", "csat_answers", "csat_response_rate", "ces_mean", "nps",
                                    "net_sentiment", "repeat_contact_rate"],
     ("experience", "sentiment_by_day"): ["day", *_SENTIMENT_COLUMNS],

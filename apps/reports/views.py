@@ -48,7 +48,7 @@ def require_report_role(user) -> None:
 
 
 def csv_response(report: dict, table: str | None) -> HttpResponse:
-    if table and table not in export.TABLES[report["report"]]:
+    if table and not export.table_known(report["report"], table):
         raise Http404("No such table.")
     body = export.to_csv(report, table)
     response = HttpResponse(body, content_type="text/csv; charset=utf-8")

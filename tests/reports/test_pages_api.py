@@ -51,7 +51,8 @@ def test_api_json_matches_page_data_and_csv_export(api_client, world):  # noqa: 
     api_client.force_authenticate(UserFactory(role="supervisor"))
     data = api_client.get("/api/v1/reports/service/", RANGE).json()
     assert data["totals"]["first_response"]["median"] == 1800.0
-    assert data["definitions"]["first_response"].startswith("First response time")
+    assert data["definitions"]["first_response"].startswith("First response per cycle")
+    assert data["definitions"]["first_response_conversation"].startswith("First response time")
     response = api_client.get("/api/v1/reports/service/", {**RANGE, "format": "csv", "table": "by_day"})
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
@@ -59,6 +60,7 @@ def test_api_json_matches_page_data_and_csv_export(api_client, world):  # noqa: 
     assert [int(r["volume_in"]) for r in rows] == [1, 6, 1, 0]
     everything = api_client.get("/api/v1/reports/gap/", {**RANGE, "format": "csv"}).content.decode()
     assert "# by_channel" in everything and "# met_but_bad" in everything
+    assert everything.startswith("# definitions\r\ndefinition,columns,meaning\r\n")
 
 
 def test_page_csv_export_of_every_table(client, world):  # noqa: F811
