@@ -274,8 +274,6 @@ def test_half_hour_zone_local_days(audit, phase):
         _approx(sentiment_days[row["day"]], row, f"{zone} marketing by_day {row['day']}")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 22 (4): per-agent rates are not attributed (resolutions to the "
-                                       "resolver over cycles credited to nobody; breaches to '(none)')")
 @pytest.mark.parametrize("phase", PHASES)
 def test_agent_attribution(audit, phase):
     rows = audit.read[phase][("service", "UTC")]["by_agent"]
