@@ -60,8 +60,9 @@ DEFINITIONS = {
                   "One resolution per cycle: resolved then closed counts once; resolved, reopened and "
                   "resolved again counts two cycles.",
     "resolution_rate": "Resolution rate: cycles resolved / cycles started (opened + reopened) in the period. "
-                       "Spam and ignored conversations are dismissed: out of the backlog and the rate, "
-                       "never a resolution.",
+                       "Ignored conversations are dismissed: out of the backlog and the rate, never a "
+                       "resolution. Spam is out of every figure while it is marked (in whatever order it "
+                       "was marked); unmarked, it counts again.",
     "reopen_rate": "Reopen rate: reopens / resolutions in the period.",
     "business_hours": "Business-hours figures count only working time in the business hours and holidays "
                       "of the conversation's queue's team (its routing calendar, the one its SLAs use); a "
@@ -69,7 +70,7 @@ DEFINITIONS = {
                       "the team's time zone.",
     "sla": "SLA compliance: targets met / targets decided (met or breached) in the period. A first-response "
            "target is decided by the first reply, a resolution target by the resolve; a breach event from "
-           "the SLA monitor decides it as breached.",
+           "the SLA monitor decides it as breached. A breach counts at its due time.",
     "handle_time": "Handle time: an agent's active time on a conversation, from the inbox's presence: from "
                    "opening the thread to leaving it, while typing or otherwise using the page. A gap of more "
                    "than 5 minutes without activity (REPORTS_HANDLE_TIME) is not counted and ends the work "
@@ -87,8 +88,9 @@ DEFINITIONS = {
     "sentiment": "Sentiment: VADER compound of each customer message (English; other languages are not "
                  "scored). Positive >= 0.05, negative <= -0.05; net sentiment = % positive - % negative.",
     "shift": "Sentiment shift: the conversation's last scored customer message minus its first.",
-    "repeat": "Repeat contact rate: resolutions after which the same customer contacted again (any channel) "
-              "within 7 days / resolutions; counted in the period of the resolution.",
+    "repeat": "Repeat contact rate: resolutions after which the same customer wrote again (a customer "
+              "message in any conversation, on any channel) within 7 days / resolutions; counted in the "
+              "period of the resolution. An agent's reopen is not a contact; spam counts neither way.",
     "at_risk": "Customers at risk: churn words (cancel, switching to, refund...), or the last two scored "
                "messages negative, or a fall of 0.5 or more from the first to the last of their recent messages.",
     "themes": "Themes: topics are keyword families (billing, delivery, outage...); hashtags as written "
