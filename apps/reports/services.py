@@ -260,9 +260,10 @@ def _record_for_event(event) -> None:
         old, new = data.get("old"), data.get("new")
         if old == "resolved" and new == "open":
             _cycle_start(conversation, state, conversation.cycle_started_at or at)
-        elif new == "closed" and conversation.is_spam:
+        elif new == "closed" and conversation.is_spam and str(data.get("reason", "")).startswith("spam"):
             # a routing rule's spam: closed without a resolution (dismissed, should it be unmarked),
-            # and out of every metric while it is spam
+            # and out of every metric while it is spam (an agent's close of a spam conversation is
+            # its resolution, counted if it is unmarked)
             _cycle_count(conversation, state)
             _dismissed(conversation, state, event)
             _spam_mark(conversation, event, spam=True)
