@@ -177,7 +177,7 @@ def expected(log: list[tuple], customer_of: dict[str, str], rule_spam: set[str])
 def world(db, settings):
     settings.REPORTS_CACHE = False
     team = TeamFactory(name="Care", time_zone="UTC")
-    queue = QueueFactory(name="General", team=team, is_default=True)
+    QueueFactory(name="General", team=team, is_default=True)
     agent = UserFactory(username="anna", role="agent", presence="online")
     team.members.add(agent)
     SlaPolicy.objects.create(name="Standard", first_response_minutes=30)
