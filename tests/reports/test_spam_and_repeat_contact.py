@@ -323,3 +323,24 @@ def test_agent_reopen_alone_is_no_repeat_contact_but_a_customer_message_after_it
     s.says("e", at(12, 10, 0), POSITIVE, who="eve", label="positive")
     service, experience, _ = figures(client)
     assert experience["totals"]["repeat_contacts"] == 2 and experience["totals"]["resolved"] == 3
+
+
+def test_conversations_spam_before_the_marks_existed_get_one_and_leave_the_figures(world, client):
+    """Migration 0016: a conversation marked spam before spam marks existed (its message counted)."""
+    import importlib
+
+    from django.apps import apps as django_apps
+
+    from apps.reports.models import MetricEvent
+
+    s = Script(accounts=world["accounts"], agent=world["agent"], eager=True)
+    s.says("old", at(3, 9, 0), NEGATIVE, who="oli", label="negative")
+    Conversation.objects.filter(pk=s.conversations["old"].pk).update(is_spam=True)  # as before the marks
+    client.force_login(world["supervisor"])
+    assert figures(client)[0]["totals"]["volume_in"] == 1
+    migration = importlib.import_module("apps.reports.migrations.0016_spam_marks_for_spam_conversations")
+    migration.spam_marks(django_apps, None)
+    migration.spam_marks(django_apps, None)  # twice: one mark
+    assert MetricEvent.objects.filter(kind="spam", conversation_id=s.conversations["old"].pk).count() == 1
+    s.reports_task(at(3, 10, 0))
+    assert figures(client)[0]["totals"]["volume_in"] == 0
