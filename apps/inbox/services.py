@@ -325,6 +325,8 @@ def conversation_mark_spam(*, conversation: Conversation, actor=None, spam: bool
     conversation.save(update_fields=["is_spam", "updated_at"])
     event_record(conversation=conversation, kind="marked_spam" if spam else "unmarked_spam", actor=actor)
     inbox_push_on_commit("spam_changed", conversation.pk, is_spam=spam)
+    # routing re-times its SLA: none while spam; unmarked, a target that fell due meanwhile is breached
+    conversation_work_announce(conversation.pk)
     return conversation
 
 

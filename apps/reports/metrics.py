@@ -200,6 +200,11 @@ VALUE_METRICS = {"first_response", "first_response_bh", "reply", "reply_bh", "re
                  "handle", "csat", "ces", "nps", "first_response_conv", "first_response_conv_bh", "resolution_full",
                  "resolution_full_bh"}
 
+# Marks in the metric events: a conversation is out of every metric from its "spam" mark to its "unspam"
+# (rollups.spam_filter). Repeat contact: a customer message within this window after a resolution.
+SPAM_MARKS = ("spam", "unspam")
+REPEAT_WINDOW = dt.timedelta(days=7)
+
 # The hour slices' filters: not agent (tens of keys an hour; one agent's full hour rows are few).
 HOUR_SLICE_FILTERS = ("", "channel", "account", "queue", "team")
 

@@ -71,8 +71,10 @@ DEFINITIONS = {
                   "One resolution per cycle: resolved then closed counts once; resolved, reopened and "
                   "resolved again counts two cycles.",
     "resolution_rate": "Resolutions / cycles started: cycles resolved in the period / cycles started (opened + "
-                       "reopened) in the period; the two sets differ, so a day row can pass 100%. Spam and ignored "
-                       "conversations are dismissed: out of the backlog and the rate, never a resolution.",
+                       "reopened) in the period; the two sets differ, so a day row can pass 100%. Ignored "
+                       "conversations are dismissed: out of the backlog and the rate, never a resolution. Spam is out "
+                       "of every figure while it is marked (in whatever order it was marked); unmarked, it counts "
+                       "again.",
     "agents": "Per agent: a reply and a first response are credited to the agent who replied; a resolution "
               "(and its times) to the resolver: the agent assigned at the resolve, else whoever resolved it; "
               "an SLA target decided by a reply or a resolve to that agent, a breach found by the SLA monitor "
@@ -87,7 +89,7 @@ DEFINITIONS = {
                       "the team's time zone.",
     "sla": "SLA compliance: targets met / targets decided (met or breached) in the period. A first-response "
            "target is decided by the first reply, a resolution target by the resolve; a breach event from "
-           "the SLA monitor decides it as breached.",
+           "the SLA monitor decides it as breached. A breach counts at its due time.",
     "handle_time": "Handle time: an agent's active time on a conversation, from the inbox's presence: from "
                    "opening the thread to leaving it, while typing or otherwise using the page. A gap of more "
                    "than 5 minutes without activity (REPORTS_HANDLE_TIME) is not counted and ends the work "
@@ -110,8 +112,9 @@ DEFINITIONS = {
                  "undetermined) text only, other languages are not scored. Positive >= 0.05, negative <= -0.05; "
                  "net sentiment = % positive - % negative.",
     "shift": "Sentiment shift: the conversation's last scored customer message minus its first.",
-    "repeat": "Repeat contact rate: resolutions after which the same customer contacted again (any channel) "
-              "within 7 days / resolutions; counted in the period of the resolution.",
+    "repeat": "Repeat contact rate: resolutions after which the same customer wrote again (a customer "
+              "message in any conversation, on any channel) within 7 days / resolutions; counted in the "
+              "period of the resolution. An agent's reopen is not a contact; spam counts neither way.",
     "at_risk": "Customers at risk: churn words (cancel, switching to, refund...), or the last two scored "
                "messages negative, or a fall of 0.5 or more from the first to the last of their recent messages.",
     "themes": "Themes: topics are keyword families (billing, delivery, outage...); hashtags as written "

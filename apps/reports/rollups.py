@@ -4,16 +4,19 @@ order, each event once (the reports.apply_rollups task; manage.py reports_rebuil
 all from the events)."""
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import itertools
 import logging
+from collections import defaultdict
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from . import metrics, themes
-from .metrics import CHANNEL_ACCOUNT, CHANNEL_ACCOUNT_METRICS, HOUR_SLICE_FILTERS, VALUE_METRICS, examples_merge
+from .metrics import (CHANNEL_ACCOUNT, CHANNEL_ACCOUNT_METRICS, HOUR_SLICE_FILTERS, REPEAT_WINDOW, SPAM_MARKS,
+                      VALUE_METRICS, examples_merge)
 from .models import (ConversationFact, CustomerFact, Grain, MetricEvent, MetricRollup, MetricSlice, RollupLock,
                      SliceGrain, TermRollup, new_cache_epoch)
 
@@ -22,9 +25,13 @@ log = logging.getLogger(__name__)
 
 def _increments(event: MetricEvent) -> list[tuple[str, float | None]]:
     kind, value = event.kind, event.value
+    if kind in SPAM_MARKS or kind == "repeat_contact":
+        # marks are no metric; repeat contacts are derived from messages (repeat_contact_increments),
+        # events of that kind written before are not counted
+        return []
     if kind == "undismissed":
         return [("dismissed", None, -1)]
-    out: list = [(kind, value if kind in VALUE_METRICS or kind == "repeat_contact" else None)]
+    out: list = [(kind, value if kind in VALUE_METRICS else None)]
     if kind == "msg_in" and value is not None:
         out += [("sentiment", value), (f"msg_in_{metrics.sentiment_label(value)}", None)]
     if kind in ("first_response", "reply", "resolved", "first_response_conv", "resolution_full") \
@@ -38,62 +45,201 @@ def _increments(event: MetricEvent) -> list[tuple[str, float | None]]:
     return [(m, v, sign) for m, v in out]
 
 
+def _signed_increments(effective: list[tuple[MetricEvent, int]]):
+    """(event, metric, value, delta) of each event, taken away when its sign is -1."""
+    for e, sign in effective:
+        for metric, value, delta in _increments(e):
+            yield e, metric, value, delta * sign
+
+
+def _values_change(values: list, adds: list, removes: list) -> list:
+    """A sorted list of values with `adds` put in and `removes` taken out (each once, the
+    nearest value: a float read back from JSON)."""
+    out = sorted([*values, *adds])
+    for v in removes:
+        i = bisect.bisect_left(out, v)
+        near = [j for j in (i - 1, i) if 0 <= j < len(out)]
+        if near:
+            out.pop(min(near, key=lambda j: abs(out[j] - v)))
+    return out
+
+
+# --- spam: out of every metric while marked -----------------------------------------
+
+def _applied_q(batch_ids) -> Q:
+    """Events the rollups hold once this batch is applied: those applied before and the batch's."""
+    return Q(rolled_up=True) | Q(pk__in=list(batch_ids))
+
+
+def spam_conversations(conversation_ids, *, applied: Q = Q(rolled_up=True)) -> set[int]:
+    """The conversations whose last applied mark (in `applied`) is "spam"."""
+    last: dict[int, str] = {}
+    if conversation_ids:
+        for conversation_id, kind in (MetricEvent.objects.filter(applied, kind__in=SPAM_MARKS,
+                                                                 conversation_id__in=list(conversation_ids))
+                                      .order_by("id").values_list("conversation_id", "kind")):
+            last[conversation_id] = kind
+    return {c for c, kind in last.items() if kind == SPAM_MARKS[0]}
+
+
+def spam_filter(events: list[MetricEvent]) -> tuple[list[tuple[MetricEvent, int]], set[int], set[int]]:
+    """What a batch of events changes, spam considered, as (event, +1 or -1): an event of a
+    conversation marked spam counts nothing; a "spam" mark takes away every event of its
+    conversation the rollups hold, an "unspam" mark puts them all back. So the figures do
+    not depend on the order of a fact and the mark (a breach before or after it, a message
+    read before it). Returns that list, the conversations marked or unmarked in the batch
+    and the conversations spam after it."""
+    spam = spam_conversations({e.conversation_id for e in events if e.conversation_id})
+    batch_ids, marked, effective = [], set(), []
+    for e in events:
+        conversation_id = e.conversation_id
+        if e.kind in SPAM_MARKS:
+            to_spam = e.kind == SPAM_MARKS[0]
+            if conversation_id and to_spam != (conversation_id in spam):
+                held = (MetricEvent.objects.filter(_applied_q(batch_ids), conversation_id=conversation_id)
+                        .exclude(kind__in=SPAM_MARKS).order_by("id"))
+                effective += [(x, -1 if to_spam else 1) for x in held]
+                marked.add(conversation_id)
+                (spam.add if to_spam else spam.discard)(conversation_id)
+        elif not conversation_id or conversation_id not in spam:
+            effective.append((e, 1))
+        batch_ids.append(e.pk)
+    return effective, marked, spam
+
+
+# --- repeat contacts ------------------------------------------------------------------
+
+def repeat_contact_increments(events: list[MetricEvent]) -> list[tuple]:
+    """A resolution is followed by a repeat contact when the same customer (any conversation,
+    any channel) wrote again within REPEAT_WINDOW after it: a customer message ("msg_in"), so an
+    agent's reopen is none. Neither the resolution's nor the message's conversation may be spam.
+    Counted in the resolution's hour with its dimensions, each resolution at most once.
+
+    Returns the changes this batch makes, as (resolution event, "repeat_contact", None, +1/-1):
+    for every resolution a message, a resolution or a spam mark of the batch may concern, whether
+    it was followed before the batch (the events applied) and after it (and the batch's)."""
+    batch_ids = {e.pk for e in events}
+    spans: dict[int, list] = {}
+
+    def widen(customer_id, lo, hi):
+        if customer_id:
+            span = spans.setdefault(customer_id, [lo, hi])
+            span[0], span[1] = min(span[0], lo), max(span[1], hi)
+
+    for e in events:
+        if e.kind == "msg_in":
+            widen(e.customer_id, e.occurred_at - REPEAT_WINDOW, e.occurred_at)
+        elif e.kind == "resolved":
+            widen(e.customer_id, e.occurred_at, e.occurred_at)
+    marked = {e.conversation_id for e in events if e.kind in SPAM_MARKS and e.conversation_id}
+    marked_customers = set()
+    if marked:
+        for customer_id, kind, at in (MetricEvent.objects.filter(conversation_id__in=list(marked),
+                                                                 kind__in=("msg_in", "resolved"))
+                                      .values_list("customer_id", "kind", "occurred_at")):
+            widen(customer_id, at - REPEAT_WINDOW if kind == "msg_in" else at, at)
+            marked_customers.add(customer_id)
+    if not spans:
+        return []
+    # the batch's customers together over the batch's span (minutes plus the window, usually);
+    # a marked conversation's customers each over their own (an old conversation marked today)
+    usual = [c for c in spans if c not in marked_customers]
+    groups = [({c}, *spans[c]) for c in marked_customers if c in spans]
+    if usual:
+        groups.append((set(usual), min(spans[c][0] for c in usual), max(spans[c][1] for c in usual)))
+    resolutions: dict[int, MetricEvent] = {}
+    contacts: dict[int, tuple] = {}
+    for customers, lo, hi in groups:
+        for r in MetricEvent.objects.filter(customer_id__in=list(customers), kind="resolved", occurred_at__gte=lo,
+                                            occurred_at__lte=hi):
+            resolutions[r.pk] = r
+        with_resolutions = [c for c in customers if any(r.customer_id == c for r in resolutions.values())]
+        if with_resolutions:
+            for row in (MetricEvent.objects.filter(customer_id__in=with_resolutions, kind="msg_in",
+                                                   occurred_at__gt=lo, occurred_at__lte=hi + REPEAT_WINDOW)
+                        .values_list("id", "customer_id", "conversation_id", "occurred_at", "rolled_up")):
+                contacts[row[0]] = row
+    if not resolutions:
+        return []
+    conversations = {r.conversation_id for r in resolutions.values()} | {row[2] for row in contacts.values()}
+    spam_before = spam_conversations(conversations)
+    spam_after = spam_conversations(conversations, applied=_applied_q(batch_ids))
+
+    def contact_times(after: bool) -> dict[int, list]:
+        times = defaultdict(list)
+        spam = spam_after if after else spam_before
+        for pk, customer_id, conversation_id, at, rolled_up in contacts.values():
+            if (rolled_up or (after and pk in batch_ids)) and conversation_id not in spam:
+                times[customer_id].append(at)
+        return {c: sorted(t) for c, t in times.items()}
+
+    times_before, times_after = contact_times(False), contact_times(True)
+
+    def followed(r: MetricEvent, after: bool) -> bool:
+        held = r.rolled_up or (after and r.pk in batch_ids)
+        if not held or r.conversation_id in (spam_after if after else spam_before):
+            return False
+        times = (times_after if after else times_before).get(r.customer_id, [])
+        i = bisect.bisect_right(times, r.occurred_at)
+        return i < len(times) and times[i] <= r.occurred_at + REPEAT_WINDOW
+
+    out = []
+    for r in resolutions.values():
+        delta = int(followed(r, True)) - int(followed(r, False))
+        if delta:
+            out.append((r, "repeat_contact", None, delta))
+    return out
 
 
 def _sort_key(event: MetricEvent) -> str:
     return f"{event.occurred_at.astimezone(dt.timezone.utc):%Y%m%d%H%M%S%f}|{event.pk:012d}"
 
 
-def _apply_metric_rows(events: list[MetricEvent]) -> None:
+def _apply_metric_rows(increments) -> None:
+    """(event, metric, value, delta) into the hour and day rows and the slices: a delta of -1
+    takes a count, its value and the value itself out again; a row left at 0 is deleted."""
     acc: dict[tuple, list] = {}
-    for e in events:
+    for e, metric, value, delta in increments:
         for grain, bucket in ((Grain.HOUR, metrics.floor_hour(e.occurred_at)),
                               (Grain.DAY, metrics.floor_day(e.occurred_at))):
-            for metric, value, delta in _increments(e):
-                key = (grain, bucket, metric, e.channel, e.account_id, e.queue_id, e.team_id, e.agent_id)
-                row = acc.setdefault(key, [0, 0.0, [], []])
-                row[0] += delta
-                if value is not None:
-                    row[1] += value * (1 if delta > 0 else -1)
-                    if metric in VALUE_METRICS:
-                        row[2 if delta > 0 else 3].append(value)
+            key = (grain, bucket, metric, e.channel, e.account_id, e.queue_id, e.team_id, e.agent_id)
+            row = acc.setdefault(key, [0, 0.0, [], []])  # count, total, values added, values taken out
+            row[0] += delta
+            if value is not None:
+                row[1] += value if delta > 0 else -value
+                if metric in VALUE_METRICS:
+                    row[2 if delta > 0 else 3].append(value)
     if not acc:
         return
     existing = {
         (r.grain, r.bucket, r.metric, r.channel, r.account_id, r.queue_id, r.team_id, r.agent_id): r
         for r in MetricRollup.objects.filter(bucket__in={k[1] for k in acc}, metric__in={k[2] for k in acc})
     }
-    new, changed = [], []
-    for key, (count, total, values, removed) in acc.items():
+    new, changed, gone = [], [], []
+    for key, (count, total, values, removes) in acc.items():
         row = existing.get(key)
         if row is None:
+            if not count:
+                continue  # counted and taken out again in this batch
             row = MetricRollup(grain=key[0], bucket=key[1], metric=key[2], channel=key[3], account_id=key[4],
                                queue_id=key[5], team_id=key[6], agent_id=key[7])
             new.append(row)
+        elif row.count + count == 0:
+            gone.append(row.pk)
+            continue
         else:
             changed.append(row)
         row.count += count
         row.total += total
-        if values or removed:
-            row.values = values_less(sorted([*row.values, *values]), removed)
+        if values or removes:
+            row.values = _values_change(row.values, values, removes)
     MetricRollup.objects.bulk_create(new, batch_size=500)
     MetricRollup.objects.bulk_update(changed, ["count", "total", "values"], batch_size=500)
+    MetricRollup.objects.filter(pk__in=gone).delete()
     _apply_slices(acc)
 
 
 SLICE_DIMS = (("channel", 3), ("account", 4), ("queue", 5), ("team", 6), ("agent", 7))
-
-
-def values_less(values: list, removed: list) -> list:
-    """`values` without one occurrence of each of `removed` (those present)."""
-    out = list(values)
-    for v in removed:
-        if v in out:
-            out.remove(v)
-    return out
-
-
-
 
 
 def channel_account_key(channel: str, account_id) -> str:
@@ -120,7 +266,7 @@ def _apply_slices(acc: dict) -> None:
     """Adds the day increments to the slices (MetricSlice): one dimension at a time, day and
     week, and the filter slices (see _slice_keys); the hour increments to the hour slices."""
     slices: dict[tuple, list] = {}
-    for key, (count, total, values, removed) in acc.items():
+    for key, (count, total, values, removes) in acc.items():
         if key[0] == Grain.HOUR:
             cells = dict((dim, str(key[index])) for dim, index in SLICE_DIMS)
             views = [("", "")]
@@ -133,7 +279,7 @@ def _apply_slices(acc: dict) -> None:
                     row[0] += count
                     row[1] += total
                     row[2].extend(values)
-                    row[3].extend(removed)
+                    row[3].extend(removes)
             continue
         week = metrics.floor_week(key[1])
         for grain, fdim, fkey, dim, value in _slice_keys(key):
@@ -142,7 +288,7 @@ def _apply_slices(acc: dict) -> None:
             row[0] += count
             row[1] += total
             row[2].extend(values)
-            row[3].extend(removed)
+            row[3].extend(removes)
     if not slices:
         return
     buckets = Q(pk__in=[])
@@ -150,84 +296,157 @@ def _apply_slices(acc: dict) -> None:
         buckets |= Q(grain=grain, bucket__in={k[1] for k in slices if k[0] == grain})
     existing = {(r.grain, r.bucket, r.metric, r.fdim, r.fkey, r.dim, r.key): r for r in MetricSlice.objects.filter(
         buckets, metric__in={k[2] for k in slices})}
-    new, changed = [], []
-    for skey, (count, total, values, removed) in slices.items():
+    new, changed, gone = [], [], []
+    for skey, (count, total, values, removes) in slices.items():
         row = existing.get(skey)
         if row is None:
+            if not count:
+                continue
             row = MetricSlice(grain=skey[0], bucket=skey[1], metric=skey[2], fdim=skey[3], fkey=skey[4], dim=skey[5],
                               key=skey[6])
             new.append(row)
+        elif row.count + count == 0:
+            gone.append(row.pk)
+            continue
         else:
             changed.append(row)
+        complete = row.count <= metrics.EXACT_MAX  # a row this small holds all its values
         row.count += count
         row.total += total
-        if values or removed:
+        if values or removes:
             hist = dict(row.hist)
-            for v, step in [*((v, 1) for v in values), *((v, -1) for v in removed)]:
+            for v, step in [*((v, 1) for v in values), *((v, -1) for v in removes)]:
                 b = str(metrics.hist_bin(v))
                 hist[b] = hist.get(b, 0) + step
-                if not hist[b]:
-                    del hist[b]
-            row.hist = hist
+            row.hist = {b: n for b, n in hist.items() if n}
             # exact values only while small: beyond that the histogram answers
-            row.values = (values_less(sorted([*row.values, *values]), removed) if row.count <= metrics.EXACT_MAX
-                          else [])
+            if row.count > metrics.EXACT_MAX:
+                row.values = []
+            elif complete:
+                row.values = _values_change(row.values, values, removes)
+            else:  # small again after a spam mark took values out: its values from the full rows
+                row.values = _slice_values_reload(row)
     MetricSlice.objects.bulk_create(new, batch_size=500)
     MetricSlice.objects.bulk_update(changed, ["count", "total", "values", "hist"], batch_size=500)
+    MetricSlice.objects.filter(pk__in=gone).delete()
 
 
-def _apply_term_rows(events: list[MetricEvent]) -> None:
+_ROLLUP_COLUMNS = {"channel": "channel", "account": "account_id", "queue": "queue_id", "team": "team_id",
+                   "agent": "agent_id"}
+
+
+def _slice_values_reload(row: MetricSlice) -> list:
+    """A slice row's exact values, from the full rollup rows it sums (already updated)."""
+    rows = MetricRollup.objects.filter(metric=row.metric)
+    if row.grain == SliceGrain.HOUR:
+        rows = rows.filter(grain=Grain.HOUR, bucket=row.bucket)
+    elif row.grain == SliceGrain.DAY:
+        rows = rows.filter(grain=Grain.DAY, bucket=row.bucket)
+    else:
+        rows = rows.filter(grain=Grain.DAY, bucket__gte=row.bucket, bucket__lt=row.bucket + dt.timedelta(days=7))
+    for dim, key in ((row.fdim, row.fkey), (row.dim, row.key)):
+        if dim == CHANNEL_ACCOUNT:
+            channel, account_id = key.rsplit("|", 1)
+            rows = rows.filter(channel=channel, account_id=int(account_id))
+        elif dim:
+            column = _ROLLUP_COLUMNS[dim]
+            rows = rows.filter(**{column: key if column == "channel" else int(key)})
+    return sorted(v for values in rows.values_list("values", flat=True) for v in values)
+
+
+def _event_terms(e: MetricEvent) -> list[tuple[str, str]]:
+    # is_hashtag: events recorded before digits-only tags were refused (a rebuild drops them too)
+    terms = [("topic", t) for t in e.data.get("topics", [])]
+    terms += [("hashtag", t) for t in e.data.get("hashtags", []) if themes.is_hashtag(t)]
+    terms += [("keyword", t) for t in e.data.get("keywords", [])]
+    return [(term_type, term[:64]) for term_type, term in terms]
+
+
+def _example(e: MetricEvent) -> dict:
+    return {"message_id": e.data.get("message_id", e.pk), "conversation_id": e.conversation_id,
+            "sentiment": e.value, "text": e.data.get("excerpt", "")}
+
+
+def _apply_term_rows(effective: list[tuple[MetricEvent, int]], batch_ids) -> None:
     acc: dict[tuple, dict] = {}
-    for e in events:
+    for e, sign in effective:
         if e.kind != "msg_in":
             continue
         label = metrics.sentiment_label(e.value)
-        # is_hashtag: events recorded before digits-only tags were refused (a rebuild drops them too)
-        terms = [("topic", t) for t in e.data.get("topics", [])]
-        terms += [("hashtag", t) for t in e.data.get("hashtags", []) if themes.is_hashtag(t)]
-        terms += [("keyword", t) for t in e.data.get("keywords", [])]
         buckets = ((Grain.HOUR, metrics.floor_hour(e.occurred_at)), (Grain.DAY, metrics.floor_day(e.occurred_at)))
-        for (term_type, term), (grain, bucket) in itertools.product(terms, buckets):
-            key = (grain, bucket, e.channel, e.account_id, term_type, term[:64])
+        for (term_type, term), (grain, bucket) in itertools.product(_event_terms(e), buckets):
+            key = (grain, bucket, e.channel, e.account_id, term_type, term)
             row = acc.setdefault(key, {"count": 0, "positive": 0, "negative": 0, "neutral": 0, "total": 0.0,
-                                       "examples": []})
-            row["count"] += 1
+                                       "examples": {}})
+            row["count"] += sign
             if label in ("positive", "negative", "neutral"):
-                row[label] += 1
-                row["total"] += e.value
+                row[label] += sign
+                row["total"] += e.value * sign
                 if label != "neutral":
-                    row["examples"] = examples_merge(row["examples"], [{
-                        "message_id": e.data.get("message_id", e.pk), "conversation_id": e.conversation_id,
-                        "sentiment": e.value, "text": e.data.get("excerpt", "")}])
+                    example = _example(e)
+                    net = row["examples"].setdefault(example["message_id"], [0, example])
+                    net[0] += sign
     if not acc:
         return
     existing = {(r.grain, r.bucket, r.channel, r.account_id, r.term_type, r.term): r
                 for r in TermRollup.objects.filter(bucket__in={k[1] for k in acc}, term__in={k[5] for k in acc})}
-    new, changed = [], []
+    new, changed, gone, short = [], [], [], []
     for key, inc in acc.items():
         row = existing.get(key)
         if row is None:
+            if not inc["count"]:
+                continue
             row = TermRollup(grain=key[0], bucket=key[1], channel=key[2], account_id=key[3], term_type=key[4],
                              term=key[5])
             new.append(row)
+        elif row.count + inc["count"] == 0:
+            gone.append(row.pk)
+            continue
         else:
             changed.append(row)
         for f in ("count", "positive", "negative", "neutral", "total"):
             setattr(row, f, getattr(row, f) + inc[f])
-        row.examples = examples_merge(row.examples, inc["examples"])
+        taken = {m for m, (net, _) in inc["examples"].items() if net < 0}
+        kept = [x for x in row.examples if x["message_id"] not in taken]
+        if len(kept) < len(row.examples):
+            short.append(row)  # an example left with a spam mark: the next best take its place
+        row.examples = examples_merge(kept, [x for net, x in inc["examples"].values() if net > 0])
+    if short:
+        _term_examples_refill(short, batch_ids)
     TermRollup.objects.bulk_create(new, batch_size=500)
     TermRollup.objects.bulk_update(changed, ["count", "positive", "negative", "neutral", "total", "examples"],
                                    batch_size=500)
+    TermRollup.objects.filter(pk__in=gone).delete()
 
 
-def _apply_facts(events: list[MetricEvent]) -> None:
+def _term_examples_refill(rows: list[TermRollup], batch_ids) -> None:
+    """The examples of term rows a spam mark took some from, again from the messages they
+    count (outside spam): the same as if the spam had never been counted."""
+    groups = defaultdict(list)
+    for row in rows:
+        groups[(row.grain, row.bucket, row.channel, row.account_id)].append(row)
+    applied = _applied_q(batch_ids)
+    for (grain, bucket, channel, account_id), members in groups.items():
+        span = dt.timedelta(hours=1) if grain == Grain.HOUR else dt.timedelta(days=1)
+        events = list(MetricEvent.objects.filter(applied, kind="msg_in", channel=channel, account_id=account_id,
+                                                 occurred_at__gte=bucket, occurred_at__lt=bucket + span))
+        spam = spam_conversations({e.conversation_id for e in events}, applied=applied)
+        pool = defaultdict(list)
+        for e in events:
+            if e.conversation_id not in spam and metrics.sentiment_label(e.value) in ("positive", "negative"):
+                for term in _event_terms(e):
+                    pool[term].append(_example(e))
+        for row in members:
+            row.examples = examples_merge([], pool.get((row.term_type, row.term), []))
+
+
+def _apply_facts(events: list[MetricEvent], *, customers_skip=frozenset()) -> None:
     """Folds events into per-conversation and per-customer facts. Every update
-    is a sum, min, max or union, so the order events arrive in does not matter."""
+    is a sum, min, max or union, so the order events arrive in does not matter.
+    `customers_skip`: customers whose fact is refolded whole (_facts_refold)."""
     conv_ids = {e.conversation_id for e in events if e.conversation_id}
     facts = {f.conversation_id: f for f in ConversationFact.objects.filter(conversation_id__in=conv_ids)}
-    cust_ids = {e.customer_id for e in events if e.kind == "msg_in" and e.customer_id}
-    customers = {c.customer_id: c for c in CustomerFact.objects.filter(customer_id__in=cust_ids)}
-    new_facts, new_customers = {}, {}
+    new_facts = {}
     for e in events:
         if not e.conversation_id:
             continue
@@ -265,29 +484,58 @@ def _apply_facts(events: list[MetricEvent]) -> None:
                     fact.first_sentiment_key, fact.first_sentiment = key, e.value
                 if key > fact.last_sentiment_key:
                     fact.last_sentiment_key, fact.last_sentiment = key, e.value
-            cust = customers.get(e.customer_id)
-            if cust is None:
-                cust = customers[e.customer_id] = new_customers[e.customer_id] = CustomerFact(
-                    customer_id=e.customer_id)
-            cust.inbound += 1
-            if e.value is not None:
-                cust.recent = sorted([*cust.recent, [key, e.value]])[-10:]
-            if e.data.get("churn"):
-                cust.churn_hits += 1
-                cust.churn_words = sorted(set(cust.churn_words) | set(e.data["churn"]))
-            if cust.last_contact_at is None or e.occurred_at >= cust.last_contact_at:
-                if cust.last_contact_at is None or e.occurred_at > cust.last_contact_at \
-                        or e.conversation_id > cust.last_conversation_id:
-                    cust.last_conversation_id = e.conversation_id
-                cust.last_contact_at = e.occurred_at
-                cust.channel = e.channel
     ConversationFact.objects.bulk_create(new_facts.values(), batch_size=500)
     fields = [f.name for f in ConversationFact._meta.fields if not f.primary_key]
     ConversationFact.objects.bulk_update([f for k, f in facts.items() if k not in new_facts], fields, batch_size=500)
+    _fold_customers([e for e in events if e.kind == "msg_in" and e.customer_id and e.conversation_id
+                     and e.customer_id not in customers_skip])
+
+
+def _fold_customers(events: list[MetricEvent]) -> None:
+    """The customers' facts (at risk: recent sentiment, churn words, last contact) from their messages."""
+    cust_ids = {e.customer_id for e in events}
+    customers = {c.customer_id: c for c in CustomerFact.objects.filter(customer_id__in=cust_ids)}
+    new_customers = {}
+    for e in events:
+        key = _sort_key(e)
+        cust = customers.get(e.customer_id)
+        if cust is None:
+            cust = customers[e.customer_id] = new_customers[e.customer_id] = CustomerFact(
+                customer_id=e.customer_id)
+        cust.inbound += 1
+        if e.value is not None:
+            cust.recent = sorted([*cust.recent, [key, e.value]])[-10:]
+        if e.data.get("churn"):
+            cust.churn_hits += 1
+            cust.churn_words = sorted(set(cust.churn_words) | set(e.data["churn"]))
+        if cust.last_contact_at is None or e.occurred_at >= cust.last_contact_at:
+            if cust.last_contact_at is None or e.occurred_at > cust.last_contact_at \
+                    or e.conversation_id > cust.last_conversation_id:
+                cust.last_conversation_id = e.conversation_id
+            cust.last_contact_at = e.occurred_at
+            cust.channel = e.channel
     CustomerFact.objects.bulk_create(new_customers.values(), batch_size=500)
     cfields = [f.name for f in CustomerFact._meta.fields if not f.primary_key]
     CustomerFact.objects.bulk_update([c for k, c in customers.items() if k not in new_customers], cfields,
                                      batch_size=500)
+
+
+def _facts_refold(marked: set[int], spam: set[int], batch_ids) -> set[int]:
+    """The facts of conversations marked or unmarked spam in a batch, and of their customers,
+    folded again from the events the rollups hold (none for a conversation that is spam).
+    Returns those customers."""
+    applied = _applied_q(batch_ids)
+    ConversationFact.objects.filter(conversation_id__in=list(marked)).delete()
+    customers = set(MetricEvent.objects.filter(conversation_id__in=list(marked)).exclude(customer_id=0)
+                    .values_list("customer_id", flat=True).distinct())
+    _apply_facts(list(MetricEvent.objects.filter(applied, conversation_id__in=list(marked - spam))
+                      .exclude(kind__in=SPAM_MARKS).order_by("id")), customers_skip=customers)
+    CustomerFact.objects.filter(customer_id__in=list(customers)).delete()
+    messages = list(MetricEvent.objects.filter(applied, customer_id__in=list(customers), kind="msg_in")
+                    .exclude(conversation_id=0).order_by("id"))
+    out = spam_conversations({m.conversation_id for m in messages}, applied=applied)
+    _fold_customers([m for m in messages if m.conversation_id not in out])
+    return customers
 
 
 def rollups_apply(*, batch_size: int = 2000, max_batches: int = 50) -> int:
@@ -302,9 +550,13 @@ def rollups_apply(*, batch_size: int = 2000, max_batches: int = 50) -> int:
             events = list(MetricEvent.objects.filter(rolled_up=False).order_by("id")[:batch_size])
             if not events:
                 break
-            _apply_metric_rows(events)
-            _apply_term_rows(events)
-            _apply_facts(events)
+            effective, marked, spam = spam_filter(events)
+            batch_ids = [e.pk for e in events]
+            _apply_metric_rows([*_signed_increments(effective), *repeat_contact_increments(events)])
+            _apply_term_rows(effective, batch_ids)
+            customers = _facts_refold(marked, spam, batch_ids) if marked else set()
+            _apply_facts([e for e, sign in effective if sign > 0 and e.conversation_id not in marked
+                          and e.kind not in SPAM_MARKS], customers_skip=customers)
             MetricEvent.objects.filter(pk__in=[e.pk for e in events]).update(rolled_up=True)
             lock.applied_total += len(events)
             lock.last_run_at = timezone.now()

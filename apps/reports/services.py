@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 
 AUDIT_KINDS = {"created", "reopened", "status_changed", "reply_sent", "sla_breached", "marked_spam", "spam_marked",
                "unmarked_spam", "assigned"}
-REPEAT_WINDOW = dt.timedelta(days=7)
 
 
 # --- metric events ------------------------------------------------------------
@@ -109,20 +108,8 @@ def _cycle_count(conversation: Conversation, state: ConversationMetricState, dim
                       dims=dims, cycle=state.cycle)
     state.cycle_counted = True
     state.save(update_fields=["cycle_counted"])
-    _repeat_contact_check(customer_id=conversation.customer_id, at=state.cycle_started_at)
-
-
-def _repeat_contact_check(*, customer_id: int, at: dt.datetime) -> None:
-    resolution = (MetricEvent.objects.filter(customer_id=customer_id, kind="resolved",
-                                             occurred_at__gte=at - REPEAT_WINDOW, occurred_at__lte=at)
-                  .order_by("-occurred_at", "-id").first())
-    if resolution is None:
-        return
-    # Counted in the resolution's hour, so rate = repeat contacts / resolutions of the same period.
-    dims = {f: getattr(resolution, f) for f in ("conversation_id", "channel", "account_id", "queue_id", "team_id",
-                                                "agent_id", "customer_id")}
-    metric_event_emit(key=f"repeat:{resolution.pk}", kind="repeat_contact", occurred_at=resolution.occurred_at, dims=dims,
-                      cycle=resolution.cycle, value=(at - resolution.occurred_at).total_seconds())
+    # Repeat contacts are not decided here (an agent's reopen starts a cycle too): the rollups
+    # derive them from the customer's messages after a resolution (rollups.repeat_contact_increments).
 
 
 def _cycle_start(conversation: Conversation, state: ConversationMetricState, started_at: dt.datetime) -> None:
@@ -144,10 +131,13 @@ def _due_in_cycle(due: dt.datetime | None, state: ConversationMetricState) -> bo
     return due is not None and due >= state.cycle_started_at
 
 
-def _sla_outcome(conversation, state, *, target: str, met: bool, at: dt.datetime, agent_id=None) -> None:
+def _sla_outcome(conversation, state, *, target: str, met: bool, at: dt.datetime, agent_id=None,
+                 due: dt.datetime | None = None) -> None:
     if target in state.sla_decided:
         return
     kind = "sla_met" if met else "sla_breached"
+    if not met and due is not None:
+        at = due  # a breach counts at its due time, whenever the monitor, a reply or a resolve noticed it
     metric_event_emit(key=f"sla:{conversation.pk}:{state.cycle}:{target}", kind=kind, occurred_at=at,
                       dims=conversation_dims(conversation, agent_id), cycle=state.cycle, data={"target": target})
     state.sla_decided = [*state.sla_decided, target]
@@ -177,7 +167,7 @@ def _reply_sent(conversation: Conversation, state: ConversationMetricState, mess
         state.save(update_fields=["first_response_done"])
         if _due_in_cycle(conversation.first_response_due_at, state):
             _sla_outcome(conversation, state, target="first_response", met=at <= conversation.first_response_due_at,
-                         at=at, agent_id=message.author_user_id)
+                         at=at, agent_id=message.author_user_id, due=conversation.first_response_due_at)
     # Reply time: from the first customer message not yet answered by a human,
     # counted from the later of the previous human reply and this cycle's start.
     previous = (Message.objects.filter(conversation_id=conversation.pk, direction=Message.Direction.OUTBOUND,
@@ -243,7 +233,7 @@ def _resolved(conversation: Conversation, state: ConversationMetricState, at: dt
                           occurred_at=handled.occurred_at, dims=event_dims(handled), cycle=state.cycle)
     if _due_in_cycle(conversation.resolution_due_at, state):
         _sla_outcome(conversation, state, target="resolution", met=at <= conversation.resolution_due_at, at=at,
-                     agent_id=agent_id)
+                     agent_id=agent_id, due=conversation.resolution_due_at)
 
 
 def event_dims(event: MetricEvent) -> dict:
@@ -355,8 +345,15 @@ def _record_for_event(event) -> None:
         old, new = data.get("old"), data.get("new")
         if old == "resolved" and new == "open":
             _cycle_start(conversation, state, conversation.cycle_started_at or at)
-        elif new == "closed" and (conversation.is_spam or "ignored" in str(data.get("reason", ""))):
-            _dismissed(conversation, state, event)  # a routing rule's spam / ignore
+        elif new == "closed" and conversation.is_spam and str(data.get("reason", "")).startswith("spam"):
+            # a routing rule's spam: closed without a resolution (dismissed, should it be unmarked),
+            # and out of every metric while it is spam (an agent's close of a spam conversation is
+            # its resolution, counted if it is unmarked)
+            _cycle_count(conversation, state)
+            _dismissed(conversation, state, event)
+            _spam_mark(conversation, event, spam=True)
+        elif new == "closed" and "ignored" in str(data.get("reason", "")):
+            _dismissed(conversation, state, event)  # a routing rule's ignore
         elif new == "resolved" or (new == "closed" and old != "resolved"):
             _cycle_count(conversation, state)
             _resolved(conversation, state, at, event.actor_id)
@@ -364,15 +361,34 @@ def _record_for_event(event) -> None:
         _cycle_count(conversation, state)
         _reply_sent(conversation, state, data.get("message_id"), at)
     elif event.kind in ("marked_spam", "spam_marked"):
-        _dismissed(conversation, state, event)
+        _spam_mark(conversation, event, spam=True)
     elif event.kind == "unmarked_spam":
-        _undismissed(conversation, state, event)
+        if conversation.status != "closed":
+            _undismissed(conversation, state, event)  # dismissed before spam left every metric (older events)
+        _spam_mark(conversation, event, spam=False)
     elif event.kind == "sla_breached":
-        # the SLA monitor's breach: credited to the agent assigned at that moment (0: unassigned)
+        # the SLA monitor's breach: credited to the agent assigned at that moment (0: unassigned),
+        # counted at its due time
         _sla_outcome(conversation, state, target=str(data.get("target") or "sla"), met=False, at=at,
-                     agent_id=conversation.assignee_id or 0)
+                     agent_id=conversation.assignee_id or 0, due=_parse_time(data.get("due_at")))
     elif event.kind == "assigned" and conversation.assignee_id:
         _handled(conversation, state, conversation.assignee_id)
+
+
+def _parse_time(value) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _spam_mark(conversation: Conversation, event, *, spam: bool) -> None:
+    """The rollups leave the conversation out of every metric from a "spam" mark until an
+    "unspam" one (rollups.spam_filter): its facts are recorded as for any conversation, so
+    the order of a breach, a message read or a resolve and the mark does not matter."""
+    kind = metrics.SPAM_MARKS[0] if spam else metrics.SPAM_MARKS[1]
+    metric_event_emit(key=f"{kind}:{conversation.pk}:{event.pk}", kind=kind, occurred_at=event.created_at,
+                      dims=conversation_dims(conversation))
 
 
 def _msg_in_data(message: Message) -> dict:
@@ -415,7 +431,7 @@ def inbound_messages_record(*, now: dt.datetime | None = None, limit: int = 5000
         if message.pk in unrouted and message.created_at > now - unscored_after:
             waiting_from = waiting_from or message.pk  # not routed yet: next run
             continue
-        if f"in:{message.pk}" not in seen and not message.conversation.is_spam:
+        if f"in:{message.pk}" not in seen:  # spam too: the rollups leave it out while it is marked
             todo.setdefault(message.conversation_id, []).append(message)
         if waiting_from is None:
             watermark = max(watermark, message.pk)
