@@ -40,11 +40,17 @@ def _sort_key(event: MetricEvent) -> str:
     return f"{event.occurred_at.astimezone(dt.timezone.utc):%Y%m%d%H%M%S%f}|{event.pk:012d}"
 
 
-def _apply_metric_rows(events: list[MetricEvent]) -> None:
+def _buckets(moment: dt.datetime, grains=None) -> list[tuple[str, dt.datetime]]:
+    """The rollup buckets an event at `moment` adds to (`grains`: only those; a backfill)."""
+    out = [(Grain.HOUR, metrics.floor_hour(moment)), (Grain.QUARTER, metrics.floor_quarter(moment)),
+           (Grain.DAY, metrics.floor_day(moment))]
+    return [b for b in out if grains is None or b[0] in grains]
+
+
+def _apply_metric_rows(events: list[MetricEvent], grains=None) -> None:
     acc: dict[tuple, list] = {}
     for e in events:
-        for grain, bucket in ((Grain.HOUR, metrics.floor_hour(e.occurred_at)),
-                              (Grain.DAY, metrics.floor_day(e.occurred_at))):
+        for grain, bucket in _buckets(e.occurred_at, grains):
             for metric, value, delta in _increments(e):
                 key = (grain, bucket, metric, e.channel, e.account_id, e.queue_id, e.team_id, e.agent_id)
                 row = acc.setdefault(key, [0, 0.0, []])
@@ -105,18 +111,19 @@ def _slice_keys(key: tuple):
 
 def _apply_slices(acc: dict) -> None:
     """Adds the day increments to the slices (MetricSlice): one dimension at a time, day and
-    week, and the filter slices (see _slice_keys); the hour increments to the hour slices."""
+    week, and the filter slices (see _slice_keys); the hour increments to the hour slices,
+    the quarter-hour ones to the quarter slices (the same rows, a quarter of an hour each)."""
     slices: dict[tuple, list] = {}
     for key, (count, total, values) in acc.items():
-        if key[0] == Grain.HOUR:
+        if key[0] in (Grain.HOUR, Grain.QUARTER):
             cells = dict((dim, str(key[index])) for dim, index in SLICE_DIMS)
             views = [("", "")]
             if key[2] in CHANNEL_ACCOUNT_METRICS:
                 views.append((CHANNEL_ACCOUNT, channel_account_key(key[3], key[4])))
             for fdim in HOUR_SLICE_FILTERS:
                 for dim, value in views:
-                    row = slices.setdefault((SliceGrain.HOUR, key[1], key[2], fdim, cells.get(fdim, ""), dim, value),
-                                            [0, 0.0, []])
+                    row = slices.setdefault((SliceGrain(key[0]), key[1], key[2], fdim, cells.get(fdim, ""), dim,
+                                             value), [0, 0.0, []])
                     row[0] += count
                     row[1] += total
                     row[2].extend(values)
@@ -158,7 +165,7 @@ def _apply_slices(acc: dict) -> None:
     MetricSlice.objects.bulk_update(changed, ["count", "total", "values", "hist"], batch_size=500)
 
 
-def _apply_term_rows(events: list[MetricEvent]) -> None:
+def _apply_term_rows(events: list[MetricEvent], grains=None) -> None:
     acc: dict[tuple, dict] = {}
     for e in events:
         if e.kind != "msg_in":
@@ -168,7 +175,7 @@ def _apply_term_rows(events: list[MetricEvent]) -> None:
         terms = [("topic", t) for t in e.data.get("topics", [])]
         terms += [("hashtag", t) for t in e.data.get("hashtags", []) if themes.is_hashtag(t)]
         terms += [("keyword", t) for t in e.data.get("keywords", [])]
-        buckets = ((Grain.HOUR, metrics.floor_hour(e.occurred_at)), (Grain.DAY, metrics.floor_day(e.occurred_at)))
+        buckets = _buckets(e.occurred_at, grains)
         for (term_type, term), (grain, bucket) in itertools.product(terms, buckets):
             key = (grain, bucket, e.channel, e.account_id, term_type, term[:64])
             row = acc.setdefault(key, {"count": 0, "positive": 0, "negative": 0, "neutral": 0, "total": 0.0,
@@ -292,6 +299,29 @@ def rollups_apply(*, batch_size: int = 2000, max_batches: int = 50) -> int:
             lock.last_run_at = timezone.now()
             lock.save()
             applied += len(events)
+    return applied
+
+
+def quarter_rows_backfill(batch_size: int = 2000) -> int:
+    """The quarter-hour rows (rollups, slices, terms) of the events already applied, built
+    from the events: once, on a database whose rollups predate them (migration 0016). The
+    applier and a rebuild write them along with the rest."""
+    applied = 0
+    with transaction.atomic():
+        RollupLock.objects.get_or_create(pk=1)
+        RollupLock.objects.select_for_update().get(pk=1)
+        if MetricRollup.objects.filter(grain=Grain.QUARTER).exists():
+            return 0
+        last = 0
+        while True:
+            events = list(MetricEvent.objects.filter(rolled_up=True, pk__gt=last).order_by("pk")[:batch_size])
+            if not events:
+                break
+            _apply_metric_rows(events, grains=(Grain.QUARTER,))
+            _apply_term_rows(events, grains=(Grain.QUARTER,))
+            last = events[-1].pk
+            applied += len(events)
+        RollupLock.objects.filter(pk=1).update(cache_epoch=new_cache_epoch())
     return applied
 
 
