@@ -10,30 +10,34 @@ from django.db.models.functions import TruncDate
 
 from . import metrics
 from .metrics import CHANNEL_ACCOUNT, HOUR_SLICE_FILTERS
-from .models import Grain, MetricRollup, MetricSlice, SliceGrain, SpikeAlert, TermRollup
+from .models import Grain, MetricRollup, MetricSlice, SpikeAlert, TermRollup
 from .params import DEFINITIONS, ReportParams
-from .slice_reader import (SENTIMENT_METRICS, Agg, SlicePlan, dimension_labels, rollup_breakdown, rollup_rows,
-                           rows_group, sentiment_row, slice_breakdown, slice_groups, slice_plan)
+from .slice_reader import (SENTIMENT_METRICS, Agg, SlicePlan, dimension_labels, local_buckets_q, rollup_breakdown,
+                           rollup_rows, rows_group, sentiment_row, slice_breakdown, slice_groups, slice_plan)
 
 # --- marketing ------------------------------------------------------------------
 
-def _term_grain(params: ReportParams) -> str:
-    """Day rows for UTC (whole UTC days), hour rows to regroup into local days."""
-    return Grain.DAY if params.tz.key == "UTC" else Grain.HOUR
+def _local_rows_q(params: ReportParams) -> Q:
+    """The rows to regroup into local days: day rows for UTC (whole UTC days), else hour rows
+    and the quarter-hour rows of the hours a local midnight splits, each in one local day."""
+    lo, hi = params.utc_range
+    if params.tz.key == "UTC":
+        return Q(grain=Grain.DAY, bucket__gte=lo, bucket__lt=hi)
+    return local_buckets_q(lo, hi, params.cuts)
 
 
 def _term_range(params: ReportParams) -> Q:
     """The range as whole UTC days (day rows) plus the hours of the partial days at
-    its ends (hour rows): a 30-day Berlin range reads 29 day rows and 24 hour rows
-    per term, not 720 hour rows. Only added, never subtracted: examples can't be."""
+    its ends (hour rows, and quarter-hour rows up to a local midnight that is not a whole
+    hour): a 30-day Berlin range reads 29 day rows and 24 hour rows per term, not 720 hour
+    rows. Only added, never subtracted: examples can't be."""
     lo, hi = params.utc_range
     inner_lo = metrics.floor_day(lo) + (dt.timedelta(days=1) if lo != metrics.floor_day(lo) else dt.timedelta())
     inner_hi = metrics.floor_day(hi)
     if inner_hi <= inner_lo:
-        return Q(grain=Grain.HOUR, bucket__gte=lo, bucket__lt=hi)
+        return local_buckets_q(lo, hi)
     return (Q(grain=Grain.DAY, bucket__gte=inner_lo, bucket__lt=inner_hi)
-            | Q(grain=Grain.HOUR, bucket__gte=lo, bucket__lt=inner_lo)
-            | Q(grain=Grain.HOUR, bucket__gte=inner_hi, bucket__lt=hi))
+            | local_buckets_q(lo, inner_lo) | local_buckets_q(inner_hi, hi))
 
 
 def _term_rows(params: ReportParams, q: Q):
@@ -87,12 +91,12 @@ def themes(params: ReportParams, term_type: str, limit: int = 20) -> list[dict]:
 
 def terms_by_day(params: ReportParams, term_type: str, terms: list[str]) -> list[dict]:
     """Volume and net sentiment per local day of the given terms, summed in SQL per
-    local day (day rows in UTC; hour rows, each in the local day it starts in, elsewhere)."""
+    local day (day rows in UTC; elsewhere hour rows, and quarter-hour rows in the hours a
+    local midnight splits: local_buckets_q)."""
     lo, hi = params.utc_range
     acc = {}
     if terms:
-        rows = _term_rows(params, Q(grain=_term_grain(params), term_type=term_type, term__in=terms, bucket__gte=lo,
-                                    bucket__lt=hi))
+        rows = _term_rows(params, _local_rows_q(params) & Q(term_type=term_type, term__in=terms))
         for day, term, count, pos, neg, neu in rows.annotate(day=TruncDate("bucket", tzinfo=params.tz)).values_list(
                 "day", "term").annotate(**TERM_SUMS).order_by():
             acc[(day, term)] = (count, pos, neg, pos + neg + neu)
@@ -146,13 +150,13 @@ def _sentiment_series(params: ReportParams) -> dict:
 
 def _channel_account_days_add(params: ReportParams, plan: SlicePlan, days: dict) -> None:
     """The per-day series by channel and by account: the channel-and-account hour slices of
-    the plan's filter (or none) summed per local day in SQL, each hour in the local day it
-    starts in (as the slice plan counts them): a few rows an hour (90 days in Los Angeles,
-    ~43k rows) where the day slices plus each day's edge hours took ~0.45 s of Python, and a
-    filter's full hour rows a scan of the whole rollup table."""
+    the plan's filter (or none) summed per local day in SQL, each hour in its local day
+    (quarter-hour slices where a local midnight splits an hour): a few rows an hour (90
+    days in Los Angeles, ~43k rows) where the day slices plus each day's edge hours took ~0.45 s
+    of Python, and a filter's full hour rows a scan of the whole rollup table."""
     lo, hi = params.utc_range
-    rows = MetricSlice.objects.filter(grain=SliceGrain.HOUR, fdim=plan.fdim, fkey=plan.fkey, dim=CHANNEL_ACCOUNT,
-                                      metric__in=SENTIMENT_METRICS, bucket__gte=lo, bucket__lt=hi)
+    rows = MetricSlice.objects.filter(local_buckets_q(lo, hi, params.cuts), fdim=plan.fdim, fkey=plan.fkey,
+                                      dim=CHANNEL_ACCOUNT, metric__in=SENTIMENT_METRICS)
     for day, key, metric, c, t in (rows.annotate(day=TruncDate("bucket", tzinfo=params.tz))
                                    .values_list("day", "key", "metric").annotate(c=Sum("count"), t=Sum("total"))
                                    .order_by()):
@@ -164,12 +168,9 @@ def _channel_account_days_add(params: ReportParams, plan: SlicePlan, days: dict)
 def _full_days_add(params: ReportParams, metric_names, days: dict) -> None:
     """An agent's per-day series by channel and by account (agents have no hour slices): its
     full rows of the count metrics summed per local day, channel and account in SQL (day rows in
-    UTC; elsewhere hour rows, each in the local day it starts in, as the slice plan counts them),
+    UTC; elsewhere hour rows, and quarter-hour rows in the hours a local midnight splits),
     read through the agent index."""
-    lo, hi = params.utc_range
-    grain = Grain.DAY if params.tz.key == "UTC" else Grain.HOUR
-    rows = MetricRollup.objects.filter(grain=grain, bucket__gte=lo, bucket__lt=hi, metric__in=list(metric_names),
-                                       **params.filters())
+    rows = MetricRollup.objects.filter(_local_rows_q(params), metric__in=list(metric_names), **params.filters())
     for day, channel, account_id, metric, c, t in (
             rows.annotate(day=TruncDate("bucket", tzinfo=params.tz)).values_list("day", "channel", "account_id", "metric")
             .annotate(c=Sum("count"), t=Sum("total")).order_by()):

@@ -120,6 +120,51 @@ def floor_hour(moment: dt.datetime) -> dt.datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
+QUARTER = dt.timedelta(minutes=15)
+HOUR = dt.timedelta(hours=1)
+
+
+def floor_quarter(moment: dt.datetime) -> dt.datetime:
+    """The UTC quarter hour `moment` is in: every zone's offset since 1972 is a multiple of 15
+    minutes, so a local midnight is always a quarter's start."""
+    moment = moment.astimezone(dt.timezone.utc)
+    return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
+
+
+def hour_ceil(moment: dt.datetime) -> dt.datetime:
+    floor = floor_hour(moment)
+    return floor if floor == moment else floor + HOUR
+
+
+def quarters(lo: dt.datetime, hi: dt.datetime) -> list[dt.datetime]:
+    """The quarter buckets of [lo, hi) (both quarter starts)."""
+    out = []
+    while lo < hi:
+        out.append(lo)
+        lo += QUARTER
+    return out
+
+
+def local_midnights(start: dt.date, end: dt.date, tz: ZoneInfo) -> list[dt.datetime]:
+    """The UTC instants at which the local days start+1 .. end begin: the cuts inside the range."""
+    return [dt.datetime.combine(start + dt.timedelta(days=i), dt.time.min, tzinfo=tz).astimezone(dt.timezone.utc)
+            for i in range(1, (end - start).days + 1)]
+
+
+def bucket_cover(lo: dt.datetime, hi: dt.datetime, cuts=()) -> tuple[dt.datetime, dt.datetime, list, list]:
+    """[lo, hi) as UTC hour buckets and quarter buckets, none across any of `cuts` (local
+    midnights): (first hour, end of the hours, the hours in between to skip, the quarters).
+    The hours [a, b) but the skipped ones, plus the quarters, are exactly [lo, hi): an hour
+    holding a local midnight that is not a whole hour (India, Nepal, Newfoundland, South
+    Australia) is read as its four quarters; a whole-hour zone reads hours only."""
+    a, b = hour_ceil(lo), floor_hour(hi)
+    if b <= a:  # no whole hour inside: quarters only
+        return a, a, [], quarters(lo, hi)
+    split = sorted({floor_hour(c) for c in cuts if lo < c < hi and c != floor_hour(c)})
+    out = quarters(lo, a) + [q for h in split for q in quarters(h, h + HOUR)] + quarters(b, hi)
+    return a, b, split, out
+
+
 def floor_day(moment: dt.datetime) -> dt.datetime:
     return floor_hour(moment).replace(hour=0)
 

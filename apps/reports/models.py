@@ -90,6 +90,9 @@ class WorkSession(models.Model):
 class Grain(models.TextChoices):
     HOUR = "h", "Hour"
     DAY = "d", "Day"
+    # UTC quarter hour: read only where a local midnight falls inside an hour (a zone whose
+    # offset is not whole hours: India, Nepal, Newfoundland, South Australia): see docs/reports.md
+    QUARTER = "q", "Quarter hour"
 
 
 class MetricRollup(models.Model):
@@ -131,6 +134,8 @@ class SliceGrain(models.TextChoices):
     # value: the hours a local day takes from or gives to its UTC day (metrics.HOUR_SLICE_FILTERS);
     # and for the sentiment counts per channel and account as well (dim metrics.CHANNEL_ACCOUNT)
     HOUR = "h", "Hour"
+    # UTC quarter hour: the same rows as the hour slices, for the hours a local midnight splits
+    QUARTER = "q", "Quarter hour"
 
 
 class MetricSlice(models.Model):

@@ -35,6 +35,11 @@ class ReportParams:
         return metrics.local_range_utc(self.start, self.end, self.tz)
 
     @property
+    def cuts(self) -> list[dt.datetime]:
+        """The UTC instants of the local midnights inside the range (where one local day ends and the next starts)."""
+        return metrics.local_midnights(self.start, self.end, self.tz)
+
+    @property
     def days(self) -> list[dt.date]:
         return [self.start + dt.timedelta(days=i) for i in range((self.end - self.start).days + 1)]
 

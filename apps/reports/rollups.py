@@ -195,13 +195,20 @@ def _sort_key(event: MetricEvent) -> str:
     return f"{event.occurred_at.astimezone(dt.timezone.utc):%Y%m%d%H%M%S%f}|{event.pk:012d}"
 
 
-def _apply_metric_rows(increments) -> None:
-    """(event, metric, value, delta) into the hour and day rows and the slices: a delta of -1
-    takes a count, its value and the value itself out again; a row left at 0 is deleted."""
+def _buckets(moment: dt.datetime, grains=None) -> list[tuple[str, dt.datetime]]:
+    """The rollup buckets an event at `moment` adds to (`grains`: only those; a backfill)."""
+    out = [(Grain.HOUR, metrics.floor_hour(moment)), (Grain.QUARTER, metrics.floor_quarter(moment)),
+           (Grain.DAY, metrics.floor_day(moment))]
+    return [b for b in out if grains is None or b[0] in grains]
+
+
+def _apply_metric_rows(increments, grains=None) -> None:
+    """(event, metric, value, delta) into the hour, quarter-hour and day rows and the slices: a
+    delta of -1 takes a count, its value and the value itself out again; a row left at 0 is
+    deleted. `grains`: only those (a backfill)."""
     acc: dict[tuple, list] = {}
     for e, metric, value, delta in increments:
-        for grain, bucket in ((Grain.HOUR, metrics.floor_hour(e.occurred_at)),
-                              (Grain.DAY, metrics.floor_day(e.occurred_at))):
+        for grain, bucket in _buckets(e.occurred_at, grains):
             key = (grain, bucket, metric, e.channel, e.account_id, e.queue_id, e.team_id, e.agent_id)
             row = acc.setdefault(key, [0, 0.0, [], []])  # count, total, values added, values taken out
             row[0] += delta
@@ -264,18 +271,19 @@ def _slice_keys(key: tuple):
 
 def _apply_slices(acc: dict) -> None:
     """Adds the day increments to the slices (MetricSlice): one dimension at a time, day and
-    week, and the filter slices (see _slice_keys); the hour increments to the hour slices."""
+    week, and the filter slices (see _slice_keys); the hour increments to the hour slices,
+    the quarter-hour ones to the quarter slices (the same rows, a quarter of an hour each)."""
     slices: dict[tuple, list] = {}
     for key, (count, total, values, removes) in acc.items():
-        if key[0] == Grain.HOUR:
+        if key[0] in (Grain.HOUR, Grain.QUARTER):
             cells = dict((dim, str(key[index])) for dim, index in SLICE_DIMS)
             views = [("", "")]
             if key[2] in CHANNEL_ACCOUNT_METRICS:
                 views.append((CHANNEL_ACCOUNT, channel_account_key(key[3], key[4])))
             for fdim in HOUR_SLICE_FILTERS:
                 for dim, value in views:
-                    row = slices.setdefault((SliceGrain.HOUR, key[1], key[2], fdim, cells.get(fdim, ""), dim, value),
-                                            [0, 0.0, [], []])
+                    row = slices.setdefault((SliceGrain(key[0]), key[1], key[2], fdim, cells.get(fdim, ""), dim,
+                                             value), [0, 0.0, [], []])
                     row[0] += count
                     row[1] += total
                     row[2].extend(values)
@@ -338,8 +346,8 @@ _ROLLUP_COLUMNS = {"channel": "channel", "account": "account_id", "queue": "queu
 def _slice_values_reload(row: MetricSlice) -> list:
     """A slice row's exact values, from the full rollup rows it sums (already updated)."""
     rows = MetricRollup.objects.filter(metric=row.metric)
-    if row.grain == SliceGrain.HOUR:
-        rows = rows.filter(grain=Grain.HOUR, bucket=row.bucket)
+    if row.grain in (SliceGrain.HOUR, SliceGrain.QUARTER):
+        rows = rows.filter(grain=Grain(row.grain), bucket=row.bucket)
     elif row.grain == SliceGrain.DAY:
         rows = rows.filter(grain=Grain.DAY, bucket=row.bucket)
     else:
@@ -367,13 +375,13 @@ def _example(e: MetricEvent) -> dict:
             "sentiment": e.value, "text": e.data.get("excerpt", "")}
 
 
-def _apply_term_rows(effective: list[tuple[MetricEvent, int]], batch_ids) -> None:
+def _apply_term_rows(effective: list[tuple[MetricEvent, int]], batch_ids, grains=None) -> None:
     acc: dict[tuple, dict] = {}
     for e, sign in effective:
         if e.kind != "msg_in":
             continue
         label = metrics.sentiment_label(e.value)
-        buckets = ((Grain.HOUR, metrics.floor_hour(e.occurred_at)), (Grain.DAY, metrics.floor_day(e.occurred_at)))
+        buckets = _buckets(e.occurred_at, grains)
         for (term_type, term), (grain, bucket) in itertools.product(_event_terms(e), buckets):
             key = (grain, bucket, e.channel, e.account_id, term_type, term)
             row = acc.setdefault(key, {"count": 0, "positive": 0, "negative": 0, "neutral": 0, "total": 0.0,
@@ -427,7 +435,8 @@ def _term_examples_refill(rows: list[TermRollup], batch_ids) -> None:
         groups[(row.grain, row.bucket, row.channel, row.account_id)].append(row)
     applied = _applied_q(batch_ids)
     for (grain, bucket, channel, account_id), members in groups.items():
-        span = dt.timedelta(hours=1) if grain == Grain.HOUR else dt.timedelta(days=1)
+        span = {Grain.HOUR: dt.timedelta(hours=1), Grain.QUARTER: dt.timedelta(minutes=15)}.get(
+            grain, dt.timedelta(days=1))
         events = list(MetricEvent.objects.filter(applied, kind="msg_in", channel=channel, account_id=account_id,
                                                  occurred_at__gte=bucket, occurred_at__lt=bucket + span))
         spam = spam_conversations({e.conversation_id for e in events}, applied=applied)
@@ -562,6 +571,33 @@ def rollups_apply(*, batch_size: int = 2000, max_batches: int = 50) -> int:
             lock.last_run_at = timezone.now()
             lock.save()
             applied += len(events)
+    return applied
+
+
+def quarter_rows_backfill(batch_size: int = 2000) -> int:
+    """The quarter-hour rows (rollups, slices, terms) of the events already applied, built
+    from the events: once, on a database whose rollups predate them (migration 0017). The
+    applier and a rebuild write them along with the rest."""
+    applied = 0
+    with transaction.atomic():
+        RollupLock.objects.get_or_create(pk=1)
+        RollupLock.objects.select_for_update().get(pk=1)
+        if MetricRollup.objects.filter(grain=Grain.QUARTER).exists():
+            return 0
+        last = 0
+        while True:
+            events = list(MetricEvent.objects.filter(rolled_up=True, pk__gt=last).order_by("pk")[:batch_size])
+            if not events:
+                break
+            # what the rollups hold of them: spam conversations' events are out (repeat contacts,
+            # derived from messages, are left to a rebuild)
+            spam = spam_conversations({e.conversation_id for e in events if e.conversation_id})
+            effective = [(e, 1) for e in events if e.kind not in SPAM_MARKS and e.conversation_id not in spam]
+            _apply_metric_rows(_signed_increments(effective), grains=(Grain.QUARTER,))
+            _apply_term_rows(effective, [e.pk for e in events], grains=(Grain.QUARTER,))
+            last = events[-1].pk
+            applied += len(events)
+        RollupLock.objects.filter(pk=1).update(cache_epoch=new_cache_epoch())
     return applied
 
 

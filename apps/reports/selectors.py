@@ -1,14 +1,14 @@
 """Reads for the reports. They read rollups and facts only, never messages.
 
-Time zones: rollups are kept per UTC hour and per UTC day. A report with at most one
+Time zones: rollups are kept per UTC quarter hour, hour and day. A report with at most one
 filter reads the slices (MetricSlice: its range's whole ISO weeks from week rows, the
 rest and the per-day series from day rows; a filter's own slices under ?team= etc.); in
 a zone other than UTC each local day is its nearest UTC day plus or minus the hours
 between the two midnights, read from the hour slices (SlicePlan), and the marketing
 series by channel and account are the channel-and-account hour slices summed per local
-day. Two filters or more regroup the full rows. Exact for every zone whose offset is a
-whole number of hours; in the few half-hour zones an hour is given to the local day it
-starts in.
+day. Two filters or more regroup the full rows. Exact local days in every zone: where a
+local midnight is not a whole UTC hour (India, Nepal, Newfoundland, South Australia) the
+hour it splits is read as its quarter hours.
 
 This module is the reports' entry: each report lives in a module of its own
 (service_report.py, experience_report.py, marketing_report.py, gap_report.py) over the

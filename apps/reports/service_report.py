@@ -9,8 +9,8 @@ from django.db.models import Sum
 from . import metrics
 from .models import Grain, MetricRollup
 from .params import DEFINITIONS, ReportParams
-from .slice_reader import (BACKLOG_SIGNS, Agg, SlicePlan, plan_spans, rollup_breakdown, rollup_rows, rows_group,
-                           slice_breakdown, slice_groups, slice_plan, spans_q)
+from .slice_reader import (BACKLOG_SIGNS, Agg, SlicePlan, local_buckets_q, plan_spans, rollup_breakdown, rollup_rows,
+                           rows_group, slice_breakdown, slice_groups, slice_plan, spans_q)
 
 SERVICE_METRICS = ["msg_in", "msg_out", "msg_out_bot", "opened", "reopened", "dismissed", "resolved", "resolved_bh",
                    "first_response", "first_response_bh", "reply", "reply_bh", "sla_met", "sla_breached", "handle",
@@ -53,20 +53,22 @@ def _service_row(agg: Agg) -> dict:
 
 
 def backlog_series(params: ReportParams) -> list[dict]:
-    """Open cycles at the end of each local day: everything before the range
-    (day rows up to the UTC day, hour rows after it) plus the running sum."""
+    """Open cycles at the end of each local day (its exact local midnight): everything before
+    the range (day rows up to the UTC day, hour and quarter-hour rows after it) plus the running
+    sum of each local day (hour rows, and quarter rows in the hours a local midnight splits)."""
     lo, hi = params.utc_range
     day_lo = metrics.floor_day(lo)
     signs = {"opened": 1, "reopened": 1, "resolved": -1, "dismissed": -1}
 
     def net(qs):
-        return sum(signs[m] * (c or 0) for m, c in qs.values_list("metric").annotate(c=Sum("count")))
+        return sum(signs[m] * (c or 0) for m, c in qs.values_list("metric").annotate(c=Sum("count")).order_by())
 
     base = MetricRollup.objects.filter(metric__in=list(signs), **params.filters())
-    start = net(base.filter(grain=Grain.DAY, bucket__lt=day_lo)) + net(
-        base.filter(grain=Grain.HOUR, bucket__gte=day_lo, bucket__lt=lo))
+    start = net(base.filter(grain=Grain.DAY, bucket__lt=day_lo))
+    if day_lo < lo:
+        start += net(base.filter(local_buckets_q(day_lo, lo)))
     per_day = defaultdict(int)
-    for bucket, metric, count in base.filter(grain=Grain.HOUR, bucket__gte=lo, bucket__lt=hi).values_list(
+    for bucket, metric, count in base.filter(local_buckets_q(lo, hi, params.cuts)).values_list(
             "bucket", "metric", "count"):
         per_day[bucket.astimezone(params.tz).date()] += signs[metric] * count
     out, running = [], start

@@ -66,10 +66,27 @@ class Agg:
 def rollup_rows(params: ReportParams, metric_names, *, lo=None, hi=None):
     lo_hi = params.utc_range
     lo, hi = lo or lo_hi[0], hi or lo_hi[1]
-    grain = Grain.DAY if params.tz.key == "UTC" and lo.hour == 0 and hi.hour == 0 else Grain.HOUR
-    qs = MetricRollup.objects.filter(grain=grain, bucket__gte=lo, bucket__lt=hi, metric__in=list(metric_names),
-                                     **params.filters())
+    if params.tz.key == "UTC" and lo.hour == 0 and hi.hour == 0:
+        where = Q(grain=Grain.DAY, bucket__gte=lo, bucket__lt=hi)
+    else:
+        where = local_buckets_q(lo, hi, params.cuts)
+    qs = MetricRollup.objects.filter(where, metric__in=list(metric_names), **params.filters())
     return qs.values_list("bucket", "metric", *DIMENSIONS, "count", "total", "values")
+
+
+def local_buckets_q(lo: dt.datetime, hi: dt.datetime, cuts=()) -> Q:
+    """The hour and quarter-hour rows (MetricRollup, MetricSlice, TermRollup: the grains share
+    their letters) that are exactly [lo, hi), none across a local midnight in `cuts`: each row
+    then lies in one local day (metrics.bucket_cover). A whole-hour zone reads hours only."""
+    a, b, split, quarters = metrics.bucket_cover(lo, hi, cuts)
+    out = Q(pk__in=[])
+    if a < b:
+        out = Q(grain=Grain.HOUR, bucket__gte=a, bucket__lt=b)
+        if split:
+            out &= ~Q(bucket__in=split)
+    if quarters:
+        out |= Q(grain=Grain.QUARTER, bucket__gte=quarters[0], bucket__lte=quarters[-1], bucket__in=quarters)
+    return out
 
 
 
@@ -133,12 +150,14 @@ class SlicePlan:
     to the local day it mostly lies in (its nearest local midnight), and the signed
     hours that move each UTC midnight to the local one. Berlin's day is its UTC day
     plus the hour before it (+1) minus its own last hour (-1): two hours of full
-    rollup rows a day instead of all 24."""
+    rollup rows a day instead of all 24. An edge is a (grain, UTC bucket): whole hours,
+    and quarter hours where a local midnight is not a whole hour (Kolkata's day starts
+    at 18:30 UTC: + the quarters 18:30 and 18:45, + the hours 19-23)."""
     lo: dt.datetime
     hi: dt.datetime
     day_of: dict  # UTC date -> local date
-    day_edges: list  # (sign, UTC hour, local date)
-    range_start: list  # (sign, UTC hour) at the start of the whole range
+    day_edges: list  # (sign, (grain, UTC bucket), local date)
+    range_start: list  # (sign, (grain, UTC bucket)) at the start of the whole range
     range_end: list
     start_shift: int = 0  # backlog: the range's signed start hours (filled while reading)
     # A filtered report's filter (fdim, fkey): it reads the filter slices, and the full rows
@@ -168,26 +187,25 @@ def nearest_midnight(moment: dt.datetime) -> dt.datetime:
     return floor if moment - floor <= dt.timedelta(hours=12) else floor + dt.timedelta(days=1)
 
 
-def edge_hours(at: dt.datetime, midnight: dt.datetime, *, start: bool) -> list[tuple[int, dt.datetime]]:
-    """A local day that starts before its UTC midnight gains the hours between (+1);
-    one that starts after it loses them (-1); the other way round at its end."""
+def edge_hours(at: dt.datetime, midnight: dt.datetime, *, start: bool) -> list[tuple[int, tuple]]:
+    """A local day that starts before its UTC midnight gains the buckets between (+1);
+    one that starts after it loses them (-1); the other way round at its end. The buckets
+    are (grain, start): whole hours, and quarter hours up to the local midnight where it
+    is not a whole hour."""
     if at == midnight:
         return []
     a, b = sorted((at, midnight))
     sign = (1 if at < midnight else -1) * (1 if start else -1)
-    return [(sign, a + dt.timedelta(hours=i)) for i in range(int((b - a).total_seconds() // 3600))]
-
-
-def hour_ceil(moment: dt.datetime) -> dt.datetime:
-    floor = metrics.floor_hour(moment)
-    return floor if floor == moment else floor + dt.timedelta(hours=1)
+    ha, hb, _, quarters = metrics.bucket_cover(a, b)
+    hours = [ha + dt.timedelta(hours=i) for i in range(int((hb - ha).total_seconds() // 3600))]
+    return [(sign, (Grain.HOUR, h)) for h in hours] + [(sign, (Grain.QUARTER, q)) for q in quarters]
 
 
 def slice_plan(params: ReportParams) -> SlicePlan | None:
     """None when the report must read the full rollup rows: two filters or more (the
-    filter slices have one). A zone whose offset is not a whole number of hours (India)
-    gives each UTC hour to the local day it starts in, as the hour rows always did: its
-    local days are read from UTC hour boundaries (the next whole hour after each midnight)."""
+    filter slices have one). Local days are exact in every zone: where a local midnight is
+    not a whole UTC hour (India, Nepal, Newfoundland, South Australia) its edge is read
+    from quarter-hour rows up to the midnight itself."""
     filters = params.filters()
     if len(filters) > 1:
         return None
@@ -200,7 +218,7 @@ def slice_plan(params: ReportParams) -> SlicePlan | None:
         return SlicePlan(lo, hi, {d: d for d in params.days}, [], [], [], fdim=fdim, fkey=fkey)
     day_of, day_edges, bounds = {}, [], []
     for day in params.days:
-        a, b = (hour_ceil(t) for t in metrics.local_range_utc(day, day, params.tz))
+        a, b = metrics.local_range_utc(day, day, params.tz)
         da, db = nearest_midnight(a), nearest_midnight(b)
         u = da
         while u < db:
@@ -389,11 +407,11 @@ def edge_rows_add(plan: SlicePlan, metric_names, valued, day_dims, groups: dict,
     dimension) to the range's groups and the local days, and a filtered range's days
     outside whole weeks (full day rows) to its groups; returns the signed values of the
     duration metrics, which are added once the exact/histogram choice is made."""
-    range_sign = {hour: sign for sign, hour in plan.range_start + plan.range_end}
-    start_hours = {hour for _, hour in plan.range_start}
+    range_sign = {edge: sign for sign, edge in plan.range_start + plan.range_end}
+    start_hours = {edge for _, edge in plan.range_start}
     day_signs = defaultdict(list)
-    for sign, hour, day in plan.day_edges:
-        day_signs[hour].append((sign, day))
+    for sign, edge, day in plan.day_edges:
+        day_signs[edge].append((sign, day))
     out = []
 
     def add(agg, sign, metric, count, total, values, hist=None):
@@ -406,8 +424,8 @@ def edge_rows_add(plan: SlicePlan, metric_names, valued, day_dims, groups: dict,
 
     # The range's own edges count in every dimension; the days' edges only in day_dims.
     where = plan.column_filter
-    for bucket, metric, dim, key, count, total, values in edge_rows(list(range_sign), metric_names, valued,
-                                                                      plan.dims, where):
+    for bucket, metric, dim, key, count, total, values in graded_edge_rows(list(range_sign), metric_names, valued,
+                                                                             plan.dims, where):
         sign = range_sign[bucket]
         add(groups[(dim, key)], sign, metric, count, total, values)
         if dim == "" and bucket in start_hours and metric in BACKLOG_SIGNS:
@@ -423,17 +441,37 @@ def edge_rows_add(plan: SlicePlan, metric_names, valued, day_dims, groups: dict,
     return out
 
 
-def day_edge_rows(plan: SlicePlan, hours, metric_names, valued, day_dims, keys=()):
-    """The hours the local days take from or give to their UTC days, per day dimension, as
-    (hour, metric, dim, key, count, total, values, hist): from the hour slices (an hour's
-    total, unfiltered or for one value: a channel's or account's hour is the unfiltered
-    report's channel or account row of that hour), a few rows an hour instead of every
-    combination; an agent's from its full hour rows (agents have no hour slices)."""
-    if not hours:
+def graded_edge_rows(edges, metric_names, valued, dims, where=None):
+    """edge_rows of (grain, bucket) edges: one read per grain (quarters only in a zone whose
+    midnights are not whole hours), each row's bucket given back as its (grain, bucket)."""
+    out = []
+    for grain in (Grain.HOUR, Grain.QUARTER):
+        buckets = [b for g, b in edges if g == grain]
+        out += [((grain, bucket), *rest) for bucket, *rest in edge_rows(buckets, metric_names, valued, dims, where,
+                                                                         grain=grain)]
+    return out
+
+
+def day_edge_rows(plan: SlicePlan, edges, metric_names, valued, day_dims, keys=()):
+    """The hours (and quarter hours) the local days take from or give to their UTC days, per
+    day dimension, as ((grain, bucket), metric, dim, key, count, total, values, hist): from the
+    hour and quarter slices (a bucket's total, unfiltered or for one value: a channel's or
+    account's hour is the unfiltered report's channel or account row of that hour), a few rows
+    a bucket instead of every combination; an agent's from its full rows (agents have no hour
+    slices)."""
+    if not edges:
         return []
     if plan.fdim not in HOUR_SLICE_FILTERS:
-        return [(*row, None) for row in edge_rows(hours, metric_names, valued, [d for d in day_dims if d],
-                                                   plan.column_filter)]
+        return [(*row, None) for row in graded_edge_rows(edges, metric_names, valued, [d for d in day_dims if d],
+                                                         plan.column_filter)]
+    return [row for grain in (SliceGrain.HOUR, SliceGrain.QUARTER)
+            for row in _slice_edge_rows(plan, grain, [b for g, b in edges if g == grain], metric_names, valued,
+                                        day_dims, keys)]
+
+
+def _slice_edge_rows(plan: SlicePlan, grain, hours, metric_names, valued, day_dims, keys=()):
+    if not hours:
+        return []
     views = [Q(fdim=plan.fdim, fkey=plan.fkey)] if "" in day_dims else []
     if not plan.fdim:
         # each listed value by name: with fkey open, the index range is every value's hours
@@ -444,17 +482,17 @@ def day_edge_rows(plan: SlicePlan, hours, metric_names, valued, day_dims, keys=(
     # (grain, fdim, fkey, dim) and filtered two years of a value's hour rows (0.45 s for a channel)
     span = {"bucket__gte": min(hours), "bucket__lte": max(hours)}
     for view in views:  # one query a view: an OR of them made PostgreSQL scan far more
-        rows += MetricSlice.objects.filter(view, grain=SliceGrain.HOUR, dim="", bucket__in=hours, **span,
+        rows += MetricSlice.objects.filter(view, grain=grain, dim="", bucket__in=hours, **span,
                                            metric__in=list(metric_names)).values_list(
             "fdim", "fkey", "bucket", "metric", "count", "total", "values", Cast("hist", TextField()))
     out = []
     for fdim, fkey, bucket, metric, count, total, values, hist in rows:
         dim, key = ("", "") if fdim == plan.fdim else (fdim, fkey)
         if metric in valued:
-            out.append((bucket, metric, dim, key, count, total, values,
+            out.append(((grain, bucket), metric, dim, key, count, total, values,
                         {int(b): n for b, n in loads(hist).items()}))
         else:
-            out.append((bucket, metric, dim, key, count, total, None, None))
+            out.append(((grain, bucket), metric, dim, key, count, total, None, None))
     return out
 
 

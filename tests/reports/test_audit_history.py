@@ -21,7 +21,7 @@ from .audit_driver import history_played
 
 pytestmark = pytest.mark.django_db  # the test database is set up for the module's own transaction
 
-KNOWN_BUGS = frozenset({"agent_reopen_repeat", "late_spam"})
+KNOWN_BUGS = frozenset()
 PHASES = ("incremental", "rebuilt")
 REPORTS = ("service", "experience", "marketing", "gap")
 HALF_HOUR = {"Asia/Kolkata"}
@@ -235,7 +235,6 @@ def test_the_history_covers_every_case_of_the_issue(audit):
 
 # --- today's product is wrong on these (issue 22); strict xfail: a fix turns them into failures --
 
-@pytest.mark.xfail(strict=True, reason="issue 22 (1): repeat contact counts an agent's own reopen")
 @pytest.mark.parametrize("phase", PHASES)
 def test_agent_reopen_is_not_a_repeat_contact(audit, phase):
     fs = H.facts()
@@ -245,8 +244,6 @@ def test_agent_reopen_is_not_a_repeat_contact(audit, phase):
         sum(1 for f in fs if f.metric == "repeat_contact") / sum(1 for f in fs if f.metric == "resolved"))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 22 (2): a conversation marked spam after the reports task read it "
-                                       "and after its breach keeps its volume, sentiment and breach")
 @pytest.mark.parametrize("phase", PHASES)
 def test_late_spam_leaves_every_metric(audit, phase):
     fs = H.facts()  # spam out of everything, whatever the order of events

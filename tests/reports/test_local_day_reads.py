@@ -4,8 +4,8 @@ report's per-day series by channel and by account from the channel-and-account h
 through the agent index), and the experience report's
 sentiment shift through the fact indexes. Each is compared with the figures computed here in
 plain Python from the test's own events, in zones other than UTC (a whole-hour zone across
-a DST change, Los Angeles, and Kolkata's half hour: each UTC hour counts in the local day it
-starts in) and under filters."""
+a DST change, Los Angeles, and Kolkata's half hour: each event in its exact local day) and
+under filters."""
 import datetime as dt
 import random
 from collections import defaultdict
@@ -49,8 +49,8 @@ def _inbound(n: int, seed: int) -> list[dict]:
 
 
 def _local_day(at: dt.datetime, zone: ZoneInfo) -> dt.date:
-    """The local day of the UTC hour an event is in, where that hour starts."""
-    return at.replace(minute=0, second=0, microsecond=0).astimezone(zone).date()
+    """The local day an event is in (exact in Kolkata's half hour too)."""
+    return at.astimezone(zone).date()
 
 
 def _row(messages: list[dict]) -> dict:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from apps.reports import experience_report, marketing_report, metrics, rollups, selectors, service_report, slice_reader
-from apps.reports.models import MetricEvent
+from apps.reports.models import Grain, MetricEvent
 
 from .test_correctness import world  # noqa: F401 - the fixture history
 
@@ -22,14 +22,12 @@ SLICED_REPORTS = (service_report, experience_report, marketing_report)
 def full_rows():
     """The reference: the same report read from the full rollup rows (exact values),
     themes from hour rows only."""
-    from django.db.models import Q
-
     plans = [(module, module.slice_plan) for module in SLICED_REPORTS]
     term_range = marketing_report._term_range
     for module, _ in plans:
         module.slice_plan = lambda params: None
-    marketing_report._term_range = lambda params: Q(grain="h", bucket__gte=params.utc_range[0],
-                                                    bucket__lt=params.utc_range[1])
+    # hour rows (and the quarter-hour rows up to a midnight that is not a whole UTC hour)
+    marketing_report._term_range = lambda params: slice_reader.local_buckets_q(*params.utc_range)
     try:
         yield
     finally:
@@ -130,7 +128,7 @@ def test_migration_fills_slices_and_day_terms_like_the_applier(world, vendor):  
     from django.apps import apps
     from django.db import connection
 
-    from apps.reports.models import MetricSlice, TermRollup
+    from apps.reports.models import MetricRollup, MetricSlice, TermRollup
 
     from .test_correctness import snapshot
 
@@ -153,6 +151,10 @@ def test_migration_fills_slices_and_day_terms_like_the_applier(world, vendor):  
     import_module("apps.reports.migrations.0010_metric_slice_filters").fill(apps, Editor())  # filter slices
     import_module("apps.reports.migrations.0011_metric_slice_hours").fill(apps, Editor())  # hour slices
     import_module("apps.reports.migrations.0013_channel_account_hour_slices").fill(apps, Editor())
+    # the quarter rows come from the events (0016), not the rollups
+    MetricRollup.objects.filter(grain="q").delete()
+    TermRollup.objects.filter(grain="q").delete()
+    import_module("apps.reports.migrations.0017_quarter_hour_rollups").fill(apps, Editor())
     assert MetricSlice.objects.filter(grain="w").exists()
     assert MetricSlice.objects.filter(grain="w", fdim="team").exclude(dim="").exists()
     assert snapshot() == incremental
@@ -201,15 +203,17 @@ def test_a_berlin_day_reads_two_hours_of_full_rows_not_twenty_four():
                                                         tz=ZoneInfo("Europe/Berlin")))
     utc = dt.timezone.utc
     assert (plan.lo, plan.hi) == (dt.datetime(2026, 11, 2, tzinfo=utc), dt.datetime(2026, 11, 4, tzinfo=utc))
-    assert plan.range_start == [(1, dt.datetime(2026, 11, 1, 23, tzinfo=utc))]  # Monday starts at 23:00 UTC
-    assert plan.range_end == [(-1, dt.datetime(2026, 11, 3, 23, tzinfo=utc))]   # Tuesday ends an hour early
+    hour, quarter = Grain.HOUR, Grain.QUARTER
+    assert plan.range_start == [(1, (hour, dt.datetime(2026, 11, 1, 23, tzinfo=utc)))]  # Monday starts at 23:00 UTC
+    assert plan.range_end == [(-1, (hour, dt.datetime(2026, 11, 3, 23, tzinfo=utc)))]   # Tuesday ends an hour early
     assert len(plan.day_edges) == 4
-    # a zone whose offset is not whole hours reads the slices too, each UTC hour in the local
-    # day it starts in (as the hour rows always counted it): Monday starts at 19:00 UTC, not 18:30
+    # a zone whose offset is not whole hours reads the slices too, its local midnight exactly:
+    # Monday starts at 18:30 UTC (the quarters 18:30 and 18:45, then the hours 19-23)
     plan = slice_reader.slice_plan(selectors.ReportParams(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 3),
                                                         tz=ZoneInfo("Asia/Kolkata")))
     assert plan.lo == dt.datetime(2026, 11, 2, tzinfo=utc)
-    assert plan.range_start == [(1, dt.datetime(2026, 11, 1, h, tzinfo=utc)) for h in range(19, 24)]
+    assert plan.range_start == ([(1, (hour, dt.datetime(2026, 11, 1, h, tzinfo=utc))) for h in range(19, 24)]
+                                + [(1, (quarter, dt.datetime(2026, 11, 1, 18, m, tzinfo=utc))) for m in (30, 45)])
 
 
 @pytest.mark.django_db
