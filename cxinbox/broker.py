@@ -20,8 +20,14 @@ pushed mention lost (issue 8's flaky Redis-restart test, about 1 run in 4). The
 worker now runs such a task anyway; only this worker knows of it until it
 finishes."""
 import logging
+import os
+import uuid
+from time import monotonic
 
-from kombu.transport import redis, virtual
+from kombu.exceptions import ChannelError
+from kombu.transport import filesystem, redis, virtual
+from kombu.utils.encoding import str_to_bytes
+from kombu.utils.json import dumps
 
 log = logging.getLogger(__name__)
 
@@ -67,3 +73,32 @@ class Channel(redis.Channel):
 
 class Transport(redis.Transport):
     Channel = Channel
+
+
+# --- the embedded broker (make run, no Redis) --------------------------------------------------
+
+class FileChannel(filesystem.Channel):
+    """kombu's file-system channel, writing each message whole before it appears.
+
+    kombu opens the message file in the queue folder, then locks and writes it; a worker
+    listing the folder in between moved the still-empty file away, read nothing and died on
+    JSONDecodeError ("Unrecoverable error"), and honcho stopped the whole `make run` with it
+    (beat writes every few seconds). Here the message is written beside the folder, then
+    renamed into it: a reader sees the whole file or none."""
+
+    def _put(self, queue, payload, **kwargs):
+        name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
+        folder = self.data_folder_out
+        staging = os.path.join(os.path.dirname(os.path.abspath(folder)), "staging")
+        os.makedirs(staging, exist_ok=True)
+        temporary = os.path.join(staging, name)
+        try:
+            with open(temporary, "wb") as f:
+                f.write(str_to_bytes(dumps(payload)))
+            os.replace(temporary, os.path.join(folder, name))
+        except OSError as exc:
+            raise ChannelError(f"Cannot add file {name!r} to directory") from exc
+
+
+class FileTransport(filesystem.Transport):
+    Channel = FileChannel
