@@ -38,6 +38,7 @@ from django.utils import timezone
 from apps.accounts.models import Role, Team, User
 
 from .models import RollupLock, SpikeAlert
+from .params import previous_period
 from .selectors import REPORTS, ReportParams, report_build
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,8 @@ def warm_targets(now: dt.datetime | None = None) -> list[tuple[str, ReportParams
     for zone in sorted(masked_zones):
         if (tz := _zone(zone)):
             targets.append(default_params(tz, show_people=False, now=now))
+    # and the period before each: the page's KPI cards compare with it
+    targets += [before for p in targets if (before := previous_period(p)) is not None]
     return [(name, p) for p in targets for name in names if name in REPORTS]
 
 

@@ -109,7 +109,7 @@ def spam_filter(events: list[MetricEvent]) -> tuple[list[tuple[MetricEvent, int]
 
 # --- repeat contacts ------------------------------------------------------------------
 
-def repeat_contact_increments(events: list[MetricEvent]) -> list[tuple]:
+def repeat_contact_increments(events: list[MetricEvent], *, backfill: bool = False) -> list[tuple]:
     """A resolution is followed by a repeat contact when the same customer (any conversation,
     any channel) wrote again within REPEAT_WINDOW after it: a customer message ("msg_in"), so an
     agent's reopen is none. Neither the resolution's nor the message's conversation may be spam.
@@ -185,6 +185,10 @@ def repeat_contact_increments(events: list[MetricEvent]) -> list[tuple]:
 
     out = []
     for r in resolutions.values():
+        if backfill:  # rows built afresh from applied events: each resolution once, in its own batch
+            if r.pk in batch_ids and followed(r, True):
+                out.append((r, "repeat_contact", None, 1))
+            continue
         delta = int(followed(r, True)) - int(followed(r, False))
         if delta:
             out.append((r, "repeat_contact", None, delta))
@@ -589,11 +593,12 @@ def quarter_rows_backfill(batch_size: int = 2000) -> int:
             events = list(MetricEvent.objects.filter(rolled_up=True, pk__gt=last).order_by("pk")[:batch_size])
             if not events:
                 break
-            # what the rollups hold of them: spam conversations' events are out (repeat contacts,
-            # derived from messages, are left to a rebuild)
+            # what the rollups hold of them: spam conversations' events are out; repeat contacts
+            # derived from the customers' messages, as the applier does
             spam = spam_conversations({e.conversation_id for e in events if e.conversation_id})
             effective = [(e, 1) for e in events if e.kind not in SPAM_MARKS and e.conversation_id not in spam]
-            _apply_metric_rows(_signed_increments(effective), grains=(Grain.QUARTER,))
+            _apply_metric_rows([*_signed_increments(effective), *repeat_contact_increments(events, backfill=True)],
+                               grains=(Grain.QUARTER,))
             _apply_term_rows(effective, [e.pk for e in events], grains=(Grain.QUARTER,))
             last = events[-1].pk
             applied += len(events)

@@ -9,7 +9,6 @@ Where today's product is wrong on a case the issue lists, the correct figure is 
 own strict-xfail test below, and the other tests read today's figure for that case through
 `audit_history.facts(known_bugs=...)`. When a fix lands, its xfail fails (XPASS, strict): remove
 the xfail and the bug's name from KNOWN_BUGS (docs/reports.md, "How correctness is tested")."""
-import datetime as dt
 
 import pytest
 from django.core.management import call_command
@@ -120,7 +119,7 @@ def test_service_report_every_grouping(audit, phase, zone):
 
 @pytest.mark.parametrize("phase", PHASES)
 def test_service_report_half_hour_zone_totals_and_groups(audit, phase):
-    """Asia/Kolkata: everything but the local days (those are the xfail below)."""
+    """Asia/Kolkata: totals and groups (its local days: test_half_hour_zone_local_days)."""
     zone = "Asia/Kolkata"
     report = audit.read[phase][("service", zone)]
     fs = H.facts(known_bugs=KNOWN_BUGS)
@@ -254,8 +253,6 @@ def test_late_spam_leaves_every_metric(audit, phase):
     _approx(H.sentiment_counts(fs), marketing, "marketing totals")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 22 (3): half-hour zones put a UTC hour in the local day it starts "
-                                       "in (00:10 IST lands on the day before)")
 @pytest.mark.parametrize("phase", PHASES)
 def test_half_hour_zone_local_days(audit, phase):
     zone = "Asia/Kolkata"
@@ -282,14 +279,3 @@ def test_agent_attribution(audit, phase):
     by_id = {r["agent_id"]: r for r in rows}
     assert by_id.get(audit.agents["leo"].pk, {}).get("sla_breached", 0) >= 1
 
-
-def test_half_hour_zone_today_reads_whole_utc_hours(audit):
-    """What Kolkata's days read today (each UTC hour in the local day it starts in), so a
-    change to that reading is seen; remove with the half-hour xfail above."""
-    zone = "Asia/Kolkata"
-    fs = H.facts(known_bugs=KNOWN_BUGS)
-    report = audit.read["incremental"][("service", zone)]
-    days = H.by_day(fs, zone, _service_expected, whole_hours=True)
-    for row in report["by_day"]:
-        _approx({"volume_in": days[row["day"]]["volume_in"]}, row, f"{zone} by_day {row['day']}")
-    assert dt.date(2026, 10, 28).isoformat() in days

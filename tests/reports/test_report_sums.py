@@ -80,7 +80,8 @@ def themes_row_by_row(params, term_type, limit=20):
 
 def terms_by_day_row_by_row(params, term_type, terms):
     lo, hi = params.utc_range
-    grain = "d" if params.tz.key == "UTC" else "h"
+    # quarter-hour rows: a local day starts on the quarter hour in every zone (Kolkata: :30)
+    grain = "d" if params.tz.key == "UTC" else "q"
     qs = TermRollup.objects.filter(grain=grain, term_type=term_type, term__in=terms, bucket__gte=lo, bucket__lt=hi)
     if params.channel:
         qs = qs.filter(channel=params.channel)
