@@ -84,7 +84,7 @@ DEFINITIONS = {
               "(and its times) to the resolver: the agent assigned at the resolve, else whoever resolved it; "
               "an SLA target decided by a reply or a resolve to that agent, a breach found by the SLA monitor "
               "to the agent assigned at that moment ((unassigned) when nobody was). Cycle starts belong to no "
-              "agent. An agent handled a cycle when assigned at any point in it or resolving it; the agent's "
+              "agent. An agent handled a cycle when replying in it, resolving it or still assigned as it reopened; the agent's "
               "resolution rate is the cycles handled (counted at the cycle's start) that the agent resolved / "
               "the cycles the agent handled, so it never passes 100%.",
     "reopen_rate": "Reopen rate: reopens / resolutions in the period.",

@@ -45,7 +45,7 @@ def _service_row(agg: Agg) -> dict:
         "resolution_full_business": agg.summary("resolution_full_bh"),
         "cohort_opened": cohort, "cohort_resolved": agg.n("cohort_resolved"),
         "cohort_resolution_rate": metrics.ratio(agg.n("cohort_resolved"), cohort),
-        # per agent: the cycles the agent handled (assigned at some point, or resolved) and how
+        # per agent: the cycles the agent handled (replied in it, resolved it, or still assigned at its reopen) and how
         # many of those the agent resolved, both counted at the cycle's start
         "handled": agg.n("handled"), "handled_resolved": agg.n("handled_resolved"),
         "handled_resolution_rate": metrics.ratio(agg.n("handled_resolved"), agg.n("handled")),
