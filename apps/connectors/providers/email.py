@@ -16,6 +16,7 @@ folder (INBOX), initial_days (7: how far back the first poll reads), smtp_host, 
 handle is the address customers write to."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email
 import email.policy
@@ -105,6 +106,13 @@ class EmailProvider(BaseProvider):
         return ConnectionCheck(detail=detail, handle=self.address)
 
     def _smtp_check(self) -> None:
+        with self._smtp():
+            pass
+
+    @contextlib.contextmanager
+    def _smtp(self):
+        """A signed-in connection to the account's SMTP server (Test connection and sending share
+        it), closed afterwards. Nothing is sent yet, so any failure here is safe to retry."""
         c = self.creds
         host, security = c.get("smtp_host", ""), c.get("smtp_security", "starttls")
         port = int(c.get("smtp_port") or {"ssl": 465, "starttls": 587}.get(security, 25))
@@ -115,15 +123,17 @@ class EmailProvider(BaseProvider):
         except (OSError, smtplib.SMTPException) as exc:
             raise TransientError(f"{NETWORK}: cannot reach the SMTP server ({exc.__class__.__name__})") from exc
         try:
-            if security == "starttls":
-                smtp.starttls(context=ssl.create_default_context())
-            user = c.get("smtp_username", c.get("username"))
-            if user:
-                smtp.login(user, c.get("smtp_password", c.get("password", "")))
-        except smtplib.SMTPAuthenticationError as exc:
-            raise AuthError(f"{NETWORK}: the SMTP server refused the login ({exc.smtp_code})") from exc
-        except (smtplib.SMTPException, OSError) as exc:
-            raise TransientError(f"{NETWORK}: SMTP error ({_text(exc)})") from exc
+            try:
+                if security == "starttls":
+                    smtp.starttls(context=ssl.create_default_context())
+                user = c.get("smtp_username", c.get("username"))
+                if user:
+                    smtp.login(user, c.get("smtp_password", c.get("password", "")))
+            except smtplib.SMTPAuthenticationError as exc:
+                raise AuthError(f"{NETWORK}: the SMTP server refused the login ({exc.smtp_code})") from exc
+            except (smtplib.SMTPException, OSError) as exc:
+                raise TransientError(f"{NETWORK}: SMTP error ({_text(exc)})") from exc
+            yield smtp
         finally:
             try:
                 smtp.quit()
@@ -245,40 +255,20 @@ class EmailProvider(BaseProvider):
 
     def send_reply(self, reply: OutboundReply) -> SentReply:
         msg = self.build_reply(reply)
-        c = self.creds
-        host, security = c.get("smtp_host", ""), c.get("smtp_security", "starttls")
-        port = int(c.get("smtp_port") or {"ssl": 465, "starttls": 587}.get(security, 25))
-        timeout = settings.PROVIDER_TIMEOUT_SECONDS
-        try:
-            smtp = (smtplib.SMTP_SSL(host, port, timeout=timeout, context=ssl.create_default_context())
-                    if security == "ssl" else smtplib.SMTP(host, port, timeout=timeout))
-        except (OSError, smtplib.SMTPException) as exc:
-            raise TransientError(f"{NETWORK}: cannot reach the SMTP server ({exc.__class__.__name__})") from exc
-        try:
-            if security == "starttls":
-                smtp.starttls(context=ssl.create_default_context())
-            user = c.get("smtp_username", c.get("username"))
-            if user:
-                smtp.login(user, c.get("smtp_password", c.get("password", "")))
-            refused = smtp.send_message(msg, from_addr=self.address, to_addrs=[msg["To"]])
-        except smtplib.SMTPAuthenticationError as exc:
-            raise AuthError(f"{NETWORK}: the SMTP server refused the login ({exc.smtp_code})") from exc
-        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused) as exc:
-            raise PermanentError(f"{NETWORK}: the SMTP server refused the address ({_text(exc)})") from exc
-        except smtplib.SMTPDataError as exc:
-            if 400 <= exc.smtp_code < 500:
-                raise TransientError(f"{NETWORK}: the SMTP server deferred the message ({exc.smtp_code})") from exc
-            raise PermanentError(f"{NETWORK}: the SMTP server rejected the message ({exc.smtp_code})") from exc
-        except (smtplib.SMTPServerDisconnected, socket.timeout, TimeoutError) as exc:
-            # The message may have been accepted before the line dropped.
-            raise UnknownOutcome(f"{NETWORK}: the SMTP connection dropped while sending") from exc
-        except (smtplib.SMTPException, OSError) as exc:
-            raise TransientError(f"{NETWORK}: SMTP error ({exc.__class__.__name__})") from exc
-        finally:
+        with self._smtp() as smtp:
             try:
-                smtp.quit()
-            except (smtplib.SMTPException, OSError):
-                smtp.close()
+                refused = smtp.send_message(msg, from_addr=self.address, to_addrs=[msg["To"]])
+            except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused) as exc:
+                raise PermanentError(f"{NETWORK}: the SMTP server refused the address ({_text(exc)})") from exc
+            except smtplib.SMTPDataError as exc:
+                if 400 <= exc.smtp_code < 500:
+                    raise TransientError(f"{NETWORK}: the SMTP server deferred the message ({exc.smtp_code})") from exc
+                raise PermanentError(f"{NETWORK}: the SMTP server rejected the message ({exc.smtp_code})") from exc
+            except (smtplib.SMTPServerDisconnected, socket.timeout, TimeoutError) as exc:
+                # The message may have been accepted before the line dropped.
+                raise UnknownOutcome(f"{NETWORK}: the SMTP connection dropped while sending") from exc
+            except (smtplib.SMTPException, OSError) as exc:
+                raise TransientError(f"{NETWORK}: SMTP error ({exc.__class__.__name__})") from exc
         if refused:
             raise PermanentError(f"{NETWORK}: the SMTP server refused {', '.join(refused)}")
         return SentReply(external_id=msg["Message-ID"], raw={"to": msg["To"], "subject": msg["Subject"]})
