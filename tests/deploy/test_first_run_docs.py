@@ -30,7 +30,7 @@ def test_the_readme_says_how_to_stop_and_reset_right_after_the_commands():
 
 def test_the_readme_says_where_each_demo_user_starts():
     text = _readme()
-    for username, role, _first, _last in USERS:
+    for username, role, *_ in USERS:
         row = next((line for line in text.splitlines() if line.startswith("|") and f"`{username}`" in line), None)
         assert row, f"{username} is not in the README's table"
         assert LANDING[role] in row, f"{username} ({role}) should land on {LANDING[role]}: {row}"
