@@ -246,7 +246,7 @@ VALUE_METRICS = {"first_response", "first_response_bh", "reply", "reply_bh", "re
                  "resolution_full_bh"}
 
 # Marks in the metric events: a conversation is out of every metric from its "spam" mark to its "unspam"
-# (rollups.spam_filter). Repeat contact: a customer message within this window after a resolution.
+# (spam_marks.spam_filter). Repeat contact: a customer message within this window after a resolution.
 SPAM_MARKS = ("spam", "unspam")
 REPEAT_WINDOW = dt.timedelta(days=7)
 

@@ -15,10 +15,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import metrics, themes
-from .metrics import (CHANNEL_ACCOUNT, CHANNEL_ACCOUNT_METRICS, HOUR_SLICE_FILTERS, REPEAT_WINDOW, SPAM_MARKS,
-                      VALUE_METRICS, examples_merge)
+from .metrics import (CHANNEL_ACCOUNT, CHANNEL_ACCOUNT_METRICS, HOUR_SLICE_FILTERS, SPAM_MARKS, VALUE_METRICS,
+                      examples_merge)
 from .models import (ConversationFact, CustomerFact, Grain, MetricEvent, MetricRollup, MetricSlice, RollupLock,
                      SliceGrain, TermRollup, new_cache_epoch)
+from .repeat_contacts import repeat_contact_increments
+from .spam_marks import applied_q, spam_conversations, spam_filter
 
 log = logging.getLogger(__name__)
 
@@ -61,137 +63,6 @@ def _values_change(values: list, adds: list, removes: list) -> list:
         near = [j for j in (i - 1, i) if 0 <= j < len(out)]
         if near:
             out.pop(min(near, key=lambda j: abs(out[j] - v)))
-    return out
-
-
-# --- spam: out of every metric while marked -----------------------------------------
-
-def _applied_q(batch_ids) -> Q:
-    """Events the rollups hold once this batch is applied: those applied before and the batch's."""
-    return Q(rolled_up=True) | Q(pk__in=list(batch_ids))
-
-
-def spam_conversations(conversation_ids, *, applied: Q = Q(rolled_up=True)) -> set[int]:
-    """The conversations whose last applied mark (in `applied`) is "spam"."""
-    last: dict[int, str] = {}
-    if conversation_ids:
-        for conversation_id, kind in (MetricEvent.objects.filter(applied, kind__in=SPAM_MARKS,
-                                                                 conversation_id__in=list(conversation_ids))
-                                      .order_by("id").values_list("conversation_id", "kind")):
-            last[conversation_id] = kind
-    return {c for c, kind in last.items() if kind == SPAM_MARKS[0]}
-
-
-def spam_filter(events: list[MetricEvent]) -> tuple[list[tuple[MetricEvent, int]], set[int], set[int]]:
-    """What a batch of events changes, spam considered, as (event, +1 or -1): an event of a
-    conversation marked spam counts nothing; a "spam" mark takes away every event of its
-    conversation the rollups hold, an "unspam" mark puts them all back. So the figures do
-    not depend on the order of a fact and the mark (a breach before or after it, a message
-    read before it). Returns that list, the conversations marked or unmarked in the batch
-    and the conversations spam after it."""
-    spam = spam_conversations({e.conversation_id for e in events if e.conversation_id})
-    batch_ids, marked, effective = [], set(), []
-    for e in events:
-        conversation_id = e.conversation_id
-        if e.kind in SPAM_MARKS:
-            to_spam = e.kind == SPAM_MARKS[0]
-            if conversation_id and to_spam != (conversation_id in spam):
-                held = (MetricEvent.objects.filter(_applied_q(batch_ids), conversation_id=conversation_id)
-                        .exclude(kind__in=SPAM_MARKS).order_by("id"))
-                effective += [(x, -1 if to_spam else 1) for x in held]
-                marked.add(conversation_id)
-                (spam.add if to_spam else spam.discard)(conversation_id)
-        elif not conversation_id or conversation_id not in spam:
-            effective.append((e, 1))
-        batch_ids.append(e.pk)
-    return effective, marked, spam
-
-
-# --- repeat contacts ------------------------------------------------------------------
-
-def repeat_contact_increments(events: list[MetricEvent], *, backfill: bool = False) -> list[tuple]:
-    """A resolution is followed by a repeat contact when the same customer (any conversation,
-    any channel) wrote again within REPEAT_WINDOW after it: a customer message ("msg_in"), so an
-    agent's reopen is none. Neither the resolution's nor the message's conversation may be spam.
-    Counted in the resolution's hour with its dimensions, each resolution at most once.
-
-    Returns the changes this batch makes, as (resolution event, "repeat_contact", None, +1/-1):
-    for every resolution a message, a resolution or a spam mark of the batch may concern, whether
-    it was followed before the batch (the events applied) and after it (and the batch's)."""
-    batch_ids = {e.pk for e in events}
-    spans: dict[int, list] = {}
-
-    def widen(customer_id, lo, hi):
-        if customer_id:
-            span = spans.setdefault(customer_id, [lo, hi])
-            span[0], span[1] = min(span[0], lo), max(span[1], hi)
-
-    for e in events:
-        if e.kind == "msg_in":
-            widen(e.customer_id, e.occurred_at - REPEAT_WINDOW, e.occurred_at)
-        elif e.kind == "resolved":
-            widen(e.customer_id, e.occurred_at, e.occurred_at)
-    marked = {e.conversation_id for e in events if e.kind in SPAM_MARKS and e.conversation_id}
-    marked_customers = set()
-    if marked:
-        for customer_id, kind, at in (MetricEvent.objects.filter(conversation_id__in=list(marked),
-                                                                 kind__in=("msg_in", "resolved"))
-                                      .values_list("customer_id", "kind", "occurred_at")):
-            widen(customer_id, at - REPEAT_WINDOW if kind == "msg_in" else at, at)
-            marked_customers.add(customer_id)
-    if not spans:
-        return []
-    # the batch's customers together over the batch's span (minutes plus the window, usually);
-    # a marked conversation's customers each over their own (an old conversation marked today)
-    usual = [c for c in spans if c not in marked_customers]
-    groups = [({c}, *spans[c]) for c in marked_customers if c in spans]
-    if usual:
-        groups.append((set(usual), min(spans[c][0] for c in usual), max(spans[c][1] for c in usual)))
-    resolutions: dict[int, MetricEvent] = {}
-    contacts: dict[int, tuple] = {}
-    for customers, lo, hi in groups:
-        for r in MetricEvent.objects.filter(customer_id__in=list(customers), kind="resolved", occurred_at__gte=lo,
-                                            occurred_at__lte=hi):
-            resolutions[r.pk] = r
-        with_resolutions = [c for c in customers if any(r.customer_id == c for r in resolutions.values())]
-        if with_resolutions:
-            for row in (MetricEvent.objects.filter(customer_id__in=with_resolutions, kind="msg_in",
-                                                   occurred_at__gt=lo, occurred_at__lte=hi + REPEAT_WINDOW)
-                        .values_list("id", "customer_id", "conversation_id", "occurred_at", "rolled_up")):
-                contacts[row[0]] = row
-    if not resolutions:
-        return []
-    conversations = {r.conversation_id for r in resolutions.values()} | {row[2] for row in contacts.values()}
-    spam_before = spam_conversations(conversations)
-    spam_after = spam_conversations(conversations, applied=_applied_q(batch_ids))
-
-    def contact_times(after: bool) -> dict[int, list]:
-        times = defaultdict(list)
-        spam = spam_after if after else spam_before
-        for pk, customer_id, conversation_id, at, rolled_up in contacts.values():
-            if (rolled_up or (after and pk in batch_ids)) and conversation_id not in spam:
-                times[customer_id].append(at)
-        return {c: sorted(t) for c, t in times.items()}
-
-    times_before, times_after = contact_times(False), contact_times(True)
-
-    def followed(r: MetricEvent, after: bool) -> bool:
-        held = r.rolled_up or (after and r.pk in batch_ids)
-        if not held or r.conversation_id in (spam_after if after else spam_before):
-            return False
-        times = (times_after if after else times_before).get(r.customer_id, [])
-        i = bisect.bisect_right(times, r.occurred_at)
-        return i < len(times) and times[i] <= r.occurred_at + REPEAT_WINDOW
-
-    out = []
-    for r in resolutions.values():
-        if backfill:  # rows built afresh from applied events: each resolution once, in its own batch
-            if r.pk in batch_ids and followed(r, True):
-                out.append((r, "repeat_contact", None, 1))
-            continue
-        delta = int(followed(r, True)) - int(followed(r, False))
-        if delta:
-            out.append((r, "repeat_contact", None, delta))
     return out
 
 
@@ -437,7 +308,7 @@ def _term_examples_refill(rows: list[TermRollup], batch_ids) -> None:
     groups = defaultdict(list)
     for row in rows:
         groups[(row.grain, row.bucket, row.channel, row.account_id)].append(row)
-    applied = _applied_q(batch_ids)
+    applied = applied_q(batch_ids)
     for (grain, bucket, channel, account_id), members in groups.items():
         span = {Grain.HOUR: dt.timedelta(hours=1), Grain.QUARTER: dt.timedelta(minutes=15)}.get(
             grain, dt.timedelta(days=1))
@@ -537,7 +408,7 @@ def _facts_refold(marked: set[int], spam: set[int], batch_ids) -> set[int]:
     """The facts of conversations marked or unmarked spam in a batch, and of their customers,
     folded again from the events the rollups hold (none for a conversation that is spam).
     Returns those customers."""
-    applied = _applied_q(batch_ids)
+    applied = applied_q(batch_ids)
     ConversationFact.objects.filter(conversation_id__in=list(marked)).delete()
     customers = set(MetricEvent.objects.filter(conversation_id__in=list(marked)).exclude(customer_id=0)
                     .values_list("customer_id", flat=True).distinct())

@@ -109,7 +109,7 @@ def _cycle_count(conversation: Conversation, state: ConversationMetricState, dim
     state.cycle_counted = True
     state.save(update_fields=["cycle_counted"])
     # Repeat contacts are not decided here (an agent's reopen starts a cycle too): the rollups
-    # derive them from the customer's messages after a resolution (rollups.repeat_contact_increments).
+    # derive them from the customer's messages after a resolution (repeat_contacts.repeat_contact_increments).
 
 
 def _cycle_start(conversation: Conversation, state: ConversationMetricState, started_at: dt.datetime) -> None:
@@ -386,7 +386,7 @@ def _parse_time(value) -> dt.datetime | None:
 
 def _spam_mark(conversation: Conversation, event, *, spam: bool) -> None:
     """The rollups leave the conversation out of every metric from a "spam" mark until an
-    "unspam" one (rollups.spam_filter): its facts are recorded as for any conversation, so
+    "unspam" one (spam_marks.spam_filter): its facts are recorded as for any conversation, so
     the order of a breach, a message read or a resolve and the mark does not matter."""
     kind = metrics.SPAM_MARKS[0] if spam else metrics.SPAM_MARKS[1]
     metric_event_emit(key=f"{kind}:{conversation.pk}:{event.pk}", kind=kind, occurred_at=event.created_at,
