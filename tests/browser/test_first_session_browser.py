@@ -5,9 +5,9 @@ broker and channel layer) and on PostgreSQL + Redis. Each role logs in in Chromi
 showing up without a reload ("Live" only when it does), a reply, resolve moving on, reports.
 
 CX_SCREENSHOTS=1 refreshes docs/screenshots/ from these pages."""
+import contextlib
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from playwright.sync_api import expect
+
+from tests.processes import process_group_stop, scratch_database
 
 from .conftest import CHROMIUM, CHROMIUM_ARGS
 
@@ -59,24 +61,6 @@ def _run(args, env, timeout=600):
     assert done.returncode == 0, f"{args}: {done.stdout[-2000:]}\n{done.stderr[-3000:]}"
 
 
-def _services_database():
-    """A database of the system's own on the test run's PostgreSQL server."""
-    import psycopg
-
-    parts = urlsplit(DATABASE_URL)
-    name = f"{parts.path.lstrip('/') or 'cxinbox'}_first_{os.getpid()}"
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-    def drop():
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    return urlunsplit(parts._replace(path=f"/{name}")), drop
-
-
 @pytest.fixture(scope="module", params=["embedded", "services"])
 def system(request, tmp_path_factory):
     """`make run` in a folder of its own: migrate, demo_setup, `honcho start` (Procfile)."""
@@ -87,7 +71,7 @@ def system(request, tmp_path_factory):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("DJANGO_", "PYTEST_", "CX_TEST_", "DATABASE_", "REDIS_", "DB_POOL"))}
     port = _free_port()
-    drop = None
+    database = contextlib.ExitStack()
     env.update({"DJANGO_SETTINGS_MODULE": "cxinbox.settings.base", "DEBUG": "1", "WEB_PORT": str(port),
                 "EMBEDDED_DIR": str(tmp / "embedded"), "POLL_INTERVAL_SECONDS": "3",
                 "DEMO_NETWORK_FAILURE_RATE": "0", "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"})
@@ -96,7 +80,7 @@ def system(request, tmp_path_factory):
     else:
         if not DATABASE_URL.startswith(("postgres://", "postgresql://")) or not REDIS_URL:
             pytest.skip("needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL); .ci/run sets them")
-        env["DATABASE_URL"], drop = _services_database()
+        env["DATABASE_URL"] = database.enter_context(scratch_database(DATABASE_URL, "first"))
         redis = urlsplit(REDIS_URL)
         env["REDIS_URL"] = urlunsplit(redis._replace(path="/15"))  # its own Redis database
         import redis as redis_client
@@ -122,15 +106,9 @@ def system(request, tmp_path_factory):
                 time.sleep(0.3)
         yield {"mode": mode, "base": base, "log": log}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        process_group_stop(proc)
         log.close()
-        if drop:
-            drop()
+        database.close()
 
 
 @pytest.fixture(scope="module")

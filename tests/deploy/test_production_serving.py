@@ -28,6 +28,7 @@ import requests
 from cryptography.fernet import Fernet
 
 from tests.deploy.test_production_smoke import _free_port, _log, _run
+from tests.processes import process_group_stop
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -128,12 +129,7 @@ def server(tmp_path_factory):
         yield {"port": port, "base": f"http://127.0.0.1:{port}", "log": log, "env": env, "db": name, "honcho": web.pid,
                "admin": admin, "static": tmp / "static"}
     finally:
-        os.killpg(web.pid, signal.SIGTERM)
-        try:
-            web.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(web.pid, signal.SIGKILL)
-            web.wait()
+        process_group_stop(web)
         log.close()
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -450,10 +446,5 @@ def test_the_workers_run_below_the_web_tiers_cpu_priority(server):
         assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in found} == {10}
         assert os.getpriority(os.PRIO_PROCESS, 0) == 0  # and this process, like the web tier, is not lowered
     finally:
-        os.killpg(honcho.pid, signal.SIGTERM)
-        try:
-            honcho.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(honcho.pid, signal.SIGKILL)
-            honcho.wait()
+        process_group_stop(honcho)
         log.close()

@@ -10,18 +10,17 @@ Needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL), as `.ci/run` gives it; it
 makes and drops its own database next to the test run's."""
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
 import requests
 from cryptography.fernet import Fernet
+
+from tests.processes import process_group_stop, scratch_database
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -44,15 +43,8 @@ def _free_port() -> int:
 @pytest.fixture
 def smoke_database():
     """A database of its own, next to the run's (dropped at the end, connections and all)."""
-    parts = urlsplit(DATABASE_URL)
-    name = f"{parts.path.lstrip('/') or 'cxinbox'}_smoke_{os.getpid()}"
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield urlunsplit(parts._replace(path=f"/{name}"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(DATABASE_URL, "smoke") as url:
+        yield url
 
 
 def _run(args, env, timeout=120):
@@ -144,12 +136,7 @@ def test_production_deploy_serves_pages_over_http(smoke_database, tmp_path):
         # No Celery worker runs here: that check alone may be down.
         assert health.status_code == 200 or not checks["workers"]["ok"]
     finally:
-        os.killpg(web.pid, signal.SIGTERM)
-        try:
-            web.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(web.pid, signal.SIGKILL)
-            web.wait()
+        process_group_stop(web, timeout=20)
         log.close()
 
 
