@@ -19,15 +19,17 @@ two made kombu raise and drop the task, held only in the worker's memory: a
 pushed mention lost (issue 8's flaky Redis-restart test, about 1 run in 4). The
 worker now runs such a task anyway; only this worker knows of it until it
 finishes."""
+import fcntl
 import logging
 import os
 import uuid
+from contextlib import contextmanager
 from time import monotonic
 
 from kombu.exceptions import ChannelError
 from kombu.transport import filesystem, redis, virtual
 from kombu.utils.encoding import str_to_bytes
-from kombu.utils.json import dumps
+from kombu.utils.json import dumps, loads
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +86,63 @@ class FileChannel(filesystem.Channel):
     listing the folder in between moved the still-empty file away, read nothing and died on
     JSONDecodeError ("Unrecoverable error"), and honcho stopped the whole `make run` with it
     (beat writes every few seconds). Here the message is written beside the folder, then
-    renamed into it: a reader sees the whole file or none."""
+    renamed into it: a reader sees the whole file or none.
+
+    The exchange table (which queues a message for an exchange goes to) had the same race:
+    kombu truncates the table file, then locks and writes it, so a producer reading it in
+    between read an empty file (JSONDecodeError in CI, stop 29). Tables are written the same
+    way here, to a temporary file renamed over the old one, under a lock file of their own
+    so two binds do not lose each other's queue."""
+
+    @contextmanager
+    def _table_lock(self, exchange):
+        self.control_folder.mkdir(exist_ok=True)
+        path = self._exchange_file(exchange)
+        with open(f"{path}.lock", "a") as lock_file:
+            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
+            try:
+                yield path
+            finally:
+                fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+
+    def _table_read(self, path):
+        try:
+            with open(path, "rb") as f:
+                text = f.read()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise ChannelError(f"Cannot open {path}") from exc
+        # An empty file is one an older version left half-written: no bindings yet.
+        return [filesystem.exchange_queue_t(*q) for q in loads(text)] if text.strip() else []
+
+    def _table_write(self, path, queues):
+        temporary = f"{path}.{uuid.uuid4()}.tmp"
+        try:
+            with open(temporary, "wb") as f:
+                f.write(str_to_bytes(dumps(queues)))
+            os.replace(temporary, path)
+        except OSError as exc:
+            raise ChannelError(f"Cannot write {path}") from exc
+
+    def get_table(self, exchange):
+        return self._table_read(self._exchange_file(exchange))
+
+    def _queue_bind(self, exchange, routing_key, pattern, queue):
+        binding = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
+        with self._table_lock(exchange) as path:
+            queues = self._table_read(path)
+            if binding not in queues:
+                self._table_write(path, [binding, *queues])
+
+    def _delete(self, queue, exchange, routing_key, pattern, *args, **kwargs):
+        virtual.Channel._delete(self, queue, exchange, routing_key, pattern, *args, **kwargs)
+        binding = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
+        with self._table_lock(exchange) as path:
+            queues = self._table_read(path)
+            if binding in queues:
+                queues.remove(binding)
+                self._table_write(path, queues)
 
     def _put(self, queue, payload, **kwargs):
         name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
