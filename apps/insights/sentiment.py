@@ -21,6 +21,9 @@ from .bounds import ANALYZED_CHARS, analyzed_part
 
 POSITIVE_THRESHOLD = 0.05
 NEGATIVE_THRESHOLD = -0.05
+# A compound score is stored with this many decimals (reports add them up: apps/reports/metrics.py,
+# COMPOUND_DECIMALS, reads their sums on the same grid)
+COMPOUND_DECIMALS = 4
 
 # Single words: valence on VADER's -4..+4 scale. None removes a word whose
 # everyday sentiment misleads in a message to a brand.
@@ -169,5 +172,5 @@ def label_for(compound: float | None) -> str:
 
 def sentiment_score(text: str) -> Sentiment:
     """Of the text's first ANALYZED_CHARS characters (bounds.py)."""
-    compound = round(_analyzer().polarity_scores(analyzed_part(text))["compound"], 4)
+    compound = round(_analyzer().polarity_scores(analyzed_part(text))["compound"], COMPOUND_DECIMALS)
     return Sentiment(compound, label_for(compound))

@@ -11,6 +11,9 @@ from zoneinfo import ZoneInfo
 
 POSITIVE = 0.05
 NEGATIVE = -0.05
+# The scorer's precision (apps/insights/sentiment.py, COMPOUND_DECIMALS): every stored compound is a
+# multiple of 0.0001, and so is every exact sum of them.
+COMPOUND_DECIMALS = 4
 
 
 def percentile(values: Iterable[float], q: float) -> float | None:
@@ -97,6 +100,20 @@ def net_sentiment(positive: int, negative: int, scored: int) -> float | None:
     if not scored:
         return None
     return 100.0 * (positive - negative) / scored
+
+
+def mean_compound(total: float, scored: int) -> float | None:
+    """The mean of `scored` compound scores whose float sum is `total`. A float sum depends on
+    the order it was added up in: the rollup rows' totals are summed by PostgreSQL in the order
+    it reads the rows (their place in the table, which an update or a rebuild moves), and a row's
+    own total in the order its batches came (a score added and taken out again by a spam mark is
+    not always an exact 0). Those differ by a few units in the last place, so the same messages
+    read before and after `reports_rebuild` gave means one bit apart (-0.07074285714285714 and
+    -0.07074285714285715). The exact sum is on the scores' grid (0.0001) and the error is
+    ~1e-15 of it: rounded to the grid, it is that exact sum whatever the order."""
+    if not scored:
+        return None
+    return round(total, COMPOUND_DECIMALS) / scored
 
 
 def csat_score(scores: list[float]) -> float | None:

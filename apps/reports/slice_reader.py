@@ -584,7 +584,7 @@ def sentiment_row(agg: Agg) -> dict:
         "messages": agg.n("msg_in"), "scored": scored, "positive": agg.n("msg_in_positive"),
         "negative": agg.n("msg_in_negative"), "neutral": agg.n("msg_in_neutral"),
         "net_sentiment": metrics.net_sentiment(agg.n("msg_in_positive"), agg.n("msg_in_negative"), scored),
-        "mean_compound": (agg.total["sentiment"] / scored) if scored else None,
+        "mean_compound": metrics.mean_compound(agg.total["sentiment"], scored),
     }
 
 

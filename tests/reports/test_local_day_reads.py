@@ -36,7 +36,7 @@ def _inbound(n: int, seed: int) -> list[dict]:
     for i in range(n):
         at = START + dt.timedelta(minutes=rng.randrange(35 * 24 * 60))
         account, queue = rng.choice(list(ACCOUNTS)), rng.choice(list(QUEUES))
-        value = rng.choice(scores + [rng.uniform(-1, 1)])
+        value = rng.choice(scores + [round(rng.uniform(-1, 1), 4)])  # 4 decimals, as the scorer stores
         out.append({"at": at, "channel": ACCOUNTS[account], "account_id": account, "queue_id": queue,
                     "team_id": QUEUES[queue], "agent_id": 1 + i % 4, "value": value})
         events.append(MetricEvent(key=f"in:{i}", kind="msg_in", occurred_at=at, conversation_id=i + 1, cycle=1,

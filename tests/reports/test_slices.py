@@ -266,7 +266,7 @@ def _history_over_weeks(n: int, seed: int) -> None:
         seconds = rng.lognormvariate(7, 1.2)
         events += [
             MetricEvent(key=f"open:{i}", kind="opened", occurred_at=at, **dims),
-            MetricEvent(key=f"in:{i}", kind="msg_in", occurred_at=at, value=rng.uniform(-1, 1), **dims),
+            MetricEvent(key=f"in:{i}", kind="msg_in", occurred_at=at, value=round(rng.uniform(-1, 1), 4), **dims),
             MetricEvent(key=f"frt:{i}", kind="first_response", occurred_at=at + dt.timedelta(seconds=seconds),
                         value=seconds, value_bh=seconds / 2, **dims),
             MetricEvent(key=f"res:{i}", kind="resolved", occurred_at=at + dt.timedelta(seconds=3 * seconds),
