@@ -61,6 +61,20 @@ def django_setup(db: str = BENCH_DB) -> None:
     connections["default"].settings_dict["NAME"] = db
 
 
+def production_workers() -> list[tuple[str, str, int]]:
+    """The Celery workers Procfile.production runs, as (name, queues, processes): each line
+    running `celery ... worker -Q <queues> -c ${X_CONCURRENCY:-n}`, at its default size."""
+    import re
+
+    workers = []
+    for line in (ROOT / "Procfile.production").read_text().splitlines():
+        name, _, command = line.partition(":")
+        found = re.search(r"celery -A cxinbox worker -Q (\S+) -c (?:\$\{\w+:-(\d+)\}|(\d+))", command)
+        if found and not line.startswith("#"):
+            workers.append((name.strip(), found.group(1), int(found.group(2) or found.group(3))))
+    return workers
+
+
 def pg_admin(sql: str, db_url_: str = PG_ADMIN_URL) -> None:
     import psycopg
 

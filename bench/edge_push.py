@@ -2,12 +2,13 @@
 
 A small deployment on this box, as docs/operations.md runs it: the production web tier
 (gunicorn with deploy/gunicorn.conf.py: uvicorn workers serving cxinbox.asgi, production
-settings), one Celery worker of 2 processes on every queue, and beat, on PostgreSQL and
+settings), the Celery workers of Procfile.production (one per queue group: ingest of 2
+processes, routing, outbound, and reports + default, each of 1) and beat, on PostgreSQL and
 Redis. A separate process (bench/edge_sender.py) sends signed deliveries of one tweet each
 at a steady rate, open loop; an observer here reads the database every 100 ms and notes
 when each tweet is stored and when it is routed (its routing marker gone: language,
 sentiment, rules, priority, SLA, queue and agent committed). The sender, the observer, the
-web tier, the worker and PostgreSQL share the 2 cores, as a real small deployment does.
+web tier, the workers and PostgreSQL share the 2 cores, as a real small deployment does.
 
 Beside the figures, the limits measured in the same run: the web tier alone (no worker
 running) taking deliveries as fast as it can, and PostgreSQL's raw rate of one-row
@@ -23,8 +24,8 @@ import tempfile
 import threading
 import time
 
-from .common import PY, REDIS_URL, ROOT, CpuMeter, bench_env, db_recreate, db_url, django_setup, load, log, \
-    migrate, pct
+from .common import (PY, REDIS_URL, ROOT, CpuMeter, bench_env, db_recreate, db_url, django_setup, load, log, migrate,
+                     pct, production_workers)
 
 DB = os.environ.get("BENCH_EDGE_DB", "cx_bench_edge")
 SECRET = "bench-consumer-secret"
@@ -39,7 +40,7 @@ def _free_port() -> int:
 
 
 class Deployment:
-    """The web tier, a worker and beat, started as Procfile.production starts them."""
+    """The web tier, the workers and beat, started as Procfile.production starts them."""
 
     def __init__(self, key: str, tmp: str):
         self.port = _free_port()
@@ -75,10 +76,16 @@ class Deployment:
         raise RuntimeError(f"web tier did not start: {self.tmp}/web.log")
 
     def worker_start(self) -> None:
-        # at the CPU priority Procfile.production gives the workers (WORKER_NICE, 10)
-        self._start("worker", ["nice", "-n", os.environ.get("WORKER_NICE", "10"), PY, "-m", "celery", "-A",
-                               "cxinbox", "worker", "-Q", QUEUES, "-c", "2",
-                               "-n", f"edge-{os.getpid()}@localhost", "-l", "WARNING"])
+        # The workers Procfile.production runs (one per queue group: the reports applier never takes
+        # an ingest process), at the CPU priority it gives them (WORKER_NICE, 10). BENCH_WORKERS=single:
+        # one worker of 2 processes on every queue instead (the layout of the figures before 2026-12-07).
+        nice = ["nice", "-n", os.environ.get("WORKER_NICE", "10")]
+        layout = ([("worker", QUEUES, 2)] if os.environ.get("BENCH_WORKERS") == "single"
+                  else production_workers())
+        for name, queues, processes in layout:
+            self._start(f"worker-{name}", [*nice, PY, "-m", "celery", "-A", "cxinbox", "worker", "-Q", queues,
+                                           "-c", str(processes), "-n", f"edge-{name}-{os.getpid()}@localhost",
+                                           "-l", "WARNING"])
         self._start("beat", [PY, "-m", "celery", "-A", "cxinbox", "beat", "-l", "WARNING",
                              "-s", os.path.join(self.tmp, "beat-schedule")])
 
@@ -272,14 +279,15 @@ def edge_push_bench(runs: list[tuple[float, float]], web_alone: tuple[float, flo
                     f"{r['statuses']}, {r['throughput']:.0f}/s, HTTP p50/p99 {r['http_ms']['p50']:.0f}/"
                     f"{r['http_ms']['p99']:.0f} ms, routed {r['routed']} p50/p99 {r['routed_ms']['p50']:.0f}/"
                     f"{r['routed_ms']['p99']:.0f} ms, lost {r['lost']}, CPU {r['cpu_busy']:.0%}")
-            dep.stop("worker", "beat")
+            dep.stop(*[name for name in dep.procs if name.startswith("worker")], "beat")
             r = _run_rate(dep, account_id, web_alone[0], web_alone[1], worker=False)
             res["web_alone"] = r
             log(f"web tier alone at {web_alone[0]:.0f}/s: accepted {r['accepted']}/{r['sent']} {r['statuses']}, "
                 f"{r['throughput']:.0f}/s, HTTP p50/p99 {r['http_ms']['p50']:.0f}/{r['http_ms']['p99']:.0f} ms")
         finally:
             dep.stop()
-            res["logs_tail"] = {name: _tail(os.path.join(tmp, f"{name}.log")) for name in ("web", "worker")}
+            res["logs_tail"] = {name[:-4]: _tail(os.path.join(tmp, name)) for name in os.listdir(tmp)
+                                if name.startswith(("web", "worker")) and name.endswith(".log")}
     res["insert_limit"] = insert_limit()
     log(f"raw one-row INSERT transactions into the delivery table: {res['insert_limit']['rate']:,.0f}/s")
     return res

@@ -5,6 +5,7 @@ complaints for marketing. Example posts shown to marketing are masked: handles,
 e-mail addresses, phone numbers and links are replaced."""
 from __future__ import annotations
 
+import functools
 import re
 
 from django.conf import settings
@@ -34,8 +35,20 @@ _URL = re.compile(r"https?://\S+")
 _PHONE = re.compile(r"(?<!\d)(?:\+?\d[\d ().-]{7,}\d)")
 
 
+# Compiled once: built per call (escape, then re's cache) they were ~70 searches and half
+# of the reports applier's CPU a customer message (docs/performance-history.md, 2026-12-07).
+@functools.lru_cache(maxsize=4096)
+def _term_pattern(term: str) -> re.Pattern:
+    return re.compile(r"(?<!\w)" + re.escape(term) + r"(?!\w)")
+
+
 def _has(text: str, term: str) -> bool:
-    return re.search(r"(?<!\w)" + re.escape(term) + r"(?!\w)", text) is not None
+    return _term_pattern(term).search(text) is not None
+
+
+# One search a topic: any of its words, whole (the same rule as _has, as one alternation)
+_TOPIC_PATTERNS = {topic: re.compile(r"(?<!\w)(?:" + "|".join(re.escape(w) for w in words) + r")(?!\w)")
+                   for topic, words in TOPICS.items()}
 
 
 # Every function below reads the text's first ANALYZED_CHARS characters (insights/bounds.py):
@@ -44,7 +57,7 @@ def _has(text: str, term: str) -> bool:
 
 def topics_of(text: str) -> list[str]:
     low = analyzed_part(text).lower()
-    return sorted(topic for topic, words in TOPICS.items() if any(_has(low, w) for w in words))
+    return sorted(topic for topic, pattern in _TOPIC_PATTERNS.items() if pattern.search(low))
 
 
 def is_hashtag(tag: str) -> bool:

@@ -92,3 +92,23 @@ def test_a_message_routing_never_takes_is_counted_after_ten_minutes(twitter_acco
     _ingest(twitter_account, django_capture_on_commit_callbacks)
     inbound_messages_record(now=timezone.now() + dt.timedelta(minutes=11))
     assert MetricEvent.objects.filter(kind="msg_in").count() == 2
+
+
+def _ingest_routed(account, django_capture_on_commit_callbacks, ids):
+    with mock.patch("apps.routing.services.conversations_route_later"), django_capture_on_commit_callbacks():
+        result = mentions_ingest(account=account, mentions=[_mention(str(i), COMPLAINT, str(100 + i)) for i in ids])
+    conversations_route(pairs=list(result.conversations.items()))
+
+
+def test_messages_already_counted_never_crowd_out_new_ones(queue, twitter_account,
+                                                           django_capture_on_commit_callbacks):
+    """A run takes at most `limit` messages. The ones counted already must not be among them:
+    when they were, a busy inbox (more than `limit` messages in the re-read window) had its
+    new messages counted only ~10 minutes late, the report's inbound volume that far behind."""
+    _ingest_routed(twitter_account, django_capture_on_commit_callbacks, range(1, 9))
+    assert inbound_messages_record(limit=5) == 5
+    _ingest_routed(twitter_account, django_capture_on_commit_callbacks, range(9, 11))
+    assert inbound_messages_record(limit=5) == 5  # the 3 left and the 2 new, not the 5 counted again
+    assert inbound_messages_record(limit=5) == 0
+    counted = set(MetricEvent.objects.filter(kind="msg_in").values_list("key", flat=True))
+    assert counted == {f"in:{pk}" for pk in Message.objects.values_list("pk", flat=True)}
