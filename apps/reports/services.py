@@ -406,7 +406,12 @@ def msg_in_record(*, message: Message, dims: dict, cycle: int = 0) -> MetricEven
                              value=message.sentiment, data=_msg_in_data(message))
 
 
-def inbound_messages_record(*, now: dt.datetime | None = None, limit: int = 5000,
+# Customer messages counted by one run of the applier; a run that takes this many queues the next
+# at once (reports.apply_rollups), so a busy inbox is counted at the worker's pace, not 5,000 a minute.
+INBOUND_BATCH = 5000
+
+
+def inbound_messages_record(*, now: dt.datetime | None = None, limit: int = INBOUND_BATCH,
                             rescan: dt.timedelta = dt.timedelta(minutes=10),
                             unscored_after: dt.timedelta = dt.timedelta(minutes=10)) -> int:
     """One msg_in event per inbound message, taken from Message rows by id

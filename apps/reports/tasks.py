@@ -11,12 +11,16 @@ from .digest import digests_send_weekly
 @shared_task(name="reports.apply_rollups", acks_late=True, ignore_result=True,
              autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
 def rollups_apply_task():
-    services.inbound_messages_record()
+    recorded = services.inbound_messages_record()
     handle_time.work_sessions_close_idle()
     applied = rollups.rollups_apply()
     alerts = spikes.spikes_detect()
     if applied or alerts:
         reports_warm_soon()
+    if recorded >= services.INBOUND_BATCH:
+        # More messages waiting: the next run now. Beat's one a minute counted 5,000 a minute,
+        # and a 500/s stream (30,000 a minute) left the reports further behind every minute.
+        rollups_apply_task.apply_async()
 
 
 def reports_warm_soon() -> None:

@@ -130,3 +130,19 @@ def test_the_apply_task_asks_for_a_warm_after_applying(world, settings):  # noqa
         assert warm.call_count == 1
         tasks.rollups_apply_task()  # nothing new and within the throttle: no second warm
         assert warm.call_count == 1
+
+
+@pytest.mark.django_db
+def test_a_full_batch_of_customer_messages_queues_the_next_run_at_once(monkeypatch):
+    """A busy inbox (more than a run's batch waiting) is counted run after run, not one batch
+    a minute when beat comes back (5,000 a minute fell behind a 500/s stream every minute)."""
+    from apps.reports import services
+
+    queued = []
+    monkeypatch.setattr(tasks.rollups_apply_task, "apply_async", lambda *a, **k: queued.append(k))
+    monkeypatch.setattr(services, "inbound_messages_record", lambda: services.INBOUND_BATCH)
+    tasks.rollups_apply_task()
+    assert queued == [{}]
+    monkeypatch.setattr(services, "inbound_messages_record", lambda: services.INBOUND_BATCH - 1)
+    tasks.rollups_apply_task()
+    assert queued == [{}]  # the rest fitted in this run: beat and changes ask for the next
