@@ -61,9 +61,10 @@ def django_setup(db: str = BENCH_DB) -> None:
     connections["default"].settings_dict["NAME"] = db
 
 
-def production_workers() -> list[tuple[str, str, int]]:
-    """The Celery workers Procfile.production runs, as (name, queues, processes): each line
-    running `celery ... worker -Q <queues> -c ${X_CONCURRENCY:-n}`, at its default size."""
+def production_workers() -> list[tuple[str, str, int, str]]:
+    """The Celery workers Procfile.production runs, as (name, queues, processes, nice): each line
+    running `nice -n ${X_NICE:-n} ... celery ... worker -Q <queues> -c ${X_CONCURRENCY:-n}`, at its
+    default size and the niceness its variable (else its default) gives."""
     import re
 
     workers = []
@@ -71,7 +72,9 @@ def production_workers() -> list[tuple[str, str, int]]:
         name, _, command = line.partition(":")
         found = re.search(r"celery -A cxinbox worker -Q (\S+) -c (?:\$\{\w+:-(\d+)\}|(\d+))", command)
         if found and not line.startswith("#"):
-            workers.append((name.strip(), found.group(1), int(found.group(2) or found.group(3))))
+            nice = re.search(r"nice -n \$\{(\w+):-(\d+)\}", command)
+            workers.append((name.strip(), found.group(1), int(found.group(2) or found.group(3)),
+                            os.environ.get(nice.group(1), nice.group(2)) if nice else "0"))
     return workers
 
 

@@ -144,6 +144,12 @@ class PipelineCollector:
         yield unrouted
         yield unrouted_age
 
+        uncounted = _gauge("cxinbox_reports_uncounted_oldest_age_seconds",
+                           "Seconds since the oldest customer message the reports have not counted was stored "
+                           "(0: none): how far the reports are behind the inbox.")
+        uncounted.add_metric([], selectors.reports_uncounted_age())
+        yield uncounted
+
     def _redis(self):
         broker = selectors.broker_watch()
         if broker is None:  # embedded broker (no REDIS_URL): no queue figures

@@ -13,6 +13,7 @@ from django.utils import timezone
 from apps.connectors.providers.base import InboundMention
 from apps.inbox.models import Conversation, ConversationEvent, Message
 from apps.ingest.services import mentions_ingest
+from apps.ops.selectors import reports_uncounted_age
 from apps.reports.models import MetricEvent
 from apps.reports.services import inbound_messages_record
 from apps.routing.models import UnroutedMessage
@@ -105,10 +106,13 @@ def test_messages_already_counted_never_crowd_out_new_ones(queue, twitter_accoun
     """A run takes at most `limit` messages. The ones counted already must not be among them:
     when they were, a busy inbox (more than `limit` messages in the re-read window) had its
     new messages counted only ~10 minutes late, the report's inbound volume that far behind."""
+    later = timezone.now() + dt.timedelta(minutes=1)
     _ingest_routed(twitter_account, django_capture_on_commit_callbacks, range(1, 9))
     assert inbound_messages_record(limit=5) == 5
     _ingest_routed(twitter_account, django_capture_on_commit_callbacks, range(9, 11))
+    assert reports_uncounted_age(now=later) >= 59  # what /metrics shows an operator: the reports are behind
     assert inbound_messages_record(limit=5) == 5  # the 3 left and the 2 new, not the 5 counted again
     assert inbound_messages_record(limit=5) == 0
+    assert reports_uncounted_age(now=later) == 0
     counted = set(MetricEvent.objects.filter(kind="msg_in").values_list("key", flat=True))
     assert counted == {f"in:{pk}" for pk in Message.objects.values_list("pk", flat=True)}
