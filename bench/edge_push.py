@@ -77,14 +77,15 @@ class Deployment:
 
     def worker_start(self) -> None:
         # The workers Procfile.production runs (one per queue group: the reports applier never takes
-        # an ingest process), at the CPU priority it gives each (WORKER_NICE, 10; REPORTS_NICE, 19). BENCH_WORKERS=single:
-        # one worker of 2 processes on every queue instead (the layout of the figures before 2026-12-07).
+        # an ingest process), at the CPU priority it gives each (WORKER_NICE, 10; REPORTS_NICE, 19).
+        # BENCH_WORKERS=single: one worker of 2 processes on every queue instead (the layout of the
+        # figures before 2026-12-07).
         layout = ([("worker", QUEUES, 2, os.environ.get("WORKER_NICE", "10"))]
                   if os.environ.get("BENCH_WORKERS") == "single" else production_workers())
         for name, queues, processes, nice in layout:
-            self._start(f"worker-{name}", ["nice", "-n", nice, PY, "-m", "celery", "-A", "cxinbox", "worker", "-Q", queues,
-                                           "-c", str(processes), "-n", f"edge-{name}-{os.getpid()}@localhost",
-                                           "-l", "WARNING"])
+            self._start(f"worker-{name}", ["nice", "-n", nice, PY, "-m", "celery", "-A", "cxinbox", "worker",
+                                           "-Q", queues, "-c", str(processes),
+                                           "-n", f"edge-{name}-{os.getpid()}@localhost", "-l", "WARNING"])
         self._start("beat", [PY, "-m", "celery", "-A", "cxinbox", "beat", "-l", "WARNING",
                              "-s", os.path.join(self.tmp, "beat-schedule")])
 

@@ -117,11 +117,8 @@ class FileChannel(filesystem.Channel):
         return [filesystem.exchange_queue_t(*q) for q in loads(text)] if text.strip() else []
 
     def _table_write(self, path, queues):
-        temporary = f"{path}.{uuid.uuid4()}.tmp"
         try:
-            with open(temporary, "wb") as f:
-                f.write(str_to_bytes(dumps(queues)))
-            os.replace(temporary, path)
+            _write_whole(f"{path}.{uuid.uuid4()}.tmp", path, dumps(queues))
         except OSError as exc:
             raise ChannelError(f"Cannot write {path}") from exc
 
@@ -136,6 +133,7 @@ class FileChannel(filesystem.Channel):
                 self._table_write(path, [binding, *queues])
 
     def _delete(self, queue, exchange, routing_key, pattern, *args, **kwargs):
+        # the queue's purge (virtual.Channel), not kombu's file-system table edit: this one instead
         virtual.Channel._delete(self, queue, exchange, routing_key, pattern, *args, **kwargs)
         binding = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
         with self._table_lock(exchange) as path:
@@ -149,13 +147,17 @@ class FileChannel(filesystem.Channel):
         folder = self.data_folder_out
         staging = os.path.join(os.path.dirname(os.path.abspath(folder)), "staging")
         os.makedirs(staging, exist_ok=True)
-        temporary = os.path.join(staging, name)
         try:
-            with open(temporary, "wb") as f:
-                f.write(str_to_bytes(dumps(payload)))
-            os.replace(temporary, os.path.join(folder, name))
+            _write_whole(os.path.join(staging, name), os.path.join(folder, name), dumps(payload))
         except OSError as exc:
             raise ChannelError(f"Cannot add file {name!r} to directory") from exc
+
+
+def _write_whole(temporary: str, path: str, text: str) -> None:
+    """Written beside, then renamed into place: a reader sees the whole file or the old one."""
+    with open(temporary, "wb") as f:
+        f.write(str_to_bytes(text))
+    os.replace(temporary, path)
 
 
 class FileTransport(filesystem.Transport):

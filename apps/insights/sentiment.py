@@ -21,8 +21,8 @@ from .bounds import ANALYZED_CHARS, analyzed_part
 
 POSITIVE_THRESHOLD = 0.05
 NEGATIVE_THRESHOLD = -0.05
-# A compound score is stored with this many decimals (reports add them up: apps/reports/metrics.py,
-# COMPOUND_DECIMALS, reads their sums on the same grid)
+# A compound score is stored with this many decimals (reports add them up and read the sums on the
+# same grid: apps/reports/metrics.py, mean_compound)
 COMPOUND_DECIMALS = 4
 
 # Single words: valence on VADER's -4..+4 scale. None removes a word whose

@@ -17,7 +17,7 @@ from apps.connectors.models import ChannelAccount, PushDelivery
 from apps.connectors.providers import polls
 from apps.connectors.selectors import falling_behind_seconds
 from apps.inbox.models import ConversationEvent, Message
-from apps.reports.models import MetricEvent, RollupLock
+from apps.reports.selectors import inbound_uncounted_oldest_at
 from apps.routing import routed_latency
 from apps.routing.models import UnroutedMessage
 
@@ -121,18 +121,8 @@ def unrouted_watch(*, now: dt.datetime | None = None) -> tuple[int, float]:
 def reports_uncounted_age(*, now: dt.datetime | None = None) -> float:
     """Seconds since the oldest customer message the reports have not counted yet was stored
     (0: none): how far the reports are behind the inbox (reports.apply_rollups runs on the
-    lowest-priority worker and falls behind while the box is saturated). One statement: from the
-    reports' watermark up the message table's primary key, each probed against the event key."""
-    now = now or timezone.now()
-    messages, events, lock = Message._meta.db_table, MetricEvent._meta.db_table, RollupLock._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT created_at FROM {messages} WHERE id = ("  # noqa: S608 - table names from the models
-            f"SELECT min(m.id) FROM {messages} m WHERE m.id > "
-            f"(SELECT coalesce(max(message_watermark), 0) FROM {lock}) AND m.direction = 'in' "
-            f"AND NOT EXISTS (SELECT 1 FROM {events} e WHERE e.key = 'in:' || m.id))")
-        row = cursor.fetchone()
-    return _age(now, row[0] if row else None) or 0.0
+    lowest-priority worker and falls behind while the box is saturated)."""
+    return _age(now or timezone.now(), inbound_uncounted_oldest_at()) or 0.0
 
 
 # --- Redis: the Celery queues --------------------------------------------------

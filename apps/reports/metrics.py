@@ -9,11 +9,11 @@ import math
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
+# The scorer's precision: every stored compound is a multiple of 0.0001, and so is every exact sum of them.
+from apps.insights.sentiment import COMPOUND_DECIMALS
+
 POSITIVE = 0.05
 NEGATIVE = -0.05
-# The scorer's precision (apps/insights/sentiment.py, COMPOUND_DECIMALS): every stored compound is a
-# multiple of 0.0001, and so is every exact sum of them.
-COMPOUND_DECIMALS = 4
 
 
 def percentile(values: Iterable[float], q: float) -> float | None:

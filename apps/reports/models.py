@@ -7,7 +7,8 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import CharField, F, OuterRef, Q, Value
+from django.db.models.functions import Cast, Concat
 
 from apps.inbox.models import Conversation
 
@@ -43,6 +44,11 @@ class MetricEvent(models.Model):
     def __str__(self):
         return f"{self.kind} #{self.conversation_id} @ {self.occurred_at:%Y-%m-%d %H:%M}"
 
+
+    @classmethod
+    def msg_in_of_outer_message(cls):
+        """The msg_in event of the outer query's message (for Exists): its key is f"in:{message.pk}"."""
+        return cls.objects.filter(key=Concat(Value("in:"), Cast(OuterRef("pk"), CharField())))
 
 class ConversationMetricState(models.Model):
     """Where each conversation's current cycle stands, so each fact is counted

@@ -18,15 +18,16 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
-from django.db.models import Count, Sum
+from django.db.models import Count, Exists, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from apps.inbox.models import Conversation
+from apps.inbox.models import Conversation, Message
 
 from .experience_report import customers_at_risk, experience_report, sentiment_shift
 from .gap_report import gap_report
 from .marketing_report import marketing_report
-from .models import SpikeAlert, WorkSession
+from .models import MetricEvent, RollupLock, SpikeAlert, WorkSession
 from .params import ReportParams
 from .service_report import service_report
 
@@ -82,3 +83,13 @@ def handle_time_in_progress(params: ReportParams) -> dict:
 # What pages, the API, the cache and the digest read from here (each report's own module holds the rest).
 __all__ = ["REPORTS", "ReportParams", "alerts_for_user", "customers_at_risk", "experience_report", "gap_report",
            "handle_time_in_progress", "marketing_report", "report_build", "sentiment_shift", "service_report"]
+
+
+def inbound_uncounted_oldest_at() -> dt.datetime | None:
+    """When the oldest customer message the reports have not counted yet was stored (None: none):
+    from the applier's watermark up the message table's primary key, each probed by the event's
+    unique key (services.inbound_messages_record counts them). One statement."""
+    watermark = Coalesce(Subquery(RollupLock.objects.filter(pk=1).values("message_watermark")), 0)
+    return (Message.objects.filter(pk__gt=watermark, direction=Message.Direction.INBOUND)
+            .filter(~Exists(MetricEvent.msg_in_of_outer_message())).order_by("pk")
+            .values_list("created_at", flat=True).first())

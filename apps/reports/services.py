@@ -21,8 +21,7 @@ import logging
 from django.conf import settings
 from django.core.cache import cache
 from django.db import router, transaction
-from django.db.models import CharField, Exists, OuterRef, Q, Value
-from django.db.models.functions import Cast, Concat
+from django.db.models import Exists, Q
 from django.utils import timezone
 
 from apps.core.db import rows_insert
@@ -96,17 +95,22 @@ def _state(conversation: Conversation) -> ConversationMetricState:
     return state
 
 
-def _cycle_count(conversation: Conversation, state: ConversationMetricState, dims: dict | None = None) -> None:
-    """Writes the cycle's opened/reopened event once, and a repeat contact if the
-    customer comes back within 7 days of a resolution."""
-    if state.cycle_counted:
-        return
+def _cycle_event(conversation_id: int, state: ConversationMetricState, dims: dict) -> MetricEvent:
+    """The cycle's opened/reopened event (unsaved)."""
     kind = "opened" if state.cycle == 1 else "reopened"
     # A cycle starts with the customer, not an agent (whoever the task found assigned when it
     # read the message was chance): per-agent rates count the cycles an agent handled instead.
-    dims = {**(dims or conversation_dims(conversation)), "agent_id": 0}
-    metric_event_emit(key=f"{kind}:{conversation.pk}:{state.cycle}", kind=kind, occurred_at=state.cycle_started_at,
-                      dims=dims, cycle=state.cycle)
+    return MetricEvent(key=f"{kind}:{conversation_id}:{state.cycle}", kind=kind, occurred_at=state.cycle_started_at,
+                       cycle=state.cycle, **{**dims, "agent_id": 0})
+
+
+def _cycle_count(conversation: Conversation, state: ConversationMetricState, dims: dict | None = None) -> None:
+    """Writes the cycle's opened/reopened event once (a key counted before is skipped, as
+    metric_event_emit skips it)."""
+    if state.cycle_counted:
+        return
+    rows_insert([_cycle_event(conversation.pk, state, dims or conversation_dims(conversation))],
+                ignore_conflicts=True)
     state.cycle_counted = True
     state.save(update_fields=["cycle_counted"])
     # Repeat contacts are not decided here (an agent's reopen starts a cycle too): the rollups
@@ -428,11 +432,10 @@ def inbound_messages_record(*, now: dt.datetime | None = None, limit: int = INBO
     # window's first `limit` messages (all counted already) filled every run, and above
     # ~8 messages a second (5,000 in 10 minutes) no new message was counted until it was
     # among the window's oldest, ~10 minutes late (seen at 500/s: 5,000 of 46,000 counted).
-    counted = MetricEvent.objects.filter(key=Concat(Value("in:"), Cast(OuterRef("pk"), CharField())))
     candidates = list(
         Message.objects.filter(direction=Message.Direction.INBOUND)
         .filter(Q(pk__gt=lock.message_watermark) | Q(created_at__gte=now - rescan))
-        .filter(~Exists(counted))
+        .filter(~Exists(MetricEvent.msg_in_of_outer_message()))
         .select_related("conversation__queue", "conversation__channel_account")
         # the account's encrypted secrets are not needed: decrypting them per message cost more than counting it
         .defer("conversation__channel_account__credentials", "conversation__channel_account__hook_secrets",
@@ -457,7 +460,7 @@ def inbound_messages_record(*, now: dt.datetime | None = None, limit: int = INBO
 def _messages_in_record(groups: list[list[Message]]) -> int:
     """msg_in for the messages of some conversations ([[message, ...] per
     conversation]) in one transaction: their metric states locked in one
-    statement (created where missing), each conversation's cycle counted as
+    statement (created where missing), the cycles not counted yet counted as
     _cycle_count does, the events inserted in one statement (one per message and
     per 6 queries before, issue 8). Returns how many were recorded."""
     conversations = {group[0].conversation_id: group[0].conversation for group in groups}
@@ -482,11 +485,8 @@ def _messages_in_record(groups: list[list[Message]]) -> int:
             conversation = group[0].conversation
             state = states[conversation.pk]
             dims = conversation_dims(conversation)
-            if not state.cycle_counted:  # what _cycle_count writes, for the whole batch in two statements
-                kind = "opened" if state.cycle == 1 else "reopened"
-                cycles.append(MetricEvent(key=f"{kind}:{conversation.pk}:{state.cycle}", kind=kind,
-                                          occurred_at=state.cycle_started_at, cycle=state.cycle,
-                                          **{**dims, "agent_id": 0}))
+            if not state.cycle_counted:  # _cycle_count, for the whole batch in two statements below
+                cycles.append(_cycle_event(conversation.pk, state, dims))
             events += [MetricEvent(key=f"in:{m.pk}", kind="msg_in", occurred_at=m.sent_at, cycle=state.cycle,
                                    value=m.sentiment, data=_msg_in_data(m), **dims) for m in group]
         # A key counted meanwhile (a retry, a second applier) is skipped, as metric_event_emit skips it.
