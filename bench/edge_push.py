@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -85,9 +86,31 @@ class Deployment:
         for name, queues, processes, nice in layout:
             self._start(f"worker-{name}", ["nice", "-n", nice, PY, "-m", "celery", "-A", "cxinbox", "worker",
                                            "-Q", queues, "-c", str(processes),
-                                           "-n", f"edge-{name}-{os.getpid()}@localhost", "-l", "WARNING"])
+                                           "-n", f"edge-{name}-{os.getpid()}@localhost", "-l", os.environ.get("BENCH_CELERY_LOG", "WARNING")])
         self._start("beat", [PY, "-m", "celery", "-A", "cxinbox", "beat", "-l", "WARNING",
                              "-s", os.path.join(self.tmp, "beat-schedule")])
+        self._workers_ready([f"edge-{name}-{os.getpid()}@localhost" for name, *_ in layout])
+
+    def _workers_ready(self, names: list[str], timeout: float = 120) -> None:
+        """Until every worker answers a ping: consuming, its text models loaded and its pool forked.
+        A fixed 5 s was not enough (the models take 4-9 s): the first seconds of a run went to
+        workers that were not up yet, ~7 s of arrival -> routed for the first deliveries."""
+        from cxinbox.celery import app
+
+        waiting, end = set(names), time.time() + timeout
+        while waiting and time.time() < end:
+            for reply in app.control.ping(destination=list(waiting), timeout=1.0):
+                waiting -= set(reply)
+        if waiting:
+            raise RuntimeError(f"workers not ready: {sorted(waiting)} ({self.tmp})")
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds so far of each process this deployment started, with its children
+        (gunicorn's and Celery's forked workers)."""
+        from .live_load import children, cpu_seconds
+
+        return {name: sum(cpu_seconds(pid) for pid in [proc.pid, *children(proc.pid)])
+                for name, proc in self.procs.items()}
 
     def stop(self, *names: str) -> None:
         for name in names or list(self.procs):
@@ -182,9 +205,23 @@ def _run_rate(dep: Deployment, account_id: int, rate: float, seconds: float, *, 
               worker: bool = True) -> dict:
     base_id = int(time.time() * 1000) * 1000
     obs = Observer(account_id) if worker else None
+    from .live_load import service_cpu, service_cpu_delta
+
     load_before = load()
+    split_before = (dep.cpu_seconds(), service_cpu(None), resource.getrusage(resource.RUSAGE_CHILDREN),
+                    time.process_time(), time.time())
     with CpuMeter() as cpu:
         sent = _send(dep.port, account_id, rate, seconds, base_id)
+    # where the 2 cores went over the sending: each process of the deployment, PostgreSQL and
+    # Redis, the sender (a child this process waited for) and the observer (this process)
+    procs, services, sender, me, t0 = split_before
+    elapsed = time.time() - t0
+    after = dep.cpu_seconds()
+    sender_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    split = {name: (after[name] - procs.get(name, 0.0)) / elapsed for name in after}
+    split.update({name: cpu_s / elapsed for name, cpu_s in service_cpu_delta(services, service_cpu(None)).items()})
+    split["sender"] = (sender_after.ru_utime + sender_after.ru_stime - sender.ru_utime - sender.ru_stime) / elapsed
+    split["observer"] = (time.process_time() - me) / elapsed
     rows = sent["results"]
     ok = [r for r in rows if 200 <= r[4] < 300]
     statuses: dict[str, int] = {}
@@ -198,7 +235,8 @@ def _run_rate(dep: Deployment, account_id: int, rate: float, seconds: float, *, 
            "http_ms": {"p50": pct([r[3] - r[1] for r in ok], 50) * 1000,
                        "p99": pct([r[3] - r[1] for r in ok], 99) * 1000,
                        "p50_from_write": pct([r[3] - r[2] for r in ok], 50) * 1000},
-           "cpu_busy": cpu.busy, "load": load_before, "worker": worker}
+           "cpu_busy": cpu.busy, "cpu_cores": {k: round(v, 3) for k, v in split.items()}, "load": load_before,
+           "worker": worker}
     if obs is None:
         return res
     end = time.time() + drain
@@ -267,11 +305,14 @@ def edge_push_bench(runs: list[tuple[float, float]], web_alone: tuple[float, flo
     redis.Redis.from_url(REDIS_URL).flushdb()
     res: dict = {"runs": []}
     with tempfile.TemporaryDirectory() as tmp:
+        if os.environ.get("BENCH_KEEP_LOGS"):
+            tmp = tempfile.mkdtemp(prefix="edge-logs-")
+            log("logs kept in", tmp)
         dep = Deployment(key, tmp)
         try:
             dep.web_start()
-            dep.worker_start()
-            time.sleep(5)  # the worker's processes and beat up
+            dep.worker_start()  # returns once every worker answers
+            time.sleep(2)  # beat's first due tasks
             for rate, seconds in runs:
                 r = _run_rate(dep, account_id, rate, seconds)
                 res["runs"].append(r)
@@ -279,6 +320,7 @@ def edge_push_bench(runs: list[tuple[float, float]], web_alone: tuple[float, flo
                     f"{r['statuses']}, {r['throughput']:.0f}/s, HTTP p50/p99 {r['http_ms']['p50']:.0f}/"
                     f"{r['http_ms']['p99']:.0f} ms, routed {r['routed']} p50/p99 {r['routed_ms']['p50']:.0f}/"
                     f"{r['routed_ms']['p99']:.0f} ms, lost {r['lost']}, CPU {r['cpu_busy']:.0%}")
+                log("  cores: " + ", ".join(f"{k} {v:.2f}" for k, v in r["cpu_cores"].items()))
             dep.stop(*[name for name in dep.procs if name.startswith("worker")], "beat")
             r = _run_rate(dep, account_id, web_alone[0], web_alone[1], worker=False)
             res["web_alone"] = r

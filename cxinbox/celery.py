@@ -50,6 +50,15 @@ def _warm_text_models(**_kwargs):
         logging.getLogger(__name__).warning("could not preload the text models", exc_info=True)
 
 
+@worker_init.connect
+def _cpu_priority_kept(**_kwargs):
+    """The worker's `nice` holds against the other sessions too (cxinbox/cpu_priority.py):
+    in the parent, before the pool forks, so its processes share the session's priority."""
+    from cxinbox.cpu_priority import autogroup_nice_follow
+
+    autogroup_nice_follow()
+
+
 @task_prerun.connect
 @task_postrun.connect
 def _database_connections_tidy(sender=None, **_kwargs):

@@ -9,6 +9,7 @@ import datetime as dt
 import itertools
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 
 from django.db import transaction
 from django.db.models import Q
@@ -422,13 +423,16 @@ def _facts_refold(marked: set[int], spam: set[int], batch_ids) -> set[int]:
     return customers
 
 
-def rollups_apply(*, batch_size: int = 2000, max_batches: int = 50) -> int:
+def rollups_apply(*, batch_size: int = 2000, max_batches: int = 50, pause: Callable[[], bool] | None = None) -> int:
     """Applies pending metric events to the rollups and facts, oldest first.
     One applier at a time (a locked row); each batch commits with its events
-    marked, so a crash re-applies nothing and loses nothing."""
+    marked, so a crash re-applies nothing and loses nothing. `pause`, asked between
+    batches: True stops here (the rest waits for a later run: apps/reports/pacing.py)."""
     RollupLock.objects.get_or_create(pk=1)
     applied = 0
     for _ in range(max_batches):
+        if pause is not None and pause():
+            break
         with transaction.atomic():
             lock = RollupLock.objects.select_for_update().get(pk=1)
             events = list(MetricEvent.objects.filter(rolled_up=False).order_by("id")[:batch_size])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.cache import cache
@@ -413,11 +414,13 @@ def msg_in_record(*, message: Message, dims: dict, cycle: int = 0) -> MetricEven
 # Customer messages counted by one run of the applier; a run that takes this many queues the next
 # at once (reports.apply_rollups), so a busy inbox is counted at the worker's pace, not 5,000 a minute.
 INBOUND_BATCH = 5000
+INBOUND_CONVERSATIONS_A_TRANSACTION = 200
 
 
 def inbound_messages_record(*, now: dt.datetime | None = None, limit: int = INBOUND_BATCH,
                             rescan: dt.timedelta = dt.timedelta(minutes=10),
-                            unscored_after: dt.timedelta = dt.timedelta(minutes=10)) -> int:
+                            unscored_after: dt.timedelta = dt.timedelta(minutes=10),
+                            pause: Callable[[], bool] | None = None) -> int:
     """One msg_in event per inbound message, taken from Message rows by id
     watermark once routing has run for them (no routing.UnroutedMessage row left;
     ingest stores the sentiment with the message, but the queue and team are
@@ -425,7 +428,10 @@ def inbound_messages_record(*, now: dt.datetime | None = None, limit: int = INBO
     re-read on every run: a row committed late under a lower id is still counted,
     and the unique event key makes the re-read free of double counts. A message
     routing never takes is counted as it is after 10 minutes. Also counts the
-    conversation's first cycle ("opened") with the queue routing gave it."""
+    conversation's first cycle ("opened") with the queue routing gave it. `pause`, asked
+    between transactions: True stops the run there (apps/reports/pacing.py), the watermark
+    left where it was (the next run reads the rest again; what was counted is left out).
+    Returns how many were recorded."""
     now = now or timezone.now()
     lock, _ = RollupLock.objects.get_or_create(pk=1)
     # Counted messages are left out in the query, before the limit: taken after it, the
@@ -451,8 +457,10 @@ def inbound_messages_record(*, now: dt.datetime | None = None, limit: int = INBO
         if waiting_from is None:
             watermark = max(watermark, message.pk)
     groups = list(todo.values())
-    for start in range(0, len(groups), 200):
-        recorded += _messages_in_record(groups[start:start + 200])
+    for start in range(0, len(groups), INBOUND_CONVERSATIONS_A_TRANSACTION):
+        if start and pause is not None and pause():
+            return recorded
+        recorded += _messages_in_record(groups[start:start + INBOUND_CONVERSATIONS_A_TRANSACTION])
     RollupLock.objects.filter(pk=1, message_watermark__lt=watermark).update(message_watermark=watermark)
     return recorded
 

@@ -4,16 +4,19 @@ from django.conf import settings
 from django.core.cache import cache
 
 from . import cache as report_cache
-from . import handle_time, rollups, services, spikes
+from . import handle_time, pacing, rollups, services, spikes
 from .digest import digests_send_weekly
 
 
 @shared_task(name="reports.apply_rollups", acks_late=True, ignore_result=True,
              autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
 def rollups_apply_task():
-    recorded = services.inbound_messages_record()
+    if pacing.rollups_wait_for_inbox():
+        return
+    # asked again between transactions: a run that started before a burst steps aside in it
+    recorded = services.inbound_messages_record(pause=pacing.rollups_wait_for_inbox)
     handle_time.work_sessions_close_idle()
-    applied = rollups.rollups_apply()
+    applied = rollups.rollups_apply(pause=pacing.rollups_wait_for_inbox)
     alerts = spikes.spikes_detect()
     if applied or alerts:
         reports_warm_soon()

@@ -465,4 +465,10 @@ REPORTS_BUSINESS_HOURS = {"days": [0, 1, 2, 3, 4], "opens": "09:00", "closes": "
 REPORTS_HANDLE_TIME = {"idle_seconds": 300, "max_session_seconds": 4 * 3600}
 REPORTS_KEYWORDS = env.list("REPORTS_KEYWORDS", default=["refund", "cancel", "delivery", "outage", "price", "app"])
 REPORTS_SPIKE = {"volume_factor": 3.0, "min_volume": 10, "negative_points": 25.0, "min_scored": 8}
+# The reports' applier steps aside while mentions have waited over REPORTS_YIELD_BACKLOG_SECONDS to be
+# stored or routed (0: never), trying again every REPORTS_YIELD_RETRY_SECONDS, unless the reports are
+# already REPORTS_YIELD_MAX_SECONDS behind (apps/reports/pacing.py).
+REPORTS_YIELD_BACKLOG_SECONDS = env.float("REPORTS_YIELD_BACKLOG_SECONDS", default=1.0)
+REPORTS_YIELD_RETRY_SECONDS = env.int("REPORTS_YIELD_RETRY_SECONDS", default=10)
+REPORTS_YIELD_MAX_SECONDS = env.int("REPORTS_YIELD_MAX_SECONDS", default=600)
 REPORTS_GAP_FRT_TARGET_SECONDS = env.int("REPORTS_GAP_FRT_TARGET_SECONDS", default=3600)

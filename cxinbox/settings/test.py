@@ -11,6 +11,9 @@ AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 API_THROTTLE_ANON_RATE = env("API_THROTTLE_ANON_RATE", default="100000/min")
 API_THROTTLE_USER_RATE = env("API_THROTTLE_USER_RATE", default="100000/min")
 CELERY_BEAT_SCHEDULE = {}
+# The reports' applier waits while mentions wait (apps/reports/pacing.py): off here, where a test's
+# unrouted message would hold another test's counting; tests/reports/test_pacing.py turns it on.
+REPORTS_YIELD_BACKLOG_SECONDS = env.float("REPORTS_YIELD_BACKLOG_SECONDS", default=0)
 # The demo network refuses no reply unless a test asks it to (tests/connectors/test_demo_network.py).
 DEMO_NETWORK_FAILURE_RATE = 0.0
 if not REDIS_URL:  # noqa: F405

@@ -140,9 +140,9 @@ def test_a_full_batch_of_customer_messages_queues_the_next_run_at_once(monkeypat
 
     queued = []
     monkeypatch.setattr(tasks.rollups_apply_task, "apply_async", lambda *a, **k: queued.append(k))
-    monkeypatch.setattr(services, "inbound_messages_record", lambda: services.INBOUND_BATCH)
+    monkeypatch.setattr(services, "inbound_messages_record", lambda **_: services.INBOUND_BATCH)
     tasks.rollups_apply_task()
     assert queued == [{}]
-    monkeypatch.setattr(services, "inbound_messages_record", lambda: services.INBOUND_BATCH - 1)
+    monkeypatch.setattr(services, "inbound_messages_record", lambda **_: services.INBOUND_BATCH - 1)
     tasks.rollups_apply_task()
     assert queued == [{}]  # the rest fitted in this run: beat and changes ask for the next
