@@ -15,6 +15,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.core.db import rows_insert, rows_update
+
 from . import metrics, themes
 from .metrics import (CHANNEL_ACCOUNT, CHANNEL_ACCOUNT_METRICS, HOUR_SLICE_FILTERS, SPAM_MARKS, VALUE_METRICS,
                       examples_merge)
@@ -116,8 +118,8 @@ def _apply_metric_rows(increments, grains=None) -> None:
         row.total += total
         if values or removes:
             row.values = _values_change(row.values, values, removes)
-    MetricRollup.objects.bulk_create(new, batch_size=500)
-    MetricRollup.objects.bulk_update(changed, ["count", "total", "values"], batch_size=500)
+    rows_insert(new)
+    rows_update(changed, ["count", "total", "values"], batch_size=500)
     MetricRollup.objects.filter(pk__in=gone).delete()
     _apply_slices(acc)
 
@@ -210,8 +212,8 @@ def _apply_slices(acc: dict) -> None:
                 row.values = _values_change(row.values, values, removes)
             else:  # small again after a spam mark took values out: its values from the full rows
                 row.values = _slice_values_reload(row)
-    MetricSlice.objects.bulk_create(new, batch_size=500)
-    MetricSlice.objects.bulk_update(changed, ["count", "total", "values", "hist"], batch_size=500)
+    rows_insert(new)
+    rows_update(changed, ["count", "total", "values", "hist"], batch_size=500)
     MetricSlice.objects.filter(pk__in=gone).delete()
 
 
@@ -297,9 +299,8 @@ def _apply_term_rows(effective: list[tuple[MetricEvent, int]], batch_ids, grains
         row.examples = examples_merge(kept, [x for net, x in inc["examples"].values() if net > 0])
     if short:
         _term_examples_refill(short, batch_ids)
-    TermRollup.objects.bulk_create(new, batch_size=500)
-    TermRollup.objects.bulk_update(changed, ["count", "positive", "negative", "neutral", "total", "examples"],
-                                   batch_size=500)
+    rows_insert(new)
+    rows_update(changed, ["count", "positive", "negative", "neutral", "total", "examples"], batch_size=500)
     TermRollup.objects.filter(pk__in=gone).delete()
 
 
@@ -369,9 +370,9 @@ def _apply_facts(events: list[MetricEvent], *, customers_skip=frozenset()) -> No
                     fact.first_sentiment_key, fact.first_sentiment = key, e.value
                 if key > fact.last_sentiment_key:
                     fact.last_sentiment_key, fact.last_sentiment = key, e.value
-    ConversationFact.objects.bulk_create(new_facts.values(), batch_size=500)
+    rows_insert(new_facts.values())
     fields = [f.name for f in ConversationFact._meta.fields if not f.primary_key]
-    ConversationFact.objects.bulk_update([f for k, f in facts.items() if k not in new_facts], fields, batch_size=500)
+    rows_update([f for k, f in facts.items() if k not in new_facts], fields, batch_size=500)
     _fold_customers([e for e in events if e.kind == "msg_in" and e.customer_id and e.conversation_id
                      and e.customer_id not in customers_skip])
 
@@ -399,10 +400,9 @@ def _fold_customers(events: list[MetricEvent]) -> None:
                 cust.last_conversation_id = e.conversation_id
             cust.last_contact_at = e.occurred_at
             cust.channel = e.channel
-    CustomerFact.objects.bulk_create(new_customers.values(), batch_size=500)
+    rows_insert(new_customers.values())
     cfields = [f.name for f in CustomerFact._meta.fields if not f.primary_key]
-    CustomerFact.objects.bulk_update([c for k, c in customers.items() if k not in new_customers], cfields,
-                                     batch_size=500)
+    rows_update([c for k, c in customers.items() if k not in new_customers], cfields, batch_size=500)
 
 
 def _facts_refold(marked: set[int], spam: set[int], batch_ids) -> set[int]:
