@@ -16,7 +16,7 @@ from django.utils import timezone
 from apps.connectors.models import ChannelAccount, PushDelivery
 from apps.connectors.providers.base import mention_from_dict
 from apps.connectors.push import PUSH_INGEST_TASK, push_ingest_flag, push_ingest_queue
-from apps.core.db import commit_without_flush_wait
+from apps.core.db import bitmap_scans_off, commit_without_flush_wait
 from apps.core.kv import kv_delete
 from apps.core.task_queue import task_named
 
@@ -172,7 +172,7 @@ def _push_deliveries_take(delivery_id: int, account_id: int, *, batch: int, max_
                       .exclude(pk=delivery_id).order_by("account_id", "pk"))
         wanted = batch - len(deliveries)
         try:
-            with transaction.atomic():  # a savepoint: rolled back if more are locked than fit
+            with transaction.atomic(), bitmap_scans_off():  # a savepoint: rolled back if more are locked than fit
                 found = list(neighbours.annotate(n=_MentionCount("mentions"))
                              .filter(n__lte=max_mentions)[:wanted])
                 fits, total = [], 0

@@ -157,3 +157,25 @@ def test_any_lookup_finds_what_in_finds_with_one_parameter():
         list(Conversation.objects.filter(pk__any=ids))
     if connection.vendor == "postgresql":
         assert "= ANY(" in queries[0]["sql"] and " IN (" not in queries[0]["sql"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a PostgreSQL planner setting")
+def test_bitmap_scans_off_holds_inside_and_is_put_back_after_and_on_a_savepoint_rollback():
+    from django.db import transaction
+
+    from apps.core.db import bitmap_scans_off
+
+    def setting():
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW enable_bitmapscan")
+            return cursor.fetchone()[0]
+
+    with transaction.atomic():
+        with bitmap_scans_off():
+            assert setting() == "off"
+        assert setting() == "on"
+        with pytest.raises(ZeroDivisionError):
+            with transaction.atomic(), bitmap_scans_off():
+                assert setting() == "off"
+                1 / 0
+        assert setting() == "on"  # the savepoint's rollback put it back
