@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Exists, Min, OuterRef
 from django.utils import timezone
 
+from apps.core.db import rows_update
 from apps.inbox.models import Conversation, Message, Status
 
 from . import calendar as cal
@@ -190,6 +191,7 @@ def priorities_age(*, now: dt.datetime | None = None, batch: int = 500) -> int:
             states = list(ConversationRouting.objects.select_for_update(of=("self",))
                           .filter(conversation_id__in=locked)
                           .annotate(answered=Exists(answered)).select_related("conversation"))
+            moved = []
             for state in states:
                 conversation = state.conversation
                 if state.answered:
@@ -198,12 +200,16 @@ def priorities_age(*, now: dt.datetime | None = None, batch: int = 500) -> int:
                                  waiting_minutes=minutes_since(state.waiting_since, now))
                 old_bucket = conversation.priority_bucket
                 if priority_apply(conversation, state, inputs, trail, why="aging"):
-                    Conversation.objects.filter(pk=conversation.pk).update(
-                        priority=conversation.priority, priority_bucket=conversation.priority_bucket)
-                    changed += 1
+                    moved.append(conversation)
                     if conversation.priority_bucket != old_bucket:
                         trail.push("priority_changed", conversation.pk, priority_bucket=conversation.priority_bucket)
-                state.save(update_fields=["inputs", "reasons", "bucket_set", "waiting_since", "updated_at"])
+                state.updated_at = now
+            # Two statements a batch: row by row this was two a conversation, and with 40,000 waiting
+            # (a team over capacity) a run held a routing worker and PostgreSQL ~15 s, its batches'
+            # locks in the way of ingest routing the same conversations' new messages
+            rows_update(moved, ["priority", "priority_bucket"])
+            rows_update(states, ["inputs", "reasons", "bucket_set", "waiting_since", "updated_at"])
+            changed += len(moved)
             trail.write()
     return changed
 

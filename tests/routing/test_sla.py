@@ -132,3 +132,21 @@ def test_aging_can_cross_a_bucket(queue, mention, minutes_ago):
     priorities_age(now=timezone.now() + dt.timedelta(days=1))
     conv.refresh_from_db()
     assert conv.priority_bucket < before
+
+
+def test_aging_a_backlog_costs_a_few_statements_a_batch_not_two_a_conversation(queue, mention, minutes_ago):
+    """A team over capacity keeps thousands waiting: every 5 minutes each climbs. Written a batch
+    at a time (row by row, 40,000 waiting held a routing worker ~15 s and locked their rows
+    against ingest); each conversation still gets its own score."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    convs = [mention(f"@acme order {n} is late", sent_at=minutes_ago(n)) for n in range(1, 31)]
+    before = {c.pk: c.priority for c in convs}
+    with CaptureQueriesContext(connection) as queries:
+        assert priorities_age(now=timezone.now() + dt.timedelta(hours=3)) == 30
+    assert len(queries) <= 12  # the ids, then per batch: savepoint, locks, states, 2 writes, the trail
+    after = dict(Conversation.objects.filter(pk__in=before).values_list("pk", "priority"))
+    assert all(after[pk] > before[pk] for pk in before)
+    assert ConversationRouting.objects.filter(pk__in=before, updated_at__gte=timezone.now() + dt.timedelta(hours=2)
+                                              ).count() == 30
