@@ -127,8 +127,10 @@ def _edge_lines(r: dict) -> list[str]:
     lines = ["## Push over HTTP, from the edge (targets: >= 1,000 deliveries/s accepted, 0 lost, 0 errors; "
              "arrival -> routed p99 <= 1 s at 200/s for 5 min, <= 2 s at 500/s)", "",
              "A small deployment on this box: the production web tier (gunicorn + uvicorn workers of "
-             "`deploy/gunicorn.conf.py`, production settings), one Celery worker of 2 processes on every queue and "
-             "beat, PostgreSQL and Redis. A separate process sends signed X Account Activity deliveries (one tweet "
+             "`deploy/gunicorn.conf.py`, production settings), the Celery workers of `Procfile.production` (ingest "
+             "of 2 processes, routing, outbound, reports + default; each at its niceness, held across sessions) "
+             f"and beat, PostgreSQL (autovacuum {r.get('autovacuum', 'as the server has it')}) and Redis, started "
+             "once every worker answers a ping. A separate process sends signed X Account Activity deliveries (one tweet "
              "each: 60% a new customer, 25% a reply in the customer's thread, 15% a returning customer) to "
              "`/hooks/twitter/<account>/` at a steady rate, open loop (a late answer never slows the offered "
              "rate; HTTP latency timed from each delivery's due time). An observer reads the database every "
@@ -145,6 +147,12 @@ def _edge_lines(r: dict) -> list[str]:
             f"**{x['routed_ms']['p50']:,.0f} / {x['routed_ms']['p99']:,.0f}** | {x['lost']} | "
             f"{x['cpu_busy']:.0%} | {x['load']} |")
     lines.append("")
+    split = [x for x in r.get("runs", []) if x.get("cpu_cores")]
+    if split:
+        lines.append("Where the cores went while sending (CPU seconds a second): "
+                     + "; ".join(f"{x['rate']:,.0f}/s: " + ", ".join(f"{k} {v:.2f}" for k, v in x["cpu_cores"].items()
+                                                                     if v >= 0.005) for x in split) + ".")
+        lines.append("")
     alone, ins = r.get("web_alone"), r.get("insert_limit")
     if alone or ins:
         lines.append("The limits beside it, same run:")
