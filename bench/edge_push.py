@@ -87,7 +87,8 @@ class Deployment:
         for name, queues, processes, nice in layout:
             self._start(f"worker-{name}", ["nice", "-n", nice, PY, "-m", "celery", "-A", "cxinbox", "worker",
                                            "-Q", queues, "-c", str(processes),
-                                           "-n", f"edge-{name}-{os.getpid()}@localhost", "-l", os.environ.get("BENCH_CELERY_LOG", "WARNING")])
+                                           "-n", f"edge-{name}-{os.getpid()}@localhost",
+                                           "-l", os.environ.get("BENCH_CELERY_LOG", "WARNING")])
         self._start("beat", [PY, "-m", "celery", "-A", "cxinbox", "beat", "-l", "WARNING",
                              "-s", os.path.join(self.tmp, "beat-schedule")])
         self._workers_ready([f"edge-{name}-{os.getpid()}@localhost" for name, *_ in layout])

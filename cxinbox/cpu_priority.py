@@ -35,9 +35,12 @@ def autogroup_nice_follow() -> int | None:
     """Sets this process's session's autogroup to the process's niceness, when it is positive
     and this process leads the session. Returns the niceness set, else None."""
     nice = os.getpriority(os.PRIO_PROCESS, 0)
-    if nice <= 0 or os.getsid(0) != os.getpid() or autogroup_nice_read() is None:
+    if nice <= 0 or os.getsid(0) != os.getpid():
         return None
-    if autogroup_nice_read() != nice:
+    current = autogroup_nice_read()
+    if current is None:  # no autogroups here (kernel, container): plain nice already holds
+        return None
+    if current != nice:
         try:
             with open(AUTOGROUP, "w") as f:
                 f.write(str(nice))

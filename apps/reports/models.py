@@ -44,11 +44,11 @@ class MetricEvent(models.Model):
     def __str__(self):
         return f"{self.kind} #{self.conversation_id} @ {self.occurred_at:%Y-%m-%d %H:%M}"
 
-
     @classmethod
     def msg_in_of_outer_message(cls):
         """The msg_in event of the outer query's message (for Exists): its key is f"in:{message.pk}"."""
         return cls.objects.filter(key=Concat(Value("in:"), Cast(OuterRef("pk"), CharField())))
+
 
 class ConversationMetricState(models.Model):
     """Where each conversation's current cycle stands, so each fact is counted

@@ -5,8 +5,8 @@ mention, much of it in PostgreSQL, where the reports worker's `nice` does not re
 mentions wait to be stored or routed, a run of the applier only makes them wait longer, so it
 steps aside and tries again shortly; the reports catch up once the inbox has. It never waits
 for longer than REPORTS_YIELD_MAX_SECONDS behind: on a box saturated for good the reports
-still count (and /metrics shows how far behind they are). Measured on the edge bench:
-docs/performance.md, "Reports under a burst"."""
+still count (and /metrics shows how far behind they are). docs/operations.md, "Reports under a
+burst"; measured on the edge bench: docs/performance-history.md, 2026-12-07 third session."""
 from __future__ import annotations
 
 import logging
@@ -33,7 +33,7 @@ def rollups_wait_for_inbox() -> bool:
     behind = (now - oldest).total_seconds() if oldest else 0.0
     if behind >= settings.REPORTS_YIELD_MAX_SECONDS:
         return False
-    retry = settings.REPORTS_YIELD_RETRY_SECONDS
+    retry = max(1, settings.REPORTS_YIELD_RETRY_SECONDS)  # 0 would re-run it at once, over and over
     if cache.add("reports:yield-retry", 1, timeout=retry):  # one later run, however many stepped aside
         task_named("reports.apply_rollups").apply_async(countdown=retry)
     log.info("reports wait for the inbox (mentions waiting over %s s; the reports %.0f s behind)", backlog, behind)

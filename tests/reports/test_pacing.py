@@ -137,3 +137,14 @@ def test_a_run_that_began_before_a_burst_steps_aside_between_transactions(world,
     assert all(_counted(m) for m in (first, second, third))
     inbound = Message.objects.filter(direction=Message.Direction.INBOUND).count()
     assert MetricEvent.objects.filter(kind="msg_in").count() == inbound  # the world's history too, each once
+
+
+def test_a_retry_setting_of_zero_still_waits_a_second(world, settings):  # noqa: F811
+    """REPORTS_YIELD_RETRY_SECONDS=0 would queue the next run at once, and that one the next: a
+    loop as long as the burst. At least a second between them."""
+    settings.REPORTS_YIELD_RETRY_SECONDS = 0
+    _customer_message(world, "late6")
+    _delivery(world, age=5)
+    with _apply_later() as later:
+        tasks.rollups_apply_task()
+    assert [c.kwargs for c in later.call_args_list] == [{"countdown": 1}]
