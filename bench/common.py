@@ -1,6 +1,7 @@
 """Shared helpers for the benchmarks: environment, databases, machine state, percentiles."""
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import subprocess
@@ -76,6 +77,42 @@ def production_workers() -> list[tuple[str, str, int, str]]:
             workers.append((name.strip(), found.group(1), int(found.group(2) or found.group(3)),
                             os.environ.get(nice.group(1), nice.group(2)) if nice else "0"))
     return workers
+
+
+def workers_ready(names: list[str], where: str = "", timeout: float = 120) -> None:
+    """Until every Celery worker named answers a ping: consuming, its text models loaded and its
+    pool forked. A fixed 5 s was not enough (the models take 4-9 s): the first seconds of a run
+    went to workers that were not up yet, ~7 s of arrival -> routed for the first deliveries."""
+    from celery import Celery
+
+    app = Celery(broker=REDIS_URL)  # the deployment's broker: no Django settings needed here
+    waiting, end = set(names), time.time() + timeout
+    while waiting and time.time() < end:
+        for reply in app.control.ping(destination=list(waiting), timeout=1.0):
+            waiting -= set(reply)
+    if waiting:
+        raise RuntimeError(f"workers not ready: {sorted(waiting)} ({where})")
+
+
+@contextlib.contextmanager
+def autovacuum_on():
+    """PostgreSQL as a deployment runs it: autovacuum (and its ANALYZE) on. A server with it off
+    (this box's is) keeps every dead row of a run and plans on statistics of the empty tables the
+    run started from; turned on for the run (ALTER SYSTEM, reloaded) and put back after."""
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        was = conn.execute("show autovacuum").fetchone()[0]
+        if was == "on":
+            yield "on"
+            return
+        conn.execute("alter system set autovacuum = on")
+        conn.execute("select pg_reload_conf()")
+        try:
+            yield "on for the run (the server's setting: off)"
+        finally:
+            conn.execute("alter system reset autovacuum")
+            conn.execute("select pg_reload_conf()")
 
 
 def pg_admin(sql: str, db_url_: str = PG_ADMIN_URL) -> None:

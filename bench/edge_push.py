@@ -15,7 +15,6 @@ running) taking deliveries as fast as it can, and PostgreSQL's raw rate of one-r
 INSERT transactions into the delivery table."""
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import resource
@@ -26,8 +25,8 @@ import tempfile
 import threading
 import time
 
-from .common import (PG_ADMIN_URL, PY, REDIS_URL, ROOT, CpuMeter, bench_env, db_recreate, db_url, django_setup, load,
-                     log, migrate, pct, production_workers)
+from .common import (PY, REDIS_URL, ROOT, CpuMeter, autovacuum_on, bench_env, db_recreate, db_url, django_setup, load,
+                     log, migrate, pct, production_workers, workers_ready)
 
 DB = os.environ.get("BENCH_EDGE_DB", "cx_bench_edge")
 SECRET = "bench-consumer-secret"
@@ -91,20 +90,7 @@ class Deployment:
                                            "-l", os.environ.get("BENCH_CELERY_LOG", "WARNING")])
         self._start("beat", [PY, "-m", "celery", "-A", "cxinbox", "beat", "-l", "WARNING",
                              "-s", os.path.join(self.tmp, "beat-schedule")])
-        self._workers_ready([f"edge-{name}-{os.getpid()}@localhost" for name, *_ in layout])
-
-    def _workers_ready(self, names: list[str], timeout: float = 120) -> None:
-        """Until every worker answers a ping: consuming, its text models loaded and its pool forked.
-        A fixed 5 s was not enough (the models take 4-9 s): the first seconds of a run went to
-        workers that were not up yet, ~7 s of arrival -> routed for the first deliveries."""
-        from cxinbox.celery import app
-
-        waiting, end = set(names), time.time() + timeout
-        while waiting and time.time() < end:
-            for reply in app.control.ping(destination=list(waiting), timeout=1.0):
-                waiting -= set(reply)
-        if waiting:
-            raise RuntimeError(f"workers not ready: {sorted(waiting)} ({self.tmp})")
+        workers_ready([f"edge-{name}-{os.getpid()}@localhost" for name, *_ in layout], self.tmp)
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU seconds so far of each process this deployment started, with its children
@@ -297,27 +283,6 @@ def insert_limit(seconds: float = 5, threads: int = 16) -> dict:
     with psycopg.connect(db_url(DB), autocommit=True) as conn:
         conn.execute(f"delete from {PushDelivery._meta.db_table} where status = 'pending'")
     return {"threads": threads, "rows": sum(counts), "rate": sum(counts) / seconds, "load": load_before}
-
-
-@contextlib.contextmanager
-def autovacuum_on():
-    """PostgreSQL as a deployment runs it: autovacuum (and its ANALYZE) on. A server with it off
-    (this box's is) keeps every dead row of a run and plans on statistics of the empty tables the
-    run started from; turned on for the run (ALTER SYSTEM, reloaded) and put back after."""
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        was = conn.execute("show autovacuum").fetchone()[0]
-        if was == "on":
-            yield "on"
-            return
-        conn.execute("alter system set autovacuum = on")
-        conn.execute("select pg_reload_conf()")
-        try:
-            yield "on for the run (the server's setting: off)"
-        finally:
-            conn.execute("alter system reset autovacuum")
-            conn.execute("select pg_reload_conf()")
 
 
 def edge_push_bench(runs: list[tuple[float, float]], web_alone: tuple[float, float] = (2000, 10)) -> dict:

@@ -1,9 +1,11 @@
 """The live inbox under a team (issue 19): a real small deployment on this box, as
 Procfile.production runs it: the web tier (gunicorn + uvicorn workers of
-deploy/gunicorn.conf.py, production settings, cxinbox.asgi) on a local port, one Celery
-worker (2 processes, the queues production uses) on Redis, PostgreSQL. TEAMS teams of
-AGENTS agents, each team with its queue and its X account (a routing rule sends each
-account's mentions to its team's queue, round robin among the team's online agents).
+deploy/gunicorn.conf.py, production settings, cxinbox.asgi) on a local port, the Celery
+workers of Procfile.production (ingest of 2 processes, routing, outbound, reports + default;
+each in a session of its own at its niceness) and beat on Redis, PostgreSQL with autovacuum on
+(turned on for the run if the server has it off). TEAMS teams of AGENTS agents, each team with
+its queue and its X account (a routing rule sends each account's mentions to its team's queue,
+round robin among the team's online agents).
 
 The load comes from bench/live_load.py in a process of its own: every agent on the inbox
 websocket and refreshing the list page every 30 s, mentions arriving as signed X Account
@@ -16,9 +18,9 @@ restart (SIGHUP) until every socket is back.
     python -m bench.live_inbox [--seconds 60] [--rate 100]    (make bench runs it as the part "live")
     python -m bench.live_inbox --send-refetches to_30s        (the pages also send live.js's refetches)
 
-Environment: WORKER_NICE (10, as Procfile.production runs the workers: below the web tier's CPU
-priority; 0 for the workers at the web tier's), BENCH_LIVE_DB (cx_live_bench), BENCH_LIVE_PORT (18110), BENCH_REDIS_URL (a Redis
-DB of its own: flushed at start)."""
+Environment: WORKER_NICE and REPORTS_NICE (Procfile.production's, 10 and 19), BENCH_WORKERS=single
+(one worker of 2 processes on every queue, no beat: the layout of the figures before 2026-12-08), BENCH_LIVE_DB (cx_live_bench), BENCH_LIVE_PORT (18110), BENCH_REDIS_URL (a
+Redis DB of its own: flushed at start)."""
 from __future__ import annotations
 
 import argparse
@@ -34,7 +36,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from .common import PY, REDIS_URL, ROOT, db_recreate, db_url, load, log, migrate, pct
+from .common import (PY, REDIS_URL, ROOT, autovacuum_on, db_recreate, db_url, load, log, migrate, pct,
+                     production_workers, workers_ready)
 
 LIVE_DB = os.environ.get("BENCH_LIVE_DB", "cx_live_bench")
 PORT = int(os.environ.get("BENCH_LIVE_PORT", "18110"))
@@ -122,14 +125,15 @@ def _wait_port(proc: subprocess.Popen, port: int, logfile: Path, timeout: float 
             time.sleep(0.3)
 
 
-def _stop(proc: subprocess.Popen | None) -> None:
-    if proc is None or proc.poll() is not None:
+def _stop(proc: subprocess.Popen) -> None:
+    """The process and what it forked (its session: a Celery worker's pool, gunicorn's workers)."""
+    if proc.poll() is not None:
         return
-    proc.send_signal(signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(40)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
 
@@ -139,8 +143,15 @@ def _redis_flush() -> None:
     redis.Redis.from_url(REDIS_URL).flushdb()  # the bench's own DB: stale groups, queues, cache
 
 
-def live_bench(*, seconds: float = 60, rate: float = RATE, teams: int = TEAMS, agents: int = AGENTS,
-               send_refetches: str | None = None) -> dict:
+def live_bench(**kwargs) -> dict:
+    with autovacuum_on() as autovacuum:
+        result = _live_bench(**kwargs)
+    result["autovacuum"] = autovacuum
+    return result
+
+
+def _live_bench(*, seconds: float = 60, rate: float = RATE, teams: int = TEAMS, agents: int = AGENTS,
+                send_refetches: str | None = None) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="cx-live-"))
     env = server_env(tmp)
     log(f"live: fresh database {LIVE_DB}, {teams} teams x {agents} agents")
@@ -154,30 +165,47 @@ def live_bench(*, seconds: float = 60, rate: float = RATE, teams: int = TEAMS, a
     plan.update({"db": LIVE_DB, "port": PORT, "rate": rate, "seconds": seconds, "list_every": LIST_EVERY,
                  "list_path": LIST_PATH, "tail_seconds": TAIL_SECONDS, "send_refetches": send_refetches})
 
-    web = worker = None
-    web_log, worker_log = ROOT / "bench" / ".live-web.log", ROOT / "bench" / ".live-worker.log"
+    single = os.environ.get("BENCH_WORKERS") == "single"
+    layout = ([("worker", WORKER_QUEUES, 2, os.environ.get("WORKER_NICE", "10"))] if single
+              else production_workers())
+    procs: dict[str, subprocess.Popen] = {}
+    logs = ROOT / "bench"
+
+    def start(name: str, cmd: list[str]) -> subprocess.Popen:
+        # a session of its own, as honcho starts each Procfile line (the workers' niceness then
+        # reaches their autogroup: cxinbox/cpu_priority.py)
+        procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(logs / f".live-{name}.log", "w"),
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        return procs[name]
+
     try:
-        worker = subprocess.Popen(
-            ["nice", "-n", os.environ.get("WORKER_NICE", "10"), PY, "-m", "celery", "-A", "cxinbox", "worker",
-             "-Q", WORKER_QUEUES, "-c", "2", "-n",
-             f"live-{os.getpid()}@%h", "-l", "WARNING", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=env, stdout=open(worker_log, "w"), stderr=subprocess.STDOUT)
-        web = subprocess.Popen([PY, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "cxinbox.asgi:application"],
-                               cwd=ROOT, env=env, stdout=open(web_log, "w"), stderr=subprocess.STDOUT)
-        _wait_port(web, PORT, web_log)
-        time.sleep(3)  # both workers loaded the app
-        plan["master_pid"], plan["worker_pid"] = web.pid, worker.pid
+        for name, queues, processes, nice in layout:
+            start(f"worker-{name}", ["nice", "-n", nice, PY, "-m", "celery", "-A", "cxinbox", "worker", "-Q", queues,
+                                     "-c", str(processes), "-n", f"live-{name}-{os.getpid()}@%h", "-l", "WARNING",
+                                     "--without-gossip", "--without-mingle"])
+        if not single:
+            start("beat", [PY, "-m", "celery", "-A", "cxinbox", "beat", "-l", "WARNING",
+                           "-s", str(tmp / "beat-schedule")])
+        web = start("web", [PY, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "cxinbox.asgi:application"])
+        _wait_port(web, PORT, logs / ".live-web.log")
+        workers_ready([f"live-{name}-{os.getpid()}@{socket.gethostname()}" for name, *_ in layout], str(logs))
+        time.sleep(3)  # both web workers loaded the app
+        plan["master_pid"] = web.pid
+        plan["worker_pids"] = {name: proc.pid for name, proc in procs.items() if name != "web"}
         plan_file, out_file = tmp / "plan.json", tmp / "out.json"
         plan_file.write_text(json.dumps(plan))
         load_before = load()
-        log(f"live: {len(plan['agents'])} sockets, {rate:g} mentions/s for {seconds:g} s, web on :{PORT}")
+        log(f"live: {len(plan['agents'])} sockets, {rate:g} mentions/s for {seconds:g} s, web on :{PORT}, "
+            f"workers {', '.join(f'{n} ({q}, {c} x nice {nice})' for n, q, c, nice in layout)}"
+            + ("" if single else " and beat"))
         subprocess.run([PY, "-m", "bench.live_load", str(plan_file), str(out_file)], cwd=ROOT, check=True,
                        timeout=seconds + 400)
         raw = json.loads(out_file.read_text())
     finally:
-        _stop(web)
-        _stop(worker)
+        for proc in procs.values():
+            _stop(proc)
     result = analyse(plan, raw)
+    result["workers"] = [{"name": n, "queues": q, "processes": c, "nice": nice} for n, q, c, nice in layout]
     result.update({"load": load_before, "cores": len(os.sched_getaffinity(0)), "teams": teams, "agents_per_team": agents, "rate": rate, "seconds": seconds,
                    "list_every": LIST_EVERY, "targets": TARGETS})
     return result
@@ -280,7 +308,10 @@ def summary_lines(r: dict) -> list[str]:
         f"(p50 {rs['reconnect_p50_s']:.1f} s), close codes {rs['close_codes']}, handshake failures "
         f"{rs['handshake_failures']}",
         f"CPU: machine {r['cpu']['machine_busy']:.0%} busy; web workers {r['cpu']['web_workers_cpu_s'] / r['cpu']['seconds']:.2f} "
-        f"cores, Celery worker {r['cpu']['celery_cpu_s'] / r['cpu']['seconds']:.2f}, PostgreSQL "
+        f"cores, Celery {r['cpu']['celery_cpu_s'] / r['cpu']['seconds']:.2f} ("
+        + ", ".join(f"{name} {cpu / r['cpu']['seconds']:.2f}"
+                    for name, cpu in r['cpu'].get('celery_split_cpu_s', {}).items())
+        + "), PostgreSQL "
         f"{r['cpu'].get('postgres_cpu_s', float('nan')) / r['cpu']['seconds']:.2f}, Redis "
         f"{r['cpu'].get('redis-server_cpu_s', float('nan')) / r['cpu']['seconds']:.2f}, load generator {r['cpu']['load_generator_cpu_s'] / r['cpu']['seconds']:.2f} cores",
     ]

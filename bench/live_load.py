@@ -372,9 +372,13 @@ class Run:
 
         lists = [asyncio.create_task(self.list_loop(i)) for i in agents]
         await asyncio.sleep(2)
-        celery = plan["worker_pid"]
+        workers = plan["worker_pids"]  # name -> pid: the Celery workers and beat
+
+        def workers_cpu() -> dict[str, float]:
+            return {name: sum(map(cpu_seconds, [pid, *children(pid)])) for name, pid in workers.items()}
+
         cpu_before = {"load": cpu_seconds(me), "web": sum(map(cpu_seconds, children(master))),
-                      "celery": sum(map(cpu_seconds, [celery, *children(celery)])),
+                      "celery": workers_cpu(),
                       "services": service_cpu(plan.get("db"))}
         stat0 = _proc_stat()
         start = time.time() + 0.5
@@ -394,7 +398,9 @@ class Run:
         out["cpu"] = {"machine_busy": _busy(stat0, _proc_stat()), "seconds": time.time() - start,
                       "load_generator_cpu_s": cpu_seconds(me) - cpu_before["load"],
                       "web_workers_cpu_s": sum(map(cpu_seconds, children(master))) - cpu_before["web"],
-                      "celery_cpu_s": sum(map(cpu_seconds, [celery, *children(celery)])) - cpu_before["celery"],
+                      "celery_cpu_s": sum(workers_cpu().values()) - sum(cpu_before["celery"].values()),
+                      "celery_split_cpu_s": {name: cpu - cpu_before["celery"][name]
+                                             for name, cpu in workers_cpu().items()},
                       **{f"{name}_cpu_s": seconds for name, seconds in
                          service_cpu_delta(cpu_before["services"], service_cpu(plan.get("db"))).items()}}
         out["memory_loaded"] = workers_memory(master)

@@ -72,6 +72,20 @@ def _matrix_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _live_workers(r: dict) -> str:
+    """The Celery side of a live run as it ran: Procfile.production's workers (since 2026-12-08) or,
+    in runs before that and BENCH_WORKERS=single, one worker on every queue."""
+    workers = r.get("workers")
+    if not workers:
+        return "one Celery worker (2 processes, every queue)"
+    if len(workers) == 1:
+        w = workers[0]
+        return f"one Celery worker ({w['processes']} processes, every queue, nice {w['nice']}), no beat"
+    return ("the Celery workers of `Procfile.production` ("
+            + ", ".join(f"{w['name']} of {w['processes']} at nice {w['nice']}" for w in workers)
+            + "; each in a session of its own) and beat")
+
+
 def _live_lines(r: dict) -> list[str]:
     """The live inbox under a team (bench/live_inbox.py, issue 19)."""
     t, m, rs, cpu = r["targets"], r["memory"], r["restart"], r["cpu"]
@@ -80,8 +94,9 @@ def _live_lines(r: dict) -> list[str]:
         f"## The live inbox under a team (targets: arrival -> the right sockets p99 <= {t['socket_p99_ms']} ms, "
         f"list page p95 <= {t['list_p95_ms']} ms, {t['wrong_team_events']} events to another team)", "",
         f"A small deployment on this box: the web tier as shipped (gunicorn + uvicorn workers of "
-        f"`deploy/gunicorn.conf.py`, production settings), one Celery worker (2 processes, every queue), "
-        f"PostgreSQL, Redis. {r['teams']} teams of {r['agents_per_team']} agents, each team with its queue and its "
+        f"`deploy/gunicorn.conf.py`, production settings), {_live_workers(r)}, PostgreSQL "
+        f"(autovacuum {r.get('autovacuum', 'as the server has it')}), Redis. {r['teams']} teams of "
+        f"{r['agents_per_team']} agents, each team with its queue and its "
         f"X account (a rule routes the account to the queue, round robin); the load from another process "
         f"(`bench/live_load.py`): {agents} agents on `ws/inbox/`, each GETting the list page every "
         f"{r['list_every']} s (staggered), and signed X Account Activity deliveries (one new customer's tweet "
@@ -113,8 +128,12 @@ def _live_lines(r: dict) -> list[str]:
         f"({rs['reconnected']}/{rs['sockets']}, p50 {_f(rs['reconnect_p50_s'], '{:.1f}')} s; close codes "
         f"{', '.join(rs['close_codes'])}; {rs['handshake_failures']} failed handshakes retried) |",
         f"| CPU over the run | machine {cpu['machine_busy']:.0%} busy of {r.get('cores', 2)} cores; web workers "
-        f"{cpu['web_workers_cpu_s'] / cpu['seconds']:.2f} cores, Celery worker "
-        f"{cpu.get('celery_cpu_s', float('nan')) / cpu['seconds']:.2f}, PostgreSQL "
+        f"{cpu['web_workers_cpu_s'] / cpu['seconds']:.2f} cores, Celery "
+        f"{cpu.get('celery_cpu_s', float('nan')) / cpu['seconds']:.2f}"
+        + (" (" + ", ".join(f"{name} {v / cpu['seconds']:.2f}" for name, v in cpu["celery_split_cpu_s"].items()) + ")"
+           if cpu.get("celery_split_cpu_s") else "")
+        + ", PostgreSQL "
+        f"{cpu.get('postgres_cpu_s', float('nan')) / cpu['seconds']:.2f}, Redis "
         f"{cpu.get('postgres_cpu_s', float('nan')) / cpu['seconds']:.2f}, Redis "
         f"{cpu.get('redis-server_cpu_s', float('nan')) / cpu['seconds']:.2f}, load generator "
         f"{cpu['load_generator_cpu_s'] / cpu['seconds']:.2f}; load {r['load']} |",

@@ -6,4 +6,4 @@ class CoreConfig(AppConfig):
     label = "core"
 
     def ready(self):
-        from . import lookups  # noqa: F401 - registers the `__any` lookup
+        from . import checks, lookups  # noqa: F401 - registers the system checks and the `__any` lookup
