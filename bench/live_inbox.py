@@ -19,7 +19,8 @@ restart (SIGHUP) until every socket is back.
     python -m bench.live_inbox --send-refetches to_30s        (the pages also send live.js's refetches)
 
 Environment: WORKER_NICE and REPORTS_NICE (Procfile.production's, 10 and 19), BENCH_WORKERS=single
-(one worker of 2 processes on every queue, no beat: the layout of the figures before 2026-12-08), BENCH_LIVE_DB (cx_live_bench), BENCH_LIVE_PORT (18110), BENCH_REDIS_URL (a
+(one worker of 2 processes on every queue, no beat: the layout of the live figures up to the third
+session of 2026-12-07), BENCH_LIVE_DB (cx_live_bench), BENCH_LIVE_PORT (18110), BENCH_REDIS_URL (a
 Redis DB of its own: flushed at start)."""
 from __future__ import annotations
 

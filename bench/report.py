@@ -73,8 +73,9 @@ def _matrix_lines(rows: list[dict]) -> list[str]:
 
 
 def _live_workers(r: dict) -> str:
-    """The Celery side of a live run as it ran: Procfile.production's workers (since 2026-12-08) or,
-    in runs before that and BENCH_WORKERS=single, one worker on every queue."""
+    """The Celery side of a live run as it ran: Procfile.production's workers (from the fourth
+    session of 2026-12-07) or, in runs before that and with BENCH_WORKERS=single, one worker on
+    every queue."""
     workers = r.get("workers")
     if not workers:
         return "one Celery worker (2 processes, every queue)"
