@@ -395,12 +395,13 @@ class Run:
             for rule in rules:
                 rule.until(out["window"][1])
             out["refetches"][name] = sum(start <= at <= out["window"][1] for rule in rules for at in rule.times)
+        workers_after = workers_cpu()
         out["cpu"] = {"machine_busy": _busy(stat0, _proc_stat()), "seconds": time.time() - start,
                       "load_generator_cpu_s": cpu_seconds(me) - cpu_before["load"],
                       "web_workers_cpu_s": sum(map(cpu_seconds, children(master))) - cpu_before["web"],
-                      "celery_cpu_s": sum(workers_cpu().values()) - sum(cpu_before["celery"].values()),
+                      "celery_cpu_s": sum(workers_after.values()) - sum(cpu_before["celery"].values()),
                       "celery_split_cpu_s": {name: cpu - cpu_before["celery"][name]
-                                             for name, cpu in workers_cpu().items()},
+                                             for name, cpu in workers_after.items()},
                       **{f"{name}_cpu_s": seconds for name, seconds in
                          service_cpu_delta(cpu_before["services"], service_cpu(plan.get("db"))).items()}}
         out["memory_loaded"] = workers_memory(master)

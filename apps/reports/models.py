@@ -283,7 +283,7 @@ class RollupLock(models.Model):
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     applied_total = models.BigIntegerField(default=0)
-    # Inbound messages up to this id have their msg_in event (see services.inbound_messages_record).
+    # Inbound messages up to this id have their msg_in event (see inbound.inbound_messages_record).
     message_watermark = models.BigIntegerField(default=0)
     last_run_at = models.DateTimeField(null=True, blank=True)
     # Part of the report cache's key (apps/reports/cache.py): renewed by a rebuild, so

@@ -88,7 +88,7 @@ __all__ = ["REPORTS", "ReportParams", "alerts_for_user", "customers_at_risk", "e
 def inbound_uncounted_oldest_at() -> dt.datetime | None:
     """When the oldest customer message the reports have not counted yet was stored (None: none):
     from the applier's watermark up the message table's primary key, each probed by the event's
-    unique key (services.inbound_messages_record counts them). One statement."""
+    unique key (inbound.inbound_messages_record counts them). One statement."""
     watermark = Coalesce(Subquery(RollupLock.objects.filter(pk=1).values("message_watermark")), 0)
     return (Message.objects.filter(pk__gt=watermark, direction=Message.Direction.INBOUND)
             .filter(~Exists(MetricEvent.msg_in_of_outer_message())).order_by("pk")

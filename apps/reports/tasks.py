@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from . import cache as report_cache
-from . import handle_time, pacing, rollups, services, spikes
+from . import handle_time, inbound, pacing, rollups, spikes
 from .digest import digests_send_weekly
 
 
@@ -14,13 +14,13 @@ def rollups_apply_task():
     if pacing.rollups_wait_for_inbox():
         return
     # asked again between transactions: a run that started before a burst steps aside in it
-    recorded = services.inbound_messages_record(pause=pacing.rollups_wait_for_inbox)
+    recorded = inbound.inbound_messages_record(pause=pacing.rollups_wait_for_inbox)
     handle_time.work_sessions_close_idle()
     applied = rollups.rollups_apply(pause=pacing.rollups_wait_for_inbox)
     alerts = spikes.spikes_detect()
     if applied or alerts:
         reports_warm_soon()
-    if recorded >= services.INBOUND_BATCH:
+    if recorded >= inbound.INBOUND_BATCH:
         # More messages waiting: the next run now. Beat's one a minute counted 5,000 a minute,
         # and a 500/s stream (30,000 a minute) left the reports further behind every minute.
         rollups_apply_task.apply_async()

@@ -26,9 +26,7 @@ from apps.inbox import sending
 from apps.inbox import services as inbox
 from apps.inbox.models import CannedResponse, Conversation, Message
 from apps.ingest.services import mentions_ingest
-from apps.reports import handle_time, rollups
-from apps.reports import services as reports
-from apps.reports import surveys
+from apps.reports import handle_time, inbound, rollups, surveys
 from apps.reports.models import Survey
 from apps.routing.models import BusinessHours, Holiday, RoutingRule, SlaPolicy
 from apps.routing.sla import sla_breaches_check
@@ -239,7 +237,7 @@ class Player:
         sla_breaches_check(now=self.clock.moment)
 
     def reports_task(self):
-        reports.inbound_messages_record()
+        inbound.inbound_messages_record()
         handle_time.work_sessions_close_idle()
         rollups.rollups_apply()
 

@@ -14,9 +14,7 @@ from apps.inbox import services as inbox
 from apps.inbox.events import event_record
 from apps.inbox.models import Conversation, Message
 from apps.ingest.services import mentions_ingest
-from apps.reports import handle_time, rollups
-from apps.reports import services as reports
-from apps.reports import surveys
+from apps.reports import handle_time, inbound, rollups, surveys
 from apps.routing.models import UnroutedMessage
 
 UTC = dt.timezone.utc
@@ -117,7 +115,7 @@ class History:
     def roll_up(self, when: dt.datetime):
         """What the reports task does on its schedule."""
         with clock(when):
-            reports.inbound_messages_record()
+            inbound.inbound_messages_record()
             handle_time.work_sessions_close_idle()
             rollups.rollups_apply()
 

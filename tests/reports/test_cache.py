@@ -136,13 +136,13 @@ def test_the_apply_task_asks_for_a_warm_after_applying(world, settings):  # noqa
 def test_a_full_batch_of_customer_messages_queues_the_next_run_at_once(monkeypatch):
     """A busy inbox (more than a run's batch waiting) is counted run after run, not one batch
     a minute when beat comes back (5,000 a minute fell behind a 500/s stream every minute)."""
-    from apps.reports import services
+    from apps.reports import inbound
 
     queued = []
     monkeypatch.setattr(tasks.rollups_apply_task, "apply_async", lambda *a, **k: queued.append(k))
-    monkeypatch.setattr(services, "inbound_messages_record", lambda **_: services.INBOUND_BATCH)
+    monkeypatch.setattr(inbound, "inbound_messages_record", lambda **_: inbound.INBOUND_BATCH)
     tasks.rollups_apply_task()
     assert queued == [{}]
-    monkeypatch.setattr(services, "inbound_messages_record", lambda **_: services.INBOUND_BATCH - 1)
+    monkeypatch.setattr(inbound, "inbound_messages_record", lambda **_: inbound.INBOUND_BATCH - 1)
     tasks.rollups_apply_task()
     assert queued == [{}]  # the rest fitted in this run: beat and changes ask for the next

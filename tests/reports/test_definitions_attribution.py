@@ -22,8 +22,7 @@ from apps.inbox import sending as inbox_sending
 from apps.inbox import services as inbox
 from apps.inbox.models import Conversation, Message
 from apps.ingest.services import mentions_ingest
-from apps.reports import rollups
-from apps.reports import services as reports
+from apps.reports import inbound, rollups
 from apps.routing.models import SlaPolicy
 from apps.routing.services import conversation_route
 from apps.routing.sla import sla_breaches_check
@@ -160,10 +159,10 @@ def world(db):
             elif action == "reopen":
                 inbox.conversation_status_set(conversation=fresh(name), status="open", actor=agent)
             # the reports task runs between the changes, as on its schedule
-            reports.inbound_messages_record()
+            inbound.inbound_messages_record()
             rollups.rollups_apply()
     with clock(at(4, 1)):
-        reports.inbound_messages_record(now=at(4, 1))
+        inbound.inbound_messages_record(now=at(4, 1))
         rollups.rollups_apply()
     return agents
 

@@ -117,9 +117,9 @@ def test_a_run_that_began_before_a_burst_steps_aside_between_transactions(world,
     """The applier asks again after each transaction: the first conversation's messages are
     counted, then a delivery has waited over a second and the rest wait for the next run, which
     counts them (nothing counted twice, nothing skipped: the watermark did not move)."""
-    from apps.reports import services
+    from apps.reports import inbound as counting
 
-    monkeypatch.setattr(services, "INBOUND_CONVERSATIONS_A_TRANSACTION", 1)
+    monkeypatch.setattr(counting, "INBOUND_CONVERSATIONS_A_TRANSACTION", 1)
     first, second, third = (_customer_message(world, name) for name in ("b1", "b2", "b3"))
     asked = []
 
@@ -130,10 +130,10 @@ def test_a_run_that_began_before_a_burst_steps_aside_between_transactions(world,
         return inbox_behind(seconds=1)
 
     with _apply_later():
-        assert services.inbound_messages_record(pause=burst_after_the_first) == 1
+        assert counting.inbound_messages_record(pause=burst_after_the_first) == 1
     assert [_counted(m) for m in (first, second, third)] == [True, False, False]
     PushDelivery.objects.update(status=PushDelivery.Status.DONE)
-    assert services.inbound_messages_record(pause=burst_after_the_first) == 2
+    assert counting.inbound_messages_record(pause=burst_after_the_first) == 2
     assert all(_counted(m) for m in (first, second, third))
     inbound = Message.objects.filter(direction=Message.Direction.INBOUND).count()
     assert MetricEvent.objects.filter(kind="msg_in").count() == inbound  # the world's history too, each once

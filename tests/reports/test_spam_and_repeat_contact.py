@@ -25,8 +25,7 @@ from apps.inbox import sending as inbox_sending
 from apps.inbox import services as inbox
 from apps.inbox.models import Conversation, Message
 from apps.ingest.services import mentions_ingest
-from apps.reports import handle_time
-from apps.reports import services as reports
+from apps.reports import handle_time, inbound
 from apps.reports.rollups import rollups_apply
 from apps.routing import sla
 from apps.routing.models import RoutingRule, SlaPolicy
@@ -68,7 +67,7 @@ class Script:
     def reports_task(self, when):
         """What reports.apply_rollups does on its schedule."""
         with clock(when):
-            reports.inbound_messages_record(now=when)
+            inbound.inbound_messages_record(now=when)
             handle_time.work_sessions_close_idle()
             rollups_apply()
 

@@ -14,8 +14,8 @@ from apps.connectors.providers.base import InboundMention
 from apps.inbox.models import Conversation, ConversationEvent, Message
 from apps.ingest.services import mentions_ingest
 from apps.ops.selectors import reports_uncounted_age
+from apps.reports.inbound import inbound_messages_record
 from apps.reports.models import MetricEvent
-from apps.reports.services import inbound_messages_record
 from apps.routing.models import UnroutedMessage
 from apps.routing.selectors import messages_unrouted
 from apps.routing.services import conversations_route

@@ -4,7 +4,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from apps.reports import rollups, services
+from apps.reports import inbound, rollups
 from apps.reports.models import RollupLock
 
 
@@ -16,7 +16,7 @@ class Command(BaseCommand):
         recorded = 0
         while True:  # catch up on inbound messages, 5000 at a time, until the watermark stops
             before = RollupLock.objects.get_or_create(pk=1)[0].message_watermark
-            recorded += services.inbound_messages_record()
+            recorded += inbound.inbound_messages_record()
             if RollupLock.objects.get(pk=1).message_watermark == before:
                 break
         applied = rollups.rollups_rebuild()
